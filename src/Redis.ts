@@ -1,0 +1,483 @@
+/**
+ * The shared store: a tenant-scoped Redis speaking the lockstep protocol (claim, renew, commit,
+ * release), or an in-memory store with the same semantics for a single process.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { Redis as IORedis, type RedisOptions } from "ioredis"
+import * as Breaker from "./internal/breaker.js"
+import * as Keys from "./internal/keys.js"
+import * as MemoryStore from "./internal/memoryStore.js"
+import * as Scripts from "./internal/scripts.js"
+
+/**
+ * A value as the store keeps it: the encoded payload and the window it belongs to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stored {
+  /** The value, encoded by the memo's `Schema` and serialised as JSON. */
+  readonly data: string
+  readonly bucket: number
+  /** The fencing token of the claim that produced it (0 for a value produced without Redis). */
+  readonly fence: number
+  readonly windowMs: number
+  readonly computedAt: number
+}
+
+/**
+ * The outcome of a claim, with the store's clock and whatever value it holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Claim =
+  | { readonly _tag: "Fresh"; readonly now: number; readonly stored: Stored }
+  | { readonly _tag: "Busy"; readonly now: number; readonly stored: Option.Option<Stored>; readonly ttlMs: number }
+  | {
+    readonly _tag: "Backoff"
+    readonly now: number
+    readonly stored: Option.Option<Stored>
+    readonly ttlMs: number
+  }
+  | {
+    readonly _tag: "Acquired"
+    readonly now: number
+    readonly stored: Option.Option<Stored>
+    readonly bucket: number
+    readonly fence: number
+  }
+
+/**
+ * The outcome of a commit. A refused commit says why and carries the newer value it lost to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Commit =
+  | { readonly _tag: "Committed"; readonly now: number }
+  | {
+    readonly _tag: "Refused"
+    readonly reason: "older" | "fenced" | "future"
+    readonly now: number
+    readonly stored: Option.Option<Stored>
+  }
+
+/**
+ * Redis could not be reached, did not answer in time, or answered something unexpected. The
+ * cache degrades on it; callers of `memo` never see it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisError extends Data.TaggedError("RedisError")<{
+  readonly reason: "Unavailable" | "Timeout" | "CircuitOpen" | "Protocol"
+  readonly operation: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Redis ${this.operation}: ${this.reason}${this.cause instanceof Error ? ` (${this.cause.message})` : ""}`
+  }
+}
+
+/**
+ * Configuration that cannot describe a working store (bad tenant, port, TLS flag, …).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisConfigError extends Data.TaggedError("RedisConfigError")<{
+  readonly message: string
+}> {}
+
+/**
+ * The store operations of the fleet protocol, all for one tenant. Keys are the cache's own
+ * (unescaped) keys; the store maps them to its key layout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Store {
+  readonly tenant: string
+  /** `"redis"` or `"memory"`, for logs and metrics. */
+  readonly kind: "redis" | "memory"
+  readonly get: (key: string) => Effect.Effect<{ readonly now: number; readonly stored: Option.Option<Stored> }, RedisError>
+  readonly claim: (key: string, options: {
+    readonly windowMs: number
+    readonly leaseMs: number
+    readonly token: string
+    /** Take the lock even when a fresh value is stored (that value could not be decoded). */
+    readonly force: boolean
+  }) => Effect.Effect<Claim, RedisError>
+  /** `true` while the lock is still ours; `false` is a definitive loss. */
+  readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>
+  /** `token` is `undefined` for a value produced while Redis was unreachable, offered back. */
+  readonly commit: (key: string, value: Stored, token: string | undefined) => Effect.Effect<Commit, RedisError>
+  /** Drops our lock, or turns it into a back-off marker when `backoffMs > 0`. */
+  readonly release: (key: string, token: string, backoffMs: number) => Effect.Effect<void, RedisError>
+  /** The breaker's state (always `"closed"` for the in-memory store). */
+  readonly health: Effect.Effect<Breaker.State>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Redis extends Context.Tag("lockstep/Redis")<Redis, Store>() {}
+
+/**
+ * Connection and protocol options for the ioredis layer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** ioredis options; lockstep overrides the ones that make ioredis queue or retry commands. */
+  readonly redis?: Omit<RedisOptions, "replyMapping"> | undefined
+  readonly tenant?: string | undefined
+  /** Per-command time limit inside ioredis (default 500 ms). */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How long layer construction waits for the first connection before going on degraded. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Consecutive failures that open the breaker (default 3). */
+  readonly breakerThreshold?: number | undefined
+  /** How long the breaker stays open before a probe (default 1 s). */
+  readonly breakerCooldown?: Duration.DurationInput | undefined
+}
+
+/**
+ * The options that keep ioredis from queueing or retrying: a request must never wait behind a
+ * reconnect, and a frozen server must cost at most `commandTimeout`.
+ *
+ * @since 0.1.0
+ */
+export const failFastOptions = (commandTimeoutMs: number) => ({
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  enableReadyCheck: true,
+  commandTimeout: commandTimeoutMs,
+  connectTimeout: 2_000,
+  retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000)
+} as const)
+
+const validateTenant = (tenant: string): Effect.Effect<string, RedisConfigError> =>
+  tenant.length === 0 || tenant.length > 128
+    ? Effect.fail(new RedisConfigError({ message: `TENANT must be 1 to 128 characters, got ${JSON.stringify(tenant)}` }))
+    : Effect.succeed(tenant)
+
+// ---------------------------------------------------------------------------------------------
+// replies
+
+const parseStored = (reply: ReadonlyArray<string>, at: number): Option.Option<Stored> => {
+  if (reply.length < at + 5) return Option.none()
+  const bucket = Number(reply[at])
+  const fence = Number(reply[at + 1])
+  const windowMs = Number(reply[at + 2])
+  const computedAt = Number(reply[at + 3])
+  const data = reply[at + 4]!
+  return Number.isSafeInteger(bucket) && Number.isSafeInteger(fence) && Number.isSafeInteger(windowMs) &&
+      windowMs > 0 && Number.isFinite(computedAt)
+    ? Option.some({ data, bucket, fence, windowMs, computedAt })
+    : Option.none()
+}
+
+const asReply = (operation: string, raw: unknown): Effect.Effect<ReadonlyArray<string>, RedisError> =>
+  Array.isArray(raw) && raw.length >= 2 && raw.every((x) => typeof x === "string" || Buffer.isBuffer(x))
+    ? Effect.succeed(raw.map(String))
+    : Effect.fail(new RedisError({ reason: "Protocol", operation, cause: raw }))
+
+/** @internal */
+export const decodeClaim = (r: ReadonlyArray<string>): Claim | undefined => {
+  const now = Number(r[1])
+  switch (r[0]) {
+    case "fresh": {
+      const stored = parseStored(r, 2)
+      return Option.isSome(stored) ? { _tag: "Fresh", now, stored: stored.value } : undefined
+    }
+    case "busy":
+    case "backoff":
+      return {
+        _tag: r[0] === "busy" ? "Busy" : "Backoff",
+        now,
+        ttlMs: Math.max(0, Number(r[2])),
+        stored: parseStored(r, 3)
+      }
+    case "acquired":
+      return { _tag: "Acquired", now, bucket: Number(r[2]), fence: Number(r[3]), stored: parseStored(r, 4) }
+  }
+  return undefined
+}
+
+/** @internal */
+export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
+  const now = Number(r[1])
+  switch (r[0]) {
+    case "committed":
+      return { _tag: "Committed", now }
+    case "older":
+    case "fenced":
+    case "future":
+      return { _tag: "Refused", reason: r[0], now, stored: parseStored(r, 2) }
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// ioredis
+
+type ScriptRunner = (name: keyof typeof Scripts, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
+
+const defineScripts = (client: IORedis): ScriptRunner => {
+  for (const [name, lua] of Object.entries(Scripts)) {
+    const numberOfKeys = name === "get" || name === "renew" || name === "release" ? 1 : 3
+    client.defineCommand(`lockstep_${name}`, { numberOfKeys, lua })
+  }
+  return (name, keys, args) =>
+    (client as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[`lockstep_${name}`]!(
+      ...keys,
+      ...args
+    )
+}
+
+/**
+ * Builds a `Store` over an ioredis client (a standalone client, a `Cluster` or a Sentinel-backed
+ * client: anything that runs `defineCommand` scripts).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (
+  client: IORedis,
+  options: {
+    readonly tenant: string
+    readonly breakerThreshold?: number | undefined
+    readonly breakerCooldown?: Duration.DurationInput | undefined
+    readonly onBreakerChange?: (state: Breaker.State) => void
+  }
+): Store => {
+  const run = defineScripts(client)
+  const breaker = Breaker.make({
+    threshold: options.breakerThreshold ?? 3,
+    cooldownMs: Duration.toMillis(options.breakerCooldown ?? "1 second"),
+    ...(options.onBreakerChange ? { onChange: options.onBreakerChange } : {})
+  })
+  const call = <A>(
+    operation: keyof typeof Scripts,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>,
+    decode: (r: ReadonlyArray<string>) => A | undefined
+  ): Effect.Effect<A, RedisError> =>
+    breaker.guard(
+      Effect.tryPromise({
+        try: () => run(operation, keys, args),
+        catch: (cause) =>
+          new RedisError({
+            reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
+            operation,
+            cause
+          })
+      }).pipe(
+        Effect.flatMap((raw) => asReply(operation, raw)),
+        Effect.flatMap((r) => {
+          const decoded = decode(r)
+          return decoded === undefined
+            ? Effect.fail(new RedisError({ reason: "Protocol", operation, cause: r }))
+            : Effect.succeed(decoded)
+        })
+      ),
+      () => new RedisError({ reason: "CircuitOpen", operation })
+    )
+
+  const tenant = options.tenant
+  return {
+    tenant,
+    kind: "redis",
+    get: (key) => {
+      const k = Keys.make(tenant, key)
+      return call("get", [k.value], [], (r) => ({ now: Number(r[1]), stored: parseStored(r, 2) }))
+    },
+    claim: (key, o) => {
+      const k = Keys.make(tenant, key)
+      return call("claim", [k.value, k.lock, k.fence], [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0"], decodeClaim)
+    },
+    renew: (key, token, leaseMs) =>
+      call("renew", [Keys.make(tenant, key).lock], [token, leaseMs], (r) => r[0] === "held"),
+    commit: (key, value, token) => {
+      const k = Keys.make(tenant, key)
+      return call(
+        "commit",
+        [k.value, k.lock, k.fence],
+        [value.bucket, value.fence, value.windowMs, value.computedAt, value.data, token ?? ""],
+        decodeCommit
+      )
+    },
+    release: (key, token, backoffMs) =>
+      call("release", [Keys.make(tenant, key).lock], [token, Math.max(0, Math.round(backoffMs))], () => undefined)
+        .pipe(Effect.asVoid),
+    health: breaker.state
+  }
+}
+
+/**
+ * Connects an ioredis client as a scoped resource: connected when the scope opens (or left
+ * reconnecting in the background when Redis is down, so the process starts degraded rather than
+ * not at all), quit when it closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Scope.Scope> => {
+  const commandTimeoutMs = Duration.toMillis(options.commandTimeout ?? "500 millis")
+  return Effect.acquireRelease(
+    Effect.sync(() => {
+      const client = new IORedis({
+        ...options.redis,
+        ...failFastOptions(commandTimeoutMs),
+        lazyConnect: false
+      })
+      // Without a listener, a connection error would be an uncaught "error" event.
+      client.on("error", () => {})
+      return client
+    }),
+    (client) =>
+      Effect.promise(() => client.quit().catch(() => undefined)).pipe(
+        Effect.timeout("1 second"),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => client.disconnect()))
+      )
+  ).pipe(
+    Effect.tap((client) =>
+      Effect.async<void>((resume) => {
+        if (client.status === "ready") return resume(Effect.void)
+        const done = () => resume(Effect.void)
+        client.once("ready", done)
+        return Effect.sync(() => client.off("ready", done))
+      }).pipe(
+        Effect.timeoutOption(options.connectTimeout ?? "2 seconds"),
+        Effect.tap((ready) =>
+          Option.isNone(ready)
+            ? Effect.logWarning("lockstep: Redis is not reachable yet; serving degraded until it is")
+            : Effect.void
+        )
+      )
+    )
+  )
+}
+
+/**
+ * Builds the Redis-backed store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Store, RedisConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const tenant = yield* validateTenant(options.tenant ?? "default")
+    const client = yield* connect(options)
+    return fromClient(client, {
+      tenant,
+      breakerThreshold: options.breakerThreshold,
+      breakerCooldown: options.breakerCooldown
+    })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Redis, RedisConfigError> =>
+  Layer.scoped(Redis, make(options))
+
+/**
+ * The in-memory store: the same protocol on a map in this process, with time from `Clock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (options: { readonly tenant?: string | undefined } = {}): Effect.Effect<Store, RedisConfigError> =>
+  Effect.map(validateTenant(options.tenant ?? "default"), (tenant) => MemoryStore.make(tenant))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Redis> = Layer.effect(Redis, Effect.orDie(makeMemory()))
+
+/**
+ * The environment the Redis layers read.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config = Config.all({
+  host: Config.option(Config.string("REDIS_HOST")),
+  port: Config.port("REDIS_PORT").pipe(Config.withDefault(6379)),
+  username: Config.option(Config.string("REDIS_USERNAME")),
+  password: Config.option(Config.redacted("REDIS_PASSWORD")),
+  db: Config.integer("REDIS_DB").pipe(
+    Config.validate({ message: "REDIS_DB must be between 0 and 15", validation: (n) => n >= 0 && n <= 15 }),
+    Config.withDefault(0)
+  ),
+  tls: Config.boolean("REDIS_TLS").pipe(Config.withDefault(false)),
+  tenant: Config.string("TENANT").pipe(Config.withDefault("default"))
+})
+
+const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string): Options => ({
+  tenant: c.tenant,
+  redis: {
+    host,
+    port: c.port,
+    db: c.db,
+    ...(Option.isSome(c.username) ? { username: c.username.value } : {}),
+    ...(Option.isSome(c.password) ? { password: Redacted.value(c.password.value) } : {}),
+    ...(c.tls ? { tls: {} } : {})
+  }
+})
+
+/**
+ * Redis from the environment (`REDIS_HOST`, `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`,
+ * `REDIS_DB`, `REDIS_TLS`, `TENANT`). `REDIS_HOST` is required.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<Redis, RedisConfigError | Config.ConfigError> = Layer.scoped(
+  Redis,
+  Effect.gen(function*() {
+    const c = yield* config
+    if (Option.isNone(c.host)) {
+      return yield* new RedisConfigError({ message: "REDIS_HOST is not set" })
+    }
+    return yield* make(optionsFromConfig(c, c.host.value))
+  })
+)
+
+/**
+ * Redis when `REDIS_HOST` is set, otherwise the in-memory store with one warning: the same
+ * program runs on a laptop and in the fleet.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromEnv: Layer.Layer<Redis, RedisConfigError | Config.ConfigError> = Layer.scoped(
+  Redis,
+  Effect.gen(function*() {
+    const c = yield* config
+    if (Option.isSome(c.host)) return yield* make(optionsFromConfig(c, c.host.value))
+    yield* Effect.logWarning(
+      "lockstep: REDIS_HOST is not set; using the in-memory store (one process, no fleet coordination)"
+    )
+    return yield* makeMemory({ tenant: c.tenant })
+  })
+)

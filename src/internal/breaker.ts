@@ -1,0 +1,60 @@
+/**
+ * A consecutive-failure circuit breaker. While open, calls fail at once without touching the
+ * network, so a dead Redis costs the request path nothing. After `cooldownMs` one call is let
+ * through (half-open); its success closes the breaker, its failure opens it again.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+
+export type State = "closed" | "open" | "half-open"
+
+export interface Breaker {
+  readonly guard: <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E) => Effect.Effect<A, E>
+  readonly state: Effect.Effect<State>
+}
+
+export const make = (options: {
+  readonly threshold: number
+  readonly cooldownMs: number
+  readonly onChange?: (state: State) => void
+}): Breaker => {
+  let failures = 0
+  let openUntil = 0
+  let current: State = "closed"
+  const set = (next: State) => {
+    if (next !== current) {
+      current = next
+      options.onChange?.(next)
+    }
+  }
+  const stateAt = (now: number): State =>
+    failures < options.threshold ? "closed" : now < openUntil ? "open" : "half-open"
+
+  const guard = <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E): Effect.Effect<A, E> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const state = stateAt(now)
+      if (state === "open") return Effect.fail(onOpen())
+      if (state === "half-open") {
+        // one probe at a time: hold the breaker open while it runs
+        openUntil = now + options.cooldownMs
+        set("half-open")
+      }
+      return Effect.tapBoth(effect, {
+        onSuccess: () =>
+          Effect.sync(() => {
+            failures = 0
+            set("closed")
+          }),
+        onFailure: () =>
+          Effect.map(Clock.currentTimeMillis, (at) => {
+            failures++
+            if (failures >= options.threshold) {
+              openUntil = at + options.cooldownMs
+              set("open")
+            }
+          })
+      })
+    })
+
+  return { guard, state: Effect.map(Clock.currentTimeMillis, stateAt) }
+}

@@ -1,0 +1,27 @@
+/**
+ * One private redis-server and one MariaDB for the whole run. Tests read their ports with
+ * `inject("redisPort")` / `inject("mariadbPort")`; tests that need a server of their own (fault
+ * injection, clusters) start it with `./services.js`.
+ */
+import type { TestProject } from "vitest/node"
+import { startMariadb, startRedis, type Server } from "./services.js"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    redisPort: number
+    mariadbPort: number
+  }
+}
+
+let servers: Array<Server> = []
+
+export async function setup(project: TestProject) {
+  const [redis, mariadb] = await Promise.all([startRedis(), startMariadb()])
+  servers = [redis, mariadb]
+  project.provide("redisPort", redis.port)
+  project.provide("mariadbPort", mariadb.port)
+}
+
+export async function teardown() {
+  await Promise.all(servers.map((s) => s.stop()))
+}
