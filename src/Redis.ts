@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -452,7 +453,7 @@ const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Redis, RedisConfigError | Config.ConfigError> = Layer.scoped(
+export const layerConfig: Layer.Layer<Redis, RedisConfigError | ConfigError.ConfigError> = Layer.scoped(
   Redis,
   Effect.gen(function*() {
     const c = yield* config
@@ -470,7 +471,7 @@ export const layerConfig: Layer.Layer<Redis, RedisConfigError | Config.ConfigErr
  * @since 0.1.0
  * @category layers
  */
-export const layerFromEnv: Layer.Layer<Redis, RedisConfigError | Config.ConfigError> = Layer.scoped(
+export const layerFromEnv: Layer.Layer<Redis, RedisConfigError | ConfigError.ConfigError> = Layer.scoped(
   Redis,
   Effect.gen(function*() {
     const c = yield* config

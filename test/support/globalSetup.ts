@@ -3,6 +3,7 @@
  * `inject("redisPort")` / `inject("mariadbPort")`; tests that need a server of their own (fault
  * injection, clusters) start it with `./services.js`.
  */
+import "vitest"
 import type { TestProject } from "vitest/node"
 import { startMariadb, startRedis, type Server } from "./services.js"
 

@@ -1,0 +1,99 @@
+/**
+ * The cache's metrics, as Effect `Metric`s: whatever exports Effect metrics (the explorer's
+ * `/metrics`, `@effect/opentelemetry`) sees them with no extra wiring.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+
+/**
+ * Requests by how they were answered: `l1` (fresh in this process), `redis` (fresh in Redis),
+ * `stale` (served at once while a refresh runs), `cold` (waited for a producer).
+ *
+ * @since 0.1.0
+ */
+export const requests = Metric.counter("lockstep_requests_total", {
+  description: "memo requests by how they were answered",
+  incremental: true
+})
+
+/** @since 0.1.0 */
+export const requestsL1 = Metric.tagged(requests, "result", "l1")
+/** @since 0.1.0 */
+export const requestsRedis = Metric.tagged(requests, "result", "redis")
+/** @since 0.1.0 */
+export const requestsStale = Metric.tagged(requests, "result", "stale")
+/** @since 0.1.0 */
+export const requestsCold = Metric.tagged(requests, "result", "cold")
+
+/**
+ * Producer runs by outcome (`success`, `failure`, `interrupted`) and mode (`leader` under the
+ * fleet lock, `local` while Redis is unreachable).
+ *
+ * @since 0.1.0
+ */
+export const producerRuns = Metric.counter("lockstep_producer_runs_total", {
+  description: "producer runs by outcome and mode",
+  incremental: true
+})
+
+/** @since 0.1.0 */
+export const producerDuration = Metric.histogram(
+  "lockstep_producer_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 14 }),
+  "producer run time"
+)
+
+/**
+ * Claims by outcome: `acquired`, `fresh`, `busy`, `backoff`, and `lost` for a lease taken over.
+ *
+ * @since 0.1.0
+ */
+export const lockOutcomes = Metric.counter("lockstep_lock_total", {
+  description: "fleet lock claims by outcome",
+  incremental: true
+})
+
+/**
+ * Commits by outcome: `committed`, `older`, `fenced`, `future`, `writeback`.
+ *
+ * @since 0.1.0
+ */
+export const commits = Metric.counter("lockstep_commits_total", {
+  description: "commits by outcome",
+  incremental: true
+})
+
+/** @since 0.1.0 */
+export const redisErrors = Metric.counter("lockstep_redis_errors_total", {
+  description: "Redis operations that failed, timed out or were refused by the open breaker",
+  incremental: true
+})
+
+/**
+ * Stored values that failed to decode (corrupt or foreign blobs, or a schema change): each is
+ * treated as a miss.
+ *
+ * @since 0.1.0
+ */
+export const decodeFailures = Metric.counter("lockstep_decode_failures_total", {
+  description: "stored values that failed to decode and were recomputed",
+  incremental: true
+})
+
+/**
+ * 0 closed, 1 half-open, 2 open.
+ *
+ * @since 0.1.0
+ */
+export const breakerState = Metric.gauge("lockstep_redis_breaker_state", {
+  description: "Redis circuit breaker: 0 closed, 1 half-open, 2 open"
+})
+
+/** @since 0.1.0 */
+export const l1Entries = Metric.gauge("lockstep_l1_entries", { description: "entries in the in-process L1" })
+
+/** @internal */
+export const label = MetricLabel.make
