@@ -324,7 +324,7 @@ export const fromClient = (
       )
     },
     release: (key, token, backoffMs) =>
-      call("release", [Keys.make(tenant, key).lock], [token, Math.max(0, Math.round(backoffMs))], () => undefined)
+      call("release", [Keys.make(tenant, key).lock], [token, Math.max(0, Math.round(backoffMs))], (r) => r[0])
         .pipe(Effect.asVoid),
     health: breaker.state
   }
@@ -401,13 +401,31 @@ export const layer = (options: Options = {}): Layer.Layer<Redis, RedisConfigErro
   Layer.scoped(Redis, make(options))
 
 /**
- * The in-memory store: the same protocol on a map in this process, with time from `Clock`.
+ * The state behind in-memory stores, standing in for one Redis server: stores built over the
+ * same `MemoryServer` (several tenants, or several simulated processes) see each other's keys.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MemoryServer = MemoryStore.Server
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryServer: () => MemoryServer = MemoryStore.makeServer
+
+/**
+ * The in-memory store: the same protocol on maps in this process, with time from `Clock`. Each
+ * call gets a server of its own unless one is passed.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory = (options: { readonly tenant?: string | undefined } = {}): Effect.Effect<Store, RedisConfigError> =>
-  Effect.map(validateTenant(options.tenant ?? "default"), (tenant) => MemoryStore.make(tenant))
+export const makeMemory = (
+  options: { readonly tenant?: string | undefined; readonly server?: MemoryServer | undefined } = {}
+): Effect.Effect<Store, RedisConfigError> =>
+  Effect.map(validateTenant(options.tenant ?? "default"), (tenant) => MemoryStore.make(tenant, options.server))
 
 /**
  * @since 0.1.0

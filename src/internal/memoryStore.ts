@@ -8,15 +8,22 @@ import * as Option from "effect/Option"
 import type { Claim, Commit, Store, Stored } from "../Redis.js"
 import * as Keys from "./keys.js"
 
-interface Lock {
+export interface Lock {
   readonly token: string
   readonly expiresAt: number
 }
 
-export const make = (tenant: string): Store => {
-  const values = new Map<string, Stored>()
-  const locks = new Map<string, Lock>()
-  const fences = new Map<string, number>()
+/** The maps behind one in-memory "server"; stores of several tenants may share one. */
+export interface Server {
+  readonly values: Map<string, Stored>
+  readonly locks: Map<string, Lock>
+  readonly fences: Map<string, number>
+}
+
+export const makeServer = (): Server => ({ values: new Map(), locks: new Map(), fences: new Map() })
+
+export const make = (tenant: string, server: Server = makeServer()): Store => {
+  const { fences, locks, values } = server
 
   const liveLock = (k: string, now: number): Lock | undefined => {
     const lock = locks.get(k)

@@ -3,16 +3,9 @@
  * `inject("redisPort")` / `inject("mariadbPort")`; tests that need a server of their own (fault
  * injection, clusters) start it with `./services.js`.
  */
-import "vitest"
 import type { TestProject } from "vitest/node"
 import { startMariadb, startRedis, type Server } from "./services.js"
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    redisPort: number
-    mariadbPort: number
-  }
-}
 
 let servers: Array<Server> = []
 
