@@ -1,0 +1,330 @@
+/**
+ * `memo` behaviour under `TestClock`, on the in-memory store (same protocol as Redis, time from
+ * `Clock`). Several runtimes over one in-memory server stand for several processes.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Data, Effect, Either, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Memo, Redis } from "../src/index.js"
+import * as SpyStore from "./support/spy.js"
+
+const WINDOW = 10_000
+
+class Boom extends Data.TaggedError("Boom")<{ readonly attempt: number }> {}
+
+/** A producer that counts its runs, takes `ms` of (virtual) time, and can be told to fail. */
+const producer = (ms: number) => {
+  const state = { runs: 0, completed: 0, failing: false }
+  const effect = Effect.suspend(() => {
+    const attempt = ++state.runs
+    return Effect.sleep(ms).pipe(
+      Effect.zipRight(state.failing ? Effect.fail(new Boom({ attempt })) : Effect.succeed(attempt)),
+      Effect.tap(() => Effect.sync(() => state.completed++))
+    )
+  })
+  return { state, effect }
+}
+
+/** One simulated process: its own runtime over a shared in-memory server. */
+const pod = (server: Redis.MemoryServer, settings: Partial<Memo.Settings> = {}, tenant = "default") =>
+  Effect.gen(function*() {
+    const { layer, spy } = yield* SpyStore.layer(server, tenant)
+    const runtime = yield* Effect.provide(Memo.make(settings), layer)
+    const run = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, Memo.Memo, runtime)
+    return { runtime, spy, run }
+  })
+
+/** Runs `effect` and insists that it completes without the clock moving. */
+const immediately = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+    const polled = yield* Fiber.poll(fiber)
+    if (Option.isNone(polled)) {
+      yield* Fiber.interrupt(fiber)
+      return yield* Effect.dieMessage("the request waited for a producer")
+    }
+    return yield* polled.value
+  })
+
+const options = { key: "dashboard", window: WINDOW, schema: Schema.Number }
+
+describe("Memo", () => {
+  it.scoped("a fresh L1 hit does no Redis I/O", () =>
+    Effect.gen(function*() {
+      const p = producer(1000)
+      const { run, spy } = yield* pod(Redis.makeMemoryServer())
+      const first = yield* Effect.fork(run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(1000)
+      expect(yield* Fiber.join(first)).toBe(1)
+      spy.reset()
+      for (let i = 0; i < 100; i++) expect(yield* immediately(run(Memo.memo(options, p.effect)))).toBe(1)
+      expect(spy.total()).toBe(0)
+      expect(p.state.runs).toBe(1)
+    }))
+
+  it.scoped("concurrent cold callers share one producer run", () =>
+    Effect.gen(function*() {
+      const p = producer(2000)
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const callers = yield* Effect.fork(
+        Effect.all(Array.from({ length: 50 }, () => run(Memo.memoWithInfo(options, p.effect))), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(2000)
+      const infos = yield* Fiber.join(callers)
+      expect(p.state.runs).toBe(1)
+      expect(new Set(infos.map((i) => i.value))).toEqual(new Set([1]))
+      expect(infos[0]).toMatchObject({ bucket: 0, cache: "miss", stale: false, nextBoundary: WINDOW, computedAt: 2000 })
+    }))
+
+  it.scoped("a stale value is served at once while one background refresh runs", () =>
+    Effect.gen(function*() {
+      const p = producer(5000)
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const first = yield* Effect.fork(run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(5000)
+      yield* Fiber.join(first)
+      yield* TestClock.adjust(WINDOW - 4000) // t = 11 s: window 1, the value is from window 0
+      for (let i = 0; i < 20; i++) {
+        const info = yield* immediately(run(Memo.memoWithInfo(options, p.effect)))
+        expect(info).toMatchObject({ value: 1, bucket: 0, stale: true, cache: "stale", nextBoundary: 2 * WINDOW })
+      }
+      expect(p.state.runs).toBe(2)
+      yield* TestClock.adjust(5000)
+      const fresh = yield* immediately(run(Memo.memoWithInfo(options, p.effect)))
+      expect(fresh).toMatchObject({ value: 2, bucket: 1, stale: false, cache: "hit" })
+      expect(p.state.runs).toBe(2)
+    }))
+
+  it.scoped("a restarted process serves the last-known-good value at once, however old", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(3000)
+      const before = yield* pod(server)
+      const first = yield* Effect.fork(before.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(3000)
+      yield* Fiber.join(first)
+      yield* TestClock.adjust("6 hours")
+      const after = yield* pod(server)
+      const info = yield* immediately(after.run(Memo.memoWithInfo(options, p.effect)))
+      expect(info).toMatchObject({ value: 1, stale: true, cache: "stale" })
+      yield* TestClock.adjust(3000)
+      expect(yield* immediately(after.run(Memo.memo(options, p.effect)))).toBe(2)
+    }))
+
+  it.scoped("a failing producer: the last value is served, the fleet backs off, then it recovers", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(100)
+      const a = yield* pod(server, { failureBackoff: "2 seconds" })
+      const b = yield* pod(server, { failureBackoff: "2 seconds" })
+      const first = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(100)
+      yield* Fiber.join(first)
+      p.state.failing = true
+      yield* TestClock.adjust(WINDOW)
+      expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+      yield* TestClock.adjust(100) // the refresh fails
+      expect(p.state.runs).toBe(2)
+      // within the back-off neither this process nor another one tries again, and nobody errs
+      for (let i = 0; i < 10; i++) {
+        expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+        expect(yield* immediately(b.run(Memo.memo(options, p.effect)))).toBe(1)
+        yield* TestClock.adjust(150)
+      }
+      expect(p.state.runs).toBe(2)
+      yield* TestClock.adjust(1000) // past the back-off marker
+      p.state.failing = false
+      expect(yield* immediately(b.run(Memo.memo(options, p.effect)))).toBe(1)
+      yield* TestClock.adjust(100)
+      expect(p.state.runs).toBe(3)
+      expect(yield* immediately(b.run(Memo.memo(options, p.effect)))).toBe(3)
+    }))
+
+  it.scoped("with no value anywhere, callers get the producer's own typed error", () =>
+    Effect.gen(function*() {
+      const p = producer(100)
+      p.state.failing = true
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const callers = yield* Effect.fork(
+        Effect.all(Array.from({ length: 5 }, () => Effect.flip(run(Memo.memo(options, p.effect)))), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust(100)
+      const errors = yield* Fiber.join(callers)
+      expect(errors.map((e) => e._tag)).toEqual(Array(5).fill("Boom"))
+      expect(p.state.runs).toBe(1)
+    }))
+
+  it.scoped("interrupting one waiter does not cancel the shared computation", () =>
+    Effect.gen(function*() {
+      const p = producer(1000)
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.fork(run(Memo.memo(options, p.effect))))
+      yield* TestClock.adjust(100)
+      yield* Fiber.interrupt(fibers[0]!)
+      yield* TestClock.adjust(900)
+      expect(yield* Fiber.join(fibers[1]!)).toBe(1)
+      expect(yield* Fiber.join(fibers[2]!)).toBe(1)
+      expect(p.state).toMatchObject({ runs: 1, completed: 1 })
+    }))
+
+  it.scoped("a stored value that fails to decode is a miss: recomputed, then replaced", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const store = yield* Redis.makeMemory({ server })
+      for (const data of ["{not json", "\"a string\"", "null"]) {
+        const claim = yield* store.claim("dashboard", { windowMs: WINDOW, leaseMs: 1000, token: "x", force: true })
+        if (claim._tag !== "Acquired") return yield* Effect.dieMessage(claim._tag)
+        yield* store.commit("dashboard", { data, bucket: claim.bucket, fence: claim.fence, windowMs: WINDOW, computedAt: 0 }, "x")
+        const p = producer(10)
+        const { run } = yield* pod(server)
+        const got = yield* Effect.fork(run(Memo.memo(options, p.effect)))
+        yield* TestClock.adjust(10)
+        expect(yield* Fiber.join(got)).toBe(1)
+        expect(p.state.runs).toBe(1)
+        const stored = Option.getOrThrow((yield* store.get("dashboard")).stored)
+        expect(stored.data).toBe("1")
+      }
+    }))
+
+  it.effect("invalid options are a typed error, not a crash", () =>
+    Effect.gen(function*() {
+      const p = producer(0)
+      const bad: Array<unknown> = [
+        { ...options, key: "" },
+        { ...options, key: "x".repeat(513) },
+        { ...options, key: 42 },
+        { ...options, window: 0 },
+        { ...options, window: "-1 seconds" },
+        { ...options, window: "banana" },
+        { ...options, schema: undefined },
+        null
+      ]
+      for (const o of bad) {
+        const failures = [
+          yield* Effect.flip(Memo.memo(o as typeof options, p.effect)),
+          yield* Effect.flip(Memo.memoWithInfo(o as typeof options, p.effect)),
+          yield* Effect.flip(Effect.scoped(Memo.keepWarm(o as typeof options, p.effect)))
+        ]
+        for (const e of failures) expect(e._tag, JSON.stringify(o)).toBe("InvalidOptions")
+      }
+      expect(p.state.runs).toBe(0)
+      const layerExit = yield* Effect.exit(
+        Effect.provide(Memo.Memo, Memo.layerWith({ lease: 0 }).pipe(Layer.provide(Redis.layerMemory)))
+      )
+      expect(Exit.isFailure(layerExit) && String(layerExit.cause)).toContain("lease")
+    }).pipe(Effect.provide(Memo.layer.pipe(Layer.provide(Redis.layerMemory)))))
+
+  it.scoped("the holder renews its lease while it produces, so nobody else starts", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(30_000)
+      const settings = { lease: "3 seconds" } as const
+      const a = yield* pod(server, settings)
+      const b = yield* pod(server, settings)
+      const first = yield* Effect.fork(a.run(Memo.memo({ ...options, window: "1 minute" }, p.effect)))
+      yield* TestClock.adjust(10_000)
+      const second = yield* Effect.fork(b.run(Memo.memo({ ...options, window: "1 minute" }, p.effect)))
+      yield* TestClock.adjust(20_000)
+      expect(yield* Fiber.join(first)).toBe(1)
+      yield* TestClock.adjust(100) // the next poll finds the committed value
+      expect(yield* Fiber.join(second)).toBe(1)
+      expect(p.state.runs).toBe(1)
+      expect(a.spy.calls.renew).toBeGreaterThanOrEqual(9)
+      expect(b.spy.calls.claim).toBeGreaterThan(1) // it polled
+    }))
+
+  it.scoped("a holder cut off past its lease is superseded, and its late value never overwrites", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const store = yield* Redis.makeMemory({ server })
+      const p = producer(5000)
+      const settings = { lease: "2 seconds", degradedAfter: 0 } as const
+      const a = yield* pod(server, settings)
+      const b = yield* pod(server, settings)
+      const first = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(500)
+      a.spy.down = true // the holder loses Redis: its renewals fail, its lease lapses
+      const second = yield* Effect.fork(b.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(2000)
+      expect(p.state.runs).toBe(2) // taken over once the lease lapsed
+      yield* TestClock.adjust(2700) // the old holder finishes first, but cannot commit
+      expect(yield* Fiber.join(first)).toBe(1)
+      a.spy.down = false
+      yield* TestClock.adjust(2500)
+      expect(yield* Fiber.join(second)).toBe(2)
+      yield* TestClock.adjust(3000) // the old holder's write-back retries meet the newer value
+      const stored = Option.getOrThrow((yield* store.get("dashboard")).stored)
+      expect({ data: stored.data, fence: stored.fence }).toEqual({ data: "2", fence: 2 })
+    }))
+
+  it.scoped("Redis unreachable: serve from L1, produce locally once per window, write back on recovery", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const store = yield* Redis.makeMemory({ server })
+      const p = producer(100)
+      const a = yield* pod(server, { degradedAfter: "1 second" })
+      a.spy.down = true
+      const cold = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(100)
+      expect(yield* Fiber.join(cold)).toBe(1)
+      for (let i = 0; i < 5; i++) expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+      yield* TestClock.adjust(WINDOW) // t = 10.1 s: stale, but within degradedAfter of the boundary
+      expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+      yield* TestClock.adjust(500)
+      expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+      expect(p.state.runs).toBe(1)
+      yield* TestClock.adjust(500) // t = 11.1 s: past degradedAfter
+      for (let i = 0; i < 5; i++) expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
+      yield* TestClock.adjust(100)
+      expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(2)
+      expect(p.state.runs).toBe(2)
+      a.spy.down = false
+      yield* TestClock.adjust(2000)
+      const stored = Option.getOrThrow((yield* store.get("dashboard")).stored)
+      expect({ data: stored.data, bucket: stored.bucket }).toEqual({ data: "2", bucket: 1 })
+    }))
+
+  it.scoped("keepWarm refreshes right after each boundary, once per window across processes", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(200)
+      const pods = [yield* pod(server), yield* pod(server), yield* pod(server)]
+      for (const x of pods) yield* x.run(Memo.keepWarm({ ...options, lag: "50 millis" }, p.effect))
+      yield* TestClock.adjust(300)
+      expect(p.state.runs).toBe(1)
+      for (let w = 1; w <= 5; w++) {
+        yield* TestClock.adjust(WINDOW)
+        for (const x of pods) {
+          const info = yield* immediately(x.run(Memo.memoWithInfo(options, p.effect)))
+          expect(info).toMatchObject({ value: w + 1, bucket: w, cache: "hit" })
+        }
+      }
+      expect(p.state.runs).toBe(6)
+    }))
+
+  it.scoped("tenants never share values", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(10)
+      const a = yield* pod(server, {}, "tenant-a")
+      const b = yield* pod(server, {}, "tenant-b")
+      const fa = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
+      const fb = yield* Effect.fork(b.run(Memo.memo(options, p.effect)))
+      yield* TestClock.adjust(10)
+      expect(new Set([yield* Fiber.join(fa), yield* Fiber.join(fb)])).toEqual(new Set([1, 2]))
+    }))
+
+  it.scoped("works data-last in a pipe, with the producer's own requirements", () =>
+    Effect.gen(function*() {
+      class Rate extends Effect.Tag("Rate")<Rate, { readonly value: number }>() {}
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const loader = Rate.pipe(
+        Effect.map((r) => r.value * 2),
+        Memo.memo({ key: "rate", window: "1 minute", schema: Schema.Number })
+      )
+      const value = yield* run(loader).pipe(Effect.provideService(Rate, { value: 21 }))
+      expect(value).toBe(42)
+      const either = yield* Effect.either(run(loader).pipe(Effect.provideService(Rate, { value: 0 })))
+      expect(either).toEqual(Either.right(42))
+    }))
+})
