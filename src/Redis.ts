@@ -449,11 +449,13 @@ export const config = Config.all({
     Config.withDefault(0)
   ),
   tls: Config.boolean("REDIS_TLS").pipe(Config.withDefault(false)),
-  tenant: Config.string("TENANT").pipe(Config.withDefault("default"))
+  tenant: Config.string("TENANT").pipe(Config.withDefault("default")),
+  commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(500)))
 })
 
 const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string): Options => ({
   tenant: c.tenant,
+  commandTimeout: c.commandTimeout,
   redis: {
     host,
     port: c.port,
@@ -466,7 +468,7 @@ const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string
 
 /**
  * Redis from the environment (`REDIS_HOST`, `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`,
- * `REDIS_DB`, `REDIS_TLS`, `TENANT`). `REDIS_HOST` is required.
+ * `REDIS_DB`, `REDIS_TLS`, `REDIS_COMMAND_TIMEOUT`, `TENANT`). `REDIS_HOST` is required.
  *
  * @since 0.1.0
  * @category layers

@@ -19,8 +19,7 @@ describe("fleet on redis-server", () => {
   beforeAll(async () => {
     redis = await startRedis()
     fleet = await startFleet(PODS, {
-      redisPort: redis.port,
-      tenant: "fleet",
+      env: { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(redis.port), TENANT: "fleet" },
       key: "aggregate",
       windowMs: WINDOW_MS,
       producerMs: PRODUCER_MS

@@ -5,13 +5,13 @@
  *
  * Run as `node --import tsx test/support/pod.ts` with `LOCKSTEP_POD` set to a JSON `PodConfig`.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Layer, Ref, Schema, Scope } from "effect"
+import { Clock, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Ref, Schema, Scope } from "effect"
 import { Memo, Redis, Window } from "../../src/index.js"
 
 export interface PodConfig {
   readonly id: number
-  readonly redisPort: number
-  readonly tenant: string
+  /** Environment for `Redis.layerConfig` (`REDIS_HOST`, `REDIS_PORT`, `TENANT`, …). */
+  readonly env: Record<string, string>
   readonly key: string
   readonly windowMs: number
   readonly producerMs: number
@@ -19,7 +19,6 @@ export interface PodConfig {
   readonly skewMs?: number
   /** `Memo` settings in milliseconds. */
   readonly settings?: Partial<Record<"lease" | "pollInterval" | "redisTimeout" | "failureBackoff" | "degradedAfter", number>>
-  readonly commandTimeoutMs?: number
 }
 
 export type ToPod =
@@ -117,11 +116,8 @@ const settings = Object.fromEntries(
 ) as Partial<Memo.Settings>
 
 const MemoLive = Memo.layerWith(settings).pipe(
-  Layer.provide(Redis.layer({
-    tenant: config.tenant,
-    redis: { host: "127.0.0.1", port: config.redisPort },
-    ...(config.commandTimeoutMs ? { commandTimeout: config.commandTimeoutMs } : {})
-  }))
+  Layer.provide(Redis.layerConfig),
+  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config.env)))))
 )
 
 const main = Effect.gen(function*() {
