@@ -6,16 +6,22 @@
 import type { TestProject } from "vitest/node"
 import { startMariadb, startRedis, type Server } from "./services.js"
 
-
 let servers: Array<Server> = []
 
 export async function setup(project: TestProject) {
-  const [redis, mariadb] = await Promise.all([startRedis(), startMariadb()])
-  servers = [redis, mariadb]
-  project.provide("redisPort", redis.port)
-  project.provide("mariadbPort", mariadb.port)
+  const started = await Promise.allSettled([startRedis(), startMariadb()])
+  servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected")
+  if (failed) {
+    await teardown()
+    throw failed.reason
+  }
+  const [redis, mariadb] = servers
+  project.provide("redisPort", redis!.port)
+  project.provide("mariadbPort", mariadb!.port)
 }
 
 export async function teardown() {
   await Promise.all(servers.map((s) => s.stop()))
+  servers = []
 }
