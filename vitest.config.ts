@@ -8,6 +8,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // two cores: fleet tests spawn their own processes, so keep files from competing for them
     fileParallelism: false,
-    reporters: ["default"]
+    reporters: ["default", "./test/support/summaryReporter.ts"]
   }
 })
