@@ -1,0 +1,61 @@
+/**
+ * The explorer's configuration, read from the environment through Effect `Config`. Every value
+ * has a default, so `npm start` runs with nothing set.
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+
+export const pageNames = ["dashboard", "market", "chestshop", "health"] as const
+export type PageName = (typeof pageNames)[number]
+
+const duration = (name: string, fallback: Config.Config<Duration.Duration>) =>
+  Config.duration(name).pipe(
+    Config.orElse(() => fallback),
+    Config.validate({ message: `${name} must be a positive duration`, validation: (d) => Duration.toMillis(d) > 0 })
+  )
+
+const defaultWindow = Config.duration("WINDOW").pipe(Config.withDefault(Duration.seconds(30)))
+
+/** One name per page: `WINDOW_DASHBOARD`, `WINDOW_MARKET`, `WINDOW_CHESTSHOP`, `WINDOW_HEALTH`. */
+const windows = Config.all({
+  dashboard: duration("WINDOW_DASHBOARD", defaultWindow),
+  market: duration("WINDOW_MARKET", defaultWindow),
+  chestshop: duration("WINDOW_CHESTSHOP", defaultWindow),
+  health: duration("WINDOW_HEALTH", defaultWindow)
+})
+
+/** The HTTP server and page settings. */
+export const app = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(3000)),
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  windows,
+  /** How long after a window boundary browsers refresh (the server keeps pages warm before that). */
+  refreshLag: Config.duration("REFRESH_LAG").pipe(Config.withDefault(Duration.millis(250))),
+  /** When a refresh lands on a stale value, the browser tries once more after this long. */
+  refreshRetry: Config.duration("REFRESH_RETRY").pipe(Config.withDefault(Duration.seconds(1))),
+  /** Pages recomputed right after every boundary, comma-separated; empty for none. */
+  keepWarm: Config.string("KEEP_WARM").pipe(
+    Config.withDefault("dashboard,market"),
+    Config.mapOrFail((text) => {
+      const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "" && s !== "none")
+      const unknown = names.filter((s) => !(pageNames as ReadonlyArray<string>).includes(s))
+      return unknown.length === 0
+        ? Either.right(names as ReadonlyArray<PageName>)
+        : Either.left(ConfigError.InvalidData(["KEEP_WARM"], `unknown page(s) ${unknown.join(", ")}; expected some of ${pageNames.join(", ")}`))
+    })
+  ),
+  /** How long after a boundary `keepWarm` recomputes (keep it below `REFRESH_LAG`). */
+  keepWarmLag: Config.duration("KEEP_WARM_LAG").pipe(Config.withDefault(Duration.millis(0))),
+  /** How long a request waits for a cold page before answering 503. */
+  requestTimeout: Config.duration("REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15)))
+})
+
+export type AppSettings = Config.Config.Success<typeof app>
+
+export class AppConfig extends Context.Tag("explorer/AppConfig")<AppConfig, AppSettings>() {
+  static readonly layer = Layer.effect(AppConfig, app)
+}

@@ -1,0 +1,223 @@
+/**
+ * The explorer's HTTP server: the pages and their JSON twins, `/healthz`, `/metrics`, the
+ * keep-warm fibers, and the layers that wire them to Node, Redis and the ledger.
+ *
+ * Every page response carries the cache's view of the value:
+ * - `X-Cache: hit | stale | miss` (from `Memo.memoWithInfo`);
+ * - `Age`: seconds since the value was computed;
+ * - `Cache-Control: public, max-age=<Age + seconds to the next boundary>,
+ *   stale-while-revalidate=<window seconds>`: caches subtract `Age` from `max-age`, so a value
+ *   stays fresh exactly until the next window boundary; a stale value gets `max-age=0`;
+ * - `X-Server-Now` and `X-Next-Boundary` (epoch ms, on the fleet's clock) for the browser's
+ *   refresh timer.
+ */
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
+import { createServer } from "node:http"
+import { Memo, Redis } from "../src/index.js"
+import { app as appConfig, AppConfig, type PageName } from "./Config.js"
+import * as Html from "./Html.js"
+import * as Ledger from "./Ledger.js"
+import * as Metrics from "./Metrics.js"
+import * as Pages from "./pages/index.js"
+import type { Page } from "./pages/Page.js"
+
+/** A cold page took longer than `REQUEST_TIMEOUT`; the computation goes on in the background. */
+export class PageTimeout extends Data.TaggedError("PageTimeout")<{ readonly page: PageName; readonly millis: number }> {
+  override get message() {
+    return `the ${this.page} page is still being computed after ${this.millis / 1000} s`
+  }
+}
+
+type PageFailure = Ledger.LedgerFailure | Memo.InvalidOptions | PageTimeout
+
+/** The caching headers of a value, as described at the top of this module. */
+export const cacheHeaders = (info: Memo.Info<unknown>, now: number, windowMs: number): Record<string, string> => {
+  const age = Math.max(0, Math.floor((now - info.computedAt) / 1000))
+  const untilBoundary = Math.max(0, Math.floor((info.nextBoundary - now) / 1000))
+  const swr = Math.max(1, Math.ceil(windowMs / 1000))
+  return {
+    "cache-control": `public, max-age=${info.stale ? 0 : age + untilBoundary}, stale-while-revalidate=${swr}`,
+    "age": String(age),
+    "x-cache": info.cache,
+    "x-server-now": String(now),
+    "x-next-boundary": String(info.nextBoundary),
+    "x-computed-at": String(info.computedAt)
+  }
+}
+
+const count = (route: string, status: number) =>
+  Effect.sync(() => Metrics.httpResponses.unsafeUpdate(1, [MetricLabel.make("route", route), MetricLabel.make("status", String(status))]))
+
+const describeFailure = (error: PageFailure): { readonly status: number; readonly heading: string; readonly message: string } => {
+  switch (error._tag) {
+    case "LedgerTimeout":
+      return {
+        status: 503,
+        heading: "The ledger is too slow right now",
+        message: `The database stopped the query "${error.query}" after ${error.seconds} s (its statement time limit), and no earlier value of this page is cached yet.`
+      }
+    case "LedgerError":
+      return {
+        status: 503,
+        heading: error.reason === "Unavailable" ? "The ledger database is unavailable" : "The ledger query failed",
+        message: `${error.message}. No earlier value of this page is cached yet.`
+      }
+    case "PageTimeout":
+      return { status: 503, heading: "Still computing", message: `${error.message}; try again in a moment.` }
+    case "InvalidOptions":
+      return { status: 500, heading: "This page is misconfigured", message: error.message }
+  }
+}
+
+const retryAfterS = 5
+
+/** One page as HTML (`format: "html"`) or as its JSON twin. */
+export const respond = (page: Page<any>, format: "html" | "json") => {
+  const route = format === "html" ? page.path : page.api
+  return Effect.gen(function*() {
+    const config = yield* AppConfig
+    const runtime = yield* Memo.Memo
+    const window = config.windows[page.name]
+    const windowMs = Duration.toMillis(window)
+    const info = yield* page.load(window).pipe(
+      Effect.timeoutFail({
+        duration: config.requestTimeout,
+        onTimeout: () => new PageTimeout({ page: page.name, millis: Duration.toMillis(config.requestTimeout) })
+      })
+    )
+    // the fleet's clock: the store's time as the cache runtime measured it
+    const now = (yield* Clock.currentTimeMillis) + runtime.skew
+    const meta: Html.RefreshMeta = {
+      page: page.name,
+      bucket: info.bucket,
+      computedAt: info.computedAt,
+      nextBoundary: info.nextBoundary,
+      serverNow: now,
+      stale: info.stale,
+      cache: info.cache,
+      windowMs,
+      lagMs: Duration.toMillis(config.refreshLag),
+      retryMs: Duration.toMillis(config.refreshRetry)
+    }
+    const headers = cacheHeaders(info, now, windowMs)
+    const response = format === "html"
+      ? HttpServerResponse.text(
+        Html.page({ title: page.title, active: page.name, period: page.period(info.value), meta, body: page.render(info.value) }).value,
+        { contentType: "text/html; charset=utf-8" }
+      )
+      : HttpServerResponse.unsafeJson({ page: page.name, data: page.toJson(info.value), meta })
+    yield* count(route, 200)
+    return HttpServerResponse.setHeaders(response, headers)
+  }).pipe(
+    Effect.catchAll((error: PageFailure) =>
+      Effect.gen(function*() {
+        const failure = describeFailure(error)
+        yield* Effect.logWarning(`explorer: ${route} answered ${failure.status}: ${error.message}`)
+        yield* count(route, failure.status)
+        const headers = { "cache-control": "no-store", "retry-after": String(retryAfterS) }
+        const response = format === "html"
+          ? HttpServerResponse.text(
+            Html.errorPage({
+              title: page.title,
+              active: page.name,
+              heading: failure.heading,
+              message: failure.message,
+              retryAfterS
+            }).value,
+            { contentType: "text/html; charset=utf-8", status: failure.status }
+          )
+          : HttpServerResponse.unsafeJson({ error: { code: error._tag, message: failure.message } }, { status: failure.status })
+        return HttpServerResponse.setHeaders(response, headers)
+      })
+    ),
+    Effect.catchAllDefect((defect) =>
+      Effect.gen(function*() {
+        yield* Effect.logError(`explorer: ${route} failed unexpectedly`, defect)
+        yield* count(route, 500)
+        return HttpServerResponse.text("Internal error: the explorer hit a bug; see the server log.", {
+          status: 500,
+          headers: { "cache-control": "no-store" }
+        })
+      })
+    )
+  )
+}
+
+const healthz = HttpServerResponse.unsafeJson({ status: "ok" }, { headers: { "cache-control": "no-store" } })
+
+const metrics = Effect.map(Metrics.render(), (text) =>
+  HttpServerResponse.text(text, { contentType: Metrics.contentType, headers: { "cache-control": "no-store" } }))
+
+const notFound = Effect.succeed(
+  HttpServerResponse.text(
+    Html.errorPage({ title: "Not found", active: undefined, heading: "Not found", message: "There is no page at this address." }).value,
+    { status: 404, contentType: "text/html; charset=utf-8" }
+  )
+)
+
+/** The routes: four pages, their JSON twins, `/healthz`, `/metrics`, and a 404 page. */
+export const Routes = HttpLayerRouter.use((router) =>
+  Effect.gen(function*() {
+    for (const page of Pages.all) {
+      yield* router.add("GET", page.path, respond(page, "html"))
+      yield* router.add("GET", page.api, respond(page, "json"))
+    }
+    // neither the database nor Redis: a liveness probe that stays green while they are down
+    yield* router.add("GET", "/healthz", Effect.succeed(healthz))
+    yield* router.add("GET", "/metrics", metrics)
+    yield* router.add("*", "*", notFound)
+  })
+)
+
+/** Recomputes the `KEEP_WARM` pages right after every boundary, for as long as the server runs. */
+export const KeepWarm = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    for (const name of config.keepWarm) {
+      yield* Pages.byName[name].keepWarm(config.windows[name], config.keepWarmLag).pipe(Effect.orDie)
+    }
+  })
+)
+
+/** Prints where the explorer listens and what it runs on. */
+export const Banner = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const ledger = yield* Ledger.Ledger
+    const runtime = yield* Memo.Memo
+    const address = server.address
+    const url = address._tag === "TcpAddress"
+      ? `http://${address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname}:${address.port}/`
+      : `unix:${address.path}`
+    yield* Effect.log(`lockstep explorer on ${url} (ledger: ${ledger.backend}, cache store: ${runtime.store.kind})`)
+  })
+)
+
+/** Everything the server serves, over `AppConfig`, `Memo` and `Ledger`. */
+export const App = Layer.mergeAll(Routes, KeepWarm, Banner)
+
+/** Serves `App` on whichever `HttpServer` is provided (Node's below, or `NodeHttpServer.layerTest`). */
+export const serve = HttpLayerRouter.serve(App, { disableLogger: true, disableListenLog: true })
+
+/** Node's HTTP server on `HOST:PORT`. */
+export const ServerLive = Layer.unwrapEffect(
+  Effect.map(appConfig, (c) => NodeHttpServer.layer(() => createServer(), { port: c.port, host: c.host }))
+)
+
+export const HttpLive = serve.pipe(Layer.provide(ServerLive))
+
+/** Configuration, the cache over Redis (or its in-memory store), and the ledger, from the environment. */
+export const Services = Layer.mergeAll(
+  AppConfig.layer,
+  Memo.layer.pipe(Layer.provide(Redis.layerFromEnv)),
+  Ledger.layerFromEnv
+)

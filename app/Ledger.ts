@@ -1,0 +1,727 @@
+/**
+ * The ledger: the aggregate queries behind the explorer's pages.
+ *
+ * - `layerMysql`: MariaDB through `@effect/sql-mysql2`. Aggregation happens in SQL; rows are
+ *   decoded with `Schema`; every statement runs under `SET STATEMENT max_statement_time=N FOR`
+ *   so the database itself stops a runaway query, reported as `LedgerTimeout`.
+ * - `layerMemory`: the same queries over the deterministic synthetic ledger of `Synthetic.ts`.
+ * - `layerFromEnv`: MariaDB when `MYSQL_HOST` is set, memory otherwise.
+ *
+ * "The last 30 days" are the 30 UTC days ending with the day of the ledger's latest row, so a
+ * ledger seeded last week (or the synthetic one, which ends at the start of today) always shows
+ * a full window. Money is in integer cents.
+ */
+import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import * as Synthetic from "./Synthetic.js"
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+/** The database stopped a statement at its `max_statement_time`. */
+export class LedgerTimeout extends Data.TaggedError("LedgerTimeout")<{
+  readonly query: string
+  readonly seconds: number
+}> {
+  override get message() {
+    return `the ledger query "${this.query}" was stopped by the database after ${this.seconds} s (max_statement_time)`
+  }
+}
+
+/** The database is unreachable, rejected a statement, or returned rows of an unexpected shape. */
+export class LedgerError extends Data.TaggedError("LedgerError")<{
+  readonly query: string
+  readonly reason: "Unavailable" | "Query" | "Decode"
+  readonly cause?: unknown
+}> {
+  override get message() {
+    const detail = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    switch (this.reason) {
+      case "Unavailable":
+        return `the ledger database is unavailable (${this.query})${detail}`
+      case "Query":
+        return `the ledger query "${this.query}" failed${detail}`
+      case "Decode":
+        return `the ledger query "${this.query}" returned rows of an unexpected shape`
+    }
+  }
+}
+
+export type LedgerFailure = LedgerTimeout | LedgerError
+
+// ---------------------------------------------------------------------------------------------
+// models
+
+/** How many days "the last 30 days" are. */
+export const spanDays = 30
+
+/** Inclusive range of UTC days, `YYYY-MM-DD`. */
+export interface Span {
+  readonly from: string
+  readonly to: string
+}
+
+export interface Totals {
+  readonly transactions: number
+  readonly volume: number
+}
+
+export interface DailyRow {
+  readonly day: string
+  readonly transactions: number
+  readonly volume: number
+}
+
+export interface MarketRow {
+  readonly itemId: number
+  readonly item: string
+  readonly trades: number
+  readonly quantity: number
+  readonly volume: number
+  /** Sum of the trades' unit prices (the mean is `priceSum / trades`). */
+  readonly priceSum: number
+  /** Median unit price (the mean of the two middle ones for an even count), may be a half cent. */
+  readonly medianPrice: number
+}
+
+export interface ShopRow {
+  readonly shopId: number
+  readonly shop: string
+  readonly owner: string
+  /** What customers paid the shop (`chestshop_buy`). */
+  readonly revenue: number
+  /** What the shop paid customers for their goods (`chestshop_sell`). */
+  readonly spent: number
+  readonly buys: number
+  readonly sells: number
+}
+
+export interface ShopItemRow {
+  readonly shopId: number
+  readonly item: string
+  readonly quantity: number
+  readonly revenue: number
+}
+
+export interface FlowRow {
+  readonly kind: string
+  readonly transactions: number
+  readonly volume: number
+  /** Money created (rows without a payer). */
+  readonly minted: number
+  /** Money destroyed (rows without a payee). */
+  readonly burned: number
+}
+
+export interface DailyFlowRow {
+  readonly day: string
+  readonly minted: number
+  readonly burned: number
+  /** Money moved between accounts. */
+  readonly circulating: number
+}
+
+/** The queries. Each `Span`-taking query covers the span's days; the others the whole ledger. */
+export interface Service {
+  readonly backend: "mysql" | "memory"
+  /** The last 30 days of the ledger; `None` when the ledger is empty. */
+  readonly span: Effect.Effect<Option.Option<Span>, LedgerFailure>
+  readonly totals: (span: Span) => Effect.Effect<Totals, LedgerFailure>
+  /** Days with at least one row, in order. */
+  readonly daily: (span: Span) => Effect.Effect<ReadonlyArray<DailyRow>, LedgerFailure>
+  /** Accounts that paid or were paid. */
+  readonly activeAccounts: (span: Span) => Effect.Effect<number, LedgerFailure>
+  /** Every account's balance at the end of the ledger, ascending. */
+  readonly balances: Effect.Effect<ReadonlyArray<number>, LedgerFailure>
+  /** Market trades per item, by volume (descending), then item id. */
+  readonly market: (span: Span) => Effect.Effect<ReadonlyArray<MarketRow>, LedgerFailure>
+  /** The `limit` shops with the highest revenue (then shop id). */
+  readonly topShops: (span: Span, limit: number) => Effect.Effect<ReadonlyArray<ShopRow>, LedgerFailure>
+  /** The `perShop` best-selling items of each shop, by shop id then rank. */
+  readonly shopItems: (
+    span: Span,
+    shopIds: ReadonlyArray<number>,
+    perShop: number
+  ) => Effect.Effect<ReadonlyArray<ShopItemRow>, LedgerFailure>
+  /** Volume, sources and sinks per transaction kind, by kind name. */
+  readonly flows: (span: Span) => Effect.Effect<ReadonlyArray<FlowRow>, LedgerFailure>
+  readonly dailyFlows: (span: Span) => Effect.Effect<ReadonlyArray<DailyFlowRow>, LedgerFailure>
+  /** All money in accounts at the end of the ledger. */
+  readonly moneySupply: Effect.Effect<number, LedgerFailure>
+}
+
+export class Ledger extends Context.Tag("explorer/Ledger")<Ledger, Service>() {}
+
+const spanOf = (lastDay: string): Span => {
+  const to = Date.parse(`${lastDay}T00:00:00Z`)
+  return { from: new Date(to - (spanDays - 1) * Synthetic.dayMs).toISOString().slice(0, 10), to: lastDay }
+}
+
+const byKind = (a: FlowRow, b: FlowRow) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+/** Connection settings for `layerMysql` (`MYSQL_HOST` is required there). */
+export const mysqlConfig = Config.all({
+  host: Config.string("MYSQL_HOST"),
+  port: Config.port("MYSQL_PORT").pipe(Config.withDefault(3306)),
+  username: Config.string("MYSQL_USER").pipe(Config.withDefault("root")),
+  password: Config.option(Config.redacted("MYSQL_PASSWORD")),
+  database: Config.string("MYSQL_DATABASE").pipe(Config.withDefault("lockstep"))
+})
+
+export type MysqlSettings = Config.Config.Success<typeof mysqlConfig>
+
+/** The per-statement limit, `LEDGER_STATEMENT_TIMEOUT` (default 10 seconds). */
+export const statementTimeout = Config.duration("LEDGER_STATEMENT_TIMEOUT").pipe(
+  Config.withDefault(Duration.seconds(10)),
+  Config.validate({
+    message: "LEDGER_STATEMENT_TIMEOUT must be between 1 ms and 1 hour",
+    validation: (d) => Duration.toMillis(d) >= 1 && Duration.toMillis(d) <= 3_600_000
+  })
+)
+
+/** The synthetic ledger: `LEDGER_SEED`, `LEDGER_ROWS`, `LEDGER_DAYS`, `LEDGER_END`. */
+export const syntheticConfig = Config.all({
+  seed: Config.integer("LEDGER_SEED").pipe(Config.withDefault(42)),
+  rows: Config.integer("LEDGER_ROWS").pipe(
+    Config.withDefault(890_000),
+    Config.validate({ message: "LEDGER_ROWS must be between 0 and 50 000 000", validation: (n) => n >= 0 && n <= 50_000_000 })
+  ),
+  days: Config.integer("LEDGER_DAYS").pipe(
+    Config.withDefault(30),
+    Config.validate({ message: "LEDGER_DAYS must be between 1 and 3650", validation: (n) => n >= 1 && n <= 3650 })
+  ),
+  /** The ledger ends at the UTC midnight of this date (default: the start of today). */
+  end: Config.option(Config.date("LEDGER_END"))
+})
+
+/** Generator options from the environment; the end defaults to today's UTC midnight (by `Clock`). */
+export const syntheticOptions: Effect.Effect<Synthetic.Options, ConfigError.ConfigError> = Effect.gen(function*() {
+  const c = yield* syntheticConfig
+  const end = Option.isSome(c.end) ? c.end.value.getTime() : yield* Clock.currentTimeMillis
+  return { seed: c.seed, rows: c.rows, days: c.days, end: Synthetic.utcMidnight(end) }
+})
+
+/** `MysqlClient` options from the settings, with short connect timeouts so a dead host fails fast. */
+export const clientOptions = (c: MysqlSettings): MysqlClient.MysqlClientConfig => ({
+  host: c.host,
+  port: c.port,
+  username: c.username,
+  database: c.database,
+  maxConnections: 8,
+  poolConfig: { connectTimeout: 3_000, dateStrings: true },
+  ...(Option.isSome(c.password) ? { password: c.password.value } : {})
+})
+
+// ---------------------------------------------------------------------------------------------
+// MariaDB
+
+/** A decimal amount from the driver (a string for `DECIMAL`) as exact integer cents. */
+export const Cents = Schema.transformOrFail(Schema.Union(Schema.String, Schema.Number), Schema.Number, {
+  strict: true,
+  decode: (value, _, ast) => {
+    // a number (a DOUBLE column) goes through its shortest decimal form, not `* 100`
+    const cents = Synthetic.parseCents(typeof value === "number" ? String(value) : value)
+    return Number.isFinite(cents) ? ParseResult.succeed(cents) : ParseResult.fail(new ParseResult.Type(ast, value, "not a decimal amount"))
+  },
+  encode: (cents) => ParseResult.succeed(Synthetic.formatCents(cents))
+})
+
+/** A count: `COUNT(*)` is a number, `SUM` of integers a decimal string. */
+export const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
+
+const rows = {
+  span: Schema.Struct({ last_day: Schema.NullOr(Schema.String) }),
+  totals: Schema.Struct({ transactions: Count, volume: Cents }),
+  daily: Schema.Struct({ day: Schema.String, transactions: Count, volume: Cents }),
+  active: Schema.Struct({ active: Count }),
+  balance: Schema.Struct({ balance: Cents }),
+  market: Schema.Struct({
+    item_id: Count,
+    item: Schema.String,
+    trades: Count,
+    quantity: Count,
+    volume: Cents,
+    price_sum: Cents,
+    median_price: Cents
+  }),
+  shop: Schema.Struct({
+    shop_id: Count,
+    shop: Schema.String,
+    owner: Schema.String,
+    revenue: Cents,
+    spent: Cents,
+    buys: Count,
+    sells: Count
+  }),
+  shopItem: Schema.Struct({ shop_id: Count, item: Schema.String, quantity: Count, revenue: Cents }),
+  flow: Schema.Struct({ kind: Schema.String, transactions: Count, volume: Cents, minted: Cents, burned: Cents }),
+  dailyFlow: Schema.Struct({ day: Schema.String, minted: Cents, burned: Cents, circulating: Cents }),
+  supply: Schema.Struct({ supply: Cents })
+}
+
+const connectionCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "EAI_AGAIN",
+  "EPIPE",
+  "PROTOCOL_CONNECTION_LOST",
+  "ER_CON_COUNT_ERROR",
+  "ER_ACCESS_DENIED_ERROR",
+  "ER_BAD_DB_ERROR"
+])
+
+/** MariaDB's `ER_STATEMENT_TIMEOUT`; MySQL's `ER_QUERY_TIMEOUT` for good measure. */
+const timeoutErrnos = new Set([1969, 3024])
+
+/** Maps a driver failure to the ledger's typed errors. */
+export const classify = (query: string, seconds: number) => (error: SqlError | LedgerError): LedgerFailure => {
+  if (error._tag === "LedgerError") return error
+  const cause = error.cause as { readonly errno?: unknown; readonly code?: unknown; readonly fatal?: unknown } | undefined
+  if (cause !== undefined && timeoutErrnos.has(cause.errno as number)) return new LedgerTimeout({ query, seconds })
+  const unavailable = cause !== undefined && (cause.fatal === true || connectionCodes.has(cause.code as string))
+  return new LedgerError({ query, reason: unavailable ? "Unavailable" : "Query", cause: error.cause ?? error })
+}
+
+/**
+ * A `SqlClient` that connects on first use and again after a failed attempt, so the server
+ * starts (and `/healthz` answers) while the database is down. Its pool lives in `scope`.
+ */
+const lazyClient = (options: MysqlClient.MysqlClientConfig, scope: Scope.Scope) =>
+  Effect.gen(function*() {
+    const ref = yield* SynchronizedRef.make(Option.none<SqlClient.SqlClient>())
+    const connect = Effect.gen(function*() {
+      const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      return yield* Layer.buildWithScope(MysqlClient.layer(options), child).pipe(
+        Effect.map(Context.get(SqlClient.SqlClient)),
+        Effect.tapError(() => Scope.close(child, Exit.void))
+      )
+    })
+    return SynchronizedRef.modifyEffect(ref, (current) =>
+      Option.isSome(current)
+        ? Effect.succeed([current.value, current] as const)
+        : Effect.map(connect, (client) => [client, Option.some(client)] as const)).pipe(
+        Effect.mapError((cause) => new LedgerError({ query: "connect", reason: "Unavailable", cause }))
+      )
+  })
+
+/**
+ * Runs one bounded statement: `SET STATEMENT max_statement_time=<limit> FOR <query>`, sent
+ * unprepared because MariaDB does not take a placeholder there; every value, the limit included,
+ * is still a bound parameter escaped by the driver, never text built by us.
+ */
+export const bounded = <A, I>(
+  sql: SqlClient.SqlClient,
+  seconds: number,
+  name: string,
+  schema: Schema.Schema<A, I>,
+  query: (sql: SqlClient.SqlClient) => Statement.Fragment
+): Effect.Effect<ReadonlyArray<A>, LedgerFailure> =>
+  sql`SET STATEMENT max_statement_time=${seconds} FOR ${query(sql)}`.unprepared.pipe(
+    Effect.mapError(classify(name, seconds)),
+    Effect.flatMap((result) =>
+      Schema.decodeUnknown(Schema.Array(schema))(result).pipe(
+        Effect.mapError((cause) => new LedgerError({ query: name, reason: "Decode", cause }))
+      )
+    ),
+    Effect.withSpan(`ledger.${name}`)
+  )
+
+const first = <A>(name: string, rows: ReadonlyArray<A>): Effect.Effect<A, LedgerError> =>
+  rows[0] === undefined
+    ? Effect.fail(new LedgerError({ query: name, reason: "Decode", cause: new Error("no row") }))
+    : Effect.succeed(rows[0])
+
+/** The MariaDB queries over a client (obtained per query, see `lazyClient`). */
+export const makeSql = (
+  client: Effect.Effect<SqlClient.SqlClient, LedgerError>,
+  seconds: number
+): Service => {
+  const q = <A, I>(name: string, schema: Schema.Schema<A, I>, query: (sql: SqlClient.SqlClient) => Statement.Fragment) =>
+    Effect.flatMap(client, (sql) => bounded(sql, seconds, name, schema, query))
+  const since = (span: Span) => `${span.from} 00:00:00`
+
+  return {
+    backend: "mysql",
+    span: q("span", rows.span, (sql) => sql`SELECT DATE_FORMAT(MAX(ts), '%Y-%m-%d') AS last_day FROM ledger`).pipe(
+      Effect.flatMap((r) => first("span", r)),
+      Effect.map((r) => Option.map(Option.fromNullable(r.last_day), spanOf))
+    ),
+    totals: (span) =>
+      q("totals", rows.totals, (sql) =>
+        sql`SELECT COUNT(*) AS transactions, COALESCE(SUM(amount), 0) AS volume
+            FROM ledger WHERE ts >= ${since(span)}`).pipe(Effect.flatMap((r) => first("totals", r))),
+    daily: (span) =>
+      q("daily", rows.daily, (sql) =>
+        sql`SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day, COUNT(*) AS transactions, SUM(amount) AS volume
+            FROM ledger WHERE ts >= ${since(span)}
+            GROUP BY day ORDER BY day`),
+    activeAccounts: (span) =>
+      q("active accounts", rows.active, (sql) =>
+        sql`SELECT COUNT(*) AS active FROM (
+              SELECT from_account AS account FROM ledger WHERE ts >= ${since(span)} AND from_account IS NOT NULL
+              UNION
+              SELECT to_account FROM ledger WHERE ts >= ${since(span)} AND to_account IS NOT NULL
+            ) AS a`).pipe(
+          Effect.flatMap((r) => first("active accounts", r)),
+          Effect.map((r) => r.active)
+        ),
+    balances: q("balances", rows.balance, (sql) =>
+      sql`SELECT a.opening_balance + COALESCE(i.total, 0) - COALESCE(o.total, 0) AS balance
+          FROM accounts a
+          LEFT JOIN (SELECT to_account AS account, SUM(amount) AS total FROM ledger
+                     WHERE to_account IS NOT NULL GROUP BY to_account) AS i ON i.account = a.id
+          LEFT JOIN (SELECT from_account AS account, SUM(amount) AS total FROM ledger
+                     WHERE from_account IS NOT NULL GROUP BY from_account) AS o ON o.account = a.id
+          ORDER BY balance, a.id`).pipe(Effect.map((r) => r.map((x) => x.balance))),
+    market: (span) =>
+      q("market", rows.market, (sql) =>
+        sql`SELECT t.item_id, i.name AS item, t.trades, t.quantity, t.volume, t.price_sum, t.median_price
+            FROM (
+              SELECT item_id, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume,
+                     SUM(unit_price) AS price_sum, MAX(median_price) AS median_price
+              FROM (
+                SELECT item_id, quantity, amount, unit_price,
+                       PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY unit_price) OVER (PARTITION BY item_id) AS median_price
+                FROM ledger WHERE kind = 'market_trade' AND ts >= ${since(span)}
+              ) AS x
+              GROUP BY item_id
+            ) AS t
+            JOIN items i ON i.id = t.item_id
+            ORDER BY t.volume DESC, t.item_id`).pipe(
+          Effect.map((r) =>
+            r.map((x): MarketRow => ({
+              itemId: x.item_id,
+              item: x.item,
+              trades: x.trades,
+              quantity: x.quantity,
+              volume: x.volume,
+              priceSum: x.price_sum,
+              medianPrice: x.median_price
+            }))
+          )
+        ),
+    topShops: (span, limit) =>
+      q("top shops", rows.shop, (sql) =>
+        sql`SELECT s.id AS shop_id, s.name AS shop, a.name AS owner, t.revenue, t.spent, t.buys, t.sells
+            FROM (
+              SELECT shop_id,
+                     COALESCE(SUM(CASE WHEN kind = 'chestshop_buy' THEN amount END), 0) AS revenue,
+                     COALESCE(SUM(CASE WHEN kind = 'chestshop_sell' THEN amount END), 0) AS spent,
+                     COUNT(CASE WHEN kind = 'chestshop_buy' THEN 1 END) AS buys,
+                     COUNT(CASE WHEN kind = 'chestshop_sell' THEN 1 END) AS sells
+              FROM ledger
+              WHERE kind IN ('chestshop_buy', 'chestshop_sell') AND ts >= ${since(span)}
+              GROUP BY shop_id
+            ) AS t
+            JOIN shops s ON s.id = t.shop_id
+            JOIN accounts a ON a.id = s.owner_id
+            ORDER BY t.revenue DESC, s.id
+            LIMIT ${Math.max(0, Math.floor(limit))}`).pipe(
+          Effect.map((r) =>
+            r.map((x): ShopRow => ({
+              shopId: x.shop_id,
+              shop: x.shop,
+              owner: x.owner,
+              revenue: x.revenue,
+              spent: x.spent,
+              buys: x.buys,
+              sells: x.sells
+            }))
+          )
+        ),
+    shopItems: (span, shopIds, perShop) =>
+      shopIds.length === 0 ? Effect.succeed([]) : q("shop items", rows.shopItem, (sql) =>
+        sql`SELECT shop_id, item, quantity, revenue FROM (
+              SELECT l.shop_id, i.name AS item, SUM(l.quantity) AS quantity, SUM(l.amount) AS revenue,
+                     ROW_NUMBER() OVER (PARTITION BY l.shop_id ORDER BY SUM(l.amount) DESC, l.item_id) AS rn
+              FROM ledger l JOIN items i ON i.id = l.item_id
+              WHERE l.kind = 'chestshop_buy' AND l.ts >= ${since(span)} AND l.shop_id IN ${sql.in(shopIds)}
+              GROUP BY l.shop_id, l.item_id, i.name
+            ) AS r
+            WHERE rn <= ${Math.max(0, Math.floor(perShop))}
+            ORDER BY shop_id, rn`).pipe(
+          Effect.map((r) => r.map((x): ShopItemRow => ({ shopId: x.shop_id, item: x.item, quantity: x.quantity, revenue: x.revenue })))
+        ),
+    flows: (span) =>
+      q("flows", rows.flow, (sql) =>
+        sql`SELECT CAST(kind AS CHAR) AS kind, COUNT(*) AS transactions, SUM(amount) AS volume,
+                   COALESCE(SUM(CASE WHEN from_account IS NULL THEN amount END), 0) AS minted,
+                   COALESCE(SUM(CASE WHEN to_account IS NULL THEN amount END), 0) AS burned
+            FROM ledger WHERE ts >= ${since(span)}
+            GROUP BY kind`).pipe(Effect.map((r) => [...r].sort(byKind))),
+    dailyFlows: (span) =>
+      q("daily flows", rows.dailyFlow, (sql) =>
+        sql`SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day,
+                   COALESCE(SUM(CASE WHEN from_account IS NULL THEN amount END), 0) AS minted,
+                   COALESCE(SUM(CASE WHEN to_account IS NULL THEN amount END), 0) AS burned,
+                   COALESCE(SUM(CASE WHEN from_account IS NOT NULL AND to_account IS NOT NULL THEN amount END), 0) AS circulating
+            FROM ledger WHERE ts >= ${since(span)}
+            GROUP BY day ORDER BY day`),
+    moneySupply: q("money supply", rows.supply, (sql) =>
+      sql`SELECT (SELECT COALESCE(SUM(opening_balance), 0) FROM accounts)
+               + (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE from_account IS NULL)
+               - (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE to_account IS NULL) AS supply`).pipe(
+        Effect.flatMap((r) => first("money supply", r)),
+        Effect.map((r) => r.supply)
+      )
+  }
+}
+
+/** MariaDB with explicit settings; connects lazily (see `lazyClient`). */
+export const layerMysqlWith = (settings: MysqlSettings, timeout: Duration.DurationInput): Layer.Layer<Ledger> =>
+  Layer.scoped(
+    Ledger,
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const client = yield* lazyClient(clientOptions(settings), scope)
+      const seconds = Duration.toMillis(timeout) / 1000
+      yield* client.pipe(
+        Effect.zipRight(Effect.logInfo(`explorer: ledger on MariaDB ${settings.host}:${settings.port}/${settings.database}`)),
+        Effect.catchAll((e) => Effect.logWarning(`explorer: ${e.message}; will retry on demand`))
+      )
+      return makeSql(client, seconds)
+    })
+  )
+
+/** MariaDB from `MYSQL_*` and `LEDGER_STATEMENT_TIMEOUT`. */
+export const layerMysql: Layer.Layer<Ledger, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(Config.all([mysqlConfig, statementTimeout]), ([settings, timeout]) => layerMysqlWith(settings, timeout))
+)
+
+// ---------------------------------------------------------------------------------------------
+// memory
+
+/** The same queries over `LedgerData`, scanning typed arrays. */
+export const makeMemory = (data: Synthetic.LedgerData): Service => {
+  const r = data.rows
+  const itemName = new Map(data.items.map((i) => [i.id, i.name]))
+  const accountName = new Map(data.accounts.map((a) => [a.id, a.name]))
+  const dayOf = (sec: number) => Synthetic.formatDay(Math.floor(sec / 86_400) * 86_400)
+  const sinceSec = (span: Span) => Date.parse(`${span.from}T00:00:00Z`) / 1000
+  /** Visits the rows of the span (rows are in time order). */
+  const scan = (span: Span, f: (i: number) => void) => {
+    const from = sinceSec(span)
+    let lo = 0
+    let hi = r.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (r.ts[mid]! < from) lo = mid + 1
+      else hi = mid
+    }
+    for (let i = lo; i < r.length; i++) f(i)
+  }
+  /** Groups the span's rows by UTC day (`day` indexes), in day order. */
+  const byDay = <A>(span: Span, init: () => A, add: (acc: A, i: number) => void): Array<[string, A]> => {
+    const days = new Map<number, A>()
+    scan(span, (i) => {
+      const d = Math.floor(r.ts[i]! / 86_400)
+      let acc = days.get(d)
+      if (acc === undefined) days.set(d, acc = init())
+      add(acc, i)
+    })
+    return [...days.entries()].sort((a, b) => a[0] - b[0]).map(([d, acc]) => [dayOf(d * 86_400), acc])
+  }
+  const median = (sorted: ReadonlyArray<number>) => {
+    const m = sorted.length >> 1
+    return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2
+  }
+  const kindIndex = (k: Synthetic.Kind) => Synthetic.kinds.indexOf(k)
+  const BUY = kindIndex("chestshop_buy")
+  const SELL = kindIndex("chestshop_sell")
+  const TRADE = kindIndex("market_trade")
+
+  return {
+    backend: "memory",
+    span: Effect.sync(() => {
+      let max = -Infinity
+      for (let i = 0; i < r.length; i++) if (r.ts[i]! > max) max = r.ts[i]!
+      return r.length === 0 ? Option.none() : Option.some(spanOf(dayOf(max)))
+    }),
+    totals: (span) =>
+      Effect.sync(() => {
+        let transactions = 0
+        let volume = 0
+        scan(span, (i) => {
+          transactions++
+          volume += r.amount[i]!
+        })
+        return { transactions, volume }
+      }),
+    daily: (span) =>
+      Effect.sync(() =>
+        byDay(span, () => ({ transactions: 0, volume: 0 }), (acc, i) => {
+          acc.transactions++
+          acc.volume += r.amount[i]!
+        }).map(([day, acc]) => ({ day, ...acc }))
+      ),
+    activeAccounts: (span) =>
+      Effect.sync(() => {
+        const seen = new Set<number>()
+        scan(span, (i) => {
+          if (r.from[i]! >= 0) seen.add(r.from[i]!)
+          if (r.to[i]! >= 0) seen.add(r.to[i]!)
+        })
+        return seen.size
+      }),
+    balances: Effect.sync(() => {
+      const balance = new Map(data.accounts.map((a) => [a.id, a.openingCents]))
+      for (let i = 0; i < r.length; i++) {
+        const from = r.from[i]!
+        const to = r.to[i]!
+        if (from >= 0 && balance.has(from)) balance.set(from, balance.get(from)! - r.amount[i]!)
+        if (to >= 0 && balance.has(to)) balance.set(to, balance.get(to)! + r.amount[i]!)
+      }
+      return [...balance.values()].sort((a, b) => a - b)
+    }),
+    market: (span) =>
+      Effect.sync(() => {
+        const byItem = new Map<number, { trades: number; quantity: number; volume: number; priceSum: number; prices: Array<number> }>()
+        scan(span, (i) => {
+          if (r.kind[i] !== TRADE) return
+          const id = r.item[i]!
+          let acc = byItem.get(id)
+          if (acc === undefined) byItem.set(id, acc = { trades: 0, quantity: 0, volume: 0, priceSum: 0, prices: [] })
+          acc.trades++
+          acc.quantity += r.quantity[i]!
+          acc.volume += r.amount[i]!
+          acc.priceSum += r.unitPrice[i]!
+          acc.prices.push(r.unitPrice[i]!)
+        })
+        return [...byItem.entries()]
+          .filter(([id]) => itemName.has(id))
+          .map(([itemId, acc]): MarketRow => ({
+            itemId,
+            item: itemName.get(itemId)!,
+            trades: acc.trades,
+            quantity: acc.quantity,
+            volume: acc.volume,
+            priceSum: acc.priceSum,
+            medianPrice: median(acc.prices.sort((a, b) => a - b))
+          }))
+          .sort((a, b) => b.volume - a.volume || a.itemId - b.itemId)
+      }),
+    topShops: (span, limit) =>
+      Effect.sync(() => {
+        const byShop = new Map<number, { revenue: number; spent: number; buys: number; sells: number }>()
+        scan(span, (i) => {
+          const k = r.kind[i]
+          if (k !== BUY && k !== SELL) return
+          let acc = byShop.get(r.shop[i]!)
+          if (acc === undefined) byShop.set(r.shop[i]!, acc = { revenue: 0, spent: 0, buys: 0, sells: 0 })
+          if (k === BUY) {
+            acc.revenue += r.amount[i]!
+            acc.buys++
+          } else {
+            acc.spent += r.amount[i]!
+            acc.sells++
+          }
+        })
+        const shops = new Map(data.shops.map((s) => [s.id, s]))
+        return [...byShop.entries()]
+          .flatMap(([shopId, acc]): Array<ShopRow> => {
+            const shop = shops.get(shopId)
+            const owner = shop === undefined ? undefined : accountName.get(shop.ownerId)
+            return shop === undefined || owner === undefined ? [] : [{ shopId, shop: shop.name, owner, ...acc }]
+          })
+          .sort((a, b) => b.revenue - a.revenue || a.shopId - b.shopId)
+          .slice(0, Math.max(0, Math.floor(limit)))
+      }),
+    shopItems: (span, shopIds, perShop) =>
+      Effect.sync(() => {
+        const wanted = new Set(shopIds)
+        const groups = new Map<number, Map<number, { quantity: number; revenue: number }>>()
+        scan(span, (i) => {
+          if (r.kind[i] !== BUY || !wanted.has(r.shop[i]!) || !itemName.has(r.item[i]!)) return
+          let shop = groups.get(r.shop[i]!)
+          if (shop === undefined) groups.set(r.shop[i]!, shop = new Map())
+          let acc = shop.get(r.item[i]!)
+          if (acc === undefined) shop.set(r.item[i]!, acc = { quantity: 0, revenue: 0 })
+          acc.quantity += r.quantity[i]!
+          acc.revenue += r.amount[i]!
+        })
+        return [...groups.entries()].sort((a, b) => a[0] - b[0]).flatMap(([shopId, items]) =>
+          [...items.entries()]
+            .sort((a, b) => b[1].revenue - a[1].revenue || a[0] - b[0])
+            .slice(0, Math.max(0, Math.floor(perShop)))
+            .map(([itemId, acc]): ShopItemRow => ({ shopId, item: itemName.get(itemId)!, ...acc }))
+        )
+      }),
+    flows: (span) =>
+      Effect.sync(() => {
+        const byKindIndex = new Map<number, { transactions: number; volume: number; minted: number; burned: number }>()
+        scan(span, (i) => {
+          let acc = byKindIndex.get(r.kind[i]!)
+          if (acc === undefined) byKindIndex.set(r.kind[i]!, acc = { transactions: 0, volume: 0, minted: 0, burned: 0 })
+          acc.transactions++
+          acc.volume += r.amount[i]!
+          if (r.from[i]! < 0) acc.minted += r.amount[i]!
+          if (r.to[i]! < 0) acc.burned += r.amount[i]!
+        })
+        return [...byKindIndex.entries()].map(([k, acc]): FlowRow => ({ kind: Synthetic.kinds[k]!, ...acc })).sort(byKind)
+      }),
+    dailyFlows: (span) =>
+      Effect.sync(() =>
+        byDay(span, () => ({ minted: 0, burned: 0, circulating: 0 }), (acc, i) => {
+          const from = r.from[i]!
+          const to = r.to[i]!
+          if (from < 0) acc.minted += r.amount[i]!
+          if (to < 0) acc.burned += r.amount[i]!
+          if (from >= 0 && to >= 0) acc.circulating += r.amount[i]!
+        }).map(([day, acc]) => ({ day, ...acc }))
+      ),
+    moneySupply: Effect.sync(() => {
+      let supply = data.accounts.reduce((sum, a) => sum + a.openingCents, 0)
+      for (let i = 0; i < r.length; i++) {
+        if (r.from[i]! < 0) supply += r.amount[i]!
+        if (r.to[i]! < 0) supply -= r.amount[i]!
+      }
+      return supply
+    })
+  }
+}
+
+/** The in-memory ledger over given data. */
+export const layerMemoryFrom = (data: Synthetic.LedgerData): Layer.Layer<Ledger> => Layer.succeed(Ledger, makeMemory(data))
+
+/** The in-memory ledger over the synthetic ledger described by `LEDGER_*`. */
+export const layerMemory: Layer.Layer<Ledger, ConfigError.ConfigError> = Layer.effect(
+  Ledger,
+  Effect.gen(function*() {
+    const options = yield* syntheticOptions
+    const started = yield* Clock.currentTimeMillis
+    const data = Synthetic.generate(options)
+    const took = (yield* Clock.currentTimeMillis) - started
+    yield* Effect.logInfo(
+      `explorer: MYSQL_HOST is not set; using the in-memory synthetic ledger (${options.rows} rows, seed ${options.seed}, generated in ${took} ms)`
+    )
+    return makeMemory(data)
+  })
+)
+
+/** MariaDB when `MYSQL_HOST` is set, otherwise the in-memory synthetic ledger. */
+export const layerFromEnv: Layer.Layer<Ledger, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("MYSQL_HOST")), (host) => Option.isSome(host) ? layerMysql : layerMemory)
+)
