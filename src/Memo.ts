@@ -591,20 +591,20 @@ const lookup = <A, E, R, B>(
   const spec = validate(options)
   if (Either.isLeft(spec)) return Effect.fail(spec.left)
   const { key, windowMs } = spec.right
-  return Effect.contextWithEffect((context: Context.Context<R | Memo>) => {
+  // one primitive for the whole hit path: the fiber gives both the context and the clock
+  return Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext as Context.Context<R | Memo>
     const runtime = Context.get(context, Memo)
-    return Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis() + runtime.skew
-      const held = runtime.l1.get(key)
-      if (held !== undefined && held.windowMs === windowMs && held.bucket >= Math.floor(now / windowMs)) {
-        Metrics.requestsL1.unsafeUpdate(1, [])
-        return Effect.succeed(onHit(held, now))
-      }
-      return Effect.map(
-        runtime.slow(spec.right, Effect.provide(producer, context), now, held),
-        (o) => onOutcome(o, now)
-      )
-    })
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis() + runtime.skew
+    const held = runtime.l1.get(key)
+    if (held !== undefined && held.windowMs === windowMs && held.bucket >= Math.floor(now / windowMs)) {
+      Metrics.requestsL1.unsafeUpdate(1, [])
+      return Effect.succeed(onHit(held, now))
+    }
+    return Effect.map(
+      runtime.slow(spec.right, Effect.provide(producer, context), now, held),
+      (o) => onOutcome(o, now)
+    )
   })
 }
 
