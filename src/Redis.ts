@@ -5,17 +5,19 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import * as Breaker from "./internal/breaker.js"
+import * as Nodes from "./internal/cluster.js"
 import * as Keys from "./internal/keys.js"
 import * as MemoryStore from "./internal/memoryStore.js"
 import * as Scripts from "./internal/scripts.js"
@@ -154,7 +156,35 @@ export interface Options {
   readonly breakerThreshold?: number | undefined
   /** How long the breaker stays open before a probe (default 1 s). */
   readonly breakerCooldown?: Duration.DurationInput | undefined
+  /**
+   * Redis Cluster: seed nodes (any reachable subset; ioredis discovers the others). `redis`
+   * then applies to every node connection, except `host`, `port` and `db` (a cluster has only
+   * db 0). Exclusive with `sentinel`.
+   */
+  readonly cluster?: ReadonlyArray<Address> | undefined
+  /**
+   * Sentinel: the sentinels to ask and the name of the primary they monitor. `redis` applies to
+   * the primary's connection (`sentinelUsername` / `sentinelPassword` to the sentinels'); its
+   * `host` and `port` are ignored.
+   */
+  readonly sentinel?: { readonly sentinels: ReadonlyArray<Address>; readonly name: string } | undefined
 }
+
+/**
+ * A Redis, Cluster node or Sentinel address.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Address = Nodes.Address
+
+/**
+ * What the store runs its scripts on: a standalone or Sentinel-backed client, or a `Cluster`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Client = IORedis | Cluster
 
 /**
  * The options that keep ioredis from queueing or retrying: a request must never wait behind a
@@ -239,7 +269,7 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
 
 type ScriptRunner = (name: keyof typeof Scripts, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
 
-const defineScripts = (client: IORedis): ScriptRunner => {
+const defineScripts = (client: Client): ScriptRunner => {
   for (const [name, lua] of Object.entries(Scripts)) {
     const numberOfKeys = name === "get" || name === "renew" || name === "release" ? 1 : 3
     client.defineCommand(`lockstep_${name}`, { numberOfKeys, lua })
@@ -259,7 +289,7 @@ const defineScripts = (client: IORedis): ScriptRunner => {
  * @category constructors
  */
 export const fromClient = (
-  client: IORedis,
+  client: Client,
   options: {
     readonly tenant: string
     readonly breakerThreshold?: number | undefined
@@ -331,22 +361,17 @@ export const fromClient = (
 }
 
 /**
- * Connects an ioredis client as a scoped resource: connected when the scope opens (or left
- * reconnecting in the background when Redis is down, so the process starts degraded rather than
- * not at all), quit when it closes.
- *
- * @since 0.1.0
- * @category constructors
+ * A client as a scoped resource: created (and connecting) when the scope opens, given an error
+ * listener, awaited until ready or `connectTimeout` (after which it goes on reconnecting in the
+ * background, so the process starts degraded rather than not at all), quit when the scope closes.
  */
-export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Scope.Scope> => {
-  const commandTimeoutMs = Duration.toMillis(options.commandTimeout ?? "500 millis")
-  return Effect.acquireRelease(
+const scopedClient = <C extends Client>(
+  create: () => C,
+  connectTimeout: Duration.DurationInput | undefined
+): Effect.Effect<C, never, Scope.Scope> =>
+  Effect.acquireRelease(
     Effect.sync(() => {
-      const client = new IORedis({
-        ...options.redis,
-        ...failFastOptions(commandTimeoutMs),
-        lazyConnect: false
-      })
+      const client = create()
       // Without a listener, a connection error would be an uncaught "error" event.
       client.on("error", () => {})
       return client
@@ -365,7 +390,7 @@ export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Sc
         client.once("ready", done)
         return Effect.sync(() => client.off("ready", done))
       }).pipe(
-        Effect.timeoutOption(options.connectTimeout ?? "2 seconds"),
+        Effect.timeoutOption(connectTimeout ?? "2 seconds"),
         Effect.tap((ready) =>
           Option.isNone(ready)
             ? Effect.logWarning("lockstep: Redis is not reachable yet; serving degraded until it is")
@@ -374,7 +399,106 @@ export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Sc
       )
     )
   )
+
+/**
+ * What a Sentinel-backed client adds to the fail-fast options. After a failover the primary is
+ * elsewhere: each reconnect asks a sentinel first (cheap), so it polls every ≤ 500 ms rather than
+ * backing off to 2 s. A primary that was demoted while still up answers writes with `READONLY`:
+ * that reconnects (through the sentinels, to the new primary) without resending the command.
+ */
+const sentinelOptions = (sentinel: NonNullable<Options["sentinel"]>, commandTimeoutMs: number) => ({
+  sentinels: sentinel.sentinels.map((a) => ({ host: a.host, port: a.port })),
+  name: sentinel.name,
+  role: "master" as const,
+  sentinelCommandTimeout: commandTimeoutMs,
+  sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
+  retryStrategy: (times: number) => Math.min(100 * times, 500),
+  reconnectOnError: (error: Error) => (/READONLY/.test(error.message) ? (1 as const) : false)
+})
+
+/**
+ * Connects an ioredis client as a scoped resource: connected when the scope opens (or left
+ * reconnecting in the background when Redis is down, so the process starts degraded rather than
+ * not at all), quit when it closes. With `options.sentinel`, the client finds the primary
+ * through the sentinels and follows it across failovers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Scope.Scope> => {
+  const commandTimeoutMs = Duration.toMillis(options.commandTimeout ?? "500 millis")
+  return scopedClient(
+    () =>
+      new IORedis({
+        ...options.redis,
+        ...failFastOptions(commandTimeoutMs),
+        ...(options.sentinel ? sentinelOptions(options.sentinel, commandTimeoutMs) : {}),
+        lazyConnect: false
+      }),
+    options.connectTimeout
+  )
 }
+
+/**
+ * Connects a Redis Cluster client as a scoped resource, with the fail-fast options on every node
+ * connection and on the cluster itself: no offline queue (a command for a slot without a ready
+ * node fails at once), `clusterRetryStrategy` always returning a number (the client never gives
+ * up on the cluster), few redirections, and writes and reads on primaries only.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectCluster = (
+  nodes: ReadonlyArray<Address>,
+  options: Options = {}
+): Effect.Effect<Cluster, never, Scope.Scope> => {
+  const commandTimeoutMs = Duration.toMillis(options.commandTimeout ?? "500 millis")
+  const { enableOfflineQueue: _queue, retryStrategy, ...perNode } = failFastOptions(commandTimeoutMs)
+  // what only makes sense for one server: the cluster assigns each node's address, and has db 0
+  const { host: _host, port: _port, path: _path, db: _db, sentinels: _sentinels, ...redisOptions } = options.redis ?? {}
+  return scopedClient(
+    () =>
+      new Cluster(nodes.map((a) => ({ host: a.host, port: a.port })), {
+        redisOptions: { ...redisOptions, ...perNode },
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        clusterRetryStrategy: retryStrategy,
+        scaleReads: "master",
+        maxRedirections: 8,
+        slotsRefreshTimeout: Math.max(commandTimeoutMs, 1_000),
+        lazyConnect: false
+      }),
+    options.connectTimeout
+  )
+}
+
+const validateAddresses = (what: string, addresses: ReadonlyArray<Address>): Effect.Effect<void, RedisConfigError> => {
+  if (addresses.length === 0) return Effect.fail(new RedisConfigError({ message: `${what} needs at least one host:port` }))
+  for (const a of addresses) {
+    const valid = Nodes.validateAddress(a)
+    if (Either.isLeft(valid)) return Effect.fail(new RedisConfigError({ message: `${what}: ${valid.left}` }))
+  }
+  return Effect.void
+}
+
+const validateTopology = (options: Options): Effect.Effect<void, RedisConfigError> =>
+  Effect.gen(function*() {
+    if (options.cluster && options.sentinel) {
+      return yield* new RedisConfigError({ message: "a store is either a Redis Cluster or a Sentinel set, not both" })
+    }
+    if (options.cluster) {
+      yield* validateAddresses("the cluster", options.cluster)
+      if ((options.redis?.db ?? 0) !== 0) {
+        return yield* new RedisConfigError({ message: `a Redis Cluster has only db 0, got db ${options.redis?.db}` })
+      }
+    }
+    if (options.sentinel) {
+      yield* validateAddresses("the sentinel set", options.sentinel.sentinels)
+      if (options.sentinel.name.trim().length === 0) {
+        return yield* new RedisConfigError({ message: "the sentinel set needs the name of the primary it monitors" })
+      }
+    }
+  })
 
 /**
  * Builds the Redis-backed store.
@@ -385,7 +509,8 @@ export const connect = (options: Options = {}): Effect.Effect<IORedis, never, Sc
 export const make = (options: Options = {}): Effect.Effect<Store, RedisConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const tenant = yield* validateTenant(options.tenant ?? "default")
-    const client = yield* connect(options)
+    yield* validateTopology(options)
+    const client: Client = options.cluster ? yield* connectCluster(options.cluster, options) : yield* connect(options)
     return fromClient(client, {
       tenant,
       breakerThreshold: options.breakerThreshold,
@@ -433,6 +558,12 @@ export const makeMemory = (
  */
 export const layerMemory: Layer.Layer<Redis> = Layer.effect(Redis, Effect.orDie(makeMemory()))
 
+/** A `host:port,host:port,…` list; a malformed one is `InvalidData` at `name`. */
+const addresses = (name: string): Config.Config<ReadonlyArray<Address>> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => Either.mapLeft(Nodes.parseAddresses(text), (message) => ConfigError.InvalidData([], message)))
+  )
+
 /**
  * The environment the Redis layers read.
  *
@@ -450,7 +581,12 @@ export const config = Config.all({
   ),
   tls: Config.boolean("REDIS_TLS").pipe(Config.withDefault(false)),
   tenant: Config.string("TENANT").pipe(Config.withDefault("default")),
-  commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(500)))
+  commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(500))),
+  clusterNodes: Config.option(addresses("REDIS_CLUSTER_NODES")),
+  sentinels: Config.option(addresses("REDIS_SENTINELS")),
+  sentinelName: Config.option(Config.string("REDIS_SENTINEL_NAME")),
+  sentinelUsername: Config.option(Config.string("REDIS_SENTINEL_USERNAME")),
+  sentinelPassword: Config.option(Config.redacted("REDIS_SENTINEL_PASSWORD"))
 })
 
 const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string): Options => ({
@@ -467,8 +603,75 @@ const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string
 })
 
 /**
+ * The store the environment describes: a standalone Redis (`REDIS_HOST`), a Redis Cluster
+ * (`REDIS_CLUSTER_NODES=host:port,…`, db 0 only) or a Sentinel set (`REDIS_SENTINELS=host:port,…`
+ * with `REDIS_SENTINEL_NAME`, and `REDIS_SENTINEL_USERNAME` / `REDIS_SENTINEL_PASSWORD` when the
+ * sentinels require them), or `None` when it names none. `REDIS_USERNAME`, `REDIS_PASSWORD`,
+ * `REDIS_TLS`, `REDIS_COMMAND_TIMEOUT` and `TENANT` apply to all three (`REDIS_TLS` to the
+ * sentinels' connections too). Setting more than one of the three, or half a Sentinel set, is a
+ * `RedisConfigError`; a malformed list is a `ConfigError` naming its variable.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const optionsFromEnv: Effect.Effect<Option.Option<Options>, RedisConfigError | ConfigError.ConfigError> = Effect
+  .gen(function*() {
+    const c = yield* config
+    const named = [
+      Option.isSome(c.host) ? "REDIS_HOST" : undefined,
+      Option.isSome(c.clusterNodes) ? "REDIS_CLUSTER_NODES" : undefined,
+      Option.isSome(c.sentinels) ? "REDIS_SENTINELS" : undefined
+    ].filter((x) => x !== undefined)
+    if (named.length > 1) {
+      return yield* new RedisConfigError({
+        message: `set only one of REDIS_HOST, REDIS_CLUSTER_NODES and REDIS_SENTINELS (got ${named.join(" and ")})`
+      })
+    }
+    if (Option.isSome(c.sentinelName) !== Option.isSome(c.sentinels)) {
+      return yield* new RedisConfigError({
+        message: Option.isSome(c.sentinels)
+          ? "REDIS_SENTINELS needs REDIS_SENTINEL_NAME, the name of the primary the sentinels monitor"
+          : "REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not"
+      })
+    }
+    const auth: Omit<RedisOptions, "replyMapping"> = {
+      ...(Option.isSome(c.username) ? { username: c.username.value } : {}),
+      ...(Option.isSome(c.password) ? { password: Redacted.value(c.password.value) } : {})
+    }
+    if (Option.isSome(c.host)) return Option.some(optionsFromConfig(c, c.host.value))
+    if (Option.isSome(c.clusterNodes)) {
+      if (c.db !== 0) {
+        return yield* new RedisConfigError({ message: `a Redis Cluster has only db 0: unset REDIS_DB (got ${c.db})` })
+      }
+      return Option.some<Options>({
+        tenant: c.tenant,
+        commandTimeout: c.commandTimeout,
+        cluster: c.clusterNodes.value,
+        redis: { ...auth, ...(c.tls ? { tls: {} } : {}) }
+      })
+    }
+    if (Option.isSome(c.sentinels) && Option.isSome(c.sentinelName)) {
+      return Option.some<Options>({
+        tenant: c.tenant,
+        commandTimeout: c.commandTimeout,
+        sentinel: { sentinels: c.sentinels.value, name: c.sentinelName.value },
+        redis: {
+          ...auth,
+          db: c.db,
+          ...(Option.isSome(c.sentinelUsername) ? { sentinelUsername: c.sentinelUsername.value } : {}),
+          ...(Option.isSome(c.sentinelPassword) ? { sentinelPassword: Redacted.value(c.sentinelPassword.value) } : {}),
+          ...(c.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {})
+        }
+      })
+    }
+    return Option.none()
+  })
+
+/**
  * Redis from the environment (`REDIS_HOST`, `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`,
- * `REDIS_DB`, `REDIS_TLS`, `REDIS_COMMAND_TIMEOUT`, `TENANT`). `REDIS_HOST` is required.
+ * `REDIS_DB`, `REDIS_TLS`, `REDIS_COMMAND_TIMEOUT`, `TENANT`), or a Redis Cluster
+ * (`REDIS_CLUSTER_NODES`) or Sentinel set (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`) in place of
+ * `REDIS_HOST`: see `optionsFromEnv`. One of the three is required.
  *
  * @since 0.1.0
  * @category layers
@@ -476,17 +679,19 @@ const optionsFromConfig = (c: Config.Config.Success<typeof config>, host: string
 export const layerConfig: Layer.Layer<Redis, RedisConfigError | ConfigError.ConfigError> = Layer.scoped(
   Redis,
   Effect.gen(function*() {
-    const c = yield* config
-    if (Option.isNone(c.host)) {
-      return yield* new RedisConfigError({ message: "REDIS_HOST is not set" })
+    const options = yield* optionsFromEnv
+    if (Option.isNone(options)) {
+      return yield* new RedisConfigError({
+        message: "REDIS_HOST is not set (nor REDIS_CLUSTER_NODES, nor REDIS_SENTINELS)"
+      })
     }
-    return yield* make(optionsFromConfig(c, c.host.value))
+    return yield* make(options.value)
   })
 )
 
 /**
- * Redis when `REDIS_HOST` is set, otherwise the in-memory store with one warning: the same
- * program runs on a laptop and in the fleet.
+ * Redis when `REDIS_HOST` (or `REDIS_CLUSTER_NODES`, or `REDIS_SENTINELS`) is set, otherwise the
+ * in-memory store with one warning: the same program runs on a laptop and in the fleet.
  *
  * @since 0.1.0
  * @category layers
@@ -495,7 +700,8 @@ export const layerFromEnv: Layer.Layer<Redis, RedisConfigError | ConfigError.Con
   Redis,
   Effect.gen(function*() {
     const c = yield* config
-    if (Option.isSome(c.host)) return yield* make(optionsFromConfig(c, c.host.value))
+    const options = yield* optionsFromEnv
+    if (Option.isSome(options)) return yield* make(options.value)
     yield* Effect.logWarning(
       "lockstep: REDIS_HOST is not set; using the in-memory store (one process, no fleet coordination)"
     )
