@@ -252,9 +252,14 @@ const makeRuntime = (
       if (Math.abs(measured - runtime.skew) > 250) runtime.skew = measured
     })
 
-  const countRedisError = (error: unknown) =>
+  const countRedisError = (error: unknown, operation?: string) =>
     Effect.zipRight(
-      Effect.sync(() => Metrics.redisErrors.unsafeUpdate(1, [])),
+      Effect.sync(() =>
+        Metrics.redisErrors.unsafeUpdate(1, [
+          Metrics.label("operation", error instanceof Redis.RedisError ? error.operation : operation ?? "unknown"),
+          Metrics.label("reason", error instanceof Redis.RedisError ? error.reason : Cause.isTimeoutException(error) ? "Timeout" : "Unavailable")
+        ])
+      ),
       Effect.logDebug("lockstep: Redis unavailable, degrading", error)
     )
 
@@ -270,6 +275,7 @@ const makeRuntime = (
     l1.delete(key)
     l1.set(key, entry)
     if (l1.size > settings.l1Capacity) l1.delete(l1.keys().next().value!)
+    Metrics.l1Entries.unsafeUpdate(l1.size, [])
     return entry
   }
 
@@ -416,6 +422,11 @@ const makeRuntime = (
         const c = claimed.right
         yield* observe(c.now)
         Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", c._tag.toLowerCase())])
+        if (c._tag !== "Fresh" && Option.isSome(c.stored)) {
+          // whatever happens next, the stored value may be newer than ours: serve it meanwhile
+          const stale = decodeStored(spec, c.stored.value)
+          if (stale !== undefined) yield* offer(stale)
+        }
         switch (c._tag) {
           case "Fresh": {
             const entry = decodeStored(spec, c.stored)
@@ -430,8 +441,6 @@ const makeRuntime = (
           }
           case "Busy":
           case "Backoff": {
-            const stale = Option.getOrUndefined(Option.flatMap(c.stored, (s) => Option.fromNullable(decodeStored(spec, s))))
-            if (stale !== undefined) yield* offer(stale)
             const held = l1.get(spec.key)
             if (c._tag === "Backoff" && held !== undefined && held.windowMs === spec.windowMs) {
               retryAt.set(spec.key, c.now + c.ttlMs)
@@ -454,7 +463,7 @@ const makeRuntime = (
       if (held === undefined || held.windowMs !== spec.windowMs) {
         const loaded = yield* store.get(spec.key).pipe(Effect.timeout(settings.redisTimeoutMs), Effect.either)
         if (Either.isLeft(loaded)) {
-          yield* countRedisError(loaded.left)
+          yield* countRedisError(loaded.left, "get")
           redisDown = true
         } else {
           yield* observe(loaded.right.now)
@@ -510,6 +519,7 @@ const makeRuntime = (
 
   function serveStale<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, at: number, held: Entry): Effect.Effect<Outcome, E> {
     Metrics.requestsStale.unsafeUpdate(1, [])
+    Metrics.staleAge.unsafeUpdate(Math.floor(at / spec.windowMs) - held.bucket, [])
     const outcome: Outcome = { entry: held, cache: "stale" }
     if (inflight.has(spec.key) || at < (retryAt.get(spec.key) ?? 0)) return Effect.succeed(outcome)
     return Effect.as(start(spec, producer), outcome)
@@ -517,9 +527,14 @@ const makeRuntime = (
 
   function awaitValue<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<Outcome, E> {
     return Effect.flatMap(start(spec, producer), (deferred) =>
-      Effect.tap(Deferred.await(deferred) as Effect.Effect<Outcome, E>, (o) =>
-        (o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
-          .unsafeUpdate(1, [])))
+      Effect.tapBoth(Deferred.await(deferred) as Effect.Effect<Outcome, E>, {
+        onSuccess: (o) =>
+          Effect.sync(() =>
+            (o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
+              .unsafeUpdate(1, [])
+          ),
+        onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
+      }))
   }
 
   function warm<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<void> {
@@ -601,9 +616,10 @@ const lookup = <A, E, R, B>(
       Metrics.requestsL1.unsafeUpdate(1, [])
       return Effect.succeed(onHit(held, now))
     }
-    return Effect.map(
+    // a request that waited reports staleness and the next boundary as of its answer
+    return Effect.flatMap(
       runtime.slow(spec.right, Effect.provide(producer, context), now, held),
-      (o) => onOutcome(o, now)
+      (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + runtime.skew)))
     )
   })
 }

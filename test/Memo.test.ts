@@ -95,6 +95,35 @@ describe("Memo", () => {
       expect(p.state.runs).toBe(2)
     }))
 
+  it.scoped("a request that waited reports staleness as of its answer, not its start", () =>
+    Effect.gen(function*() {
+      const p = producer(5000)
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const waited = yield* Effect.fork(run(Memo.memoWithInfo({ ...options, window: 2000 }, p.effect)))
+      yield* TestClock.adjust(5000)
+      expect(yield* Fiber.join(waited)).toMatchObject({ value: 1, bucket: 0, stale: true, nextBoundary: 6000, cache: "miss" })
+    }))
+
+  it.scoped("a process that takes the lock serves the newer stored value while it produces", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(1000)
+      const o = { ...options, window: 2000 }
+      const a = yield* pod(server)
+      const b = yield* pod(server)
+      const first = yield* Effect.fork(b.run(Memo.memo(o, p.effect)))
+      yield* TestClock.adjust(2000) // t = 2 s: b holds run 1 (window 0)
+      expect(yield* Fiber.join(first)).toBe(1)
+      const second = yield* Effect.fork(a.run(Memo.memo(o, p.effect)))
+      yield* TestClock.adjust(2000) // t = 4 s: a produced run 2 for window 1
+      expect(yield* Fiber.join(second)).toBe(1) // a served the stale value at once
+      expect(yield* immediately(a.run(Memo.memo(o, p.effect)))).toBe(2)
+      // b's L1 still holds run 1; its refresh claims the lock and learns of run 2 on the way
+      expect(yield* immediately(b.run(Memo.memo(o, p.effect)))).toBe(1)
+      expect(yield* immediately(b.run(Memo.memo(o, p.effect)))).toBe(2)
+      expect(p.state.runs).toBe(3)
+    }))
+
   it.scoped("a restarted process serves the last-known-good value at once, however old", () =>
     Effect.gen(function*() {
       const server = Redis.makeMemoryServer()
