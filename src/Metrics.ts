@@ -27,6 +27,26 @@ export const requestsRedis = Metric.tagged(requests, "result", "redis")
 export const requestsStale = Metric.tagged(requests, "result", "stale")
 /** @since 0.1.0 */
 export const requestsCold = Metric.tagged(requests, "result", "cold")
+/**
+ * A request that failed: only possible on a cold start (no value anywhere) with a failing
+ * producer. Any of these in a warm fleet deserves a look.
+ *
+ * @since 0.1.0
+ */
+export const requestsError = Metric.tagged(requests, "result", "error")
+
+/**
+ * How many windows old the stale values served were (1 = the previous window, the normal case
+ * right after a boundary). A fleet that serves values several windows old is not refreshing:
+ * the producer fails, or Redis and the lock are in trouble.
+ *
+ * @since 0.1.0
+ */
+export const staleAge = Metric.histogram(
+  "lockstep_stale_age_windows",
+  MetricBoundaries.fromIterable([1, 2, 3, 5, 10, 30, 100, 1000]),
+  "age in windows of the stale values served"
+)
 
 /**
  * Producer runs by outcome (`success`, `failure`, `interrupted`) and mode (`leader` under the
@@ -66,7 +86,13 @@ export const commits = Metric.counter("lockstep_commits_total", {
   incremental: true
 })
 
-/** @since 0.1.0 */
+/**
+ * Redis operations the cache gave up on, by `operation` (`get`, `claim`, `renew`, `commit`,
+ * `release`) and `reason` (`Unavailable`, `Timeout`, `CircuitOpen`, `Protocol`): each one made
+ * the cache degrade (serve from L1, produce locally) instead of failing a request.
+ *
+ * @since 0.1.0
+ */
 export const redisErrors = Metric.counter("lockstep_redis_errors_total", {
   description: "Redis operations that failed, timed out or were refused by the open breaker",
   incremental: true
@@ -84,7 +110,7 @@ export const decodeFailures = Metric.counter("lockstep_decode_failures_total", {
 })
 
 /**
- * 0 closed, 1 half-open, 2 open.
+ * 0 closed, 1 half-open, 2 open; tagged with the store's `tenant`. Updated on every transition.
  *
  * @since 0.1.0
  */
@@ -92,7 +118,19 @@ export const breakerState = Metric.gauge("lockstep_redis_breaker_state", {
   description: "Redis circuit breaker: 0 closed, 1 half-open, 2 open"
 })
 
-/** @since 0.1.0 */
+/**
+ * The gauge value of a breaker state.
+ *
+ * @since 0.1.0
+ */
+export const breakerValue = (state: "closed" | "half-open" | "open"): number =>
+  state === "closed" ? 0 : state === "half-open" ? 1 : 2
+
+/**
+ * Entries in the in-process L1, updated when an entry is added or dropped.
+ *
+ * @since 0.1.0
+ */
 export const l1Entries = Metric.gauge("lockstep_l1_entries", { description: "entries in the in-process L1" })
 
 /** @internal */
