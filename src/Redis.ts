@@ -21,6 +21,7 @@ import * as Nodes from "./internal/cluster.js"
 import * as Keys from "./internal/keys.js"
 import * as MemoryStore from "./internal/memoryStore.js"
 import * as Scripts from "./internal/scripts.js"
+import * as Metrics from "./Metrics.js"
 
 /**
  * A value as the store keeps it: the encoded payload and the window it belongs to.
@@ -298,10 +299,14 @@ export const fromClient = (
   }
 ): Store => {
   const run = defineScripts(client)
+  const breakerTags = [Metrics.label("tenant", options.tenant)]
   const breaker = Breaker.make({
     threshold: options.breakerThreshold ?? 3,
     cooldownMs: Duration.toMillis(options.breakerCooldown ?? "1 second"),
-    ...(options.onBreakerChange ? { onChange: options.onBreakerChange } : {})
+    onChange: (state) => {
+      Metrics.breakerState.unsafeUpdate(Metrics.breakerValue(state), breakerTags)
+      options.onBreakerChange?.(state)
+    }
   })
   const call = <A>(
     operation: keyof typeof Scripts,
