@@ -324,7 +324,9 @@ const makeRuntime = (
         settled ? Effect.void : store.release(
           spec.key,
           token,
-          Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? backoffFor(spec.key) : 0
+          Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+            ? { baseMs: settings.backoffMs, maxMs: settings.maxBackoffMs }
+            : undefined
         ).pipe(Effect.catchAll(countRedisError))
       )
       const renewals = store.renew(spec.key, token, settings.leaseMs).pipe(

@@ -127,10 +127,22 @@ export interface Store {
   readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>
   /** `token` is `undefined` for a value produced while Redis was unreachable, offered back. */
   readonly commit: (key: string, value: Stored, token: string | undefined) => Effect.Effect<Commit, RedisError>
-  /** Drops our lock, or turns it into a back-off marker when `backoffMs > 0`. */
-  readonly release: (key: string, token: string, backoffMs: number) => Effect.Effect<void, RedisError>
+  /**
+   * Drops our lock or, with `backoff`, turns it into a back-off marker lasting
+   * `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the last commit.
+   */
+  readonly release: (key: string, token: string, backoff?: Backoff | undefined) => Effect.Effect<void, RedisError>
   /** The breaker's state (always `"closed"` for the in-memory store). */
   readonly health: Effect.Effect<Breaker.State>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backoff {
+  readonly baseMs: number
+  readonly maxMs: number
 }
 
 /**
@@ -270,9 +282,12 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
 
 type ScriptRunner = (name: keyof typeof Scripts, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
 
+/** How many of each script's arguments are keys (all in one hash tag). */
+const scriptKeys: Record<keyof typeof Scripts, number> = { get: 1, renew: 1, release: 2, claim: 3, commit: 4 }
+
 const defineScripts = (client: Client): ScriptRunner => {
   for (const [name, lua] of Object.entries(Scripts)) {
-    const numberOfKeys = name === "get" || name === "renew" || name === "release" ? 1 : 3
+    const numberOfKeys = scriptKeys[name as keyof typeof Scripts]
     client.defineCommand(`lockstep_${name}`, { numberOfKeys, lua })
   }
   return (name, keys, args) =>
@@ -353,14 +368,17 @@ export const fromClient = (
       const k = Keys.make(tenant, key)
       return call(
         "commit",
-        [k.value, k.lock, k.fence],
+        [k.value, k.lock, k.fence, k.failures],
         [value.bucket, value.fence, value.windowMs, value.computedAt, value.data, token ?? ""],
         decodeCommit
       )
     },
-    release: (key, token, backoffMs) =>
-      call("release", [Keys.make(tenant, key).lock], [token, Math.max(0, Math.round(backoffMs))], (r) => r[0])
-        .pipe(Effect.asVoid),
+    release: (key, token, backoff) => {
+      const k = Keys.make(tenant, key)
+      const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
+      const max = backoff === undefined ? 0 : Math.max(1, Math.round(backoff.maxMs))
+      return Effect.asVoid(call("release", [k.lock, k.failures], [token, base, max], (r) => r[0]))
+    },
     health: breaker.state
   }
 }

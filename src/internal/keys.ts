@@ -10,16 +10,17 @@ const escapeKey = (s: string): string => s.replace(/[%{}\s]/g, (c) => percent(c)
 const percent = (c: string): string =>
   Array.from(new TextEncoder().encode(c), (b) => "%" + b.toString(16).toUpperCase().padStart(2, "0")).join("")
 
-/** The three Redis keys of one cache key: value record, lock, fence counter. */
+/** The Redis keys of one cache key: value record, lock, fence counter, failures since a commit. */
 export interface Keys {
   readonly value: string
   readonly lock: string
   readonly fence: string
+  readonly failures: string
 }
 
 export const make = (tenant: string, key: string): Keys => {
   const prefix = `${escapeTenant(tenant)}:lockstep:{${escapeKey(key)}}`
-  return { value: `${prefix}:v`, lock: `${prefix}:l`, fence: `${prefix}:f` }
+  return { value: `${prefix}:v`, lock: `${prefix}:l`, fence: `${prefix}:f`, failures: `${prefix}:e` }
 }
 
 /** Upper bound on key length, so that a key can never become a multi-kilobyte Redis key. */

@@ -18,12 +18,13 @@ export interface Server {
   readonly values: Map<string, Stored>
   readonly locks: Map<string, Lock>
   readonly fences: Map<string, number>
+  readonly failures: Map<string, number>
 }
 
-export const makeServer = (): Server => ({ values: new Map(), locks: new Map(), fences: new Map() })
+export const makeServer = (): Server => ({ values: new Map(), locks: new Map(), fences: new Map(), failures: new Map() })
 
 export const make = (tenant: string, server: Server = makeServer()): Store => {
-  const { fences, locks, values } = server
+  const { failures, fences, locks, values } = server
 
   const liveLock = (k: string, now: number): Lock | undefined => {
     const lock = locks.get(k)
@@ -85,15 +86,20 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           return { _tag: "Refused", reason: "older", now, stored }
         }
         values.set(k.value, value)
+        failures.delete(k.failures)
         if (token !== undefined && liveLock(k.lock, now)?.token === token) locks.delete(k.lock)
         return { _tag: "Committed", now }
       }),
-    release: (key, token, backoffMs) =>
+    release: (key, token, backoff) =>
       withNow((now) => {
         const k = Keys.make(tenant, key)
         if (liveLock(k.lock, now)?.token !== token) return
-        if (backoffMs > 0) locks.set(k.lock, { token: `backoff:${token}`, expiresAt: now + backoffMs })
-        else locks.delete(k.lock)
+        const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
+        if (base === 0) return void locks.delete(k.lock)
+        const n = (failures.get(k.failures) ?? 0) + 1
+        failures.set(k.failures, n)
+        const ms = Math.max(1, Math.floor(Math.min(base * 2 ** Math.min(n - 1, 30), backoff!.maxMs)))
+        locks.set(k.lock, { token: `backoff:${token}`, expiresAt: now + ms })
       })
   }
 }

@@ -75,7 +75,7 @@ return reply('lost', {}, false)
 `
 
 /**
- * KEYS: value, lock, fence. ARGV: bucket, fence, windowMs, computedAt, data, token ("" for a
+ * KEYS: value, lock, fence, failures. ARGV: bucket, fence, windowMs, computedAt, data, token ("" for a
  * value produced while Redis was unreachable, offered back without a lock).
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
  * only), and `(bucket, fence)` is not older than the stored record of the same window.
@@ -98,21 +98,27 @@ if r and tonumber(r[3]) == w then
 end
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'b', ARGV[1], 'f', ARGV[2], 'w', ARGV[3], 't', ARGV[4], 'd', ARGV[5])
+redis.call('DEL', KEYS[4])
 if ARGV[6] ~= '' and stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
 return reply('committed', {}, false)
 `
 
 /**
- * KEYS: lock. ARGV: token, backoffMs. Drops our lock, or replaces it by a back-off marker that
- * expires after `backoffMs`, so that the fleet does not retry a failing producer at once.
- * Reply: `released now` or `lost now`.
+ * KEYS: lock, failures. ARGV: token, baseMs, maxMs. Drops our lock or, when `baseMs > 0`, turns
+ * it into a back-off marker so that the fleet does not retry a failing producer at once. The
+ * marker lasts `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the
+ * last commit. Reply: `released now`, `backoff now ms` or `lost now`.
  */
 export const release = `${prelude}
 if stringAt(KEYS[1]) ~= ARGV[1] then return reply('lost', {}, false) end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], 'backoff:' .. ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('DEL', KEYS[1])
+local base = tonumber(ARGV[2])
+if base > 0 then
+  local n = (tonumber(stringAt(KEYS[2]) or '') or 0) + 1
+  redis.call('SET', KEYS[2], n)
+  local ms = math.max(1, math.floor(math.min(base * 2 ^ math.min(n - 1, 30), tonumber(ARGV[3]))))
+  redis.call('SET', KEYS[1], 'backoff:' .. ARGV[1], 'PX', ms)
+  return reply('backoff', { ms }, false)
 end
+redis.call('DEL', KEYS[1])
 return reply('released', {}, false)
 `

@@ -125,16 +125,40 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           yield* acquire(store, "k", "A")
-          yield* store.release("k", "A", 200)
+          yield* store.release("k", "A", { baseMs: 200, maxMs: 1000 })
           const during = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "B", force: false })
           expect(during._tag).toBe("Backoff")
           yield* c.advance(260)
           yield* acquire(store, "k", "B")
-          yield* store.release("k", "B", 0)
+          yield* store.release("k", "B")
           yield* acquire(store, "k", "C")
           // releasing a lock that is not ours does nothing
-          yield* store.release("k", "B", 0)
+          yield* store.release("k", "B")
           expect((yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "D", force: false }))._tag).toBe("Busy")
+        })
+      ))
+
+    it.effect("back-off doubles with each failure across the fleet, up to its cap; a commit resets it", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const ttls: Array<number> = []
+          for (const token of ["A", "B", "C", "D"]) {
+            yield* acquire(store, "k", token)
+            yield* store.release("k", token, { baseMs: 100, maxMs: 350 })
+            const marker = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "probe", force: false })
+            if (marker._tag !== "Backoff") return yield* Effect.dieMessage(`expected Backoff, got ${marker._tag}`)
+            ttls.push(marker.ttlMs)
+            yield* c.advance(marker.ttlMs + 20)
+          }
+          // 100, 200, 350 (capped), 350; Redis rounds its PTTL down by up to a few ms
+          expect(ttls.map((t) => Math.round(t / 50) * 50)).toEqual([100, 200, 350, 350])
+          const e = yield* acquire(store, "k", "E")
+          yield* store.commit("k", stored(e.bucket, e.fence), "E")
+          const f = yield* acquire(store, "k", "F", true)
+          yield* store.release("k", "F", { baseMs: 100, maxMs: 350 })
+          const after = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "probe", force: true })
+          expect(after._tag === "Backoff" && Math.round(after.ttlMs / 50) * 50).toBe(100)
+          expect(f.fence).toBe(e.fence + 1)
         })
       ))
 
