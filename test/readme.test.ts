@@ -1,6 +1,6 @@
 /**
- * The README's page-loader example is `examples/page-loader.ts`, quoted verbatim: this test
- * keeps the quote in sync and runs the example as written.
+ * The README's examples are files of the project, quoted verbatim: `examples/page-loader.ts`
+ * (run here as written) and `test/readme-example.test.ts` (run as part of the suite).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock } from "effect"
@@ -10,10 +10,15 @@ import { CacheLive, program } from "../examples/page-loader.js"
 const root = new URL("../", import.meta.url)
 
 describe("README", () => {
+  const readme = Fs.readFileSync(new URL("README.md", root), "utf8")
+  const quotes = (file: string) => readme.includes("```ts\n" + Fs.readFileSync(new URL(file, root), "utf8") + "```")
+
   it("quotes examples/page-loader.ts verbatim", () => {
-    const readme = Fs.readFileSync(new URL("README.md", root), "utf8")
-    const example = Fs.readFileSync(new URL("examples/page-loader.ts", root), "utf8")
-    expect(readme).toContain("```ts\n" + example + "```")
+    expect(quotes("examples/page-loader.ts")).toBe(true)
+  })
+
+  it("quotes the testing example, test/readme-example.test.ts, verbatim", () => {
+    expect(quotes("test/readme-example.test.ts")).toBe(true)
   })
 
   it.effect("runs the example: a cold miss, then hits within the window", () =>
