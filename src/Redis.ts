@@ -323,32 +323,43 @@ export const fromClient = (
       options.onBreakerChange?.(state)
     }
   })
+  /** One script call, without the breaker. */
+  const attempt = <A>(
+    operation: keyof typeof Scripts,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>,
+    decode: (r: ReadonlyArray<string>) => A | undefined
+  ): Effect.Effect<A, RedisError> =>
+    Effect.tryPromise({
+      try: () => run(operation, keys, args),
+      catch: (cause) =>
+        new RedisError({
+          reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
+          operation,
+          cause
+        })
+    }).pipe(
+      Effect.flatMap((raw) => asReply(operation, raw)),
+      Effect.flatMap((r) => {
+        const decoded = decode(r)
+        return decoded === undefined
+          ? Effect.fail(new RedisError({ reason: "Protocol", operation, cause: r }))
+          : Effect.succeed(decoded)
+      })
+    )
   const call = <A>(
     operation: keyof typeof Scripts,
     keys: ReadonlyArray<string>,
     args: ReadonlyArray<string | number>,
     decode: (r: ReadonlyArray<string>) => A | undefined
   ): Effect.Effect<A, RedisError> =>
-    breaker.guard(
-      Effect.tryPromise({
-        try: () => run(operation, keys, args),
-        catch: (cause) =>
-          new RedisError({
-            reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
-            operation,
-            cause
-          })
-      }).pipe(
-        Effect.flatMap((raw) => asReply(operation, raw)),
-        Effect.flatMap((r) => {
-          const decoded = decode(r)
-          return decoded === undefined
-            ? Effect.fail(new RedisError({ reason: "Protocol", operation, cause: r }))
-            : Effect.succeed(decoded)
-        })
-      ),
-      () => new RedisError({ reason: "CircuitOpen", operation })
-    )
+    breaker.guard(attempt(operation, keys, args, decode), () => new RedisError({ reason: "CircuitOpen", operation }))
+  const release = (key: string, token: string, backoff: Backoff | undefined, send: typeof call = call) => {
+    const k = Keys.make(options.tenant, key)
+    const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
+    const max = backoff === undefined ? 0 : Math.max(1, Math.round(backoff.maxMs))
+    return Effect.asVoid(send("release", [k.lock, k.failures], [token, base, max], (r) => r[0]))
+  }
 
   const tenant = options.tenant
   return {
@@ -360,7 +371,15 @@ export const fromClient = (
     },
     claim: (key, o) => {
       const k = Keys.make(tenant, key)
-      return call("claim", [k.value, k.lock, k.fence], [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0"], decodeClaim)
+      return call("claim", [k.value, k.lock, k.fence], [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0"], decodeClaim).pipe(
+        // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
+        // would take the lock for a token nobody holds: the fleet would wait a whole lease. A
+        // release of that token queued behind it on the same connection undoes it; it is sent
+        // past the breaker, which this very timeout may just have opened.
+        Effect.tapError((e) =>
+          e.reason === "Timeout" ? Effect.forkDaemon(Effect.ignore(release(key, o.token, undefined, attempt))) : Effect.void
+        )
+      )
     },
     renew: (key, token, leaseMs) =>
       call("renew", [Keys.make(tenant, key).lock], [token, leaseMs], (r) => r[0] === "held"),
@@ -373,12 +392,7 @@ export const fromClient = (
         decodeCommit
       )
     },
-    release: (key, token, backoff) => {
-      const k = Keys.make(tenant, key)
-      const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
-      const max = backoff === undefined ? 0 : Math.max(1, Math.round(backoff.maxMs))
-      return Effect.asVoid(call("release", [k.lock, k.failures], [token, base, max], (r) => r[0]))
-    },
+    release: (key, token, backoff) => release(key, token, backoff),
     health: breaker.state
   }
 }
