@@ -395,7 +395,8 @@ const makeRuntime = (
       if (held !== undefined && held.windowMs === spec.windowMs) {
         const degradeAt = Window.startOf(held.bucket + 1, spec.windowMs) + settings.degradedAfterMs
         if (at < degradeAt) {
-          retryAt.set(spec.key, degradeAt)
+          // try Redis again soon: it may be back before we would produce on our own
+          retryAt.set(spec.key, Math.min(degradeAt, at + settings.redisTimeoutMs))
           return Option.none<Entry>()
         }
       }
