@@ -174,6 +174,7 @@ export const Routes = HttpLayerRouter.use((router) =>
     // neither the database nor Redis: a liveness probe that stays green while they are down
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
+    yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
     yield* router.add("*", "*", notFound)
   })
 )
@@ -208,9 +209,18 @@ export const App = Layer.mergeAll(Routes, KeepWarm, Banner)
 /** Serves `App` on whichever `HttpServer` is provided (Node's below, or `NodeHttpServer.layerTest`). */
 export const serve = HttpLayerRouter.serve(App, { disableLogger: true, disableListenLog: true })
 
-/** Node's HTTP server on `HOST:PORT`. */
+/**
+ * Node's HTTP server on `HOST:PORT`. On shutdown, Node's `server.close()` waits for every open
+ * connection, and a browser that refreshes every window keeps its keep-alive connection busy
+ * forever; so, once the router has stopped serving (its layer closes first), the remaining
+ * connections are closed and `close()` returns at once.
+ */
 export const ServerLive = Layer.unwrapEffect(
-  Effect.map(appConfig, (c) => NodeHttpServer.layer(() => createServer(), { port: c.port, host: c.host }))
+  Effect.map(appConfig, (c) => {
+    const server = createServer()
+    const dropConnections = Layer.scopedDiscard(Effect.addFinalizer(() => Effect.sync(() => server.closeAllConnections())))
+    return dropConnections.pipe(Layer.provideMerge(NodeHttpServer.layer(() => server, { port: c.port, host: c.host })))
+  })
 )
 
 export const HttpLive = serve.pipe(Layer.provide(ServerLive))

@@ -249,7 +249,8 @@ export const Cents = Schema.transformOrFail(Schema.Union(Schema.String, Schema.N
 /** A count: `COUNT(*)` is a number, `SUM` of integers a decimal string. */
 export const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
 
-const rows = {
+/** The row shapes of the MariaDB queries. */
+export const rowSchemas = {
   span: Schema.Struct({ last_day: Schema.NullOr(Schema.String) }),
   totals: Schema.Struct({ transactions: Count, volume: Cents }),
   daily: Schema.Struct({ day: Schema.String, transactions: Count, volume: Cents }),
@@ -365,21 +366,21 @@ export const makeSql = (
 
   return {
     backend: "mysql",
-    span: q("span", rows.span, (sql) => sql`SELECT DATE_FORMAT(MAX(ts), '%Y-%m-%d') AS last_day FROM ledger`).pipe(
+    span: q("span", rowSchemas.span, (sql) => sql`SELECT DATE_FORMAT(MAX(ts), '%Y-%m-%d') AS last_day FROM ledger`).pipe(
       Effect.flatMap((r) => first("span", r)),
       Effect.map((r) => Option.map(Option.fromNullable(r.last_day), spanOf))
     ),
     totals: (span) =>
-      q("totals", rows.totals, (sql) =>
+      q("totals", rowSchemas.totals, (sql) =>
         sql`SELECT COUNT(*) AS transactions, COALESCE(SUM(amount), 0) AS volume
             FROM ledger WHERE ts >= ${since(span)}`).pipe(Effect.flatMap((r) => first("totals", r))),
     daily: (span) =>
-      q("daily", rows.daily, (sql) =>
+      q("daily", rowSchemas.daily, (sql) =>
         sql`SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day, COUNT(*) AS transactions, SUM(amount) AS volume
             FROM ledger WHERE ts >= ${since(span)}
             GROUP BY day ORDER BY day`),
     activeAccounts: (span) =>
-      q("active accounts", rows.active, (sql) =>
+      q("active accounts", rowSchemas.active, (sql) =>
         sql`SELECT COUNT(*) AS active FROM (
               SELECT from_account AS account FROM ledger WHERE ts >= ${since(span)} AND from_account IS NOT NULL
               UNION
@@ -388,7 +389,7 @@ export const makeSql = (
           Effect.flatMap((r) => first("active accounts", r)),
           Effect.map((r) => r.active)
         ),
-    balances: q("balances", rows.balance, (sql) =>
+    balances: q("balances", rowSchemas.balance, (sql) =>
       sql`SELECT a.opening_balance + COALESCE(i.total, 0) - COALESCE(o.total, 0) AS balance
           FROM accounts a
           LEFT JOIN (SELECT to_account AS account, SUM(amount) AS total FROM ledger
@@ -397,7 +398,7 @@ export const makeSql = (
                      WHERE from_account IS NOT NULL GROUP BY from_account) AS o ON o.account = a.id
           ORDER BY balance, a.id`).pipe(Effect.map((r) => r.map((x) => x.balance))),
     market: (span) =>
-      q("market", rows.market, (sql) =>
+      q("market", rowSchemas.market, (sql) =>
         sql`SELECT t.item_id, i.name AS item, t.trades, t.quantity, t.volume, t.price_sum, t.median_price
             FROM (
               SELECT item_id, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume,
@@ -424,7 +425,7 @@ export const makeSql = (
           )
         ),
     topShops: (span, limit) =>
-      q("top shops", rows.shop, (sql) =>
+      q("top shops", rowSchemas.shop, (sql) =>
         sql`SELECT s.id AS shop_id, s.name AS shop, a.name AS owner, t.revenue, t.spent, t.buys, t.sells
             FROM (
               SELECT shop_id,
@@ -453,7 +454,7 @@ export const makeSql = (
           )
         ),
     shopItems: (span, shopIds, perShop) =>
-      shopIds.length === 0 ? Effect.succeed([]) : q("shop items", rows.shopItem, (sql) =>
+      shopIds.length === 0 ? Effect.succeed([]) : q("shop items", rowSchemas.shopItem, (sql) =>
         sql`SELECT shop_id, item, quantity, revenue FROM (
               SELECT l.shop_id, i.name AS item, SUM(l.quantity) AS quantity, SUM(l.amount) AS revenue,
                      ROW_NUMBER() OVER (PARTITION BY l.shop_id ORDER BY SUM(l.amount) DESC, l.item_id) AS rn
@@ -466,21 +467,21 @@ export const makeSql = (
           Effect.map((r) => r.map((x): ShopItemRow => ({ shopId: x.shop_id, item: x.item, quantity: x.quantity, revenue: x.revenue })))
         ),
     flows: (span) =>
-      q("flows", rows.flow, (sql) =>
+      q("flows", rowSchemas.flow, (sql) =>
         sql`SELECT CAST(kind AS CHAR) AS kind, COUNT(*) AS transactions, SUM(amount) AS volume,
                    COALESCE(SUM(CASE WHEN from_account IS NULL THEN amount END), 0) AS minted,
                    COALESCE(SUM(CASE WHEN to_account IS NULL THEN amount END), 0) AS burned
             FROM ledger WHERE ts >= ${since(span)}
             GROUP BY kind`).pipe(Effect.map((r) => [...r].sort(byKind))),
     dailyFlows: (span) =>
-      q("daily flows", rows.dailyFlow, (sql) =>
+      q("daily flows", rowSchemas.dailyFlow, (sql) =>
         sql`SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day,
                    COALESCE(SUM(CASE WHEN from_account IS NULL THEN amount END), 0) AS minted,
                    COALESCE(SUM(CASE WHEN to_account IS NULL THEN amount END), 0) AS burned,
                    COALESCE(SUM(CASE WHEN from_account IS NOT NULL AND to_account IS NOT NULL THEN amount END), 0) AS circulating
             FROM ledger WHERE ts >= ${since(span)}
             GROUP BY day ORDER BY day`),
-    moneySupply: q("money supply", rows.supply, (sql) =>
+    moneySupply: q("money supply", rowSchemas.supply, (sql) =>
       sql`SELECT (SELECT COALESCE(SUM(opening_balance), 0) FROM accounts)
                + (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE from_account IS NULL)
                - (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE to_account IS NULL) AS supply`).pipe(

@@ -1,0 +1,231 @@
+/**
+ * The ledger queries against the private MariaDB of the test run, on a small ledger whose
+ * aggregates are known by construction, and the in-memory layer on the same data: both must give
+ * exactly the same answers. Also: the seeding writer, the statement time limit as a typed error,
+ * and a dead database as a typed error rather than a failed layer.
+ */
+import { describe, expect, it, layer } from "@effect/vitest"
+import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { ConfigProvider, Effect, Either, Layer, Option, Schema } from "effect"
+import { inject } from "vitest"
+import * as Ledger from "../../app/Ledger.js"
+import * as Load from "../../app/Load.js"
+import * as Stats from "../../app/Stats.js"
+import * as Synthetic from "../../app/Synthetic.js"
+import { freePort } from "../support/services.js"
+import * as Fixture from "./fixture.js"
+
+const port = inject("mariadbPort")
+const database = "explorer_ledger_test"
+
+const settings = (db: string, p = port): Ledger.MysqlSettings => ({
+  host: "127.0.0.1",
+  port: p,
+  username: "root",
+  password: Option.none(),
+  database: db
+})
+
+/** A client on the server's default database, used to create ours. */
+const Admin = MysqlClient.layer(Ledger.clientOptions(settings("lockstep")))
+
+const Client = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE DATABASE IF NOT EXISTS ${sql(database)}`
+    return MysqlClient.layer(Ledger.clientOptions(settings(database)))
+  }).pipe(Effect.provide(Admin))
+)
+
+/** Every query of a service, in one record, for comparing two services. */
+const everything = (ledger: Ledger.Service) =>
+  Effect.gen(function*() {
+    const span = Option.getOrThrow(yield* ledger.span)
+    const shops = yield* ledger.topShops(span, 10)
+    return {
+      span,
+      totals: yield* ledger.totals(span),
+      daily: yield* ledger.daily(span),
+      activeAccounts: yield* ledger.activeAccounts(span),
+      balances: yield* ledger.balances,
+      market: yield* ledger.market(span),
+      topShops: shops,
+      shopItems: yield* ledger.shopItems(span, shops.map((s) => s.shopId), 3),
+      flows: yield* ledger.flows(span),
+      dailyFlows: yield* ledger.dailyFlows(span),
+      moneySupply: yield* ledger.moneySupply
+    }
+  })
+
+describe("Synthetic", () => {
+  it("generates the same ledger for the same seed, with the requested size, in time order, without debts", () => {
+    const options = { seed: 7, rows: 5_000, days: 30, end: Date.parse("2024-04-01T00:00:00Z") }
+    const a = Synthetic.generate(options)
+    const b = Synthetic.generate(options)
+    const c = Synthetic.generate({ ...options, seed: 8 })
+    expect(a.rows.length).toBe(5_000)
+    expect(Buffer.from(a.rows.amount.buffer).equals(Buffer.from(b.rows.amount.buffer))).toBe(true)
+    expect(Buffer.from(a.rows.ts.buffer).equals(Buffer.from(b.rows.ts.buffer))).toBe(true)
+    expect(Buffer.from(a.rows.amount.buffer).equals(Buffer.from(c.rows.amount.buffer))).toBe(false)
+    for (let i = 1; i < a.rows.length; i++) expect(a.rows.ts[i]! >= a.rows.ts[i - 1]!).toBe(true)
+    expect(Synthetic.formatDateTime(a.rows.ts[0]!) >= "2024-03-02 00:00:00").toBe(true)
+    expect(Synthetic.formatDateTime(a.rows.ts[a.rows.length - 1]!) < "2024-04-01 00:00:00").toBe(true)
+    // every payer could afford what it paid: replaying the ledger never goes below zero
+    const balance = new Map(a.accounts.map((x) => [x.id, x.openingCents]))
+    for (let i = 0; i < a.rows.length; i++) {
+      const from = a.rows.from[i]!
+      const to = a.rows.to[i]!
+      if (from >= 0) balance.set(from, balance.get(from)! - a.rows.amount[i]!)
+      if (to >= 0) balance.set(to, balance.get(to)! + a.rows.amount[i]!)
+      if (from >= 0) expect(balance.get(from)!).toBeGreaterThanOrEqual(0)
+    }
+    // all six kinds occur
+    expect(new Set(a.rows.kind).size).toBe(Synthetic.kinds.length)
+  })
+
+  it("parses decimal strings into exact cents", () => {
+    expect(Synthetic.parseCents("123.45")).toBe(12_345)
+    expect(Synthetic.parseCents("1.0150000000")).toBe(101.5)
+    expect(Synthetic.parseCents("247.365")).toBe(24_736.5)
+    expect(Synthetic.parseCents("12")).toBe(1_200)
+    expect(Synthetic.parseCents("-0.50")).toBe(-50)
+    expect(Synthetic.parseCents("0.00")).toBe(0)
+    expect(Synthetic.parseCents("abc")).toBeNaN()
+    expect(Synthetic.formatCents(12_345)).toBe("123.45")
+    expect(Synthetic.formatCents(5)).toBe("0.05")
+  })
+})
+
+describe("Stats", () => {
+  it("computes Gini and top shares from sorted balances", () => {
+    expect(Stats.gini([100, 100, 100, 100])).toBe(0)
+    expect(Stats.gini([0, 0, 0, 100])).toBeCloseTo(0.75, 12)
+    expect(Stats.gini([])).toBe(0)
+    const b = Fixture.expected.balances
+    expect(Stats.gini(b)).toBeCloseTo((2 * (25_300 + 2 * 26_203 + 3 * 59_800 + 4 * 96_100 + 5 * 96_897)) / (5 * 304_300) - 6 / 5, 12)
+    expect(Stats.topShare(b, 0.01)).toBeCloseTo(96_897 / 304_300, 12)
+    expect(Stats.topShare([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 0.1)).toBeCloseTo(0.1, 12)
+    expect(Stats.fillDays("2024-02-28", "2024-03-01", [{ day: "2024-02-29", n: 1 }], (day) => ({ day, n: 0 })))
+      .toEqual([{ day: "2024-02-28", n: 0 }, { day: "2024-02-29", n: 1 }, { day: "2024-03-01", n: 0 }])
+  })
+})
+
+layer(Client, { timeout: 60_000, excludeTestServices: true })("Ledger on MariaDB", (it) => {
+  const load = (data: Synthetic.LedgerData) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* Load.reset(sql)
+      // small batches so the test goes through several concurrent INSERTs
+      yield* Load.write(sql, data, { batch: 7, concurrency: 3 })
+    })
+
+  const mysql = Ledger.layerMysqlWith(settings(database), "5 seconds")
+
+  it.effect("answers the fixture's known aggregates, and the memory layer answers the same", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.fromRecords(Fixture.data)
+      yield* load(data)
+      const sql = yield* SqlClient.SqlClient
+      const counted = yield* sql<{ n: number }>`SELECT COUNT(*) AS n FROM ledger`
+      expect(counted[0]?.n).toBe(Fixture.data.rows.length)
+
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, everything).pipe(Effect.provide(mysql))
+      const fromMemory = yield* everything(Ledger.makeMemory(data))
+      const e = Fixture.expected
+      for (const result of [fromDb, fromMemory]) {
+        expect(result.span).toEqual(e.span)
+        expect(result.totals).toEqual(e.totals)
+        expect(result.activeAccounts).toBe(e.activeAccounts)
+        expect(result.balances).toEqual(e.balances)
+        expect(result.moneySupply).toBe(e.moneySupply)
+        expect(result.market).toEqual(e.market)
+        expect(result.topShops).toEqual(e.topShops)
+        expect(result.shopItems).toEqual(e.shopItems)
+        expect(result.flows).toEqual(e.flows)
+        expect(result.daily).toHaveLength(30)
+        expect(result.daily[0]).toEqual(e.firstDay)
+        expect(result.daily.find((d) => d.day === "2024-03-10")).toEqual(e.tenthDay)
+        expect(result.dailyFlows[29]).toEqual({ day: "2024-03-30", minted: 1_000, burned: 300, circulating: 500 })
+      }
+      expect(fromMemory).toEqual(fromDb)
+    }))
+
+  it.effect("gives the same answers as the memory layer on a generated ledger", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.generate({ seed: 11, rows: 3_000, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
+      yield* load(data)
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, everything).pipe(Effect.provide(mysql))
+      const fromMemory = yield* everything(Ledger.makeMemory(data))
+      expect(fromDb.totals.transactions).toBe(3_000)
+      expect(fromDb.market.length).toBeGreaterThan(10)
+      expect(fromDb.topShops.length).toBeGreaterThan(0)
+      expect(fromMemory).toEqual(fromDb)
+    }))
+
+  it.effect("reports a statement stopped by max_statement_time as LedgerTimeout", () =>
+    Effect.gen(function*() {
+      yield* load(Synthetic.fromRecords(Fixture.data))
+      const sql = yield* SqlClient.SqlClient
+      // hold a write lock on the ledger from another connection: every read blocks on it
+      const conn = yield* Effect.acquireRelease(
+        Effect.tap(sql.reserve, (c) => c.executeRaw("LOCK TABLES ledger WRITE", [])),
+        (c) => Effect.orDie(c.executeRaw("UNLOCK TABLES", []))
+      )
+      expect(conn).toBeDefined()
+      const started = Date.now()
+      const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.totals(Fixture.expected.span))).pipe(
+        Effect.provide(Ledger.layerMysqlWith(settings(database), "300 millis"))
+      )
+      const elapsed = Date.now() - started
+      expect(Either.isLeft(result) && result.left._tag).toBe("LedgerTimeout")
+      if (Either.isLeft(result) && result.left._tag === "LedgerTimeout") {
+        expect(result.left.query).toBe("totals")
+        expect(result.left.seconds).toBe(0.3)
+      }
+      expect(elapsed).toBeLessThan(3_000)
+    }).pipe(Effect.scoped))
+
+  it.effect("decodes DECIMAL strings and rejects rows of the wrong shape as LedgerError(Decode)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      // DECIMAL arrives as a string: a schema that wants a number does not decode it
+      const bad = yield* Ledger.bounded(sql, 1, "probe", Schema.Struct({ x: Schema.Number }), (s) =>
+        s`SELECT CAST(12.34 AS DECIMAL(10,2)) AS x`).pipe(Effect.either)
+      expect(Either.isLeft(bad) && bad.left._tag === "LedgerError" && bad.left.reason).toBe("Decode")
+      const rows = yield* Ledger.bounded(
+        sql,
+        1,
+        "probe",
+        Ledger.rowSchemas.totals,
+        (s) => s`SELECT 3 AS transactions, CAST(12.34 AS DECIMAL(10,2)) AS volume`
+      )
+      expect(rows).toEqual([{ transactions: 3, volume: 1_234 }])
+    }))
+
+  it.effect("starts without a database and reports it as LedgerError(Unavailable)", () =>
+    Effect.gen(function*() {
+      const closed = yield* Effect.promise(() => freePort())
+      const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.span)).pipe(
+        Effect.provide(Ledger.layerMysqlWith(settings(database, closed), "1 second"))
+      )
+      expect(Either.isLeft(result) && result.left._tag === "LedgerError" && result.left.reason).toBe("Unavailable")
+      expect(Either.isLeft(result) && result.left.message).toMatch(/unavailable/)
+    }))
+
+  it.effect("chooses MariaDB when MYSQL_HOST is set and the synthetic ledger otherwise", () =>
+    Effect.gen(function*() {
+      const backend = (env: Record<string, string>) =>
+        Effect.map(Ledger.Ledger, (l) => l.backend).pipe(
+          Effect.provide(Ledger.layerFromEnv),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+        )
+      expect(yield* backend({ LEDGER_ROWS: "500", LEDGER_END: "2024-04-01" })).toBe("memory")
+      expect(yield* backend({ MYSQL_HOST: "127.0.0.1", MYSQL_PORT: String(port), MYSQL_DATABASE: database })).toBe("mysql")
+      const memory = yield* Effect.flatMap(Ledger.Ledger, (l) => l.span).pipe(
+        Effect.provide(Ledger.layerMemory),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["LEDGER_ROWS", "500"], ["LEDGER_END", "2024-04-01"]])))
+      )
+      expect(memory).toEqual(Option.some({ from: "2024-03-02", to: "2024-03-31" }))
+    }))
+})
