@@ -1,0 +1,50 @@
+/**
+ * What every implementation caches: a dashboard-sized aggregate (about 1.6 KB of JSON), its
+ * `Schema` for lockstep, and producers that sleep like a database query and count their starts.
+ */
+import * as Schema from "effect/Schema"
+
+export const Dashboard = Schema.Struct({
+  key: Schema.String,
+  volume: Schema.Number,
+  accounts: Schema.Number,
+  gini: Schema.Number,
+  top1: Schema.Number,
+  top10: Schema.Number,
+  series: Schema.Array(Schema.Struct({ day: Schema.String, volume: Schema.Number, trades: Schema.Number }))
+})
+export type Dashboard = typeof Dashboard.Type
+
+export const dashboard = (key: string, seed = 1): Dashboard => ({
+  key,
+  volume: 1_234_567_890 + seed,
+  accounts: 48_213,
+  gini: 0.7312,
+  top1: 0.2211,
+  top10: 0.6034,
+  series: Array.from({ length: 30 }, (_, d) => ({
+    day: `2025-06-${String(d + 1).padStart(2, "0")}`,
+    volume: 41_000_000 + ((d * 7_919 + seed) % 5_000_000),
+    trades: 12_000 + ((d * 104_729 + seed) % 3_000)
+  }))
+})
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Lets the event loop run I/O and timers, as between two network requests. */
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * A producer that takes `ms` (0: resolves at once) and reports each start, so that runs can be
+ * counted from outside the cache.
+ */
+export const producer = (ms: number, onStart: (key: string, value: Dashboard) => void = () => {}) => {
+  let seed = 0
+  return (key: string): Promise<Dashboard> => {
+    const value = dashboard(key, ++seed)
+    onStart(key, value)
+    return ms <= 0 ? Promise.resolve(value) : sleep(ms).then(() => value)
+  }
+}
+
+export const keysOf = (prefix: string, n: number): Array<string> => Array.from({ length: n }, (_, i) => `${prefix}:${i}`)

@@ -1,0 +1,195 @@
+/**
+ * Every implementation behind one small interface, configured the way each one is meant to be
+ * used for "an aggregate that may be a little stale", and given its fastest documented options
+ * where there is a choice (no L1 serialisation in bentocache and cache-manager, except where it
+ * breaks), so that the comparison is never won by handicapping a peer.
+ *
+ * - lockstep: `Memo.memo` over `Redis.layer` (or the in-memory store), one effect per key built
+ *   once, run with `ManagedRuntime.runPromise` per call;
+ * - bentocache: L1 memory + L2 Redis + Redis bus, `getOrSet` with `grace` (stale serving);
+ * - cache-manager: `wrap` over an L1 Keyv (Map) and an L2 `@keyv/redis`, `refreshThreshold`
+ *   for refresh-ahead (it has no stale serving after expiry);
+ * - lru-cache: `fetch` with `allowStale` (in-process only);
+ * - async-cache-dedupe: `define` with `stale`, memory or Redis storage (whole seconds only).
+ */
+import { createCache as createAcd } from "async-cache-dedupe"
+import { BentoCache, bentostore } from "bentocache"
+import { memoryDriver } from "bentocache/drivers/memory"
+import { redisBusDriver, redisDriver } from "bentocache/drivers/redis"
+import { createCache as createCacheManager } from "cache-manager"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { Redis as IORedis } from "ioredis"
+import { createKeyv as createKeyvRedis } from "@keyv/redis"
+import { Keyv } from "keyv"
+import { LRUCache } from "lru-cache"
+import { Memo, Redis } from "../src/index.js"
+import { Dashboard } from "./fixtures.js"
+
+export const implNames = ["lockstep", "bentocache", "cache-manager", "lru-cache", "async-cache-dedupe"] as const
+export type ImplName = (typeof implNames)[number]
+
+export interface CacheOptions {
+  /** Redis for the implementations that have a shared tier; `undefined`: in-process stores. */
+  readonly redis: { readonly host: string; readonly port: number } | undefined
+  /** Isolates this run's keys (tenant, prefix, namespace). */
+  readonly namespace: string
+  /** lockstep's window; the peers' time-to-live unless `peerTtlMs` is given. */
+  readonly windowMs: number
+  readonly peerTtlMs?: number | undefined
+  readonly produce: (key: string) => Promise<Dashboard>
+  /** In-process capacity (entries). */
+  readonly capacity?: number | undefined
+  /** async-cache-dedupe's storage: its memory storage is its L1; with Redis it has no L1. */
+  readonly acdStorage?: "memory" | "redis" | undefined
+  /**
+   * bentocache's L1 keeps objects (`serialize: false`, its fastest setting) unless this is set.
+   * With several processes on the bus, an unserialised L1 crashes in bentocache 1.6
+   * (`CacheEntry.fromDriver` meets a string without a serializer), so the fleet uses the default.
+   */
+  readonly bentoSerializeL1?: boolean | undefined
+}
+
+export interface Cache {
+  readonly name: string
+  /** Prepares callers for `keys` (what each library lets a caller build once); call by index. */
+  readonly bind: (keys: ReadonlyArray<string>) => (i: number) => Promise<unknown>
+  readonly close: () => Promise<void>
+}
+
+export interface LockstepCache extends Cache {
+  readonly runtime: ManagedRuntime.ManagedRuntime<Memo.Memo, unknown>
+  readonly effects: (keys: ReadonlyArray<string>) => Array<Effect.Effect<Dashboard, Memo.InvalidOptions, Memo.Memo>>
+}
+
+const ignore = () => {}
+
+export const makeLockstep = async (
+  o: CacheOptions,
+  redisLayer?: Layer.Layer<Redis.Redis, unknown>
+): Promise<LockstepCache> => {
+  const store = redisLayer ??
+    (o.redis === undefined
+      ? Redis.layerMemory
+      : Redis.layer({ redis: { host: o.redis.host, port: o.redis.port }, tenant: o.namespace }))
+  const runtime = ManagedRuntime.make(
+    Memo.layerWith(o.capacity === undefined ? {} : { l1Capacity: o.capacity }).pipe(Layer.provide(store))
+  )
+  await runtime.runtime()
+  const effects = (keys: ReadonlyArray<string>) =>
+    keys.map((key) => Memo.memo({ key, window: o.windowMs, schema: Dashboard }, Effect.promise(() => o.produce(key))))
+  return {
+    name: "lockstep",
+    runtime,
+    effects,
+    bind: (keys) => {
+      const effs = effects(keys)
+      return (i) => runtime.runPromise(effs[i]!)
+    },
+    close: () => runtime.dispose()
+  }
+}
+
+/** The Redis store alone, to share between several fresh `Memo` runtimes (L2 rounds). */
+export const lockstepStore = async (o: CacheOptions) => {
+  const runtime = ManagedRuntime.make(
+    Redis.layer({ redis: { host: o.redis!.host, port: o.redis!.port }, tenant: o.namespace })
+  )
+  const store = await runtime.runPromise(Redis.Redis)
+  return { layer: Layer.succeed(Redis.Redis, store), close: () => runtime.dispose() }
+}
+
+export const makeBentocache = async (o: CacheOptions): Promise<Cache> => {
+  const ttl = o.peerTtlMs ?? o.windowMs
+  let store = bentostore().useL1Layer(memoryDriver({ maxItems: o.capacity ?? 20_000, serialize: o.bentoSerializeL1 === true }))
+  if (o.redis !== undefined) {
+    const connection = { host: o.redis.host, port: o.redis.port }
+    store = store.useL2Layer(redisDriver({ connection })).useBus(redisBusDriver({ connection }))
+  }
+  const bento = new BentoCache({ default: "cache", prefix: o.namespace, stores: { cache: store } })
+  return {
+    name: "bentocache",
+    bind: (keys) => {
+      const options = keys.map((key) => ({ key, factory: () => o.produce(key), ttl, grace: "1h", timeout: 0 }))
+      return (i) => bento.getOrSet(options[i]!)
+    },
+    close: () => bento.disconnect()
+  }
+}
+
+export const makeCacheManager = async (o: CacheOptions): Promise<Cache> => {
+  const ttl = o.peerTtlMs ?? o.windowMs
+  const l1 = new Keyv({ namespace: o.namespace })
+  // in-process values stay objects, as in the other L1s
+  l1.serialize = undefined
+  l1.deserialize = undefined
+  l1.on("error", ignore)
+  const stores = [l1]
+  if (o.redis !== undefined) {
+    const l2 = createKeyvRedis(`redis://${o.redis.host}:${o.redis.port}`, { namespace: o.namespace })
+    l2.on("error", ignore)
+    stores.push(l2)
+  }
+  const cache = createCacheManager({ stores })
+  // No stale serving after expiry in cache-manager: the closest is refresh-ahead. The entry
+  // lives an hour and is refreshed in the background once it is `ttl` old.
+  const life = 3_600_000
+  const wrapOptions = { ttl: life, refreshThreshold: life - ttl }
+  return {
+    name: "cache-manager",
+    bind: (keys) => (i) => cache.wrap(keys[i]!, () => o.produce(keys[i]!), wrapOptions),
+    close: async () => {
+      await cache.disconnect()
+    }
+  }
+}
+
+export const makeLruCache = async (o: CacheOptions): Promise<Cache> => {
+  const ttl = o.peerTtlMs ?? o.windowMs
+  const lru = new LRUCache<string, Dashboard>({
+    max: o.capacity ?? 20_000,
+    ttl,
+    allowStale: true,
+    noDeleteOnStaleGet: true,
+    fetchMethod: (key) => o.produce(key)
+  })
+  return {
+    name: "lru-cache",
+    bind: (keys) => (i) => lru.fetch(keys[i]!),
+    close: async () => {
+      lru.clear()
+    }
+  }
+}
+
+export const makeAcd = async (o: CacheOptions): Promise<Cache> => {
+  const ttlS = Math.max(1, Math.round((o.peerTtlMs ?? o.windowMs) / 1000))
+  const useRedis = o.acdStorage === "redis" && o.redis !== undefined
+  const client = useRedis ? new IORedis({ host: o.redis!.host, port: o.redis!.port, lazyConnect: false }) : undefined
+  client?.on("error", ignore)
+  const cache = createAcd({
+    ttl: ttlS,
+    stale: 3600,
+    storage: client !== undefined
+      ? { type: "redis", options: { client } }
+      : { type: "memory", options: { size: o.capacity ?? 20_000 } }
+  }).define(`d_${o.namespace.replace(/\W/g, "_")}`, (key: string) => o.produce(key))
+  const name = `d_${o.namespace.replace(/\W/g, "_")}`
+  const fn = (cache as unknown as Record<string, (key: string) => Promise<Dashboard>>)[name]!
+  return {
+    name: "async-cache-dedupe",
+    bind: (keys) => (i) => fn(keys[i]!),
+    close: async () => {
+      await client?.quit().catch(ignore)
+    }
+  }
+}
+
+export const makers: Record<ImplName, (o: CacheOptions) => Promise<Cache>> = {
+  "lockstep": (o) => makeLockstep(o),
+  "bentocache": makeBentocache,
+  "cache-manager": makeCacheManager,
+  "lru-cache": makeLruCache,
+  "async-cache-dedupe": makeAcd
+}

@@ -1,0 +1,322 @@
+/**
+ * Section 4: the fleet stampede, on a real redis-server. `pods` processes (`bench/pod.ts`) each
+ * fire `callers` concurrent calls at the same instant:
+ * - `run` (fleet): on a cold key (no value anywhere), once per round and implementation;
+ * - `runRollover` (rollover): at 10 consecutive window rollovers of a warm key.
+ * Producer starts are reported by the pods over IPC as they happen and counted here, per key
+ * and per window. For lockstep the target is exactly one start per window, and a cold burst
+ * that completes within the producer time + 50 ms.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { track } from "../children.js"
+import type { BenchContext } from "../context.js"
+import { sleep } from "../fixtures.js"
+import { type ImplName, implNames } from "../impls.js"
+import type { FromPod, ToPod } from "../pod.js"
+import { cell, fmtCount, fmtMs, interleave, type Section, summarize } from "../stats.js"
+
+const podPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "pod.ts")
+
+type BurstDone = Extract<FromPod, { t: "burst-done" }>
+
+export interface Start {
+  readonly pod: number
+  readonly impl: ImplName
+  readonly key: string
+  readonly at: number
+}
+
+/** The pods, and the parent's side of their IPC protocol. */
+export class Fleet {
+  readonly starts: Array<Start> = []
+  private readonly waiting = new Map<string, { need: number; got: Array<FromPod>; resolve: (xs: Array<FromPod>) => void }>()
+  private ids = 0
+  private failure: Error | undefined
+
+  private constructor(readonly children: ReadonlyArray<ChildProcess>) {
+    for (const child of children) {
+      child.on("message", (m: FromPod) => this.receive(m))
+      child.once("exit", (code, signal) => {
+        if (code !== 0 && !this.closing) this.fail(new Error(`pod ${child.pid} exited (${code ?? signal})`))
+      })
+    }
+  }
+
+  private closing = false
+
+  static async spawn(n: number, redisPort: number, signal: AbortSignal): Promise<Fleet> {
+    const children = Array.from({ length: n }, (_, pod) =>
+      track(spawn(process.execPath, ["--import", "tsx", podPath], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        env: { ...process.env, POD_INDEX: String(pod), REDIS_PORT: String(redisPort) }
+      })))
+    const fleet = new Fleet(children)
+    await fleet.expect("hello", n, 45_000, signal)
+    return fleet
+  }
+
+  private receive(m: FromPod) {
+    if (m.t === "start") {
+      this.starts.push(m)
+      return
+    }
+    if (m.t === "error") {
+      this.fail(new Error(`pod ${m.pod}: ${m.message}`))
+      return
+    }
+    const key = m.t === "hello" ? "hello" : `${m.t}:${m.id}`
+    const w = this.waiting.get(key)
+    if (w === undefined) return
+    w.got.push(m)
+    if (w.got.length === w.need) {
+      this.waiting.delete(key)
+      w.resolve(w.got)
+    }
+  }
+
+  private fail(e: Error) {
+    this.failure ??= e
+    for (const [, w] of this.waiting) w.resolve([])
+    this.waiting.clear()
+  }
+
+  private expect(key: string, need: number, timeoutMs: number, signal: AbortSignal): Promise<Array<FromPod>> {
+    return new Promise((resolve, reject) => {
+      if (this.failure) return reject(this.failure)
+      const timer = setTimeout(() => {
+        this.waiting.delete(key)
+        reject(new Error(`fleet: ${key} not answered by every pod within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const onAbort = () => {
+        clearTimeout(timer)
+        reject(signal.reason ?? new Error("aborted"))
+      }
+      signal.addEventListener("abort", onAbort, { once: true })
+      this.waiting.set(key, {
+        need,
+        got: [],
+        resolve: (xs) => {
+          clearTimeout(timer)
+          signal.removeEventListener("abort", onAbort)
+          if (this.failure) reject(this.failure)
+          else resolve(xs)
+        }
+      })
+    })
+  }
+
+  private broadcast(m: ToPod) {
+    for (const c of this.children) if (c.connected) c.send(m)
+  }
+
+  async setup(o: Omit<Extract<ToPod, { t: "setup" }>, "t" | "id">, signal: AbortSignal) {
+    const id = ++this.ids
+    const ready = this.expect(`ready:${id}`, this.children.length, 20_000, signal)
+    this.broadcast({ t: "setup", id, ...o })
+    await ready
+  }
+
+  async teardown(signal: AbortSignal) {
+    const id = ++this.ids
+    const ready = this.expect(`ready:${id}`, this.children.length, 10_000, signal)
+    this.broadcast({ t: "teardown", id })
+    await ready
+  }
+
+  /** Schedules a burst on every pod; resolves with every pod's report. */
+  burst(impl: ImplName, key: string, at: number, callers: number, signal: AbortSignal): Promise<Array<BurstDone>> {
+    const id = ++this.ids
+    const done = this.expect(`burst-done:${id}`, this.children.length, at - Date.now() + 15_000, signal)
+    this.broadcast({ t: "burst", id, impl, key, at, callers })
+    return done as Promise<Array<BurstDone>>
+  }
+
+  async close() {
+    this.closing = true
+    this.broadcast({ t: "exit" })
+    await Promise.race([
+      Promise.all(this.children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined))),
+      sleep(3_000)
+    ])
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
+  }
+}
+
+const shape = (ctx: BenchContext) => ({
+  pods: ctx.smoke ? 2 : 8,
+  callers: ctx.smoke ? 20 : 200,
+  producerMs: ctx.smoke ? 100 : 250
+})
+
+const errorsNote = (bursts: ReadonlyArray<BurstDone>) => {
+  const errors = bursts.reduce((n, b) => n + b.errors, 0)
+  const first = bursts.find((b) => b.firstError !== undefined)?.firstError
+  return errors === 0 ? "0 errors" : `${errors} errors (first: ${first})`
+}
+
+/** Cold key, every pod at the same instant. */
+export const run = async (ctx: BenchContext): Promise<Section> => {
+  const { pods, callers, producerMs } = shape(ctx)
+  const rounds = ctx.smoke ? 1 : 5
+  const t0 = performance.now()
+  const fleet = await Fleet.spawn(pods, ctx.redis.port, ctx.signal)
+  const spawnS = (performance.now() - t0) / 1000
+  try {
+    await fleet.setup({ namespace: `${ctx.runId}-cold`, windowMs: 3_600_000, peerTtlMs: 3_600_000, producerMs }, ctx.signal)
+    const results = new Map<ImplName, Array<{ starts: number; totalMs: number; lateMs: number; startLagMs: number; bursts: Array<BurstDone> }>>(
+      implNames.map((n) => [n, []])
+    )
+    // one unmeasured burst per implementation: connections and code paths warm
+    for (const impl of implNames) {
+      await fleet.burst(impl, `warm-${impl}`, Date.now() + 100, callers, ctx.signal)
+    }
+    await sleep(producerMs + 100)
+    await interleave(implNames.map((name) => ({ name })), rounds, async ({ name }, r) => {
+      const key = `cold-${r}`
+      const at = Date.now() + 150
+      const bursts = await fleet.burst(name, key, at, callers, ctx.signal)
+      await sleep(100) // a start that a slow pod makes late still counts
+      const mine = fleet.starts.filter((s) => s.impl === name && s.key === key)
+      results.get(name)!.push({
+        starts: mine.length,
+        totalMs: Math.max(...bursts.map((b) => b.maxMs)),
+        lateMs: Math.max(...bursts.map((b) => b.lateMs)),
+        startLagMs: Math.min(...mine.map((s) => s.at)) - at,
+        bursts
+      })
+      return mine.length
+    }, ctx.signal)
+    const rows = implNames.map((name) => {
+      const xs = results.get(name)!
+      const starts = summarize(xs.map((x) => x.starts))
+      const total = summarize(xs.map((x) => x.totalMs))
+      const over = summarize(xs.map((x) => x.totalMs - producerMs))
+      return [
+        name,
+        ...cell(starts, fmtCount),
+        ...cell(total, fmtMs),
+        fmtMs(over.median),
+        `${(total.median / producerMs).toFixed(2)}×`,
+        fmtMs(summarize(xs.map((x) => x.startLagMs)).median),
+        errorsNote(xs.flatMap((x) => x.bursts))
+      ]
+    })
+    const lock = results.get("lockstep")!
+    const lockStarts = lock.map((x) => x.starts)
+    const lockOver = summarize(lock.map((x) => x.totalMs - producerMs))
+    const late = summarize([...results.values()].flat().map((x) => x.lateMs))
+    return {
+      id: "fleet",
+      title: `4a. Fleet stampede on a cold key (${pods} processes × ${callers} callers)`,
+      setup: [
+        `${pods} processes (\`node --import tsx bench/pod.ts\`), each with every implementation on one redis-server, fire ${callers}`,
+        `concurrent calls each at the same instant on a key with no value anywhere; the producer takes ${producerMs} ms.`,
+        "Producer starts are sent to the parent over IPC as they happen and counted there. Total = the longest wait of any",
+        `caller, from the instant its process fired. ${rounds} interleaved rounds, a new key each. Peers: bentocache L1+L2+bus,`,
+        "cache-manager L1+`@keyv/redis`, lru-cache (in-process only), async-cache-dedupe with Redis storage.",
+        "bentocache keeps its default serialised L1 here: unserialised, it crashes when values arrive from other processes."
+      ].join(" "),
+      tables: [{
+        headers: ["implementation", "producer starts (median)", "min – max", "total (median)", "min – max", "total − producer", "total / producer", "first start after", "errors"],
+        rows
+      }],
+      targets: [
+        {
+          name: "lockstep producer starts per cold burst",
+          figure: lockStarts.join(", "),
+          target: "exactly 1",
+          met: lockStarts.every((s) => s === 1)
+        },
+        {
+          name: "lockstep total − producer time (median)",
+          figure: fmtMs(lockOver.median),
+          target: "≤ 50 ms",
+          met: lockOver.median <= 50
+        }
+      ],
+      notes: [
+        "First start after: from the burst instant to the first producer start anywhere (clock of the same machine).",
+        `Spawning the ${pods} processes took ${spawnS.toFixed(1)} s. Bursts fired up to ${fmtMs(late.max)} after their instant (median ${fmtMs(late.median)}): event-loop delay on a loaded machine, not counted in the totals.`
+      ],
+      data: Object.fromEntries([...results].map(([k, v]) => [k, v.map(({ bursts: _, ...x }) => x)]))
+    }
+  } finally {
+    await fleet.close()
+  }
+}
+
+/** A warm key, every pod at each of 10 consecutive window rollovers. */
+export const runRollover = async (ctx: BenchContext): Promise<Section> => {
+  const { pods, callers } = shape(ctx)
+  const windows = ctx.smoke ? 2 : 10
+  const windowMs = ctx.smoke ? 400 : 500
+  const producerMs = ctx.smoke ? 80 : 200
+  const peerTtlMs = windowMs / 2
+  const lagMs = 5
+  const t0 = performance.now()
+  const fleet = await Fleet.spawn(pods, ctx.redis.port, ctx.signal)
+  const spawnS = (performance.now() - t0) / 1000
+  try {
+    await fleet.setup({ namespace: `${ctx.runId}-roll`, windowMs, peerTtlMs, producerMs }, ctx.signal)
+    const results = new Map<ImplName, { perWindow: Array<number>; maxWait: Array<number>; bursts: Array<BurstDone> }>()
+    for (const impl of implNames) {
+      ctx.signal.throwIfAborted()
+      const key = `roll-${impl}`
+      const first = (Math.floor(Date.now() / windowMs) + 2) * windowMs + lagMs
+      const instants = Array.from({ length: windows + 1 }, (_, k) => first + k * windowMs)
+      // instant 0 warms the key (cold start, not counted); 1..windows are the rollovers
+      const done = instants.map((at) => fleet.burst(impl, key, at, callers, ctx.signal))
+      const reports = await Promise.all(done)
+      await sleep(producerMs + 100)
+      const mine = fleet.starts.filter((s) => s.impl === impl && s.key === key)
+      const perWindow = instants.slice(1).map((at, k) => {
+        const end = instants[k + 2] ?? Number.POSITIVE_INFINITY
+        return mine.filter((s) => s.at >= at && s.at < end).length
+      })
+      results.set(impl, {
+        perWindow,
+        maxWait: reports.slice(1).map((bs) => Math.max(...bs.map((b) => b.maxMs))),
+        bursts: reports.slice(1).flat()
+      })
+    }
+    const rows = implNames.map((name) => {
+      const r = results.get(name)!
+      return [
+        name,
+        ...cell(summarize(r.perWindow), fmtCount),
+        String(r.perWindow.reduce((a, b) => a + b, 0)),
+        `${r.perWindow.filter((x) => x === 1).length}/${windows}`,
+        ...cell(summarize(r.maxWait), fmtMs),
+        errorsNote(r.bursts)
+      ]
+    })
+    const lock = results.get("lockstep")!.perWindow
+    return {
+      id: "rollover",
+      title: `4b. Fleet at ${windows} consecutive window rollovers (${pods} processes × ${callers} callers)`,
+      setup: [
+        `The same fleet; a warm key; at ${lagMs} ms past each of ${windows} consecutive boundaries of a ${windowMs} ms window, every`,
+        `process fires ${callers} concurrent calls. The producer takes ${producerMs} ms. lockstep's windows are epoch-aligned; the`,
+        `peers have no windows, so they get a TTL of ${peerTtlMs} ms, which makes every burst meet an expired entry (a rollover`,
+        "for them too). async-cache-dedupe counts TTLs in whole seconds (1 s here), so only some of its bursts meet one.",
+        "Starts are attributed to the burst they follow. Each window is one sample."
+      ].join(" "),
+      tables: [{
+        headers: ["implementation", "starts per window (median)", "min – max", "starts in all", "windows with exactly 1", "longest wait (median)", "min – max", "errors"],
+        rows
+      }],
+      targets: [{
+        name: "lockstep producer starts per window",
+        figure: lock.join(", "),
+        target: "exactly 1 in every window",
+        met: lock.every((s) => s === 1)
+      }],
+      notes: [`Spawning the ${pods} processes took ${spawnS.toFixed(1)} s.`],
+      data: Object.fromEntries([...results].map(([k, v]) => [k, { perWindow: v.perWindow, maxWait: v.maxWait }]))
+    }
+  } finally {
+    await fleet.close()
+  }
+}

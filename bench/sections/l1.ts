@@ -1,0 +1,174 @@
+/**
+ * Section 1: L1 hits. Every implementation holds the value in process memory; the figure is
+ * calls per second, back to back, one promise per call (and, for Effect, many calls inside one
+ * fiber). The baseline is `Effect.runPromise(Effect.sync(() => map.get(k)))`: the least any
+ * Effect-returning cache can cost when called with one `runPromise` per call.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberRefs from "effect/FiberRefs"
+import * as Runtime from "effect/Runtime"
+import { Memo } from "../../src/index.js"
+import type { BenchContext } from "../context.js"
+import { keysOf, producer } from "../fixtures.js"
+import { type Cache, makeAcd, makeBentocache, makeCacheManager, makeLockstep, makeLruCache } from "../impls.js"
+import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
+
+interface Runner {
+  readonly name: string
+  readonly step: (n: number) => Promise<void> | void
+}
+
+/** One awaited call after another over `call(0..k-1)`, cycling. */
+const sequential = (name: string, call: (i: number) => Promise<unknown>, k: number): Runner => {
+  let i = 0
+  return {
+    name,
+    step: async (n) => {
+      for (let j = 0; j < n; j++) {
+        blackhole.value = await call(i)
+        i = i + 1 === k ? 0 : i + 1
+      }
+    }
+  }
+}
+
+/** `n` effects in one fiber. */
+const inFiber = <R>(name: string, run: (e: Effect.Effect<void, unknown, R>) => Promise<void>, effects: ReadonlyArray<Effect.Effect<unknown, unknown, R>>): Runner => {
+  let i = 0
+  const k = effects.length
+  return {
+    name,
+    step: (n) =>
+      run(Effect.gen(function*() {
+        for (let j = 0; j < n; j++) {
+          blackhole.value = yield* effects[i]!
+          i = i + 1 === k ? 0 : i + 1
+        }
+      }))
+  }
+}
+
+const names = {
+  map: "floor: `map.get`",
+  floor: "floor: `Effect.runPromise(Effect.sync(map.get))`",
+  floorManaged: "floor: `ManagedRuntime.runPromise(Effect.sync(map.get))`",
+  lockstep: "lockstep `memo`, `Runtime.runPromise`",
+  lockstepManaged: "lockstep `memo`, `ManagedRuntime.runPromise`",
+  fiberFloor: "floor: `Effect.sync(map.get)` in one fiber",
+  fiberLockstep: "lockstep `memo` in one fiber"
+} as const
+
+export const run = async (ctx: BenchContext): Promise<Section> => {
+  const sliceMs = ctx.smoke ? 10 : 120
+  const chunk = ctx.smoke ? 50 : 500
+  const windowMs = 24 * 3_600_000 // no rollover while we measure
+  const redis = ctx.redis
+  const tables = []
+  const targets = []
+  const data: Record<string, unknown> = {}
+  for (const k of ctx.smoke ? [1, 100] : [1, 10_000]) {
+    const keys = keysOf(`${ctx.runId}:l1:${k}`, k)
+    const map = new Map(keys.map((key, i) => [key, { i }]))
+    const options = {
+      redis,
+      namespace: `${ctx.runId}-l1-${k}`,
+      windowMs,
+      produce: producer(0),
+      capacity: 20_000,
+      acdStorage: "memory" as const
+    }
+    const lockstep = await makeLockstep(options)
+    const peers: Array<Cache> = [
+      await makeBentocache(options),
+      await makeCacheManager(options),
+      await makeLruCache(options),
+      await makeAcd(options)
+    ]
+    try {
+      // Memo in the context of a runtime otherwise like the default one (empty FiberRefs), so
+      // that it is compared with `Effect.runPromise` like for like; `ManagedRuntime` (whose
+      // runtime carries the FiberRefs of the layer build) is measured separately.
+      const managed = await lockstep.runtime.runtime()
+      const plain = Runtime.make({
+        context: Context.make(Memo.Memo, Context.get(managed.context, Memo.Memo)),
+        fiberRefs: FiberRefs.empty(),
+        runtimeFlags: Runtime.defaultRuntimeFlags
+      })
+      const runPlain = Runtime.runPromise(plain)
+      const effects = lockstep.effects(keys)
+      const floors = keys.map((key) => Effect.sync(() => map.get(key)))
+      // warm every key, in batches (the cold path goes through Redis)
+      const calls = [lockstep, ...peers].map((c) => c.bind(keys))
+      for (let i = 0; i < k; i += 500) {
+        await Promise.all(calls.flatMap((call) => Array.from({ length: Math.min(500, k - i) }, (_, j) => call(i + j))))
+      }
+      let m = 0
+      const runners: Array<Runner> = [
+        {
+          name: names.map,
+          step: (n) => {
+            for (let j = 0; j < n; j++) {
+              blackhole.value = map.get(keys[m]!)
+              m = m + 1 === k ? 0 : m + 1
+            }
+          }
+        },
+        sequential(names.floor, (i) => Effect.runPromise(floors[i]!), k),
+        sequential(names.floorManaged, (i) => lockstep.runtime.runPromise(floors[i]!), k),
+        sequential(names.lockstep, (i) => runPlain(effects[i]!), k),
+        sequential(names.lockstepManaged, (i) => lockstep.runtime.runPromise(effects[i]!), k),
+        ...peers.map((p, j) => sequential(p.name, calls[j + 1]!, k)),
+        inFiber(names.fiberFloor, Effect.runPromise, floors),
+        inFiber(names.fiberLockstep, runPlain, effects)
+      ]
+      // one unrecorded round to get every path compiled
+      for (const r of runners) await throughput(sliceMs / 2, chunk, r.step)
+      const ops = await interleave(runners, ctx.rounds, (r) => throughput(sliceMs, chunk, r.step), ctx.signal)
+      data[`k${k}`] = Object.fromEntries(ops)
+      const base = ops.get(names.floor)!
+      const fiberBase = ops.get(names.fiberFloor)!
+      const row = (name: string, baseline: ReadonlyArray<number>, baselineName: string) => {
+        const s = summarize(ops.get(name)!)
+        return [name, ...cell(s, fmtOps), fmtRatio(ratios(ops.get(name)!, baseline).median), baselineName]
+      }
+      tables.push({
+        caption: `**${k === 1 ? "1 key" : `${k.toLocaleString("en")} keys`}** (calls/s; ratio = median of per-round ratios to the baseline)`,
+        headers: ["implementation", "calls/s (median)", "min – max", "ratio", "baseline"],
+        rows: [
+          ...runners.filter((r) => !r.name.includes("one fiber")).map((r) => row(r.name, base, "`Effect.runPromise` floor")),
+          ...runners.filter((r) => r.name.includes("one fiber")).map((r) => row(r.name, fiberBase, "`Effect.sync` in one fiber"))
+        ]
+      })
+      const vsFloor = ratios(ops.get(names.lockstep)!, base)
+      const vsBento = ratios(ops.get(names.lockstep)!, ops.get("bentocache")!)
+      const managedVsFloor = ratios(ops.get(names.lockstepManaged)!, ops.get(names.floorManaged)!)
+      const fiberVsFloor = ratios(ops.get(names.fiberLockstep)!, fiberBase)
+      const label = k === 1 ? "1 key" : `${k} keys`
+      targets.push(
+        { name: `${label}: lockstep / \`runPromise(Effect.sync(map.get))\``, figure: fmtRatio(vsFloor.median), target: "≥ 0.80×", met: vsFloor.median >= 0.8 },
+        { name: `${label}: lockstep / bentocache`, figure: fmtRatio(vsBento.median), target: "≥ 2×", met: vsBento.median >= 2 },
+        { name: `${label}: lockstep / floor, both through \`ManagedRuntime\``, figure: fmtRatio(managedVsFloor.median), target: "≥ 0.80× (same target, other runtime)", met: managedVsFloor.median >= 0.8 },
+        { name: `${label}: lockstep / floor, many calls in one fiber`, figure: fmtRatio(fiberVsFloor.median), target: "≥ 0.80× (same target, in-fiber)", met: fiberVsFloor.median >= 0.8 }
+      )
+    } finally {
+      await Promise.allSettled([lockstep.close(), ...peers.map((p) => p.close())])
+    }
+  }
+  return {
+    id: "l1",
+    title: "1. L1 hit",
+    setup: [
+      "Every key is warm in every implementation's in-process tier; calls run back to back, one awaited promise per call,",
+      `cycling over the keys. ${ctx.rounds} interleaved rounds of ${sliceMs} ms per implementation. bentocache: L1 memory`,
+      "(`serialize: false`) + Redis L2 + bus; cache-manager: `wrap` over a Keyv Map L1 (no serialisation) and `@keyv/redis`;",
+      "lru-cache: `fetch`; async-cache-dedupe: memory storage; lockstep: `memo` over `Redis.layer`, one effect per key built once."
+    ].join(" "),
+    tables,
+    targets,
+    notes: [
+      "`Runtime.runPromise` runs lockstep on a runtime like the default one plus the `Memo` service: the like-for-like counterpart of `Effect.runPromise`. `ManagedRuntime.runPromise` also copies the FiberRefs its layer build left behind into every fiber; the floor run the same way shows that this cost is the runtime's, not lockstep's."
+    ],
+    data
+  }
+}
