@@ -185,6 +185,8 @@ export interface RefreshMeta {
   readonly windowMs: number
   readonly lagMs: number
   readonly retryMs: number
+  /** How long the value took to compute: the one retry after a stale refresh waits at least that. */
+  readonly computeMs: number
 }
 
 export const nav: ReadonlyArray<{ readonly name: PageName; readonly title: string; readonly path: string }> = [
@@ -236,7 +238,8 @@ footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px
 /**
  * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
  * on the server's clock (offset measured on every response); swap `<main>` in place so neither
- * the page nor the scroll position jumps; retry once when the refresh lands on a stale value.
+ * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
+ * after `retryMs` or the value's last compute time, whichever is longer.
  * `window.__lockstep` exposes what happened, for people and for the end-to-end test.
  */
 const refreshScript = `
@@ -287,7 +290,7 @@ const refreshScript = `
         state.history.push({ cache: cache, bucket: next.bucket, computedAt: next.computedAt, requestedAt: requestedAt, status: r.res.status });
         if (cache === "stale" && !state.retried) {
           state.retried = true;
-          schedule(meta.retryMs);
+          schedule(Math.max(meta.retryMs, (meta.computeMs || 0) + 100));
           return;
         }
         state.retried = false;

@@ -106,15 +106,22 @@ export const respond = (page: Page<any>, format: "html" | "json") => {
       cache: info.cache,
       windowMs,
       lagMs: Duration.toMillis(config.refreshLag),
-      retryMs: Duration.toMillis(config.refreshRetry)
+      retryMs: Duration.toMillis(config.refreshRetry),
+      computeMs: info.value.computeMs
     }
     const headers = cacheHeaders(info, now, windowMs)
     const response = format === "html"
       ? HttpServerResponse.text(
-        Html.page({ title: page.title, active: page.name, period: page.period(info.value), meta, body: page.render(info.value) }).value,
+        Html.page({
+          title: page.title,
+          active: page.name,
+          period: page.period(info.value.value),
+          meta,
+          body: page.render(info.value.value)
+        }).value,
         { contentType: "text/html; charset=utf-8" }
       )
-      : HttpServerResponse.unsafeJson({ page: page.name, data: page.toJson(info.value), meta })
+      : HttpServerResponse.unsafeJson({ page: page.name, data: page.toJson(info.value.value), meta })
     yield* count(route, 200)
     return HttpServerResponse.setHeaders(response, headers)
   }).pipe(

@@ -3,8 +3,9 @@
  * `Memo.memoWithInfo` call with the page's window), how to keep it warm, and how to show it.
  */
 import type * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Memo } from "../../src/index.js"
 import type { PageName } from "../Config.js"
@@ -16,7 +17,9 @@ export interface Page<A> {
   readonly title: string
   readonly path: HttpLayerRouter.PathInput
   readonly api: HttpLayerRouter.PathInput
-  readonly load: (window: Duration.DurationInput) => Effect.Effect<Memo.Info<A>, LedgerFailure | Memo.InvalidOptions, Ledger | Memo.Memo>
+  readonly load: (
+    window: Duration.DurationInput
+  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.InvalidOptions, Ledger | Memo.Memo>
   readonly keepWarm: (
     window: Duration.DurationInput,
     lag: Duration.DurationInput
@@ -36,3 +39,18 @@ export interface HasSpan {
 
 export const periodOf = (value: HasSpan): string | undefined =>
   value.span === null ? undefined : `${value.span.from} to ${value.span.to} (30 days, UTC)`
+
+/**
+ * A page value with how long its producer took. The browser uses that time to choose when to
+ * retry after a stale refresh: by then the refresh under way has probably finished.
+ */
+export interface Timed<A> {
+  readonly value: A
+  readonly computeMs: number
+}
+
+export const Timed = <A, I>(value: Schema.Schema<A, I>) => Schema.Struct({ value, computeMs: Schema.Number })
+
+/** Runs a producer and records its duration (from `Clock`). */
+export const timed = <A, E, R>(produce: Effect.Effect<A, E, R>): Effect.Effect<Timed<A>, E, R> =>
+  Effect.map(Effect.timed(produce), ([duration, value]) => ({ value, computeMs: Math.round(Duration.toMillis(duration)) }))

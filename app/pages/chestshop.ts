@@ -11,7 +11,7 @@ import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf } from "./Page.js"
+import { type Page, periodOf, Timed, timed } from "./Page.js"
 
 export const TopItem = Schema.Struct({ item: Schema.String, quantity: Schema.Number, revenue: Schema.Number })
 
@@ -31,7 +31,7 @@ export const Shop = Schema.Struct({
 export const Chestshop = Schema.Struct({ span: Span, shops: Schema.Array(Shop) })
 export type Chestshop = typeof Chestshop.Type
 
-export const key = "explorer:chestshop:v1"
+export const key = "explorer:chestshop:v2"
 export const shopCount = 10
 export const itemsPerShop = 3
 
@@ -60,10 +60,10 @@ export const produce = Effect.gen(function*() {
   } satisfies Chestshop
 }).pipe(Effect.withSpan("explorer.chestshop"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Chestshop }, produce)
+export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Chestshop) }, timed(produce))
 
 export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Chestshop, lag }, produce)
+  Memo.keepWarm({ key, window, schema: Timed(Chestshop), lag }, timed(produce))
 
 type Row = Chestshop["shops"][number]
 

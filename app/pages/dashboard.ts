@@ -11,7 +11,7 @@ import { Memo } from "../../src/index.js"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
-import { type Page, periodOf } from "./Page.js"
+import { type Page, periodOf, Timed, timed } from "./Page.js"
 
 export const Span = Schema.NullOr(Schema.Struct({ from: Schema.String, to: Schema.String }))
 
@@ -30,32 +30,34 @@ export const Dashboard = Schema.Struct({
 })
 export type Dashboard = typeof Dashboard.Type
 
-export const key = "explorer:dashboard:v1"
+export const key = "explorer:dashboard:v2"
+
+/** The balances reduced to four numbers, so they never reach the cache. */
+const inequality = (balances: ReadonlyArray<number>) => ({
+  accounts: balances.length,
+  gini: Stats.gini(balances),
+  top1Share: Stats.topShare(balances, 0.01),
+  top10Share: Stats.topShare(balances, 0.1)
+})
 
 export const produce = Effect.gen(function*() {
   const ledger = yield* Ledger
   const span = yield* ledger.span
-  const balances = yield* ledger.balances
-  const inequality = {
-    accounts: balances.length,
-    gini: Stats.gini(balances),
-    top1Share: Stats.topShare(balances, 0.01),
-    top10Share: Stats.topShare(balances, 0.1)
-  }
   if (Option.isNone(span)) {
-    return { span: null, volume: 0, transactions: 0, activeAccounts: 0, daily: [], ...inequality } satisfies Dashboard
+    const balances = yield* ledger.balances
+    return { span: null, volume: 0, transactions: 0, activeAccounts: 0, daily: [], ...inequality(balances) } satisfies Dashboard
   }
   const { from, to } = span.value
-  const [totals, daily, activeAccounts] = yield* Effect.all(
-    [ledger.totals(span.value), ledger.daily(span.value), ledger.activeAccounts(span.value)],
-    { concurrency: 3 }
+  const [balances, totals, daily, activeAccounts] = yield* Effect.all(
+    [ledger.balances, ledger.totals(span.value), ledger.daily(span.value), ledger.activeAccounts(span.value)],
+    { concurrency: "unbounded" }
   )
   return {
     span: { from, to },
     volume: Stats.units(totals.volume),
     transactions: totals.transactions,
     activeAccounts,
-    ...inequality,
+    ...inequality(balances),
     daily: Stats.fillDays(from, to, daily, (day) => ({ day, transactions: 0, volume: 0 })).map((d) => ({
       day: d.day,
       volume: Stats.units(d.volume),
@@ -64,10 +66,10 @@ export const produce = Effect.gen(function*() {
   } satisfies Dashboard
 }).pipe(Effect.withSpan("explorer.dashboard"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Dashboard }, produce)
+export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Dashboard) }, timed(produce))
 
 export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Dashboard, lag }, produce)
+  Memo.keepWarm({ key, window, schema: Timed(Dashboard), lag }, timed(produce))
 
 export const render = (d: Dashboard): Html.Html => {
   if (d.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`

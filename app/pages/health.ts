@@ -12,7 +12,7 @@ import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf } from "./Page.js"
+import { type Page, periodOf, Timed, timed } from "./Page.js"
 
 export const Flow = Schema.Struct({ kind: Schema.String, amount: Schema.Number, transactions: Schema.Number })
 
@@ -44,7 +44,7 @@ export const Health = Schema.Struct({
 })
 export type Health = typeof Health.Type
 
-export const key = "explorer:health:v1"
+export const key = "explorer:health:v2"
 
 /** Supply changes within ±1% over the span count as stable. */
 export const stableBand = 0.01
@@ -52,8 +52,8 @@ export const stableBand = 0.01
 export const produce = Effect.gen(function*() {
   const ledger = yield* Ledger
   const span = yield* ledger.span
-  const supply = yield* ledger.moneySupply
   if (Option.isNone(span)) {
+    const supply = yield* ledger.moneySupply
     return {
       span: null,
       moneySupply: Stats.units(supply),
@@ -71,7 +71,10 @@ export const produce = Effect.gen(function*() {
     } satisfies Health
   }
   const { from, to } = span.value
-  const [flows, dailyFlows] = yield* Effect.all([ledger.flows(span.value), ledger.dailyFlows(span.value)], { concurrency: 2 })
+  const [supply, flows, dailyFlows] = yield* Effect.all(
+    [ledger.moneySupply, ledger.flows(span.value), ledger.dailyFlows(span.value)],
+    { concurrency: "unbounded" }
+  )
   const minted = flows.reduce((sum, f) => sum + f.minted, 0)
   const burned = flows.reduce((sum, f) => sum + f.burned, 0)
   const circulating = dailyFlows.reduce((sum, d) => sum + d.circulating, 0)
@@ -105,10 +108,10 @@ export const produce = Effect.gen(function*() {
   } satisfies Health
 }).pipe(Effect.withSpan("explorer.health"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Health }, produce)
+export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Health) }, timed(produce))
 
 export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Health, lag }, produce)
+  Memo.keepWarm({ key, window, schema: Timed(Health), lag }, timed(produce))
 
 const flowTable = (rows: ReadonlyArray<Health["sources"][number]>, empty: string) =>
   Html.table<Health["sources"][number]>([

@@ -11,7 +11,7 @@ import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf } from "./Page.js"
+import { type Page, periodOf, Timed, timed } from "./Page.js"
 
 export const Item = Schema.Struct({
   item: Schema.String,
@@ -33,7 +33,7 @@ export const Market = Schema.Struct({
 })
 export type Market = typeof Market.Type
 
-export const key = "explorer:market:v1"
+export const key = "explorer:market:v2"
 
 /** How many items the page calls "top items". */
 export const topCount = 5
@@ -60,10 +60,10 @@ export const produce = Effect.gen(function*() {
   } satisfies Market
 }).pipe(Effect.withSpan("explorer.market"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Market }, produce)
+export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Market) }, timed(produce))
 
 export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Market, lag }, produce)
+  Memo.keepWarm({ key, window, schema: Timed(Market), lag }, timed(produce))
 
 type Row = Market["items"][number]
 

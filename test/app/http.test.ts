@@ -24,7 +24,8 @@ const Meta = Schema.Struct({
   cache: Schema.Literal("hit", "stale", "miss"),
   windowMs: Schema.Number,
   lagMs: Schema.Number,
-  retryMs: Schema.Number
+  retryMs: Schema.Number,
+  computeMs: Schema.Number
 })
 
 const twin = <A, I>(name: string, data: Schema.Schema<A, I>) =>
@@ -109,7 +110,7 @@ describe("explorer HTTP", () => {
       expect(first.headers["x-server-now"]).toBe("0")
       expect(first.headers["x-next-boundary"]).toBe("10000")
       expect(cacheControl(first.headers["cache-control"])).toEqual({ maxAge: 10, swr: 10 })
-      expect(first.json.meta).toMatchObject({ bucket: 0, computedAt: 0, nextBoundary: 10_000, stale: false, windowMs: 10_000, lagMs: 250, retryMs: 1000 })
+      expect(first.json.meta).toMatchObject({ bucket: 0, computedAt: 0, nextBoundary: 10_000, stale: false, windowMs: 10_000, lagMs: 250, retryMs: 1000, computeMs: 0 })
 
       yield* TestClock.adjust("3 seconds")
       const later = yield* getJson("/api/dashboard")
