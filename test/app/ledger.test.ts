@@ -7,7 +7,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ConfigProvider, Effect, Either, Layer, Option, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Option, Schema } from "effect"
 import { inject } from "vitest"
 import * as Ledger from "../../app/Ledger.js"
 import * as Load from "../../app/Load.js"
@@ -111,7 +111,7 @@ describe("Stats", () => {
   })
 })
 
-layer(Client, { timeout: 60_000, excludeTestServices: true })("Ledger on MariaDB", (it) => {
+layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60_000, excludeTestServices: true })("Ledger on MariaDB", (it) => {
   const load = (data: Synthetic.LedgerData) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
