@@ -182,7 +182,8 @@ export const Routes = HttpLayerRouter.use((router) =>
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
     yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
-    yield* router.add("*", "*", notFound)
+    // GET only: the router answers HEAD with the GET route when no HEAD route matches first
+    yield* router.add("GET", "*", notFound)
   })
 )
 
