@@ -65,6 +65,29 @@ export interface LockstepCache extends Cache {
 
 const ignore = () => {}
 
+type MemoEffect = Effect.Effect<Dashboard, Memo.InvalidOptions, Memo.Memo>
+const built = new WeakMap<ReadonlyArray<string>, Map<string, Array<MemoEffect>>>()
+const producerIds = new WeakMap<object, number>()
+let producers = 0
+
+/**
+ * One `memo` effect per key, built once and shared by every runtime that reads the same keys (a
+ * memo effect does not depend on the runtime): an application defines its memo effects once,
+ * and building them anew for each fresh runtime would charge lockstep for garbage it never makes.
+ */
+const memoEffects = (keys: ReadonlyArray<string>, windowMs: number, produce: CacheOptions["produce"]): Array<MemoEffect> => {
+  let byOptions = built.get(keys)
+  if (byOptions === undefined) built.set(keys, byOptions = new Map())
+  if (!producerIds.has(produce)) producerIds.set(produce, ++producers)
+  const id = `${windowMs}:${producerIds.get(produce)}`
+  let effects = byOptions.get(id)
+  if (effects === undefined) {
+    effects = keys.map((key) => Memo.memo({ key, window: windowMs, schema: Dashboard }, Effect.promise(() => produce(key))))
+    byOptions.set(id, effects)
+  }
+  return effects
+}
+
 export const makeLockstep = async (
   o: CacheOptions,
   redisLayer?: Layer.Layer<Redis.Redis, unknown>
@@ -77,8 +100,7 @@ export const makeLockstep = async (
     Memo.layerWith(o.capacity === undefined ? {} : { l1Capacity: o.capacity }).pipe(Layer.provide(store))
   )
   await runtime.runtime()
-  const effects = (keys: ReadonlyArray<string>) =>
-    keys.map((key) => Memo.memo({ key, window: o.windowMs, schema: Dashboard }, Effect.promise(() => o.produce(key))))
+  const effects = (keys: ReadonlyArray<string>) => memoEffects(keys, o.windowMs, o.produce)
   return {
     name: "lockstep",
     runtime,

@@ -46,6 +46,8 @@ export interface Machine {
   readonly packages: Record<string, string>
   readonly load: string
   readonly commit: string
+  /** The working tree differs from the commit in `src/` or `app/` (what is measured). */
+  readonly dirty: boolean
 }
 
 export const machine = async (o: { readonly redisPort?: number | undefined; readonly mysqlPort?: number | undefined }): Promise<Machine> => {
@@ -60,7 +62,8 @@ export const machine = async (o: { readonly redisPort?: number | undefined; read
     mariadb: o.mysqlPort === undefined ? undefined : run("mariadbd", ["--version"]).replace(/^.*Ver\s+/, "").split(/\s/)[0],
     packages: Object.fromEntries(packages.map((p) => [p, version(p)])),
     load: Os.loadavg().map((x) => x.toFixed(2)).join(" / "),
-    commit: run("git", ["-C", root, "rev-parse", "--short", "HEAD"])
+    commit: run("git", ["-C", root, "rev-parse", "--short", "HEAD"]),
+    dirty: run("git", ["-C", root, "status", "--porcelain", "--", "src", "app"]) !== ""
   }
 }
 
@@ -72,7 +75,10 @@ export const renderHeader = (
   [
     `# lockstep benchmarks, ${started.toISOString().slice(0, 16).replace("T", " ")} UTC${o.smoke ? " (smoke run: figures mean nothing)" : ""}`,
     "",
-    `Command: \`npx tsx bench/main.ts${o.smoke ? " --smoke" : ""}${o.only.length < 6 ? ` --only=${o.only.join(",")}` : ""}\` (= \`npm run bench\`), commit ${m.commit}, ${o.rounds} rounds per figure.`,
+    (() => {
+      const flags = `${o.smoke ? " --smoke" : ""}${o.only.length < 6 ? ` --only=${o.only.join(",")}` : ""}`
+      return `Command: \`npx tsx bench/main.ts${flags}\`${flags === "" ? " (`npm run bench`)" : ""}, commit ${m.commit}${m.dirty ? " plus uncommitted changes" : ""}, ${o.rounds} rounds per figure unless a section says otherwise.`
+    })(),
     "",
     `Machine: ${m.cpus}, ${m.memory}, ${m.os}; load average at the end ${m.load}. Node ${m.node}, ${m.redis}${m.mariadb ? `, MariaDB ${m.mariadb}` : ""}.`,
     "",

@@ -251,8 +251,8 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
 export const runRollover = async (ctx: BenchContext): Promise<Section> => {
   const { pods, callers } = shape(ctx)
   const windows = ctx.smoke ? 2 : 10
-  const windowMs = ctx.smoke ? 400 : 500
-  const producerMs = ctx.smoke ? 80 : 200
+  const windowMs = ctx.smoke ? 250 : 500
+  const producerMs = ctx.smoke ? 60 : 200
   const peerTtlMs = windowMs / 2
   const lagMs = 5
   const t0 = performance.now()

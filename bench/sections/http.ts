@@ -114,7 +114,7 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
   if (!Fs.existsSync(Path.join(root, "app/main.ts"))) throw new Error("app/main.ts does not exist yet")
   if (ctx.mysql === undefined) throw new Error("the HTTP section needs MariaDB")
   const rows = ctx.smoke ? 5_000 : 100_000
-  const durationS = ctx.smoke ? 0.5 : 2
+  const durationS = ctx.smoke ? 0.3 : 2
   const connections = ctx.smoke ? 8 : 32
   const burst = ctx.smoke ? 40 : 500
   const fleetSize = ctx.smoke ? 2 : 4
@@ -139,7 +139,7 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
     const first = await get(warm.port, "/api/dashboard")
     if (first.status !== 200) throw new Error(`/api/dashboard answered ${first.status}: ${first.body.slice(0, 300)}`)
     const paths = [{ name: "/healthz" }, { name: "/api/dashboard" }]
-    for (const p of paths) await cannon(warm.port, p.name, Math.min(1, durationS), connections) // warm-up
+    if (!ctx.smoke) for (const p of paths) await cannon(warm.port, p.name, 1, connections) // warm-up
     p99s = new Map(paths.map((p) => [p.name, []]))
     warmResults = await interleave(paths, rounds, async ({ name }) => {
       const r = await cannon(warm.port, name, durationS, connections)

@@ -1,0 +1,83 @@
+/**
+ * A tiny run of every benchmark section: checks the harness (runs complete, producer starts are
+ * counted, tables are rendered), never the figures. The benchmark itself is `npm run bench`.
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, describe, expect, inject, it } from "vitest"
+import { shutdown } from "../bench/children.js"
+import { runBench, type SectionId } from "../bench/main.js"
+import { renderSection, type Section } from "../bench/stats.js"
+
+const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const impls = ["lockstep", "bentocache", "cache-manager", "lru-cache", "async-cache-dedupe"]
+
+const smoke = async (id: SectionId): Promise<Section> => {
+  const result = await runBench({
+    smoke: true,
+    only: [id],
+    rounds: 1,
+    redisPort: inject("redisPort"),
+    mysqlPort: inject("mariadbPort"),
+    log: () => {},
+    sectionTimeoutMs: 25_000
+  })
+  expect(result.failures).toEqual([])
+  expect(result.sections).toHaveLength(1)
+  const section = result.sections[0]!
+  const markdown = renderSection(section)
+  expect(markdown).toContain(`## ${section.title}`)
+  expect(markdown).toMatch(/\n\|[-:|]+\|\n/) // a markdown table rule
+  expect(result.markdown).toContain("Machine:")
+  return section
+}
+
+const rowsOf = (s: Section) => s.tables.flatMap((t) => t.rows.map((r) => r[0]!))
+
+describe("bench smoke", () => {
+  afterAll(() => shutdown())
+
+  it("l1: every implementation measured against the floors", async () => {
+    const s = await smoke("l1")
+    for (const name of [...impls.filter((n) => n !== "lockstep"), "floor: `map.get`"]) expect(rowsOf(s)).toContain(name)
+    expect(s.targets.length).toBeGreaterThan(0)
+  })
+
+  it("l2: reads from Redis through each shared tier", async () => {
+    const s = await smoke("l2")
+    expect(rowsOf(s)).toContain("lockstep")
+    expect(s.tables).toHaveLength(2)
+  })
+
+  it("stale: a refresh starts during each stale phase", async () => {
+    const s = await smoke("stale")
+    const data = s.data as Record<string, Array<{ starts: number; stale: { n: number } }>>
+    for (const name of impls) {
+      expect(data[name]!.length).toBeGreaterThan(0)
+      expect(data[name]![0]!.starts).toBeGreaterThanOrEqual(1)
+      expect(data[name]![0]!.stale.n).toBeGreaterThan(0)
+    }
+  })
+
+  it("fleet: producer starts are counted outside the pods", async () => {
+    const s = await smoke("fleet")
+    const data = s.data as Record<string, Array<{ starts: number; totalMs: number }>>
+    for (const name of impls) {
+      expect(data[name]![0]!.starts).toBeGreaterThanOrEqual(1)
+      expect(data[name]![0]!.totalMs).toBeGreaterThan(0)
+    }
+  })
+
+  it("rollover: starts are attributed to windows", async () => {
+    const s = await smoke("rollover")
+    const data = s.data as Record<string, { perWindow: Array<number> }>
+    for (const name of impls) expect(data[name]!.perWindow).toHaveLength(2)
+    expect(data.lockstep!.perWindow.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1)
+  })
+
+  it.skipIf(!Fs.existsSync(Path.join(root, "app/main.ts")))("http: the explorer under autocannon, and a cold fleet burst", async () => {
+    const s = await smoke("http")
+    expect(s.tables.length).toBeGreaterThanOrEqual(2)
+  })
+})
