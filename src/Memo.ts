@@ -449,6 +449,9 @@ const makeRuntime = (
               retryAt.set(spec.key, c.now + c.ttlMs)
               return Option.none<Entry>()
             }
+            // someone else is replacing the value we could not read: look at theirs before
+            // forcing a recomputation of our own
+            force = false
             yield* Effect.sleep(c._tag === "Busy" ? Math.max(1, Math.min(settings.pollMs, c.ttlMs + 1)) : c.ttlMs + 1)
           }
         }
