@@ -360,8 +360,10 @@ const makeRuntime = (
         yield* writeBack(spec, stored.right)
         return Option.some(own)
       }
-      settled = true
       const c = committed.right
+      // a committed value released the lock; a refused one did not: the finalizer drops it if
+      // it is still ours, rather than leave the fleet waiting out the lease
+      settled = c._tag === "Committed"
       Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "committed" : c.reason)])
       if (c._tag === "Committed") return Option.some(own)
       // refused: a newer value (a newer window, or a newer holder of this one) is stored
