@@ -5,6 +5,8 @@
  *
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
  * `[status, serverNowMs, ...]`, with the stored record as `b, f, w, t, d` ("" when absent).
+ * A record that is not a hash of those five fields, or whose window has not begun, counts as
+ * absent (and is overwritten by the next commit).
  */
 
 /** Shared prelude: server time, and the stored record when the value key holds one. */
@@ -17,6 +19,9 @@ local function record(k)
   if not (tonumber(r[1]) and tonumber(r[2]) and tonumber(r[3]) and tonumber(r[4]) and r[5]) then
     return false
   end
+  -- a window that has not begun cannot have been computed: a foreign or corrupt record (or a
+  -- server clock that went back), which would otherwise be served as fresh until then
+  if tonumber(r[3]) <= 0 or tonumber(r[1]) > math.floor(now / tonumber(r[3])) then return false end
   return r
 end
 local function reply(status, extra, r)
