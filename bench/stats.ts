@@ -112,7 +112,7 @@ export interface Target {
   readonly name: string
   readonly figure: string
   readonly target: string
-  /** `undefined` when the target could not be evaluated (e.g. a part was skipped). */
+  /** `undefined`: a comparison shown for information, not one of the issue's targets. */
   readonly met: boolean | undefined
 }
 
@@ -142,8 +142,11 @@ export const renderSection = (s: Section): string => {
   if (s.targets.length > 0) {
     parts.push("Targets:", "")
     for (const t of s.targets) {
-      const mark = t.met === undefined ? "not evaluated" : t.met ? "met" : "**missed**"
-      parts.push(`- ${t.name}: ${t.figure} (target ${t.target}): ${mark}`)
+      parts.push(
+        t.met === undefined
+          ? `- ${t.name}: ${t.figure} (${t.target})`
+          : `- ${t.name}: ${t.figure} (target ${t.target}): ${t.met ? "met" : "**missed**"}`
+      )
     }
     parts.push("")
   }
