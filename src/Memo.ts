@@ -249,7 +249,12 @@ const makeRuntime = (
   const observe = (serverNow: number) =>
     Effect.map(Clock.currentTimeMillis, (local) => {
       const measured = serverNow - local
-      if (Math.abs(measured - runtime.skew) > 250) runtime.skew = measured
+      if (Math.abs(measured - runtime.skew) > 250) {
+        runtime.skew = measured
+        // a value made while Redis was unreachable and our clock ahead belongs to a window that
+        // has not begun: it would pass for fresh until then, so it goes
+        for (const [key, e] of l1) if (e.bucket > Math.floor(serverNow / e.windowMs)) l1.delete(key)
+      }
     })
 
   const countRedisError = (error: unknown, operation?: string) =>
