@@ -1,75 +1,143 @@
 /**
  * Starts pod processes against a redis-server and collects what they report. The parent is the
  * only witness that counts producer starts, so a bug in the pods cannot hide them.
+ *
+ * For fault injection: per-pod config overrides (skew, settings), signals to one pod (`SIGKILL`,
+ * `SIGSTOP`/`SIGCONT`, `SIGTERM`), loads that survive a pod's death, waits on reports, and a
+ * `watchStore` that polls the stored `(bucket, fence)` from outside with a raw ioredis client.
  */
 import { fork, type ChildProcess } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { Redis as IORedis } from "ioredis"
+import * as Keys from "../../src/internal/keys.js"
 import type { FromPod, PodConfig, ToPod } from "./pod.js"
 
 const podScript = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "pod.ts")
+
+export type Received<T extends FromPod["type"] = FromPod["type"]> = Extract<FromPod, { type: T }> & { readonly receivedAt: number }
+export type Loaded = Received<"loaded">
 
 export interface Pod {
   readonly id: number
   readonly child: ChildProcess
   readonly send: (message: ToPod) => void
+  /** Sends a signal to this pod only. */
+  readonly signal: (signal: NodeJS.Signals) => void
+  readonly alive: () => boolean
+  /** Resolves when the process has exited, with its code or signal. */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
 
 export interface Fleet {
   readonly pods: ReadonlyArray<Pod>
-  readonly messages: Array<FromPod & { readonly receivedAt: number }>
-  /** Producer starts per window, counted from the pods' reports. */
+  readonly messages: Array<Received>
+  /** Producer starts per window (of the machine's clock), counted from the pods' reports. */
   readonly startsPerBucket: () => Map<number, number>
-  /** Runs a load on every pod and waits for each pod's summary. */
-  readonly load: (options: { callers: number; durationMs: number; pauseMs: number }) => Promise<ReadonlyArray<Extract<FromPod, { type: "loaded" }>>>
+  /** Reports of one type, optionally only those received at or after `since` (Date.now()). */
+  readonly of: <T extends FromPod["type"]>(type: T, since?: number) => Array<Received<T>>
+  /** Waits for the first report (received at or after `since`, default now) that matches. */
+  readonly next: <T extends FromPod["type"]>(
+    type: T,
+    options?: { readonly where?: (m: Received<T>) => boolean; readonly since?: number; readonly timeoutMs?: number }
+  ) => Promise<Received<T>>
+  readonly waitFor: (predicate: () => boolean, timeoutMs: number, what: string) => Promise<void>
+  /**
+   * Runs a load on every live pod (or on `pods`) and waits for each one's summary; a pod that
+   * dies during the load simply has none.
+   */
+  readonly load: (options: {
+    callers: number
+    durationMs: number
+    pauseMs: number
+    pods?: ReadonlyArray<number> | undefined
+  }) => Promise<ReadonlyArray<Loaded>>
+  /** Each live pod's memory and Effect metrics. */
+  readonly stats: () => Promise<ReadonlyArray<Received<"stats">>>
   readonly stop: () => Promise<void>
 }
 
-export const startFleet = async (n: number, config: Omit<PodConfig, "id">): Promise<Fleet> => {
-  const messages: Fleet["messages"] = []
-  const waiters: Array<() => void> = []
+export const startFleet = async (
+  n: number,
+  config: Omit<PodConfig, "id">,
+  overrides: (id: number) => Partial<Omit<PodConfig, "id">> = () => ({})
+): Promise<Fleet> => {
+  const messages: Array<Received> = []
+  const waiters = new Set<() => void>()
+  const wake = () => {
+    for (const w of [...waiters]) w()
+  }
   const pods: Array<Pod> = []
   for (let id = 0; id < n; id++) {
+    const own = overrides(id)
+    const podConfig: PodConfig = {
+      ...config,
+      ...own,
+      settings: { ...config.settings, ...own.settings },
+      env: { ...config.env, ...own.env },
+      id
+    }
     const child = fork(podScript, [], {
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, LOCKSTEP_POD: JSON.stringify({ ...config, id }) },
+      env: { ...process.env, LOCKSTEP_POD: JSON.stringify(podConfig) },
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => {
+        resolve({ code, signal })
+        wake()
+      })
+    )
     child.on("message", (m: FromPod) => {
       messages.push({ ...m, receivedAt: Date.now() })
-      for (const w of waiters.splice(0)) w()
+      wake()
     })
-    pods.push({ id, child, send: (m) => child.send(m) })
+    // a pod that is gone when we write to it is the test's business, not an uncaught error
+    child.on("error", () => {})
+    const alive = () => child.exitCode === null && child.signalCode === null
+    pods.push({
+      id,
+      child,
+      alive,
+      exited,
+      send: (m) => {
+        if (alive() && child.connected) child.send(m)
+      },
+      signal: (s) => {
+        if (alive()) child.kill(s)
+      }
+    })
   }
   const waitFor = (predicate: () => boolean, timeoutMs: number, what: string) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`fleet: timed out waiting for ${what}`)), timeoutMs)
       const check = () => {
         if (predicate()) {
+          waiters.delete(check)
           clearTimeout(timer)
           resolve()
-        } else {
-          waiters.push(check)
         }
       }
+      const timer = setTimeout(() => {
+        waiters.delete(check)
+        reject(new Error(`fleet: timed out after ${timeoutMs} ms waiting for ${what}`))
+      }, timeoutMs)
+      waiters.add(check)
       check()
     })
+  const of = <T extends FromPod["type"]>(type: T, since = 0) =>
+    messages.filter((m): m is Received<T> => m.type === type && m.receivedAt >= since)
   const stop = async () => {
-    await Promise.all(pods.map((p) =>
-      new Promise<void>((resolve) => {
-        if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve()
-        const timer = setTimeout(() => p.child.kill("SIGKILL"), 5_000)
-        p.child.once("exit", () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        if (p.child.connected) p.send({ type: "exit" })
-        else p.child.kill("SIGTERM")
-      })
-    ))
+    await Promise.all(pods.map((p) => {
+      if (!p.alive()) return p.exited
+      const timer = setTimeout(() => p.child.kill("SIGKILL"), 5_000)
+      p.child.kill("SIGCONT") // a test may have left it frozen
+      if (p.child.connected) p.send({ type: "exit" })
+      else p.child.kill("SIGTERM")
+      return p.exited.then(() => clearTimeout(timer))
+    }))
   }
   try {
-    await waitFor(() => messages.filter((m) => m.type === "ready").length === n, 30_000, "pods to be ready")
+    await waitFor(() => of("ready").length === n, 60_000, "pods to be ready")
   } catch (e) {
     await stop()
     throw e
@@ -79,16 +147,129 @@ export const startFleet = async (n: number, config: Omit<PodConfig, "id">): Prom
     messages,
     startsPerBucket: () => {
       const counts = new Map<number, number>()
-      for (const m of messages) if (m.type === "start") counts.set(m.bucket, (counts.get(m.bucket) ?? 0) + 1)
+      for (const m of of("start")) counts.set(m.bucket, (counts.get(m.bucket) ?? 0) + 1)
       return counts
     },
+    of,
+    next: async (type, options = {}) => {
+      const since = options.since ?? Date.now()
+      const find = () => of(type, since).find((m) => options.where?.(m) ?? true)
+      await waitFor(() => find() !== undefined, options.timeoutMs ?? 15_000, `a '${type}' report`)
+      return find()!
+    },
+    waitFor,
     load: async (options) => {
       const from = messages.length
-      for (const p of pods) p.send({ type: "load", ...options })
-      const loaded = () => messages.slice(from).filter((m): m is Extract<FromPod, { type: "loaded" }> & { receivedAt: number } => m.type === "loaded")
-      await waitFor(() => loaded().length === n, options.durationMs + 30_000, "load summaries")
+      const targets = pods.filter((p) => p.alive() && (options.pods?.includes(p.id) ?? true))
+      for (const p of targets) p.send({ type: "load", callers: options.callers, durationMs: options.durationMs, pauseMs: options.pauseMs })
+      const loaded = () => messages.slice(from).filter((m): m is Loaded => m.type === "loaded")
+      const settled = () => targets.every((p) => !p.alive() || loaded().some((m) => m.id === p.id))
+      await waitFor(settled, options.durationMs + 30_000, "load summaries")
       return loaded()
+    },
+    stats: async () => {
+      const since = Date.now()
+      const targets = pods.filter((p) => p.alive())
+      for (const p of targets) p.send({ type: "stats" })
+      const got = () => of("stats", since)
+      await waitFor(() => targets.every((p) => !p.alive() || got().some((m) => m.id === p.id)), 10_000, "stats")
+      return got()
     },
     stop
   }
 }
+
+export interface StoreSample {
+  readonly at: number
+  readonly bucket: number
+  readonly fence: number
+  readonly data: string
+}
+
+export interface StoreWatch {
+  /** Every change of the stored record seen, in order (absent records are not samples). */
+  readonly samples: Array<StoreSample>
+  /** The client the watch polls with; tests use it for `CLIENT PAUSE`, `CLIENT KILL`, planting data. */
+  readonly client: IORedis
+  /** Each step where `(bucket, fence)` went down, as text; empty when it never did. */
+  readonly decreases: () => Array<string>
+  readonly latest: () => StoreSample | undefined
+  readonly stop: () => Promise<void>
+}
+
+/**
+ * Polls `<tenant>:lockstep:{<key>}:v` every `intervalMs` from this process with its own
+ * fail-fast ioredis client. A poll that fails (Redis frozen, down, restarting) is skipped.
+ */
+export const watchStore = (options: {
+  readonly port: number
+  readonly tenant: string
+  readonly key: string
+  /** Only records of this window length are the cache's (others are skipped). */
+  readonly windowMs?: number
+  readonly intervalMs?: number
+}): StoreWatch => {
+  const client = new IORedis({
+    host: "127.0.0.1",
+    port: options.port,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: 300,
+    retryStrategy: () => 100
+  })
+  client.on("error", () => {})
+  const key = Keys.make(options.tenant, options.key).value
+  const samples: Array<StoreSample> = []
+  let running = true
+  let polling: Promise<void> = Promise.resolve()
+  const poll = async () => {
+    try {
+      if ((await client.type(key)) !== "hash") return
+      const [b, f, w, d] = await client.hmget(key, "b", "f", "w", "d")
+      const bucket = Number(b)
+      const fence = Number(f)
+      // a record the cache would not read (planted by a test) is not one of its writes
+      if (b === null || f === null || !Number.isSafeInteger(bucket) || !Number.isSafeInteger(fence)) return
+      if (options.windowMs !== undefined && Number(w) !== options.windowMs) return
+      if (options.windowMs !== undefined && bucket > Math.floor(Date.now() / options.windowMs)) return
+      const last = samples[samples.length - 1]
+      if (last === undefined || last.bucket !== bucket || last.fence !== fence || last.data !== d) {
+        samples.push({ at: Date.now(), bucket, fence, data: d ?? "" })
+      }
+    } catch {
+      // unreachable right now: nothing to record
+    }
+  }
+  const timer = setInterval(() => {
+    if (running) polling = polling.then(poll)
+  }, options.intervalMs ?? 20)
+  return {
+    samples,
+    client,
+    latest: () => samples[samples.length - 1],
+    decreases: () => {
+      const out: Array<string> = []
+      for (let i = 1; i < samples.length; i++) {
+        const a = samples[i - 1]!
+        const b = samples[i]!
+        if (b.bucket < a.bucket || (b.bucket === a.bucket && b.fence < a.fence)) {
+          out.push(`(${a.bucket}, ${a.fence}) -> (${b.bucket}, ${b.fence}) at ${b.at}`)
+        }
+      }
+      return out
+    },
+    stop: async () => {
+      running = false
+      clearInterval(timer)
+      await polling
+      client.disconnect()
+    }
+  }
+}
+
+/** The value of percentile `p` (0–100) of an ascending sample. */
+export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+/** Resolves after `ms` of real time. */
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

@@ -1,11 +1,17 @@
 /**
  * A pod: one process with its own ioredis client, L1 and `Memo` runtime, driven by its parent
- * over IPC. Every producer start and every load summary is reported to the parent, never
- * through Redis, so the parent counts what happened outside the processes under test.
+ * over IPC. Every producer start and finish, every claim, commit and release its store makes,
+ * and every load summary (what it served, how fast, whether it ever went back to an older
+ * window) is reported to the parent, never through Redis, so the parent counts what happened
+ * outside the processes under test.
  *
  * Run as `node --import tsx test/support/pod.ts` with `LOCKSTEP_POD` set to a JSON `PodConfig`.
+ *
+ * Shutdown: the `exit` message and `SIGTERM` both interrupt the load, close the `Memo` scope
+ * (whose finalizers release a held fleet lock), report `closed`, then exit. `SIGKILL` and
+ * `SIGSTOP` are the parent's to send.
  */
-import { Clock, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Ref, Schema, Scope } from "effect"
+import { Clock, ConfigProvider, Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, Schema, Scope } from "effect"
 import { Memo, Redis, Window } from "../../src/index.js"
 
 export interface PodConfig {
@@ -15,21 +21,68 @@ export interface PodConfig {
   readonly key: string
   readonly windowMs: number
   readonly producerMs: number
-  /** Added to this pod's clock, to simulate skew between machines. */
+  /** Added to this pod's Effect `Clock`, to simulate skew between machines. */
   readonly skewMs?: number
   /** `Memo` settings in milliseconds. */
-  readonly settings?: Partial<Record<"lease" | "pollInterval" | "redisTimeout" | "failureBackoff" | "degradedAfter", number>>
+  readonly settings?: Partial<
+    Record<"lease" | "pollInterval" | "redisTimeout" | "failureBackoff" | "maxFailureBackoff" | "degradedAfter", number>
+  >
 }
 
 export type ToPod =
   | { readonly type: "load"; readonly callers: number; readonly durationMs: number; readonly pauseMs: number }
   | { readonly type: "failing"; readonly on: boolean }
+  | { readonly type: "producerMs"; readonly ms: number }
+  | { readonly type: "stats" }
+  /** Drops this pod's L1, as if it had just restarted (its Redis client and runtime stay). */
+  | { readonly type: "forget" }
   | { readonly type: "exit" }
 
+/**
+ * `wallAt` is `Date.now()`: the machine's clock, shared by every pod and by redis-server, so
+ * the parent can place events in windows whatever skew a pod's Effect `Clock` has. `bucket`
+ * in `start`/`finish` is the window of `wallAt` at the start.
+ */
 export type FromPod =
   | { readonly type: "ready"; readonly id: number }
-  | { readonly type: "start"; readonly id: number; readonly at: number; readonly bucket: number }
-  | { readonly type: "finish"; readonly id: number; readonly at: number; readonly bucket: number; readonly ok: boolean }
+  | { readonly type: "start"; readonly id: number; readonly at: number; readonly wallAt: number; readonly bucket: number }
+  | {
+    readonly type: "finish"
+    readonly id: number
+    readonly at: number
+    readonly wallAt: number
+    readonly bucket: number
+    readonly ok: boolean
+  }
+  | {
+    readonly type: "claim"
+    readonly id: number
+    readonly wallAt: number
+    readonly outcome: "fresh" | "busy" | "backoff" | "acquired" | "error"
+    readonly bucket?: number | undefined
+    readonly fence?: number | undefined
+    readonly error?: string | undefined
+  }
+  | {
+    readonly type: "commit"
+    readonly id: number
+    readonly wallAt: number
+    readonly bucket: number
+    readonly fence: number
+    /** `false` for a value produced without Redis, offered back without a lock. */
+    readonly withToken: boolean
+    readonly outcome: "committed" | "older" | "fenced" | "future" | "error"
+    readonly error?: string | undefined
+  }
+  | { readonly type: "renew"; readonly id: number; readonly wallAt: number; readonly outcome: "held" | "lost" | "error" }
+  | {
+    readonly type: "release"
+    readonly id: number
+    readonly wallAt: number
+    /** `true` when the lock was turned into a back-off marker (the producer failed). */
+    readonly backoff: boolean
+    readonly ok: boolean
+  }
   | {
     readonly type: "loaded"
     readonly id: number
@@ -39,51 +92,90 @@ export type FromPod =
     readonly maxLatencyMs: number
     readonly latenciesMs: ReadonlyArray<number>
     readonly servedBuckets: Record<string, number>
+    /** Calls by `Info.cache`, and the slowest of each kind. */
+    readonly byCache: Record<string, number>
+    readonly maxLatencyByCache: Record<string, number>
+    readonly rssMb: number
+    readonly heapUsedMb: number
     readonly firstError?: string | undefined
   }
+  | {
+    readonly type: "stats"
+    readonly id: number
+    readonly rssMb: number
+    readonly heapUsedMb: number
+    /** Counters and gauges as `name{k=v,…}` → value; histograms as their count. */
+    readonly metrics: Record<string, number>
+  }
+  | { readonly type: "fatal"; readonly id: number; readonly kind: string; readonly message: string }
+  | { readonly type: "closed"; readonly id: number; readonly wallAt: number }
 
 const Value = Schema.Struct({ pod: Schema.Number, bucket: Schema.Number, seq: Schema.Number })
 
 const config: PodConfig = JSON.parse(process.env.LOCKSTEP_POD ?? "{}")
-const send = (message: FromPod) => Effect.sync(() => process.send?.(message))
+const sendNow = (message: FromPod) => process.send?.(message)
+const send = (message: FromPod) => Effect.sync(() => sendNow(message))
+/** Sends and waits until the message is handed to the channel, for the last words of a pod. */
+const sendFlushed = (message: FromPod) =>
+  Effect.async<void>((resume) => {
+    if (!process.send || !process.connected) return resume(Effect.void)
+    process.send(message, undefined, {}, () => resume(Effect.void))
+  })
+
+for (const kind of ["unhandledRejection", "uncaughtException"] as const) {
+  process.on(kind, (error: unknown) => {
+    sendNow({ type: "fatal", id: config.id, kind, message: error instanceof Error ? error.stack ?? error.message : String(error) })
+  })
+}
 
 const skewedClock = (skewMs: number): Clock.Clock => {
   const base = Clock.make()
   return {
-    ...base,
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
     unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + skewMs,
     unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n,
     currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + skewMs),
-    currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n)
+    currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n),
+    sleep: (duration) => base.sleep(duration)
   }
 }
 
 let failing = false
+let producerMs = config.producerMs
 let seq = 0
+/** The newest window this process ever served, across loads. */
+let highestServed = -1
 
 const producer = Effect.gen(function*() {
   const at = yield* Clock.currentTimeMillis
-  const bucket = Window.bucketOf(at, config.windowMs)
-  yield* send({ type: "start", id: config.id, at, bucket })
-  yield* Effect.sleep(config.producerMs)
+  const wallAt = Date.now()
+  const bucket = Window.bucketOf(wallAt, config.windowMs)
+  yield* send({ type: "start", id: config.id, at, wallAt, bucket })
+  yield* Effect.sleep(producerMs)
   const ok = !failing
-  yield* send({ type: "finish", id: config.id, at: yield* Clock.currentTimeMillis, bucket, ok })
+  yield* send({ type: "finish", id: config.id, at: yield* Clock.currentTimeMillis, wallAt: Date.now(), bucket, ok })
   if (!ok) return yield* Effect.fail(new Error("producer failing on purpose"))
   return { pod: config.id, bucket, seq: ++seq }
 })
 
 const loader = Memo.memoWithInfo({ key: config.key, window: config.windowMs, schema: Value }, producer)
 
+const memory = () => {
+  const m = process.memoryUsage()
+  return { rssMb: Math.round(m.rss / 2 ** 20), heapUsedMb: Math.round(m.heapUsed / 2 ** 20) }
+}
+
 /** N caller loops for `durationMs`; each checks that this process never serves an older window. */
 const load = (callers: number, durationMs: number, pauseMs: number) =>
   Effect.gen(function*() {
-    const until = (yield* Clock.currentTimeMillis) + durationMs
-    const highest = yield* Ref.make(-1)
+    const until = Date.now() + durationMs
     const stats = { calls: 0, errors: 0, regressions: 0, maxLatencyMs: 0, firstError: undefined as string | undefined }
     const latencies: Array<number> = []
     const served: Record<string, number> = {}
+    const byCache: Record<string, number> = {}
+    const maxLatencyByCache: Record<string, number> = {}
     const caller = Effect.gen(function*() {
-      while ((yield* Clock.currentTimeMillis) < until) {
+      while (Date.now() < until) {
         const started = performance.now()
         const exit = yield* Effect.exit(loader)
         const latency = performance.now() - started
@@ -91,10 +183,12 @@ const load = (callers: number, durationMs: number, pauseMs: number) =>
         latencies.push(latency)
         if (latency > stats.maxLatencyMs) stats.maxLatencyMs = latency
         if (Exit.isSuccess(exit)) {
-          const bucket = exit.value.bucket
+          const { bucket, cache } = exit.value
           served[bucket] = (served[bucket] ?? 0) + 1
-          const before = yield* Ref.getAndUpdate(highest, (h) => Math.max(h, bucket))
-          if (bucket < before) stats.regressions++
+          byCache[cache] = (byCache[cache] ?? 0) + 1
+          maxLatencyByCache[cache] = Math.max(maxLatencyByCache[cache] ?? 0, latency)
+          if (bucket < highestServed) stats.regressions++
+          else highestServed = bucket
         } else {
           stats.errors++
           stats.firstError ??= String(exit.cause)
@@ -104,18 +198,84 @@ const load = (callers: number, durationMs: number, pauseMs: number) =>
     })
     yield* Effect.all(Array.from({ length: callers }, () => caller), { concurrency: "unbounded", discard: true })
     latencies.sort((a, b) => a - b)
-    yield* send({ type: "loaded", id: config.id, ...stats, latenciesMs: sample(latencies), servedBuckets: served })
+    yield* send({
+      type: "loaded",
+      id: config.id,
+      ...stats,
+      latenciesMs: sample(latencies),
+      servedBuckets: served,
+      byCache,
+      maxLatencyByCache,
+      ...memory()
+    })
   })
 
 /** At most 200 evenly spaced order statistics: enough for percentiles, small over IPC. */
 const sample = (sorted: ReadonlyArray<number>) =>
   sorted.length <= 200 ? sorted : Array.from({ length: 200 }, (_, i) => sorted[Math.floor((i * (sorted.length - 1)) / 199)]!)
 
+/** The process's Effect metrics, flattened for the parent. */
+const metrics = Effect.map(Metric.snapshot, (pairs) => {
+  const out: Record<string, number> = {}
+  for (const pair of pairs) {
+    const tags = pair.metricKey.tags.map((t) => `${t.key}=${t.value}`).join(",")
+    const name = tags ? `${pair.metricKey.name}{${tags}}` : pair.metricKey.name
+    const state: unknown = pair.metricState
+    if (MetricState.isCounterState(state)) out[name] = Number(state.count)
+    else if (MetricState.isGaugeState(state)) out[name] = Number(state.value)
+    else if (MetricState.isHistogramState(state)) out[name] = state.count
+  }
+  return out
+})
+
 const settings = Object.fromEntries(
   Object.entries(config.settings ?? {}).map(([k, v]) => [k, Duration.millis(v as number)])
 ) as Partial<Memo.Settings>
 
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/** The store from the environment, reporting each protocol step to the parent. */
+const ReportingRedis = Layer.effect(
+  Redis.Redis,
+  Effect.map(Redis.Redis, (store): Redis.Store => ({
+    ...store,
+    claim: (key, o) =>
+      store.claim(key, o).pipe(Effect.tapBoth({
+        onSuccess: (c) =>
+          send({
+            type: "claim",
+            id: config.id,
+            wallAt: Date.now(),
+            outcome: c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff",
+            ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
+          }),
+        onFailure: (e) => send({ type: "claim", id: config.id, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+      })),
+    commit: (key, value, token) => {
+      const base = { type: "commit", id: config.id, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
+      return store.commit(key, value, token).pipe(Effect.tapBoth({
+        onSuccess: (c) =>
+          send({ ...base, wallAt: Date.now(), outcome: c._tag === "Committed" ? "committed" : c.reason }),
+        onFailure: (e) => send({ ...base, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+      }))
+    },
+    renew: (key, token, leaseMs) =>
+      store.renew(key, token, leaseMs).pipe(Effect.tapBoth({
+        onSuccess: (held) => send({ type: "renew", id: config.id, wallAt: Date.now(), outcome: held ? "held" : "lost" }),
+        onFailure: () => send({ type: "renew", id: config.id, wallAt: Date.now(), outcome: "error" })
+      })),
+    release: (...args: Parameters<Redis.Store["release"]>) => {
+      const backoff = Boolean(args[2])
+      return store.release(...args).pipe(Effect.tapBoth({
+        onSuccess: () => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: true }),
+        onFailure: () => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: false })
+      }))
+    }
+  }))
+)
+
 const MemoLive = Memo.layerWith(settings).pipe(
+  Layer.provide(ReportingRedis),
   Layer.provide(Redis.layerConfig),
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config.env)))))
 )
@@ -140,6 +300,15 @@ const main = Effect.gen(function*() {
         case "failing":
           failing = message.on
           break
+        case "producerMs":
+          producerMs = message.ms
+          break
+        case "stats":
+          Effect.runFork(Effect.flatMap(metrics, (m) => send({ type: "stats", id: config.id, ...memory(), metrics: m })))
+          break
+        case "forget":
+          Context.get(context, Memo.Memo).l1.clear()
+          break
         case "exit":
           process.off("message", onMessage)
           resume(Effect.void)
@@ -152,6 +321,7 @@ const main = Effect.gen(function*() {
   yield* done
   yield* Effect.forEach(fibers, Fiber.interrupt, { discard: true })
   yield* Scope.close(scope, Exit.void)
+  yield* sendFlushed({ type: "closed", id: config.id, wallAt: Date.now() })
 })
 
 Effect.runPromise(main).then(

@@ -1,0 +1,129 @@
+/**
+ * The fault suite's bench: a private redis-server, a fleet of pods on it, a watch on the stored
+ * `(bucket, fence)` from outside, and the checks every scenario ends with.
+ */
+import { expect } from "vitest"
+import { type Fleet, type Loaded, startFleet, type StoreWatch, watchStore } from "./fleet.js"
+import type { PodConfig } from "./pod.js"
+import { type Server, startRedis } from "./services.js"
+
+export interface Bench {
+  redis: Server
+  readonly port: number
+  readonly tenant: string
+  readonly key: string
+  readonly fleet: Fleet
+  readonly watch: StoreWatch
+  /** Every load summary of the scenario, for the final checks. */
+  readonly summaries: Array<Loaded>
+  /** Runs a load and keeps its summaries. */
+  readonly load: (options: { callers: number; durationMs: number; pauseMs: number; pods?: ReadonlyArray<number> }) => Promise<ReadonlyArray<Loaded>>
+  /** The window (of the machine's clock) of an instant. */
+  readonly bucketOf: (at: number) => number
+  readonly stop: () => Promise<void>
+}
+
+export interface BenchOptions {
+  readonly pods: number
+  readonly windowMs: number
+  readonly producerMs: number
+  readonly settings?: PodConfig["settings"]
+  readonly overrides?: (id: number) => Partial<Omit<PodConfig, "id">>
+  readonly tenant?: string
+  /** Use a redis-server already started, rather than a new one. */
+  readonly redis?: Server
+}
+
+let benches = 0
+
+export const startBench = async (options: BenchOptions): Promise<Bench> => {
+  const redis = options.redis ?? (await startRedis())
+  const tenant = options.tenant ?? `faults-${++benches}`
+  const key = "aggregate"
+  let fleet: Fleet
+  try {
+    fleet = await startFleet(options.pods, {
+      env: { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(redis.port), TENANT: tenant },
+      key,
+      windowMs: options.windowMs,
+      producerMs: options.producerMs,
+      ...(options.settings ? { settings: options.settings } : {})
+    }, options.overrides)
+  } catch (e) {
+    if (!options.redis) await redis.stop()
+    throw e
+  }
+  const watch = watchStore({ port: redis.port, tenant, key, windowMs: options.windowMs })
+  const summaries: Array<Loaded> = []
+  const bench: Bench = {
+    redis,
+    port: redis.port,
+    tenant,
+    key,
+    fleet,
+    watch,
+    summaries,
+    load: async (o) => {
+      const got = await fleet.load(o)
+      summaries.push(...got)
+      return got
+    },
+    bucketOf: (at) => Math.floor(at / options.windowMs),
+    stop: async () => {
+      await watch.stop()
+      await fleet.stop()
+      if (!options.redis) await bench.redis.stop()
+    }
+  }
+  return bench
+}
+
+/** Above this a pod's memory is not bounded: a pod idles at about 120 MB RSS and 20 MB heap. */
+export const MAX_RSS_MB = 400
+export const MAX_HEAP_MB = 150
+
+/**
+ * What holds in every scenario: the stored `(bucket, fence)` never went down, no process served
+ * an older window than it had served, no caller saw an error (unless `errorsAllowed`), no
+ * unhandled rejection or exception in any pod, and memory stayed bounded.
+ */
+export const checkInvariants = (bench: Bench, options: { readonly errorsAllowed?: boolean } = {}) => {
+  expect(bench.watch.decreases(), "stored (bucket, fence) went down").toEqual([])
+  expect(bench.watch.samples.length, "the watch saw the store").toBeGreaterThan(0)
+  expect(bench.fleet.of("fatal").map((m) => `pod ${m.id} ${m.kind}: ${m.message}`)).toEqual([])
+  expect(bench.summaries.length).toBeGreaterThan(0)
+  for (const s of bench.summaries) {
+    expect(s.regressions, `pod ${s.id} served an older window than before`).toBe(0)
+    if (!options.errorsAllowed) expect(s.errors, `pod ${s.id}: ${s.firstError}`).toBe(0)
+    expect(s.rssMb, `pod ${s.id} RSS`).toBeLessThan(MAX_RSS_MB)
+    expect(s.heapUsedMb, `pod ${s.id} heap`).toBeLessThan(MAX_HEAP_MB)
+  }
+}
+
+/** Starts per (pod, window) of the machine's clock, over reports received in `[from, to)`. */
+export const startsPerPodWindow = (bench: Bench, from = 0, to = Infinity) => {
+  const counts = new Map<string, number>()
+  for (const m of bench.fleet.of("start", from)) {
+    if (m.receivedAt >= to) continue
+    const k = `pod ${m.id} window ${m.bucket}`
+    counts.set(k, (counts.get(k) ?? 0) + 1)
+  }
+  return counts
+}
+
+/** Starts per window over reports received in `[from, to)`. */
+export const startsPerWindow = (bench: Bench, from = 0, to = Infinity) => {
+  const counts = new Map<number, number>()
+  for (const m of bench.fleet.of("start", from)) {
+    if (m.receivedAt >= to) continue
+    counts.set(m.bucket, (counts.get(m.bucket) ?? 0) + 1)
+  }
+  return counts
+}
+
+/** Collects numbers a scenario observed, printed once at the end of the run for the report. */
+export const observed: Record<string, unknown> = {}
+export const note = (scenario: string, values: Record<string, unknown>) => {
+  observed[scenario] = { ...(observed[scenario] as object | undefined), ...values }
+  console.log(`[faults] ${scenario}: ${JSON.stringify(values)}`)
+}
