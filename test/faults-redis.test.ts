@@ -25,7 +25,7 @@ describe("faults: Redis", () => {
       windowMs: WINDOW,
       producerMs: 200,
       // a lease well past the window: a lock orphaned by the freeze would show as windows without a start
-      settings: { lease: 3000, redisTimeout: 250 }
+      settings: { lease: 3000 }
     })
     await b.load({ callers: CALLERS, durationMs: 2500, pauseMs: 10 })
 

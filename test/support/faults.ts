@@ -92,6 +92,12 @@ export const checkInvariants = (bench: Bench, options: { readonly errorsAllowed?
   expect(bench.watch.samples.length, "the watch saw the store").toBeGreaterThan(0)
   expect(bench.fleet.of("fatal").map((m) => `pod ${m.id} ${m.kind}: ${m.message}`)).toEqual([])
   expect(bench.summaries.length).toBeGreaterThan(0)
+  note("memory", {
+    [bench.tenant]: {
+      maxRssMb: Math.max(...bench.summaries.map((s) => s.rssMb)),
+      maxHeapUsedMb: Math.max(...bench.summaries.map((s) => s.heapUsedMb))
+    }
+  })
   for (const s of bench.summaries) {
     expect(s.regressions, `pod ${s.id} served an older window than before`).toBe(0)
     if (!options.errorsAllowed) expect(s.errors, `pod ${s.id}: ${s.firstError}`).toBe(0)

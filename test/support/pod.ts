@@ -24,9 +24,7 @@ export interface PodConfig {
   /** Added to this pod's Effect `Clock`, to simulate skew between machines. */
   readonly skewMs?: number
   /** `Memo` settings in milliseconds. */
-  readonly settings?: Partial<
-    Record<"lease" | "pollInterval" | "redisTimeout" | "failureBackoff" | "maxFailureBackoff" | "degradedAfter", number>
-  >
+  readonly settings?: Partial<Record<Exclude<keyof Memo.Settings, "l1Capacity">, number>>
 }
 
 export type ToPod =
