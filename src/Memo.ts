@@ -51,6 +51,12 @@ export interface Options<A, I> {
   readonly window: Duration.DurationInput
   /** How the value crosses the wire; a stored value that fails to decode is recomputed. */
   readonly schema: Schema.Schema<A, I>
+  /**
+   * How long a request may wait when no value exists anywhere (a cold start), before it fails
+   * with `WaitTimeout`. The computation goes on for later requests. Hits and stale values never
+   * wait, so they never time out.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -85,6 +91,21 @@ export class InvalidOptions extends Data.TaggedError("InvalidOptions")<{
 }> {}
 
 /**
+ * A cold request waited longer than its `timeout` for the first value of its key.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
+  readonly key: string
+  readonly timeout: Duration.Duration
+}> {
+  override get message() {
+    return `lockstep: no value for ${JSON.stringify(this.key)} within ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
  * Tuning of the per-process runtime.
  *
  * @since 0.1.0
@@ -95,8 +116,8 @@ export interface Settings {
   readonly lease: Duration.DurationInput
   /** How often a process polls while another one produces. Default 50 ms. */
   readonly pollInterval: Duration.DurationInput
-  /** Time limit on a Redis read that a request waits for. Default 250 ms. */
-  readonly redisTimeout: Duration.DurationInput
+  /** While Redis is unreachable, how soon a process tries it again (serving L1 meanwhile). Default 250 ms. */
+  readonly redisRetry: Duration.DurationInput
   /** Back-off after the first producer failure, doubled per further failure. Default 1 s. */
   readonly failureBackoff: Duration.DurationInput
   /** The longest back-off. Default 30 s. */
@@ -116,7 +137,7 @@ export interface Settings {
 export const defaultSettings: Settings = {
   lease: "10 seconds",
   pollInterval: "50 millis",
-  redisTimeout: "250 millis",
+  redisRetry: "250 millis",
   failureBackoff: "1 second",
   maxFailureBackoff: "30 seconds",
   degradedAfter: "1 second",
@@ -126,7 +147,7 @@ export const defaultSettings: Settings = {
 interface Resolved {
   readonly leaseMs: number
   readonly pollMs: number
-  readonly redisTimeoutMs: number
+  readonly redisRetryMs: number
   readonly backoffMs: number
   readonly maxBackoffMs: number
   readonly degradedAfterMs: number
@@ -145,7 +166,7 @@ const resolveSettings = (settings: Partial<Settings>): Either.Either<Resolved, I
     const resolved: Resolved = {
       leaseMs: ms("lease", s.lease, 30),
       pollMs: ms("pollInterval", s.pollInterval, 1),
-      redisTimeoutMs: ms("redisTimeout", s.redisTimeout, 1),
+      redisRetryMs: ms("redisRetry", s.redisRetry, 1),
       backoffMs: ms("failureBackoff", s.failureBackoff, 0),
       maxBackoffMs: ms("maxFailureBackoff", s.maxFailureBackoff, 0),
       degradedAfterMs: ms("degradedAfter", s.degradedAfter, 0),
@@ -165,6 +186,7 @@ const resolveSettings = (settings: Partial<Settings>): Either.Either<Resolved, I
 interface Spec<A> {
   readonly key: string
   readonly windowMs: number
+  readonly timeout: Duration.Duration | undefined
   readonly decode: (data: string) => Either.Either<A, ParseError>
   readonly encode: (value: A) => Either.Either<string, ParseError>
 }
@@ -302,7 +324,10 @@ const makeRuntime = (
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       const exit = yield* Effect.exit(
-        Effect.withSpan(producer, "lockstep.produce", { attributes: { "lockstep.key": spec.key, "lockstep.mode": mode } })
+        Effect.withSpan(producer, "lockstep.produce", {
+          attributes: { "lockstep.key": spec.key, "lockstep.mode": mode },
+          captureStackTrace: false
+        })
       )
       const finished = yield* Clock.currentTimeMillis
       const outcome = Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
@@ -403,7 +428,7 @@ const makeRuntime = (
         const degradeAt = Window.startOf(held.bucket + 1, spec.windowMs) + settings.degradedAfterMs
         if (at < degradeAt) {
           // try Redis again soon: it may be back before we would produce on our own
-          retryAt.set(spec.key, Math.min(degradeAt, at + settings.redisTimeoutMs))
+          retryAt.set(spec.key, Math.min(degradeAt, at + settings.redisRetryMs))
           return Option.none<Entry>()
         }
       }
@@ -415,6 +440,8 @@ const makeRuntime = (
       return Option.some<Entry>({ value, bucket, fence: 0, computedAt, windowMs: spec.windowMs })
     })
 
+  const produced = (entry: Entry): Outcome => ({ entry, cache: "miss" })
+
   /**
    * This window's value: from the store when fresh, by leading when the lock is free, by polling
    * while another process leads. `offer` hands a stale value to waiting requests meanwhile.
@@ -422,12 +449,13 @@ const makeRuntime = (
    */
   const obtain = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, offer: (e: Entry) => Effect.Effect<void>, force: boolean) =>
     Effect.gen(function*() {
+      let waited = false // a value found only after polling was waited for: a miss, not a hit
       while (true) {
         const token = `${instance}:${++tokens}`
         const claimed = yield* Effect.either(store.claim(spec.key, { windowMs: spec.windowMs, leaseMs: settings.leaseMs, token, force }))
         if (Either.isLeft(claimed)) {
           yield* countRedisError(claimed.left)
-          return yield* produceLocally(spec, producer)
+          return Option.map(yield* produceLocally(spec, producer), produced)
         }
         const c = claimed.right
         yield* observe(c.now)
@@ -440,13 +468,13 @@ const makeRuntime = (
         switch (c._tag) {
           case "Fresh": {
             const entry = decodeStored(spec, c.stored)
-            if (entry !== undefined) return Option.some(entry)
+            if (entry !== undefined) return Option.some<Outcome>({ entry, cache: waited ? "miss" : "hit" })
             force = true // fresh but unreadable here: recompute it
             continue
           }
           case "Acquired": {
             const led = yield* lead(spec, producer, c, token)
-            if (Option.isSome(led)) return led
+            if (Option.isSome(led)) return Option.some(produced(led.value))
             continue
           }
           case "Busy":
@@ -454,11 +482,12 @@ const makeRuntime = (
             const held = l1.get(spec.key)
             if (c._tag === "Backoff" && held !== undefined && held.windowMs === spec.windowMs) {
               retryAt.set(spec.key, c.now + c.ttlMs)
-              return Option.none<Entry>()
+              return Option.none<Outcome>()
             }
             // someone else is replacing the value we could not read: look at theirs before
             // forcing a recomputation of our own
             force = false
+            waited = true
             yield* Effect.sleep(c._tag === "Busy" ? Math.max(1, Math.min(settings.pollMs, c.ttlMs + 1)) : c.ttlMs + 1)
           }
         }
@@ -470,31 +499,10 @@ const makeRuntime = (
     Effect.gen(function*() {
       const offer = (entry: Entry, cache: Outcome["cache"] = "stale") =>
         Effect.asVoid(Deferred.succeed(deferred, { entry: publish(spec.key, entry), cache }))
-      let force = false
-      let redisDown = false
-      const held = l1.get(spec.key)
-      if (held === undefined || held.windowMs !== spec.windowMs) {
-        const loaded = yield* store.get(spec.key).pipe(Effect.timeout(settings.redisTimeoutMs), Effect.either)
-        if (Either.isLeft(loaded)) {
-          yield* countRedisError(loaded.left, "get")
-          redisDown = true
-        } else {
-          yield* observe(loaded.right.now)
-          if (Option.isSome(loaded.right.stored)) {
-            const entry = decodeStored(spec, loaded.right.stored.value)
-            if (entry === undefined) {
-              force = true
-            } else {
-              const fresh = entry.bucket >= Window.bucketOf(yield* now, spec.windowMs)
-              yield* offer(entry, fresh ? "hit" : "stale")
-              if (fresh) return
-            }
-          }
-        }
-      }
-      const obtained = yield* (redisDown ? produceLocally(spec, producer) : obtain(spec, producer, offer, force))
+      // the claim answers with the stored value too: a cold start costs one round trip
+      const obtained = yield* obtain(spec, producer, offer, false)
       if (Option.isSome(obtained)) {
-        yield* offer(obtained.value, "miss")
+        yield* offer(obtained.value.entry, obtained.value.cache)
       } else {
         const current = l1.get(spec.key)
         if (current !== undefined) yield* offer(current)
@@ -512,7 +520,7 @@ const makeRuntime = (
       Effect.ensuring(Effect.sync(() => {
         if (inflight.get(spec.key) === deferred) inflight.delete(spec.key)
       })),
-      Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": spec.key } })
+      Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": spec.key }, captureStackTrace: false })
     )
 
   /** The key's in-flight `Deferred`, starting its worker in the runtime's scope if none runs. */
@@ -540,7 +548,7 @@ const makeRuntime = (
 
   function awaitValue<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<Outcome, E> {
     return Effect.flatMap(start(spec, producer), (deferred) =>
-      Effect.tapBoth(Deferred.await(deferred) as Effect.Effect<Outcome, E>, {
+      Effect.tapBoth(waitFor(spec, Deferred.await(deferred) as Effect.Effect<Outcome, E>), {
         onSuccess: (o) =>
           Effect.sync(() =>
             (o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
@@ -548,6 +556,15 @@ const makeRuntime = (
           ),
         onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
       }))
+  }
+
+  function waitFor<A, E>(spec: Spec<A>, wait: Effect.Effect<Outcome, E>): Effect.Effect<Outcome, E> {
+    const timeout = spec.timeout
+    if (timeout === undefined) return wait
+    return Effect.timeoutFail(wait, {
+      duration: timeout,
+      onTimeout: () => new WaitTimeout({ key: spec.key, timeout }) as unknown as E
+    })
   }
 
   function warm<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<void> {
@@ -566,6 +583,19 @@ const makeRuntime = (
 // ---------------------------------------------------------------------------------------------
 // combinators
 
+/** Compiled JSON codecs per schema: building them is the costly part of a `memo` call. */
+const codecs = new WeakMap<Schema.Schema.Any, Pick<Spec<any>, "decode" | "encode">>()
+
+const codecsOf = <A, I>(schema: Schema.Schema<A, I>): Pick<Spec<A>, "decode" | "encode"> => {
+  let found = codecs.get(schema)
+  if (found === undefined) {
+    const json = Schema.parseJson(schema)
+    found = { decode: Schema.decodeEither(json), encode: Schema.encodeEither(json) }
+    codecs.set(schema, found)
+  }
+  return found
+}
+
 const validate = <A, I>(options: Options<A, I>): Either.Either<Spec<A>, InvalidOptions> => {
   if (typeof options !== "object" || options === null) {
     return Either.left(new InvalidOptions({ message: "memo options must be an object { key, window, schema }" }))
@@ -583,13 +613,15 @@ const validate = <A, I>(options: Options<A, I>): Either.Either<Spec<A>, InvalidO
   return Either.match(Window.toMillis(options.window), {
     onLeft: (cause) => Either.left(new InvalidOptions({ message: `memo ${JSON.stringify(key)}: ${cause.message}`, cause })),
     onRight: (windowMs) => {
-      const json = Schema.parseJson(schema)
-      return Either.right({
-        key,
-        windowMs,
-        decode: Schema.decodeEither(json),
-        encode: Schema.encodeEither(json)
-      })
+      let timeout: Duration.Duration | undefined
+      if (options.timeout !== undefined) {
+        const decoded = Duration.decodeUnknown(options.timeout)
+        if (Option.isNone(decoded) || !(Duration.toMillis(decoded.value) > 0)) {
+          return Either.left(new InvalidOptions({ message: `memo ${JSON.stringify(key)}: timeout must be a positive duration` }))
+        }
+        timeout = decoded.value
+      }
+      return Either.right({ key, windowMs, timeout, ...codecsOf(schema) })
     }
   })
 }
@@ -637,13 +669,20 @@ const lookup = <A, E, R, B>(
   })
 }
 
+/** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
+type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
+
 type MemoFn = {
+  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidOptions | WaitTimeout, R | Memo>
   <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidOptions, R | Memo>
+  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | InvalidOptions | WaitTimeout, R | Memo>
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | InvalidOptions, R | Memo>
 }
 
 type MemoWithInfoFn = {
+  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | InvalidOptions | WaitTimeout, R | Memo>
   <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | InvalidOptions, R | Memo>
+  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | InvalidOptions | WaitTimeout, R | Memo>
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | InvalidOptions, R | Memo>
 }
 

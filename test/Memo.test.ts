@@ -183,6 +183,22 @@ describe("Memo", () => {
       expect(p.state.runs).toBe(1)
     }))
 
+  it.scoped("a cold request with a timeout fails with WaitTimeout; the computation goes on", () =>
+    Effect.gen(function*() {
+      const p = producer(5000)
+      const { run } = yield* pod(Redis.makeMemoryServer())
+      const timed = { ...options, timeout: "1 second" } as const
+      const waiting = yield* Effect.fork(Effect.flip(run(Memo.memo(timed, p.effect))))
+      yield* TestClock.adjust(1000)
+      const error = yield* Fiber.join(waiting)
+      expect(error).toMatchObject({ _tag: "WaitTimeout", key: "dashboard" })
+      yield* TestClock.adjust(4000)
+      expect(yield* immediately(run(Memo.memo(timed, p.effect)))).toBe(1)
+      expect(p.state).toMatchObject({ runs: 1, completed: 1 })
+      const invalid = yield* Effect.flip(run(Memo.memo({ ...options, timeout: "0 seconds" } as const, p.effect)))
+      expect(invalid._tag).toBe("InvalidOptions")
+    }))
+
   it.scoped("interrupting one waiter does not cancel the shared computation", () =>
     Effect.gen(function*() {
       const p = producer(1000)
