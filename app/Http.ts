@@ -16,28 +16,20 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Clock from "effect/Clock"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
 import { createServer } from "node:http"
 import { Memo, Redis } from "../src/index.js"
-import { app as appConfig, AppConfig, type PageName } from "./Config.js"
+import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Ledger from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import * as Pages from "./pages/index.js"
 import type { Page } from "./pages/Page.js"
 
-/** A cold page took longer than `REQUEST_TIMEOUT`; the computation goes on in the background. */
-export class PageTimeout extends Data.TaggedError("PageTimeout")<{ readonly page: PageName; readonly millis: number }> {
-  override get message() {
-    return `the ${this.page} page is still being computed after ${this.millis / 1000} s`
-  }
-}
-
-type PageFailure = Ledger.LedgerFailure | Memo.InvalidOptions | PageTimeout
+type PageFailure = Ledger.LedgerFailure | Memo.InvalidOptions | Memo.WaitTimeout
 
 /** The caching headers of a value, as described at the top of this module. */
 export const cacheHeaders = (info: Memo.Info<unknown>, now: number, windowMs: number): Record<string, string> => {
@@ -71,8 +63,12 @@ const describeFailure = (error: PageFailure): { readonly status: number; readonl
         heading: error.reason === "Unavailable" ? "The ledger database is unavailable" : "The ledger query failed",
         message: `${error.message}. No earlier value of this page is cached yet.`
       }
-    case "PageTimeout":
-      return { status: 503, heading: "Still computing", message: `${error.message}; try again in a moment.` }
+    case "WaitTimeout":
+      return {
+        status: 503,
+        heading: "Still computing",
+        message: `This page is still being computed after ${Duration.format(error.timeout)}; try again in a moment.`
+      }
     case "InvalidOptions":
       return { status: 500, heading: "This page is misconfigured", message: error.message }
   }
@@ -80,20 +76,19 @@ const describeFailure = (error: PageFailure): { readonly status: number; readonl
 
 const retryAfterS = 5
 
-/** One page as HTML (`format: "html"`) or as its JSON twin. */
-export const respond = (page: Page<any>, format: "html" | "json") => {
+/** One page as HTML (`format: "html"`) or as its JSON twin, answered by the page's `loader`. */
+export const respond = <A>(
+  page: Page<A>,
+  loader: ReturnType<Page<A>["load"]>,
+  format: "html" | "json"
+) => {
   const route = format === "html" ? page.path : page.api
   return Effect.gen(function*() {
     const config = yield* AppConfig
     const runtime = yield* Memo.Memo
     const window = config.windows[page.name]
     const windowMs = Duration.toMillis(window)
-    const info = yield* page.load(window).pipe(
-      Effect.timeoutFail({
-        duration: config.requestTimeout,
-        onTimeout: () => new PageTimeout({ page: page.name, millis: Duration.toMillis(config.requestTimeout) })
-      })
-    )
+    const info = yield* loader
     // the fleet's clock: the store's time as the cache runtime measured it
     const now = (yield* Clock.currentTimeMillis) + runtime.skew
     const meta: Html.RefreshMeta = {
@@ -174,9 +169,11 @@ const notFound = Effect.succeed(
 /** The routes: four pages, their JSON twins, `/healthz`, `/metrics`, and a 404 page. */
 export const Routes = HttpLayerRouter.use((router) =>
   Effect.gen(function*() {
+    const config = yield* AppConfig
     for (const page of Pages.all) {
-      yield* router.add("GET", page.path, respond(page, "html"))
-      yield* router.add("GET", page.api, respond(page, "json"))
+      const loader = page.load(config.windows[page.name], config.requestTimeout)
+      yield* router.add("GET", page.path, respond(page, loader, "html"))
+      yield* router.add("GET", page.api, respond(page, loader, "json"))
     }
     // neither the database nor Redis: a liveness probe that stays green while they are down
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))

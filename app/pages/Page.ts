@@ -17,9 +17,11 @@ export interface Page<A> {
   readonly title: string
   readonly path: HttpLayerRouter.PathInput
   readonly api: HttpLayerRouter.PathInput
+  /** The page's loader, built once: `timeout` bounds only a cold wait, never a hit. */
   readonly load: (
-    window: Duration.DurationInput
-  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.InvalidOptions, Ledger | Memo.Memo>
+    window: Duration.DurationInput,
+    timeout: Duration.DurationInput
+  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.InvalidOptions | Memo.WaitTimeout, Ledger | Memo.Memo>
   readonly keepWarm: (
     window: Duration.DurationInput,
     lag: Duration.DurationInput
@@ -54,3 +56,18 @@ export const Timed = <A, I>(value: Schema.Schema<A, I>) => Schema.Struct({ value
 /** Runs a producer and records its duration (from `Clock`). */
 export const timed = <A, E, R>(produce: Effect.Effect<A, E, R>): Effect.Effect<Timed<A>, E, R> =>
   Effect.map(Effect.timed(produce), ([duration, value]) => ({ value, computeMs: Math.round(Duration.toMillis(duration)) }))
+
+/**
+ * A page's two memo calls over one stored schema, built once so that its codecs are compiled
+ * once (a schema built per request would be compiled per request).
+ */
+export const loaders = <A, I, E>(key: string, schema: Schema.Schema<A, I>, produce: Effect.Effect<A, E, Ledger>) => {
+  const stored = Timed(schema)
+  const producer = timed(produce)
+  return {
+    load: (window: Duration.DurationInput, timeout: Duration.DurationInput) =>
+      Memo.memoWithInfo({ key, window, schema: stored, timeout }, producer),
+    keepWarm: (window: Duration.DurationInput, lag: Duration.DurationInput) =>
+      Memo.keepWarm({ key, window, schema: stored, lag }, producer)
+  }
+}

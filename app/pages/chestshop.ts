@@ -2,16 +2,14 @@
  * Chestshops: the shops with the highest revenue over the last 30 days, their buy and sell
  * counts, and each one's best-selling items.
  */
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Memo } from "../../src/index.js"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf, Timed, timed } from "./Page.js"
+import { loaders, type Page, periodOf } from "./Page.js"
 
 export const TopItem = Schema.Struct({ item: Schema.String, quantity: Schema.Number, revenue: Schema.Number })
 
@@ -60,10 +58,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Chestshop
 }).pipe(Effect.withSpan("explorer.chestshop"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Chestshop) }, timed(produce))
-
-export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Timed(Chestshop), lag }, timed(produce))
+export const { keepWarm, load } = loaders(key, Chestshop, produce)
 
 type Row = Chestshop["shops"][number]
 

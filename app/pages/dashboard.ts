@@ -3,15 +3,13 @@
  * unequal balances are (Gini, top-1% and top-10% share). The balances never leave the producer:
  * the cached value is a few numbers and 30 points.
  */
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Memo } from "../../src/index.js"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
-import { type Page, periodOf, Timed, timed } from "./Page.js"
+import { loaders, type Page, periodOf } from "./Page.js"
 
 export const Span = Schema.NullOr(Schema.Struct({ from: Schema.String, to: Schema.String }))
 
@@ -66,10 +64,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Dashboard
 }).pipe(Effect.withSpan("explorer.dashboard"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Dashboard) }, timed(produce))
-
-export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Timed(Dashboard), lag }, timed(produce))
+export const { keepWarm, load } = loaders(key, Dashboard, produce)
 
 export const render = (d: Dashboard): Html.Html => {
   if (d.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`

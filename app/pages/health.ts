@@ -3,16 +3,14 @@
  * without a payer) and where it goes (sinks: rows without a payee) by kind, how fast it
  * circulates (velocity), and the daily trend.
  */
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Memo } from "../../src/index.js"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf, Timed, timed } from "./Page.js"
+import { loaders, type Page, periodOf } from "./Page.js"
 
 export const Flow = Schema.Struct({ kind: Schema.String, amount: Schema.Number, transactions: Schema.Number })
 
@@ -108,10 +106,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Health
 }).pipe(Effect.withSpan("explorer.health"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Health) }, timed(produce))
-
-export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Timed(Health), lag }, timed(produce))
+export const { keepWarm, load } = loaders(key, Health, produce)
 
 const flowTable = (rows: ReadonlyArray<Health["sources"][number]>, empty: string) =>
   Html.table<Health["sources"][number]>([

@@ -2,16 +2,14 @@
  * Market: per-item trade volume, median and mean unit price, and the top items, over the last
  * 30 days of market trades.
  */
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Memo } from "../../src/index.js"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Page, periodOf, Timed, timed } from "./Page.js"
+import { loaders, type Page, periodOf } from "./Page.js"
 
 export const Item = Schema.Struct({
   item: Schema.String,
@@ -60,10 +58,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Market
 }).pipe(Effect.withSpan("explorer.market"))
 
-export const load = (window: Duration.DurationInput) => Memo.memoWithInfo({ key, window, schema: Timed(Market) }, timed(produce))
-
-export const keepWarm = (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-  Memo.keepWarm({ key, window, schema: Timed(Market), lag }, timed(produce))
+export const { keepWarm, load } = loaders(key, Market, produce)
 
 type Row = Market["items"][number]
 
