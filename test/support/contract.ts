@@ -150,14 +150,18 @@ export const contract = (c: StoreCase) =>
             ttls.push(marker.ttlMs)
             yield* c.advance(marker.ttlMs + 20)
           }
-          // 100, 200, 350 (capped), 350; Redis rounds its PTTL down by up to a few ms
-          expect(ttls.map((t) => Math.round(t / 50) * 50)).toEqual([100, 200, 350, 350])
+          // 100, 200, 350 (capped), 350, read a little later than set (PTTL counts down)
+          const expected = [100, 200, 350, 350]
+          ttls.forEach((ttl, i) => {
+            expect(ttl, `marker ${i + 1}`).toBeLessThanOrEqual(expected[i]!)
+            expect(ttl, `marker ${i + 1}`).toBeGreaterThan(expected[i]! - 80)
+          })
           const e = yield* acquire(store, "k", "E")
           yield* store.commit("k", stored(e.bucket, e.fence), "E")
           const f = yield* acquire(store, "k", "F", true)
           yield* store.release("k", "F", { baseMs: 100, maxMs: 350 })
           const after = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "probe", force: true })
-          expect(after._tag === "Backoff" && Math.round(after.ttlMs / 50) * 50).toBe(100)
+          expect(after._tag === "Backoff" && after.ttlMs > 20 && after.ttlMs <= 100).toBe(true)
           expect(f.fence).toBe(e.fence + 1)
         })
       ))
