@@ -9,6 +9,21 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 
 /**
+ * `Metric.tagged` unions its labels into a new array on every update, and Effect caches a
+ * metric's hook per label array: labels fixed once keep an update (on the hit path too) a
+ * `WeakMap` lookup instead of a registry lookup by hashed key.
+ */
+const withLabel = <Type, Out>(metric: Metric.Metric<Type, number, Out>, key: string, value: string) => {
+  const labels = [MetricLabel.make(key, value)]
+  return Metric.make(
+    metric.keyType,
+    (input: number) => metric.unsafeUpdate(input, labels),
+    () => metric.unsafeValue(labels),
+    (input: number) => metric.unsafeModify(input, labels)
+  )
+}
+
+/**
  * Requests by how they were answered: `l1` (fresh in this process), `redis` (fresh in Redis),
  * `stale` (served at once while a refresh runs), `cold` (waited for a producer).
  *
@@ -20,20 +35,20 @@ export const requests = Metric.counter("lockstep_requests_total", {
 })
 
 /** @since 0.1.0 */
-export const requestsL1 = Metric.tagged(requests, "result", "l1")
+export const requestsL1 = withLabel(requests, "result", "l1")
 /** @since 0.1.0 */
-export const requestsRedis = Metric.tagged(requests, "result", "redis")
+export const requestsRedis = withLabel(requests, "result", "redis")
 /** @since 0.1.0 */
-export const requestsStale = Metric.tagged(requests, "result", "stale")
+export const requestsStale = withLabel(requests, "result", "stale")
 /** @since 0.1.0 */
-export const requestsCold = Metric.tagged(requests, "result", "cold")
+export const requestsCold = withLabel(requests, "result", "cold")
 /**
  * A request that failed: only possible on a cold start (no value anywhere) with a failing
  * producer. Any of these in a warm fleet deserves a look.
  *
  * @since 0.1.0
  */
-export const requestsError = Metric.tagged(requests, "result", "error")
+export const requestsError = withLabel(requests, "result", "error")
 
 /**
  * How many windows old the stale values served were (1 = the previous window, the normal case
