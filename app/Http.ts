@@ -21,7 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
 import { createServer } from "node:http"
-import { Memo, Redis } from "../src/index.js"
+import { Memo, Redis, Tracing } from "../src/index.js"
 import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Ledger from "./Ledger.js"
@@ -229,6 +229,13 @@ export const ServerLive = Layer.unwrapEffect(
 )
 
 export const HttpLive = serve.pipe(Layer.provide(ServerLive))
+
+/**
+ * Spans over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, `Layer.empty` otherwise.
+ * Provided above everything else (`main.ts`), so the server's request spans and the cache's
+ * refresh and producer spans under them share its tracer, and its flush runs last on shutdown.
+ */
+export const TracingLive = Tracing.layerConfig
 
 /** Configuration, the cache over Redis (or its in-memory store), and the ledger, from the environment. */
 export const Services = Layer.mergeAll(

@@ -1,5 +1,5 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Layer from "effect/Layer"
-import { HttpLive, Services } from "./Http.js"
+import { HttpLive, Services, TracingLive } from "./Http.js"
 
-HttpLive.pipe(Layer.provide(Services), Layer.launch, NodeRuntime.runMain)
+HttpLive.pipe(Layer.provide(Services), Layer.provide(TracingLive), Layer.launch, NodeRuntime.runMain)
