@@ -27,7 +27,7 @@ import * as Html from "./Html.js"
 import * as Ledger from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import * as Pages from "./pages/index.js"
-import type { Page } from "./pages/Page.js"
+import type { Page, Timed } from "./pages/Page.js"
 
 type PageFailure = Ledger.LedgerFailure | Memo.InvalidOptions | Memo.WaitTimeout
 
@@ -46,8 +46,19 @@ export const cacheHeaders = (info: Memo.Info<unknown>, now: number, windowMs: nu
   }
 }
 
+/** Label arrays fixed once per route and status: Effect caches a metric's hook per array. */
+const responseLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+
 const count = (route: string, status: number) =>
-  Effect.sync(() => Metrics.httpResponses.unsafeUpdate(1, [MetricLabel.make("route", route), MetricLabel.make("status", String(status))]))
+  Effect.sync(() => {
+    const id = `${status} ${route}`
+    let labels = responseLabels.get(id)
+    if (labels === undefined) {
+      labels = [MetricLabel.make("route", route), MetricLabel.make("status", String(status))]
+      responseLabels.set(id, labels)
+    }
+    Metrics.httpResponses.unsafeUpdate(1, labels)
+  })
 
 const describeFailure = (error: PageFailure): { readonly status: number; readonly heading: string; readonly message: string } => {
   switch (error._tag) {
@@ -76,6 +87,22 @@ const describeFailure = (error: PageFailure): { readonly status: number; readonl
 
 const retryAfterS = 5
 
+/**
+ * A page's body rendered once per cached value: every L1 hit returns the same value object, so
+ * a warm page costs a `WeakMap` lookup instead of a render (or a `JSON.stringify`) per request.
+ */
+const renderedOnce = <K extends object, V>(render: (key: K) => V) => {
+  const cache = new WeakMap<K, V>()
+  return (key: K): V => {
+    let found = cache.get(key)
+    if (found === undefined) {
+      found = render(key)
+      cache.set(key, found)
+    }
+    return found
+  }
+}
+
 /** One page as HTML (`format: "html"`) or as its JSON twin, answered by the page's `loader`. */
 export const respond = <A>(
   page: Page<A>,
@@ -83,6 +110,9 @@ export const respond = <A>(
   format: "html" | "json"
 ) => {
   const route = format === "html" ? page.path : page.api
+  const body = renderedOnce((value: Timed<A>) => page.render(value.value))
+  const period = renderedOnce((value: Timed<A>) => ({ text: page.period(value.value) }))
+  const data = renderedOnce((value: Timed<A>) => JSON.stringify(page.toJson(value.value)))
   return Effect.gen(function*() {
     const config = yield* AppConfig
     const runtime = yield* Memo.Memo
@@ -107,16 +137,13 @@ export const respond = <A>(
     const headers = cacheHeaders(info, now, windowMs)
     const response = format === "html"
       ? HttpServerResponse.text(
-        Html.page({
-          title: page.title,
-          active: page.name,
-          period: page.period(info.value.value),
-          meta,
-          body: page.render(info.value.value)
-        }).value,
+        Html.page({ title: page.title, active: page.name, period: period(info.value).text, meta, body: body(info.value) }).value,
         { contentType: "text/html; charset=utf-8" }
       )
-      : HttpServerResponse.unsafeJson({ page: page.name, data: page.toJson(info.value.value), meta })
+      : HttpServerResponse.text(
+        `{"page":${JSON.stringify(page.name)},"data":${data(info.value)},"meta":${JSON.stringify(meta)}}`,
+        { contentType: "application/json" }
+      )
     yield* count(route, 200)
     return HttpServerResponse.setHeaders(response, headers)
   }).pipe(
