@@ -34,6 +34,14 @@ export interface Fleet {
   readonly messages: Array<Received>
   /** Producer starts per window (of the machine's clock), counted from the pods' reports. */
   readonly startsPerBucket: () => Map<number, number>
+  /**
+   * Producer starts per window they were for: the bucket of the `acquired` claim that led to
+   * each start (a claim made just before a boundary starts its producer just after it), or the
+   * wall-clock window for a start without a claim (a value produced while Redis was unreachable).
+   */
+  readonly startsPerClaimedBucket: () => Map<number, number>
+  /** What the pods reported from a window before `bucket` to the one after: for failure messages. */
+  readonly explain: (bucket: number, windowMs: number) => string
   /** Reports of one type, optionally only those received at or after `since` (Date.now()). */
   readonly of: <T extends FromPod["type"]>(type: T, since?: number) => Array<Received<T>>
   /** Waits for the first report (received at or after `since`, default now) that matches. */
@@ -149,6 +157,30 @@ export const startFleet = async (
       const counts = new Map<number, number>()
       for (const m of of("start")) counts.set(m.bucket, (counts.get(m.bucket) ?? 0) + 1)
       return counts
+    },
+    startsPerClaimedBucket: () => {
+      const counts = new Map<number, number>()
+      const claimed = new Map<number, number>()
+      for (const m of messages) {
+        if (m.type === "claim" && m.outcome === "acquired" && m.bucket !== undefined) claimed.set(m.id, m.bucket)
+        if (m.type === "start") {
+          const bucket = claimed.get(m.id) ?? m.bucket
+          claimed.delete(m.id)
+          counts.set(bucket, (counts.get(bucket) ?? 0) + 1)
+        }
+      }
+      return counts
+    },
+    explain: (bucket, windowMs) => {
+      const from = (bucket - 1) * windowMs
+      const to = (bucket + 2) * windowMs
+      return messages
+        .filter((m) => "wallAt" in m && m.wallAt >= from && m.wallAt < to && ["start", "finish", "claim", "commit", "release"].includes(m.type))
+        .map((m) => {
+          const { type, id, wallAt, ...rest } = m as Extract<Received, { wallAt: number }>
+          return `${wallAt - bucket * windowMs}ms pod ${id} ${type} ${JSON.stringify(rest)}`
+        })
+        .join("\n")
     },
     of,
     next: async (type, options = {}) => {
