@@ -10,7 +10,7 @@ import { Redis } from "../src/index.js"
 import * as Keys from "../src/internal/keys.js"
 import { command, startCluster, type RedisCluster } from "./support/cluster.js"
 import { contract } from "./support/contract.js"
-import { startFleet } from "./support/fleet.js"
+import { expectOneStartPerWindow, startFleet } from "./support/fleet.js"
 import { freshTenant } from "./support/stores.js"
 
 let cluster: RedisCluster
@@ -110,21 +110,7 @@ describe("fleet on a Redis Cluster", () => {
     })
     try {
       const summaries = await fleet.load({ callers: CALLERS, durationMs: LOAD_MS, pauseMs: 20 })
-      const starts = fleet.startsPerClaimedBucket()
-      const buckets = [...starts.keys()].sort((a, b) => a - b)
-      const first = buckets[0]!
-      const last = buckets[buckets.length - 1]!
-      expect(buckets.length).toBeGreaterThanOrEqual(8)
-      expect(buckets).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i))
-      for (const [bucket, count] of starts) {
-        expect(count, `starts in window ${bucket}:\n${fleet.explain(bucket, WINDOW_MS)}`).toBe(1)
-      }
-      for (const s of summaries) {
-        expect(s.errors, s.firstError).toBe(0)
-        expect(s.regressions).toBe(0)
-        expect(s.calls).toBeGreaterThan(CALLERS * 5)
-        expect(Object.keys(s.servedBuckets).length).toBeGreaterThanOrEqual(buckets.length - 1)
-      }
+      expectOneStartPerWindow(fleet, summaries, { windowMs: WINDOW_MS, minWindows: 8, minCallsPerPod: CALLERS * 5 })
     } finally {
       await fleet.stop()
     }

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { Redis as IORedis } from "ioredis"
 import * as Keys from "../../src/internal/keys.js"
 import type { FromPod, PodConfig, ToPod } from "./pod.js"
+import { expect } from "vitest"
 
 const podScript = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "pod.ts")
 
@@ -305,3 +306,31 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 
 /** Resolves after `ms` of real time. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * The fleet's promise, asserted on a finished load: exactly one producer start for each of at
+ * least `minWindows` consecutive windows (counted by the window claimed), every caller answered,
+ * no process back to an older window than it had served, and most windows' values reaching every
+ * pod (on two loaded cores a value can land so late that a pod skips from the window before to
+ * the one after).
+ */
+export const expectOneStartPerWindow = (
+  fleet: Fleet,
+  summaries: ReadonlyArray<Loaded>,
+  options: { readonly windowMs: number; readonly minWindows: number; readonly minCallsPerPod: number }
+) => {
+  const starts = fleet.startsPerClaimedBucket()
+  const buckets = [...starts.keys()].sort((a, b) => a - b)
+  const first = buckets[0]!
+  expect(buckets.length).toBeGreaterThanOrEqual(options.minWindows)
+  expect(buckets).toEqual(Array.from({ length: buckets[buckets.length - 1]! - first + 1 }, (_, i) => first + i))
+  for (const [bucket, count] of starts) {
+    expect(count, `starts in window ${bucket}:\n${fleet.explain(bucket, options.windowMs)}`).toBe(1)
+  }
+  for (const s of summaries) {
+    expect(s.errors, s.firstError).toBe(0)
+    expect(s.regressions).toBe(0)
+    expect(s.calls).toBeGreaterThan(options.minCallsPerPod)
+    expect(Object.keys(s.servedBuckets).length).toBeGreaterThanOrEqual(Math.ceil(buckets.length * 0.8))
+  }
+}
