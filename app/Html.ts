@@ -64,6 +64,9 @@ export const utcDateTime = (ms: number): string => new Date(ms).toISOString().re
 // ---------------------------------------------------------------------------------------------
 // components
 
+/** What every page shows for a ledger with no rows in its 30 days. */
+export const emptyLedger: Html = html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
+
 export const card = (label: string, value: Interpolation, note?: Interpolation): Html =>
   html`<div class="card"><div class="label">${label}</div><div class="value">${value}</div>${
     note === undefined ? "" : html`<div class="note">${note}</div>`

@@ -63,7 +63,7 @@ export const { keepWarm, load } = loaders(key, Chestshop, produce)
 type Row = Chestshop["shops"][number]
 
 export const render = (c: Chestshop): Html.Html => {
-  if (c.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
+  if (c.span === null) return Html.emptyLedger
   const revenue = c.shops.reduce((sum, s) => sum + s.revenue, 0)
   return Html.html`<div class="cards">
   ${Html.card(`Top ${shopCount} revenue`, Html.moneyShort(revenue))}

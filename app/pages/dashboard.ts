@@ -67,7 +67,7 @@ export const produce = Effect.gen(function*() {
 export const { keepWarm, load } = loaders(key, Dashboard, produce)
 
 export const render = (d: Dashboard): Html.Html => {
-  if (d.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
+  if (d.span === null) return Html.emptyLedger
   const points = d.daily.map((p) => ({
     label: p.day.slice(5),
     value: p.volume,

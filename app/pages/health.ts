@@ -116,7 +116,7 @@ const flowTable = (rows: ReadonlyArray<Health["sources"][number]>, empty: string
   ], rows, empty)
 
 export const render = (h: Health): Html.Html => {
-  if (h.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
+  if (h.span === null) return Html.emptyLedger
   const sign = h.changeRatio >= 0 ? "+" : ""
   return Html.html`<div class="cards">
   ${Html.card("Money supply", Html.moneyShort(h.moneySupply), `${sign}${Html.percent(h.changeRatio)} in 30 days: ${h.trend}`)}

@@ -63,7 +63,7 @@ export const { keepWarm, load } = loaders(key, Market, produce)
 type Row = Market["items"][number]
 
 export const render = (m: Market): Html.Html => {
-  if (m.span === null) return Html.html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
+  if (m.span === null) return Html.emptyLedger
   const top = m.items.slice(0, topCount)
   return Html.html`<div class="cards">
   ${Html.card("Market volume", Html.moneyShort(m.volume))}
