@@ -15,7 +15,6 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -29,22 +28,7 @@ import * as Metrics from "./Metrics.js"
 import * as Pages from "./pages/index.js"
 import type { Page, Timed } from "./pages/Page.js"
 
-type PageFailure = Ledger.LedgerFailure | Memo.InvalidOptions | Memo.WaitTimeout
-
-/** The caching headers of a value, as described at the top of this module. */
-export const cacheHeaders = (info: Memo.Info<unknown>, now: number, windowMs: number): Record<string, string> => {
-  const age = Math.max(0, Math.floor((now - info.computedAt) / 1000))
-  const untilBoundary = Math.max(0, Math.floor((info.nextBoundary - now) / 1000))
-  const swr = Math.max(1, Math.ceil(windowMs / 1000))
-  return {
-    "cache-control": `public, max-age=${info.stale ? 0 : age + untilBoundary}, stale-while-revalidate=${swr}`,
-    "age": String(age),
-    "x-cache": info.cache,
-    "x-server-now": String(now),
-    "x-next-boundary": String(info.nextBoundary),
-    "x-computed-at": String(info.computedAt)
-  }
-}
+type PageFailure = Ledger.LedgerFailure | Memo.WaitTimeout
 
 /** Label arrays fixed once per route and status: Effect caches a metric's hook per array. */
 const responseLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
@@ -80,8 +64,6 @@ const describeFailure = (error: PageFailure): { readonly status: number; readonl
         heading: "Still computing",
         message: `This page is still being computed after ${Duration.format(error.timeout)}; try again in a moment.`
       }
-    case "InvalidOptions":
-      return { status: 500, heading: "This page is misconfigured", message: error.message }
   }
 }
 
@@ -115,26 +97,21 @@ export const respond = <A>(
   const data = renderedOnce((value: Timed<A>) => JSON.stringify(page.toJson(value.value)))
   return Effect.gen(function*() {
     const config = yield* AppConfig
-    const runtime = yield* Memo.Memo
-    const window = config.windows[page.name]
-    const windowMs = Duration.toMillis(window)
     const info = yield* loader
-    // the fleet's clock: the store's time as the cache runtime measured it
-    const now = (yield* Clock.currentTimeMillis) + runtime.skew
     const meta: Html.RefreshMeta = {
       page: page.name,
       bucket: info.bucket,
       computedAt: info.computedAt,
       nextBoundary: info.nextBoundary,
-      serverNow: now,
+      serverNow: info.serverNow,
       stale: info.stale,
       cache: info.cache,
-      windowMs,
+      windowMs: info.windowMs,
       lagMs: Duration.toMillis(config.refreshLag),
       retryMs: Duration.toMillis(config.refreshRetry),
       computeMs: info.value.computeMs
     }
-    const headers = cacheHeaders(info, now, windowMs)
+    const headers = Memo.cacheHeaders(info)
     const response = format === "html"
       ? HttpServerResponse.text(
         Html.page({ title: page.title, active: page.name, period: period(info.value).text, meta, body: body(info.value) }).value,
@@ -216,7 +193,7 @@ export const KeepWarm = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
     for (const name of config.keepWarm) {
-      yield* Pages.byName[name].keepWarm(config.windows[name], config.keepWarmLag).pipe(Effect.orDie)
+      yield* Pages.byName[name].keepWarm(config.windows[name], config.keepWarmLag)
     }
   })
 )

@@ -20,7 +20,7 @@ import * as Schema from "effect/Schema"
 import { Redis as IORedis } from "ioredis"
 import { Redis } from "../src/index.js"
 import * as Keys from "../src/internal/keys.js"
-import * as Scripts from "../src/internal/scripts.js"
+import * as Scripts from "../src/internal/redis/scripts.js"
 import { startRedis } from "../test/support/services.js"
 import { Dashboard, dashboard, keysOf, producer } from "./fixtures.js"
 import { lockstepStore, makeLockstep } from "./impls.js"
@@ -52,7 +52,7 @@ const main = async () => {
     await populate.close()
 
     const raw = new IORedis({ port: redis.port })
-    raw.defineCommand("lockstepGet", { numberOfKeys: 1, lua: Scripts.get })
+    raw.defineCommand("lockstepGet", { numberOfKeys: 2, lua: Scripts.get })
     const data = JSON.stringify(dashboard("diag"))
     await raw.set("diag:raw", data)
     const rt = ManagedRuntime.make(Layer.empty)
@@ -77,7 +77,7 @@ const main = async () => {
       Option.isSome(r.stored) ? Either.getOrThrow(decode(r.stored.value.data)) : undefined
     const variants: Array<{ name: string; read: () => Promise<unknown> }> = [
       { name: "floor: ioredis GET + JSON.parse", read: async () => JSON.parse((await raw.get("diag:raw"))!) },
-      { name: "ioredis `get` script (EVALSHA)", read: () => (raw as unknown as { lockstepGet: (k: string) => Promise<unknown> }).lockstepGet(Keys.make("diag", "diag:1").value) },
+      { name: "ioredis `get` script (EVALSHA)", read: () => (raw as unknown as { lockstepGet: (...a: Array<string>) => Promise<unknown> }).lockstepGet(Keys.make("diag", "diag:1").value, Keys.make("diag", "diag:1").mark, "") },
       { name: "Effect.runPromise(store.get)", read: () => rt.runPromise(s.get(key())) },
       { name: "+ Effect.timeout(250 ms)", read: () => rt.runPromise(Effect.timeout(s.get(key()), 250)) },
       { name: "+ Effect.timeout + Schema decode", read: () => rt.runPromise(Effect.map(Effect.timeout(s.get(key()), 250), decodeStored)) },

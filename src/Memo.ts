@@ -1,66 +1,48 @@
 /**
- * `memo`: one producer run per window for the whole fleet, stale-while-revalidate, and a
+ * Loaders: one lookup run per window for the whole fleet, stale values served at once, and a
  * last-known-good value that outlives every window.
  *
- * A request goes top to bottom through this module:
- * 1. `lookup`: a fresh L1 entry is returned at once (one map lookup, one bucket comparison);
- * 2. `serveStale`: a stale L1 entry is returned at once and a refresh starts in the background;
- * 3. `awaitValue`: no L1 entry: the request joins the key's in-flight `Deferred`, whose worker
- *    reads Redis (`load`), then, unless that value is fresh, `obtain`s this window's value:
- *    `claim` the fleet lock, and either `lead` (produce, renewing the lease, then `commit`),
- *    or poll while another process leads, or produce locally when Redis is unreachable
- *    (`produceLocally`).
+ * Define a loader once, at module level; its options are checked there. A request then goes
+ * top to bottom:
+ * 1. `get`: a fresh L1 entry is returned at once (one map lookup, one bucket comparison);
+ * 2. otherwise the engine (`internal/memo/runtime.ts`) answers a held value at once and
+ *    refreshes it in the background, or waits for the key's worker when nothing is held;
+ * 3. the worker (`internal/memo/refresh.ts`) claims the fleet lock and leads the lookup
+ *    (`internal/memo/leader.ts`), waits for another process's commit, or runs on its own while
+ *    the store is unreachable.
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
-import * as FiberMap from "effect/FiberMap"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as Keys from "./internal/keys.js"
+import type * as Core from "./internal/memo/core.js"
+import type * as L1 from "./internal/memo/l1.js"
+import * as Leader from "./internal/memo/leader.js"
+import * as Engine from "./internal/memo/runtime.js"
+import * as internalSettings from "./internal/memo/settings.js"
+import * as Store from "./internal/store.js"
 import * as Metrics from "./Metrics.js"
-import * as Redis from "./Redis.js"
+import type * as Redis from "./Redis.js"
 import * as Window from "./Window.js"
 
 // ---------------------------------------------------------------------------------------------
 // models
 
 /**
- * Options of one memoised computation.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Options<A, I> {
-  /** The cache key, shared by every process of the tenant. */
-  readonly key: string
-  /** The window length: the producer runs at most once per window for the whole fleet. */
-  readonly window: Duration.DurationInput
-  /** How the value crosses the wire; a stored value that fails to decode is recomputed. */
-  readonly schema: Schema.Schema<A, I>
-  /**
-   * How long a request may wait when no value exists anywhere (a cold start), before it fails
-   * with `WaitTimeout`. The computation goes on for later requests. Hits and stale values never
-   * wait, so they never time out.
-   */
-  readonly timeout?: Duration.DurationInput | undefined
-}
-
-/**
- * A value with the metadata that pages turn into `Cache-Control`, `Age` and refresh times.
+ * A value with what pages turn into `Cache-Control`, `Age` and refresh times (`cacheHeaders`).
  *
  * @since 0.1.0
  * @category models
@@ -69,26 +51,124 @@ export interface Info<A> {
   readonly value: A
   /** The window the value was computed for. */
   readonly bucket: number
-  /** When the producer finished, in epoch milliseconds (the store's clock). */
+  /** When the lookup finished, in epoch milliseconds (the store's clock). */
   readonly computedAt: number
-  /** `true` when the value belongs to an earlier window (a refresh is under way). */
+  /**
+   * `true` when the value is not this window's latest: it belongs to an earlier window, or was
+   * invalidated (a refresh is under way either way).
+   */
   readonly stale: boolean
   /** The start of the next window, in epoch milliseconds. */
   readonly nextBoundary: number
-  /** `hit`: fresh from L1 or Redis; `stale`: earlier window; `miss`: waited for a producer. */
+  /** `hit`: fresh from L1 or the store; `stale`: see `stale`; `miss`: waited for a lookup. */
   readonly cache: "hit" | "stale" | "miss"
+  /** The loader's window length. */
+  readonly windowMs: number
+  /** The store's clock when the answer was given (this process's, corrected for skew). */
+  readonly serverNow: number
 }
 
 /**
- * Options that cannot describe a cache entry: empty or oversized key, non-positive window, …
+ * A loader's options, checked once when it is defined.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LoaderOptions<K, A, I, E, R> {
+  /** The cache key, or how to make it from the lookup's argument. Any string is a key of its own. */
+  readonly key: string | ((k: K) => string)
+  /** The window length: the lookup runs at most once per window for the whole fleet. */
+  readonly window: Duration.DurationInput
+  /** How the value crosses the wire; a stored value that fails to decode is recomputed. */
+  readonly schema: Schema.Schema<A, I, never>
+  /**
+   * The expensive computation. It runs in the runtime, with the services of the request that
+   * started it but never that request's `Scope` (a lookup that needs one gets its own): it must
+   * not read request-specific services such as the current user.
+   */
+  readonly lookup: (k: K) => Effect.Effect<A, E, R>
+  /**
+   * How long a request may wait when no value exists anywhere (a cold start), before it fails
+   * with `WaitTimeout`; the lookup goes on for later requests. Hits and stale values never wait.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Drop a key's records from the store when not refreshed for this long (default: kept forever). */
+  readonly retain?: Duration.DurationInput | undefined
+  /** Tags for `Memo.invalidateTag`, fixed or by key. */
+  readonly tags?: ReadonlyArray<string> | ((k: K) => ReadonlyArray<string>) | undefined
+}
+
+/**
+ * Options of a fixed-key `memo`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<A, I> {
+  readonly key: string
+  readonly window: Duration.DurationInput
+  readonly schema: Schema.Schema<A, I, never>
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly retain?: Duration.DurationInput | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export const LoaderTypeId: unique symbol = Symbol.for("lockstep/Loader")
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export type LoaderTypeId = typeof LoaderTypeId
+
+/**
+ * A family of cached values, one per key.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Loader<K, A, E = never, R = never> {
+  readonly [LoaderTypeId]: LoaderTypeId
+  /** The value: from L1, the store, or (cold) the lookup. */
+  readonly get: (k: K) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+  readonly getWithInfo: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /** What L1 or the store holds, never running the lookup; `None` when nothing is (or Redis is down). */
+  readonly peek: (k: K) => Effect.Effect<Option.Option<Info<A>>, never, Memo>
+  /**
+   * Marks the value stale everywhere (it stays, as last-known-good): the next request anywhere
+   * gets it at once and one recompute runs fleet-wide. Fails only when the store is unreachable
+   * (this process stops answering hits with it even then).
+   */
+  readonly invalidate: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
+  /** Recomputes now (one run fleet-wide) and answers the new value. */
+  readonly refresh: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /** Stores `value` as this window's, newer than anything stored or being computed. */
+  readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError, Memo>
+  /** The cache key of `k`. */
+  readonly keyOf: (k: K) => string
+  /** The window length in milliseconds. */
+  readonly windowMs: number
+}
+
+/**
+ * Options that cannot describe a cache entry or a runtime: a window of zero, a negative lag,
+ * something that is not a schema, …. Thrown when a loader is defined; a layer with such
+ * settings fails to build.
  *
  * @since 0.1.0
  * @category errors
  */
-export class InvalidOptions extends Data.TaggedError("InvalidOptions")<{
-  readonly message: string
-  readonly cause?: unknown
-}> {}
+export const InvalidOptions: typeof internalSettings.InvalidOptions = internalSettings.InvalidOptions
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidOptions = internalSettings.InvalidOptions
 
 /**
  * A cold request waited longer than its `timeout` for the first value of its key.
@@ -106,7 +186,22 @@ export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
 }
 
 /**
- * Tuning of the per-process runtime.
+ * A lookup ran longer than `maxRun` and was stopped; a cold request waiting for it dies with this.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceeded
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type MaxRunExceeded = Leader.MaxRunExceeded
+
+/**
+ * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`) to
+ * 24.8 days, what timers support.
  *
  * @since 0.1.0
  * @category models
@@ -114,19 +209,24 @@ export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
 export interface Settings {
   /** How long a fleet lock lives without renewal; renewed every third of it. Default 10 s. */
   readonly lease: Duration.DurationInput
-  /** How often a process polls while another one produces. Default 50 ms. */
+  /** How often a process polls while another one runs the lookup (commit notices usually come first). Default 50 ms. */
   readonly pollInterval: Duration.DurationInput
   /** While Redis is unreachable, how soon a process tries it again (serving L1 meanwhile). Default 250 ms. */
   readonly redisRetry: Duration.DurationInput
-  /** Back-off after the first producer failure, doubled per further failure. Default 1 s. */
+  /** Back-off after the first lookup failure, doubled per further failure fleet-wide. Default 1 s. */
   readonly failureBackoff: Duration.DurationInput
   /** The longest back-off. Default 30 s. */
   readonly maxFailureBackoff: Duration.DurationInput
   /**
    * While Redis is unreachable, how long past the window boundary a process keeps serving its
-   * stale value before it produces on its own. Default 1 s.
+   * stale value before it runs the lookup on its own. Default 1 s.
    */
   readonly degradedAfter: Duration.DurationInput
+  /**
+   * The longest one lookup may run: past it, the run is stopped, its lock becomes a back-off
+   * marker and another process may take over. Default 5 minutes.
+   */
+  readonly maxRun: Duration.DurationInput
   /** Entries kept in the L1 before the least recently written is dropped. Default 10 000. */
   readonly l1Capacity: number
 }
@@ -134,99 +234,20 @@ export interface Settings {
 /**
  * @since 0.1.0
  */
-export const defaultSettings: Settings = {
-  lease: "10 seconds",
-  pollInterval: "50 millis",
-  redisRetry: "250 millis",
-  failureBackoff: "1 second",
-  maxFailureBackoff: "30 seconds",
-  degradedAfter: "1 second",
-  l1Capacity: 10_000
-}
-
-interface Resolved {
-  readonly leaseMs: number
-  readonly pollMs: number
-  readonly redisRetryMs: number
-  readonly backoffMs: number
-  readonly maxBackoffMs: number
-  readonly degradedAfterMs: number
-  readonly l1Capacity: number
-}
-
-const resolveSettings = (settings: Partial<Settings>): Either.Either<Resolved, InvalidOptions> => {
-  const s = { ...defaultSettings, ...settings }
-  const ms = (name: string, input: Duration.DurationInput, min: number) => {
-    const d = Duration.decodeUnknown(input)
-    const v = Option.isSome(d) ? Duration.toMillis(d.value) : NaN
-    if (!Number.isFinite(v) || v < min) throw new InvalidOptions({ message: `${name} must be a duration of at least ${min} ms` })
-    return Math.round(v)
-  }
-  try {
-    const resolved: Resolved = {
-      leaseMs: ms("lease", s.lease, 30),
-      pollMs: ms("pollInterval", s.pollInterval, 1),
-      redisRetryMs: ms("redisRetry", s.redisRetry, 1),
-      backoffMs: ms("failureBackoff", s.failureBackoff, 0),
-      maxBackoffMs: ms("maxFailureBackoff", s.maxFailureBackoff, 0),
-      degradedAfterMs: ms("degradedAfter", s.degradedAfter, 0),
-      l1Capacity: Number.isSafeInteger(s.l1Capacity) && s.l1Capacity > 0
-        ? s.l1Capacity
-        : (() => {
-          throw new InvalidOptions({ message: "l1Capacity must be a positive integer" })
-        })()
-    }
-    return Either.right(resolved)
-  } catch (e) {
-    return Either.left(e as InvalidOptions)
-  }
-}
-
-/** What a `memo` call knows about its key, worked out once when the call is built. */
-interface Spec<A> {
-  readonly key: string
-  readonly windowMs: number
-  readonly timeout: Duration.Duration | undefined
-  readonly decode: (data: string) => Either.Either<A, ParseError>
-  readonly encode: (value: A) => Either.Either<string, ParseError>
-}
-
-interface Entry {
-  readonly value: unknown
-  readonly bucket: number
-  readonly fence: number
-  readonly computedAt: number
-  readonly windowMs: number
-}
-
-interface Outcome {
-  readonly entry: Entry
-  readonly cache: Info<unknown>["cache"]
-}
-
-/** The fleet lock was taken over while we produced: someone else's value will land. */
-class LockLost extends Data.TaggedError("LockLost")<{}> {}
+export const defaultSettings: Settings = internalSettings.defaults
 
 // ---------------------------------------------------------------------------------------------
-// runtime
+// the runtime
 
 /**
- * The per-process cache runtime: L1, in-flight `Deferred`s, background fibers, the store.
+ * The per-process cache runtime: L1, the keys' workers, the fleet's notices, the store.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Runtime {
+  readonly [Engine.TypeId]: Engine.TypeId
   readonly store: Redis.Store
-  readonly settings: Resolved
-  /** @internal */
-  readonly l1: Map<string, Entry>
-  /** @internal the store's clock minus ours, corrected only when off by more than 250 ms */
-  skew: number
-  /** @internal */
-  readonly slow: <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, now: number, entry: Entry | undefined) => Effect.Effect<Outcome, E>
-  /** @internal runs a refresh now unless the L1 value is fresh, and waits for it */
-  readonly warm: <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>) => Effect.Effect<void>
 }
 
 /**
@@ -235,515 +256,20 @@ export interface Runtime {
  */
 export class Memo extends Context.Tag("lockstep/Memo")<Memo, Runtime>() {}
 
+const engineOf = (runtime: Runtime): Engine.Engine => runtime as Engine.Engine
+
 /**
- * Builds the runtime over the `Redis` store. Background fibers live in the scope.
+ * Builds the runtime over the `Redis` store. Its workers live in the scope.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (settings: Partial<Settings> = {}): Effect.Effect<Runtime, InvalidOptions, Redis.Redis | Scope.Scope> =>
   Effect.gen(function*() {
-    const resolved = yield* resolveSettings(settings)
-    const store = yield* Redis.Redis
-    const scope = yield* Effect.scope
-    const writeBacks = yield* FiberMap.make<string>()
-    return makeRuntime(store, resolved, scope, writeBacks)
+    const resolved = yield* internalSettings.resolve(settings)
+    const store = yield* Store.Redis
+    return yield* Engine.make(store, resolved)
   })
-
-const makeRuntime = (
-  store: Redis.Store,
-  settings: Resolved,
-  scope: Scope.Scope,
-  writeBacks: FiberMap.FiberMap<string>
-): Runtime => {
-  const l1 = new Map<string, Entry>()
-  const inflight = new Map<string, Deferred.Deferred<Outcome, unknown>>()
-  /** No refresh before this instant (producer back-off, Redis unreachable). */
-  const retryAt = new Map<string, number>()
-  const failures = new Map<string, number>()
-  const instance = crypto.randomUUID()
-  let tokens = 0
-
-  const runtime: Runtime = { store, settings, l1, skew: 0, slow, warm }
-
-  const now = Effect.map(Clock.currentTimeMillis, (t) => t + runtime.skew)
-
-  const observe = (serverNow: number) =>
-    Effect.map(Clock.currentTimeMillis, (local) => {
-      const measured = serverNow - local
-      if (Math.abs(measured - runtime.skew) > 250) {
-        runtime.skew = measured
-        // a value made while Redis was unreachable and our clock ahead belongs to a window that
-        // has not begun: it would pass for fresh until then, so it goes
-        for (const [key, e] of l1) if (e.bucket > Math.floor(serverNow / e.windowMs)) l1.delete(key)
-      }
-    })
-
-  const countRedisError = (error: unknown, operation?: string) =>
-    Effect.zipRight(
-      Effect.sync(() =>
-        Metrics.redisErrors.unsafeUpdate(1, [
-          Metrics.label("operation", error instanceof Redis.RedisError ? error.operation : operation ?? "unknown"),
-          Metrics.label("reason", error instanceof Redis.RedisError ? error.reason : Cause.isTimeoutException(error) ? "Timeout" : "Unavailable")
-        ])
-      ),
-      Effect.logDebug("lockstep: Redis unavailable, degrading", error)
-    )
-
-  /** Never lets a process serve an older window than it already holds. */
-  const publish = (key: string, entry: Entry): Entry => {
-    const current = l1.get(key)
-    if (
-      current !== undefined && current.windowMs === entry.windowMs &&
-      (current.bucket > entry.bucket || (current.bucket === entry.bucket && current.fence > entry.fence))
-    ) {
-      return current
-    }
-    l1.delete(key)
-    l1.set(key, entry)
-    if (l1.size > settings.l1Capacity) l1.delete(l1.keys().next().value!)
-    Metrics.l1Entries.unsafeUpdate(l1.size, [])
-    return entry
-  }
-
-  const decodeStored = <A>(spec: Spec<A>, stored: Redis.Stored): Entry | undefined => {
-    if (stored.windowMs !== spec.windowMs) return undefined
-    const decoded = spec.decode(stored.data)
-    if (Either.isLeft(decoded)) {
-      Metrics.decodeFailures.unsafeUpdate(1, [])
-      return undefined
-    }
-    return { value: decoded.right, bucket: stored.bucket, fence: stored.fence, computedAt: stored.computedAt, windowMs: stored.windowMs }
-  }
-
-  const backoffFor = (key: string) =>
-    Math.min(settings.backoffMs * 2 ** Math.min((failures.get(key) ?? 1) - 1, 30), settings.maxBackoffMs)
-
-  /** Runs the producer with its metrics and the failure bookkeeping that drives back-off. */
-  const produce = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, mode: "leader" | "local") =>
-    Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const exit = yield* Effect.exit(
-        Effect.withSpan(producer, "lockstep.produce", {
-          attributes: { "lockstep.key": spec.key, "lockstep.mode": mode },
-          captureStackTrace: false
-        })
-      )
-      const finished = yield* Clock.currentTimeMillis
-      const outcome = Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
-      Metrics.producerRuns.unsafeUpdate(1, [Metrics.label("outcome", outcome), Metrics.label("mode", mode)])
-      Metrics.producerDuration.unsafeUpdate((finished - started) / 1000, [])
-      if (outcome === "success") {
-        failures.delete(spec.key)
-        retryAt.delete(spec.key)
-      } else if (outcome === "failure") {
-        failures.set(spec.key, (failures.get(spec.key) ?? 0) + 1)
-        retryAt.set(spec.key, finished + runtime.skew + backoffFor(spec.key))
-      }
-      return yield* exit
-    })
-
-  const toStored = <A>(spec: Spec<A>, value: A, bucket: number, fence: number, computedAt: number) =>
-    Either.map(spec.encode(value), (data): Redis.Stored => ({ data, bucket, fence, windowMs: spec.windowMs, computedAt }))
-
-  /** Holds the fleet lock: produce under a renewed lease, then commit with our fence. */
-  const lead = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, claim: { bucket: number; fence: number }, token: string) =>
-    Effect.scoped(Effect.gen(function*() {
-      let settled = false
-      yield* Effect.addFinalizer((exit) =>
-        settled ? Effect.void : store.release(
-          spec.key,
-          token,
-          Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
-            ? { baseMs: settings.backoffMs, maxMs: settings.maxBackoffMs }
-            : undefined
-        ).pipe(Effect.catchAll(countRedisError))
-      )
-      const renewals = store.renew(spec.key, token, settings.leaseMs).pipe(
-        Effect.flatMap((held) => held ? Effect.void : Effect.fail(new LockLost())),
-        Effect.catchTag("RedisError", countRedisError), // indeterminate: keep producing
-        Effect.delay(Math.max(1, Math.floor(settings.leaseMs / 3))),
-        Effect.forever
-      )
-      const result = yield* produce(spec, producer, "leader").pipe(
-        Effect.raceFirst(renewals),
-        Effect.map(Option.some),
-        Effect.catchIf((e): e is LockLost => e instanceof LockLost, () => {
-          Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", "lost")])
-          return Effect.as(Effect.logWarning(`lockstep: lease on ${spec.key} was taken over; waiting for the new holder`), Option.none<A>())
-        })
-      )
-      if (Option.isNone(result)) return Option.none<Entry>()
-      const computedAt = yield* now
-      const own: Entry = { value: result.value, bucket: claim.bucket, fence: claim.fence, computedAt, windowMs: spec.windowMs }
-      const stored = toStored(spec, result.value, claim.bucket, claim.fence, computedAt)
-      if (Either.isLeft(stored)) {
-        yield* Effect.logError(`lockstep: the value of ${spec.key} does not encode with its schema; kept in this process only`, stored.left)
-        return Option.some(own)
-      }
-      const committed = yield* store.commit(spec.key, stored.right, token).pipe(
-        Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
-        Effect.either
-      )
-      if (Either.isLeft(committed)) {
-        yield* countRedisError(committed.left)
-        yield* writeBack(spec, stored.right)
-        return Option.some(own)
-      }
-      const c = committed.right
-      // a committed value released the lock; a refused one did not: the finalizer drops it if
-      // it is still ours, rather than leave the fleet waiting out the lease
-      settled = c._tag === "Committed"
-      Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "committed" : c.reason)])
-      if (c._tag === "Committed") return Option.some(own)
-      // refused: a newer value (a newer window, or a newer holder of this one) is stored
-      return Option.some(Option.flatMap(c.stored, (s) => Option.fromNullable(decodeStored(spec, s))).pipe(Option.getOrElse(() => own)))
-    }))
-
-  /** Offers a value produced without Redis back to it until it lands or its window is over. */
-  const writeBack = <A>(spec: Spec<A>, stored: Redis.Stored) =>
-    FiberMap.run(
-      writeBacks,
-      spec.key,
-      store.commit(spec.key, stored, undefined).pipe(
-        Effect.retry(
-          Schedule.exponential(settings.pollMs * 2).pipe(
-            Schedule.either(Schedule.spaced("2 seconds")),
-            Schedule.upTo(spec.windowMs)
-          )
-        ),
-        Effect.tap((c) =>
-          Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "writeback" : c.reason)])
-        ),
-        Effect.ignore
-      )
-    ).pipe(Effect.asVoid)
-
-  /** Redis is unreachable: keep serving, and produce on our own once the value is too old. */
-  const produceLocally = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>) =>
-    Effect.gen(function*() {
-      const at = yield* now
-      const held = l1.get(spec.key)
-      if (held !== undefined && held.windowMs === spec.windowMs) {
-        const degradeAt = Window.startOf(held.bucket + 1, spec.windowMs) + settings.degradedAfterMs
-        if (at < degradeAt) {
-          // try Redis again soon: it may be back before we would produce on our own
-          retryAt.set(spec.key, Math.min(degradeAt, at + settings.redisRetryMs))
-          return Option.none<Entry>()
-        }
-      }
-      const value = yield* produce(spec, producer, "local")
-      const computedAt = yield* now
-      const bucket = Window.bucketOf(at, spec.windowMs)
-      const stored = toStored(spec, value, bucket, 0, computedAt)
-      if (Either.isRight(stored)) yield* writeBack(spec, stored.right)
-      return Option.some<Entry>({ value, bucket, fence: 0, computedAt, windowMs: spec.windowMs })
-    })
-
-  const produced = (entry: Entry): Outcome => ({ entry, cache: "miss" })
-
-  /**
-   * This window's value: from the store when fresh, by leading when the lock is free, by polling
-   * while another process leads. `offer` hands a stale value to waiting requests meanwhile.
-   * `None` when there is nothing newer to be had now (back-off, Redis unreachable).
-   */
-  const obtain = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, offer: (e: Entry) => Effect.Effect<void>, force: boolean) =>
-    Effect.gen(function*() {
-      let waited = false // a value found only after polling was waited for: a miss, not a hit
-      while (true) {
-        const token = `${instance}:${++tokens}`
-        const claimed = yield* Effect.either(store.claim(spec.key, { windowMs: spec.windowMs, leaseMs: settings.leaseMs, token, force }))
-        if (Either.isLeft(claimed)) {
-          yield* countRedisError(claimed.left)
-          return Option.map(yield* produceLocally(spec, producer), produced)
-        }
-        const c = claimed.right
-        yield* observe(c.now)
-        Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", c._tag.toLowerCase())])
-        if (c._tag !== "Fresh" && Option.isSome(c.stored)) {
-          // whatever happens next, the stored value may be newer than ours: serve it meanwhile
-          const stale = decodeStored(spec, c.stored.value)
-          if (stale !== undefined) yield* offer(stale)
-        }
-        switch (c._tag) {
-          case "Fresh": {
-            const entry = decodeStored(spec, c.stored)
-            if (entry !== undefined) return Option.some<Outcome>({ entry, cache: waited ? "miss" : "hit" })
-            force = true // fresh but unreadable here: recompute it
-            continue
-          }
-          case "Acquired": {
-            const led = yield* lead(spec, producer, c, token)
-            if (Option.isSome(led)) return Option.some(produced(led.value))
-            continue
-          }
-          case "Busy":
-          case "Backoff": {
-            const held = l1.get(spec.key)
-            if (c._tag === "Backoff" && held !== undefined && held.windowMs === spec.windowMs) {
-              retryAt.set(spec.key, c.now + c.ttlMs)
-              return Option.none<Outcome>()
-            }
-            // someone else is replacing the value we could not read: look at theirs before
-            // forcing a recomputation of our own
-            force = false
-            waited = true
-            yield* Effect.sleep(c._tag === "Busy" ? Math.max(1, Math.min(settings.pollMs, c.ttlMs + 1)) : c.ttlMs + 1)
-          }
-        }
-      }
-    })
-
-  /** The key's worker: completes its `Deferred` as soon as any value is known, then refreshes. */
-  const work = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, deferred: Deferred.Deferred<Outcome, unknown>) =>
-    Effect.gen(function*() {
-      const offer = (entry: Entry, cache: Outcome["cache"] = "stale") =>
-        Effect.asVoid(Deferred.succeed(deferred, { entry: publish(spec.key, entry), cache }))
-      // the claim answers with the stored value too: a cold start costs one round trip
-      const obtained = yield* obtain(spec, producer, offer, false)
-      if (Option.isSome(obtained)) {
-        yield* offer(obtained.value.entry, obtained.value.cache)
-      } else {
-        const current = l1.get(spec.key)
-        if (current !== undefined) yield* offer(current)
-      }
-    }).pipe(
-      Effect.onExit((exit) =>
-        Exit.isSuccess(exit) ? Effect.void : Effect.flatMap(
-          Deferred.failCause(deferred, exit.cause),
-          (delivered) =>
-            delivered || Cause.isInterruptedOnly(exit.cause)
-              ? Effect.void
-              : Effect.logWarning(`lockstep: refresh of ${spec.key} failed; serving the last value`, exit.cause)
-        )
-      ),
-      Effect.ensuring(Effect.sync(() => {
-        if (inflight.get(spec.key) === deferred) inflight.delete(spec.key)
-      })),
-      Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": spec.key }, captureStackTrace: false })
-    )
-
-  /** The key's in-flight `Deferred`, starting its worker in the runtime's scope if none runs. */
-  const start = <A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>) =>
-    Effect.suspend(() => {
-      const running = inflight.get(spec.key)
-      if (running !== undefined) return Effect.succeed(running)
-      const deferred = Deferred.unsafeMake<Outcome, unknown>(FiberId.none)
-      inflight.set(spec.key, deferred)
-      return Effect.as(Effect.forkIn(work(spec, producer, deferred), scope), deferred)
-    })
-
-  function slow<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, at: number, held: Entry | undefined): Effect.Effect<Outcome, E> {
-    if (held !== undefined && held.windowMs === spec.windowMs) return serveStale(spec, producer, at, held)
-    return awaitValue(spec, producer)
-  }
-
-  function serveStale<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>, at: number, held: Entry): Effect.Effect<Outcome, E> {
-    Metrics.requestsStale.unsafeUpdate(1, [])
-    Metrics.staleAge.unsafeUpdate(Math.floor(at / spec.windowMs) - held.bucket, [])
-    const outcome: Outcome = { entry: held, cache: "stale" }
-    if (inflight.has(spec.key) || at < (retryAt.get(spec.key) ?? 0)) return Effect.succeed(outcome)
-    return Effect.as(start(spec, producer), outcome)
-  }
-
-  function awaitValue<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<Outcome, E> {
-    return Effect.flatMap(start(spec, producer), (deferred) =>
-      Effect.tapBoth(waitFor(spec, Deferred.await(deferred) as Effect.Effect<Outcome, E>), {
-        onSuccess: (o) =>
-          Effect.sync(() =>
-            (o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
-              .unsafeUpdate(1, [])
-          ),
-        onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
-      }))
-  }
-
-  function waitFor<A, E>(spec: Spec<A>, wait: Effect.Effect<Outcome, E>): Effect.Effect<Outcome, E> {
-    const timeout = spec.timeout
-    if (timeout === undefined) return wait
-    return Effect.timeoutFail(wait, {
-      duration: timeout,
-      onTimeout: () => new WaitTimeout({ key: spec.key, timeout }) as unknown as E
-    })
-  }
-
-  function warm<A, E>(spec: Spec<A>, producer: Effect.Effect<A, E>): Effect.Effect<void> {
-    return Effect.flatMap(now, (at) => {
-      const held = l1.get(spec.key)
-      if (held !== undefined && held.windowMs === spec.windowMs && held.bucket >= Window.bucketOf(at, spec.windowMs)) {
-        return Effect.void
-      }
-      return Effect.flatMap(start(spec, producer), (d) => Effect.ignore(Deferred.await(d)))
-    })
-  }
-
-  return runtime
-}
-
-// ---------------------------------------------------------------------------------------------
-// combinators
-
-/** Compiled JSON codecs per schema: building them is the costly part of a `memo` call. */
-const codecs = new WeakMap<Schema.Schema.Any, Pick<Spec<any>, "decode" | "encode">>()
-
-const codecsOf = <A, I>(schema: Schema.Schema<A, I>): Pick<Spec<A>, "decode" | "encode"> => {
-  let found = codecs.get(schema)
-  if (found === undefined) {
-    const json = Schema.parseJson(schema)
-    found = { decode: Schema.decodeEither(json), encode: Schema.encodeEither(json) }
-    codecs.set(schema, found)
-  }
-  return found
-}
-
-const validate = <A, I>(options: Options<A, I>): Either.Either<Spec<A>, InvalidOptions> => {
-  if (typeof options !== "object" || options === null) {
-    return Either.left(new InvalidOptions({ message: "memo options must be an object { key, window, schema }" }))
-  }
-  const { key, schema } = options
-  if (typeof key !== "string" || key.length === 0) {
-    return Either.left(new InvalidOptions({ message: `memo key must be a non-empty string, got ${JSON.stringify(key)}` }))
-  }
-  if (key.length > Keys.maxKeyLength) {
-    return Either.left(new InvalidOptions({ message: `memo key is longer than ${Keys.maxKeyLength} characters` }))
-  }
-  if (!Schema.isSchema(schema)) {
-    return Either.left(new InvalidOptions({ message: `memo ${JSON.stringify(key)} needs a Schema to store its value` }))
-  }
-  return Either.match(Window.toMillis(options.window), {
-    onLeft: (cause) => Either.left(new InvalidOptions({ message: `memo ${JSON.stringify(key)}: ${cause.message}`, cause })),
-    onRight: (windowMs) => {
-      let timeout: Duration.Duration | undefined
-      if (options.timeout !== undefined) {
-        const decoded = Duration.decodeUnknown(options.timeout)
-        if (Option.isNone(decoded) || !(Duration.toMillis(decoded.value) > 0)) {
-          return Either.left(new InvalidOptions({ message: `memo ${JSON.stringify(key)}: timeout must be a positive duration` }))
-        }
-        timeout = decoded.value
-      }
-      return Either.right({ key, windowMs, timeout, ...codecsOf(schema) })
-    }
-  })
-}
-
-const toInfo = <A>(o: Outcome, now: number): Info<A> => {
-  const bucket = Window.bucketOf(now, o.entry.windowMs)
-  return {
-    value: o.entry.value as A,
-    bucket: o.entry.bucket,
-    computedAt: o.entry.computedAt,
-    stale: o.entry.bucket < bucket,
-    nextBoundary: Window.startOf(bucket + 1, o.entry.windowMs),
-    cache: o.cache === "hit" && o.entry.bucket < bucket ? "stale" : o.cache
-  }
-}
-
-/**
- * The request path shared by `memo` and `memoWithInfo`: the fresh L1 hit is decided inline, all
- * else goes to the runtime's slow path with the producer bound to the caller's context.
- */
-const lookup = <A, E, R, B>(
-  options: Options<A, any>,
-  producer: Effect.Effect<A, E, R>,
-  onHit: (entry: Entry, now: number) => B,
-  onOutcome: (o: Outcome, now: number) => B
-): Effect.Effect<B, E | InvalidOptions, R | Memo> => {
-  const spec = validate(options)
-  if (Either.isLeft(spec)) return Effect.fail(spec.left)
-  const { key, windowMs } = spec.right
-  // one primitive for the whole hit path: the fiber gives both the context and the clock
-  return Effect.withFiberRuntime((fiber) => {
-    const context = fiber.currentContext as Context.Context<R | Memo>
-    const runtime = Context.get(context, Memo)
-    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis() + runtime.skew
-    const held = runtime.l1.get(key)
-    if (held !== undefined && held.windowMs === windowMs && held.bucket >= Math.floor(now / windowMs)) {
-      Metrics.requestsL1.unsafeUpdate(1, [])
-      return Effect.succeed(onHit(held, now))
-    }
-    // a request that waited reports staleness and the next boundary as of its answer
-    return Effect.flatMap(
-      runtime.slow(spec.right, Effect.provide(producer, context), now, held),
-      (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + runtime.skew)))
-    )
-  })
-}
-
-/** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
-type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
-
-type MemoFn = {
-  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidOptions | WaitTimeout, R | Memo>
-  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidOptions, R | Memo>
-  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | InvalidOptions | WaitTimeout, R | Memo>
-  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | InvalidOptions, R | Memo>
-}
-
-type MemoWithInfoFn = {
-  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | InvalidOptions | WaitTimeout, R | Memo>
-  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | InvalidOptions, R | Memo>
-  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | InvalidOptions | WaitTimeout, R | Memo>
-  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | InvalidOptions, R | Memo>
-}
-
-const dataLast = <F extends (options: any, producer: any) => any>(f: F): any =>
-  function(this: unknown, options: unknown, producer?: unknown) {
-    return arguments.length === 1 ? (p: unknown) => f(options, p) : f(options, producer)
-  }
-
-/**
- * Memoises `producer` under `options.key` for `options.window`: at most one run per window for
- * the whole fleet, stale values served at once, the last good value kept forever.
- *
- * @example
- * const dashboard = Memo.memo({ key: "dashboard", window: "1 minute", schema: Dashboard }, loadDashboard)
- *
- * @since 0.1.0
- * @category combinators
- */
-export const memo: MemoFn = dataLast(<A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>) =>
-  lookup(options, producer, (entry) => entry.value as A, (o) => o.entry.value as A)
-)
-
-/**
- * `memo` with the value's metadata, for response headers and client refresh times.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const memoWithInfo: MemoWithInfoFn = dataLast(<A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>) =>
-  lookup(options, producer, (entry, now) => toInfo<A>({ entry, cache: "hit" }, now), toInfo<A>)
-)
-
-/**
- * Keeps a key warm: refreshes it right after every window boundary (plus `lag`), so the first
- * request of a window is already a hit. Runs until the enclosing scope closes.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const keepWarm = Effect.fn("lockstep.keepWarm")(function*<A, I, E, R>(
-  options: Options<A, I> & { readonly lag?: Duration.DurationInput | undefined },
-  producer: Effect.Effect<A, E, R>
-) {
-  const spec = yield* validate(options)
-  const lagMs = options.lag === undefined ? 0 : Duration.toMillis(options.lag)
-  if (!Number.isFinite(lagMs) || lagMs < 0) {
-    return yield* new InvalidOptions({ message: `keepWarm ${JSON.stringify(spec.key)}: lag must be a non-negative duration` })
-  }
-  const runtime = yield* Memo
-  const context = yield* Effect.context<R>()
-  const provided = Effect.provide(producer, context)
-  const tick = Effect.gen(function*() {
-    yield* runtime.warm(spec, provided)
-    const at = (yield* Clock.currentTimeMillis) + runtime.skew
-    yield* Effect.sleep(Window.untilNextBoundary(at, spec.windowMs) + lagMs)
-  })
-  yield* Effect.forkScoped(Effect.forever(tick))
-})
-
-// ---------------------------------------------------------------------------------------------
-// layers
 
 /**
  * The runtime with explicit settings.
@@ -755,9 +281,371 @@ export const layerWith = (settings: Partial<Settings>): Layer.Layer<Memo, Invali
   Layer.scoped(Memo, make(settings))
 
 /**
+ * The runtime with settings from `Config`s (each setting may be one).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  settings: Config.Config.Wrap<Partial<Settings>>
+): Layer.Layer<Memo, InvalidOptions | ConfigError.ConfigError, Redis.Redis> =>
+  Layer.scoped(Memo, Effect.flatMap(Config.unwrap(settings), make))
+
+/**
  * The runtime with default settings.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<Memo, never, Redis.Redis> = Layer.orDie(layerWith({}))
+
+// ---------------------------------------------------------------------------------------------
+// loaders
+
+/** Compiled JSON codecs per schema: building them is the costly part of defining a loader. */
+const codecs = new WeakMap<Schema.Schema.Any, Pick<Core.Spec, "decode" | "encode">>()
+
+const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "decode" | "encode"> => {
+  let found = codecs.get(schema)
+  if (found === undefined) {
+    const json = Schema.parseJson(schema)
+    const decode = Schema.decodeEither(json)
+    found = {
+      decode: (data) => {
+        const decoded = decode(data)
+        return Either.isRight(decoded) ? { ok: true, value: decoded.right } : { ok: false }
+      },
+      encode: Schema.encodeEither(json)
+    }
+    codecs.set(schema, found)
+  }
+  return found
+}
+
+const invalid = (message: string): never => {
+  throw new InvalidOptions({ message })
+}
+
+const describe = (input: unknown) => {
+  try {
+    return typeof input === "function" ? "a function" : JSON.stringify(input) ?? String(input)
+  } catch {
+    return String(input)
+  }
+}
+
+/** Checks a loader's static options: a bad one throws `InvalidOptions`, once, here. */
+const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
+  if (typeof options !== "object" || options === null) {
+    return invalid("loader options must be an object { key, window, schema, lookup }")
+  }
+  const { key, schema } = options
+  const name = typeof key === "string" ? JSON.stringify(key) : "(keyed)"
+  if (typeof key !== "string" && typeof key !== "function") invalid(`loader key must be a string or a function, got ${describe(key)}`)
+  if (!Schema.isSchema(schema)) invalid(`loader ${name} needs a Schema to store its value`)
+  if (typeof options.lookup !== "function") invalid(`loader ${name} needs a lookup function`)
+  const windowMs = Either.getOrElse(Window.toMillis(options.window), (e) => invalid(`loader ${name}: ${e.message}`))
+  const timeout = options.timeout === undefined
+    ? undefined
+    : Duration.millis(Either.getOrElse(internalSettings.millis(`loader ${name}: timeout`, options.timeout, 1), (e) => invalid(e.message)))
+  const retainMs = options.retain === undefined
+    ? 0
+    : Either.getOrElse(
+      internalSettings.millis(`loader ${name}: retain`, options.retain, windowMs, 100 * 366 * 86_400_000),
+      () => invalid(`loader ${name}: retain must be a duration of at least the window (${windowMs} ms), got ${describe(options.retain)}`)
+    )
+  const tags = options.tags
+  if (tags !== undefined && typeof tags !== "function" && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
+    invalid(`loader ${name}: tags must be an array of strings or a function of the key`)
+  }
+  const spec: Core.Spec = { windowMs, retainMs, timeout, ...codecsOf(schema) }
+  return spec
+}
+
+const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number): Info<A> => {
+  const bucket = Math.floor(now / entry.windowMs)
+  const stale = entry.freshThrough < bucket
+  return {
+    value: entry.value as A,
+    bucket: entry.bucket,
+    computedAt: entry.computedAt,
+    stale,
+    nextBoundary: (bucket + 1) * entry.windowMs,
+    cache: cache === "hit" && stale ? "stale" : cache,
+    windowMs: entry.windowMs,
+    serverNow: now
+  }
+}
+
+const memoKey = Memo.key
+const clockKey = Clock.Clock.key
+
+/** How `keepWarm` reaches a loader's engine: runs the key's worker unless it is fresh at `at`. */
+const WarmId: unique symbol = Symbol.for("lockstep/Loader/warm")
+
+interface Warmable<K> {
+  readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
+}
+
+type LoaderFn = {
+  <A, I, E, R, K = void>(
+    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout, R>
+  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
+}
+
+/**
+ * Defines a loader: a family of cached values, one per key, each computed at most once per
+ * window for the whole fleet. Define it once, at module level: options are checked here, and
+ * a bad one throws `InvalidOptions`.
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { Memo } from "lockstep"
+ *
+ * const ItemStats = Schema.Struct({ trades: Schema.Number, volume: Schema.Number })
+ * declare const itemStats: (id: number) => Effect.Effect<typeof ItemStats.Type>
+ *
+ * export const itemPage = Memo.loader({
+ *   key: (id: number) => `market:item:${id}`,
+ *   window: "1 minute",
+ *   schema: ItemStats,
+ *   lookup: itemStats,
+ *   timeout: "2 seconds",
+ *   retain: "7 days"
+ * })
+ *
+ * export const page = (id: number) => itemPage.getWithInfo(id)
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
+  const spec = specOf(options)
+  const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
+  const fixed = typeof options.key === "string" ? options.key : undefined
+  const keyFn = options.key as (k: K) => string
+  const keyOf = fixed !== undefined ? (_: K) => fixed : (k: K): string => {
+    const key = keyFn(k)
+    if (typeof key !== "string") throw new InvalidOptions({ message: `a loader's key function returned ${describe(key)}, not a string` })
+    return key
+  }
+  const tagsOf: (k: K) => ReadonlyArray<string> = options.tags === undefined
+    ? () => []
+    : typeof options.tags === "function"
+    ? options.tags
+    : ((tags) => () => tags)(options.tags)
+  const timeout = spec.timeout
+  const onTimeout = timeout === undefined ? () => undefined : (key: string) => new WaitTimeout({ key, timeout })
+
+  /** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
+  const jobOf = (k: K, key: string, context: Context.Context<never>): Core.Job<E> => ({
+    spec,
+    key,
+    lookup: Effect.provide(Effect.scoped(lookup(k)), Context.omit(Scope.Scope)(context as Context.Context<any>)),
+    tags: tagsOf(k)
+  })
+
+  /** The request path: the fresh hit inline, all else in the engine. */
+  const request = <B>(k: K, onHit: (entry: L1.Entry, now: number) => B, onOutcome: (o: Core.Outcome, now: number) => B) =>
+    Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+      const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+      const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
+        engine.clock.skew
+      const key = keyOf(k)
+      const held = engine.l1.entries.get(key)
+      if (held !== undefined && held.windowMs === windowMs && held.freshThrough >= Math.floor(now / windowMs)) {
+        Metrics.requestsL1.unsafeUpdate(1, [])
+        held.served.hit++
+        return Exit.succeed(onHit(held, now))
+      }
+      // an answer that waited reports staleness and the next boundary as of when it came
+      return Effect.flatMap(
+        engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout),
+        (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew)))
+      )
+    })
+
+  const withEngine = <B, E2, R2>(f: (engine: Engine.Engine) => Effect.Effect<B, E2, R2>) =>
+    Effect.flatMap(Memo, (runtime) => f(engineOf(runtime)))
+
+  const answer = (engine: Engine.Engine, o: Core.Outcome) =>
+    Effect.map(Clock.currentTimeMillis, (t) => toInfo<A>(o.entry, o.cache, t + engine.clock.skew))
+
+  return {
+    [LoaderTypeId]: LoaderTypeId,
+    windowMs,
+    keyOf,
+    get: (k) => request(k, (entry) => entry.value as A, (o) => o.entry.value as A),
+    getWithInfo: (k) => request(k, (entry, now) => toInfo<A>(entry, "hit", now), (o, now) => toInfo<A>(o.entry, o.cache, now)),
+    peek: (k) =>
+      withEngine((engine) =>
+        Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>
+          Option.isNone(o) ? Effect.succeed(Option.none()) : Effect.map(answer(engine, o.value), Option.some))
+      ),
+    invalidate: (k) => withEngine((engine) => engine.invalidate(keyOf(k))),
+    refresh: (k) =>
+      Effect.withFiberRuntime<Info<A>, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+        const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+        const key = keyOf(k)
+        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, o))
+      }),
+    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value), (o) => answer(engine, o))),
+    [WarmId]: (k: K, at: number) =>
+      Effect.withFiberRuntime<void, never, Memo>((fiber) => {
+        const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext), at)
+      })
+  } as Loader<K, A, any, R>
+}
+
+const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>) => {
+  if (typeof options !== "object" || options === null || typeof options.key !== "string") {
+    return invalid(`memo options need a string key, got ${describe(options?.key)}`)
+  }
+  return loader<A, I, E, R, void>({ ...options, lookup: () => producer })
+}
+
+/** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
+type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
+
+type MemoFn<F extends "value" | "info"> = {
+  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Timed<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+}
+
+/** Both argument orders of the data-first form: `(options, producer)` as ever, and Effect's `(producer, options)`. */
+const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
+  (Effect.isEffect(a) ? [b, a] : [a, b]) as [Options<A, I>, Effect.Effect<A, E, R>]
+
+/**
+ * Memoises `producer` under a fixed key: sugar over a fixed-key `loader`, for a value that has
+ * one instance. Define it once (options are checked when it is called, and a bad one throws).
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { Memo } from "lockstep"
+ *
+ * declare const loadDashboard: Effect.Effect<number>
+ * const dashboard = Memo.memo({ key: "dashboard", window: "1 minute", schema: Schema.Number }, loadDashboard)
+ * // or data-last: loadDashboard.pipe(Memo.memo({ key: "dashboard", window: "1 minute", schema: Schema.Number }))
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const memo: MemoFn<"value"> = dual(2, (a: unknown, b: unknown) => {
+  const [options, producer] = ordered(a, b)
+  return fixedLoader(options, producer).get()
+})
+
+/**
+ * `memo` with the value's metadata, for response headers and client refresh times.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => {
+  const [options, producer] = ordered(a, b)
+  return fixedLoader(options, producer).getWithInfo()
+})
+
+/**
+ * Marks stale, everywhere, every value whose loader gave it `tag` (see `tags`). Answers how many
+ * keys it reached.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
+  Effect.flatMap(Memo, (runtime) => engineOf(runtime).invalidateTag(tag))
+
+// ---------------------------------------------------------------------------------------------
+// keepWarm
+
+/** Sleeps until `target` on a clock read by `nowMs`, in chunks a timer supports. */
+const sleepUntil = (target: number, nowMs: Effect.Effect<number>): Effect.Effect<void> =>
+  Effect.flatMap(nowMs, (at) =>
+    at >= target ? Effect.void : Effect.zipRight(
+      Effect.sleep(Math.min(target - at, internalSettings.maxTimerMs)),
+      Effect.suspend(() => sleepUntil(target, nowMs))
+    ))
+
+type KeepWarmFn = {
+  <K, A, E, R>(
+    loader: Loader<K, A, E, R>,
+    k: K,
+    options?: { readonly lag?: Duration.DurationInput | undefined }
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+  <A, I, E, R>(
+    options: Options<A, I> & { readonly lag?: Duration.DurationInput | undefined },
+    producer: Effect.Effect<A, E, R>
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+}
+
+const isLoader = (u: unknown): u is Loader<any, any, any, any> =>
+  typeof u === "object" && u !== null && LoaderTypeId in u
+
+/**
+ * Keeps a key warm: recomputes it just after every window boundary of the store's clock (plus
+ * `lag`), so the first request of a window is already a hit. Runs until the scope closes. A bad
+ * `lag` throws `InvalidOptions`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
+  const [target, k, lagInput] = isLoader(first)
+    ? [first, second, third?.lag]
+    : [fixedLoader(first, second), undefined, first?.lag]
+  const lagMs = lagInput === undefined
+    ? 0
+    : Either.getOrElse(internalSettings.millis("keepWarm lag", lagInput, 0), (e) => invalid(e.message))
+  const windowMs = target.windowMs
+  const tick = Effect.withFiberRuntime<void, never, Memo>((fiber) => {
+    const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+    // the store's clock as last measured (not only past the skew threshold): the boundary to
+    // wake after is the store's
+    const storeNow = Effect.map(Clock.currentTimeMillis, (t) => t + engine.clock.offset)
+    const warm = (target as unknown as Warmable<unknown>)[WarmId]
+    return Effect.gen(function*() {
+      yield* warm(k, yield* storeNow)
+      const at = yield* storeNow
+      yield* sleepUntil(Window.nextBoundary(at, windowMs) + lagMs, storeNow)
+    })
+  })
+  return Effect.asVoid(Effect.forkScoped(Effect.forever(tick)).pipe(Effect.withSpan("lockstep.keepWarm")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/**
+ * The response headers of a value, so that HTTP caches and browsers agree with the window:
+ * - `Cache-Control: public, max-age=<Age + seconds to the next boundary>,
+ *   stale-while-revalidate=<window seconds>`: caches subtract `Age` from `max-age`, so a value
+ *   stays fresh exactly until the next boundary; a stale value gets `max-age=0`;
+ * - `Age`: seconds since the value was computed;
+ * - `X-Cache`: `hit`, `stale` or `miss`;
+ * - `X-Server-Now`, `X-Next-Boundary`, `X-Computed-At`: epoch milliseconds on the store's clock,
+ *   for a client that schedules its refresh just after the boundary.
+ *
+ * @since 0.2.0
+ * @category http
+ */
+export const cacheHeaders = (info: Info<unknown>): Record<string, string> => {
+  const age = Math.max(0, Math.floor((info.serverNow - info.computedAt) / 1000))
+  const untilBoundary = Math.max(0, Math.floor((info.nextBoundary - info.serverNow) / 1000))
+  const swr = Math.max(1, Math.ceil(info.windowMs / 1000))
+  return {
+    "cache-control": `public, max-age=${info.stale ? 0 : age + untilBoundary}, stale-while-revalidate=${swr}`,
+    "age": String(age),
+    "x-cache": info.cache,
+    "x-server-now": String(info.serverNow),
+    "x-next-boundary": String(info.nextBoundary),
+    "x-computed-at": String(info.computedAt)
+  }
+}

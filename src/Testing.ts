@@ -119,6 +119,14 @@ export interface Fleet {
 /** The link between one process incarnation and the store; cut once, it stays cut. */
 interface Link {
   up: boolean
+  /** The incarnation's notice subscriptions, told when the link goes down or comes back. */
+  readonly subscribers: Set<Redis.Subscriber>
+}
+
+const setLink = (link: Link, up: boolean) => {
+  if (link.up === up) return
+  link.up = up
+  for (const s of link.subscribers) s.onState(up ? "up" : "down")
 }
 
 /** A pod's clock: the ambient clock plus the pod's skew. It keeps `base` so the store can see through it. */
@@ -156,8 +164,31 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     get: (key) => call("get", () => store.get(key)),
     claim: (key, options) => call("claim", () => store.claim(key, options)),
     renew: (key, token, leaseMs) => call("renew", () => store.renew(key, token, leaseMs)),
-    commit: (key, value, token) => call("commit", () => store.commit(key, value, token)),
-    release: (key, token, backoffMs) => call("release", () => store.release(key, token, backoffMs))
+    commit: (key, value, token, lifetimes) => call("commit", () => store.commit(key, value, token, lifetimes)),
+    release: (key, token, backoff) => call("release", () => store.release(key, token, backoff)),
+    invalidate: (key) => call("invalidate", () => store.invalidate(key)),
+    tag: (key, tags, lifetimes) => call("tag", () => store.tag(key, tags, lifetimes)),
+    tagged: (tag) => call("tagged", () => store.tagged(tag)),
+    set: (key, value, lifetimes) => call("set", () => store.set(key, value, lifetimes)),
+    // notices reach the pod only while its link is up; it hears the link go down and come back
+    subscribe: (subscriber) => {
+      const own: Redis.Subscriber = {
+        onNotice: (notice) => {
+          if (link.up) subscriber.onNotice(notice)
+        },
+        onState: (state) => subscriber.onState(link.up ? state : "down")
+      }
+      return Effect.zipRight(
+        store.subscribe(own),
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            link.subscribers.add(subscriber)
+            if (!link.up) subscriber.onState("down")
+          }),
+          () => Effect.sync(() => link.subscribers.delete(subscriber))
+        )
+      )
+    }
   }
 }
 
@@ -191,7 +222,7 @@ export const fleet = (
 
     const boot = Effect.fnUntraced(function*() {
       const scope = yield* Scope.fork(fleetScope, ExecutionStrategy.sequential)
-      const link: Link = { up: true }
+      const link: Link = { up: true, subscribers: new Set() }
       const runtime = yield* Memo.make(settings).pipe(
         Effect.provideService(Redis.Redis, connect(store, link)),
         Effect.provideService(Scope.Scope, scope),
@@ -208,7 +239,7 @@ export const fleet = (
         const dying = current
         if (dying.crashed) return Effect.void
         dying.crashed = true
-        dying.link.up = false // first, so the interrupted leader's release never lands
+        setLink(dying.link, false) // first, so the interrupted leader's release never lands
         return Scope.close(dying.scope, Exit.void)
       })
 
@@ -235,10 +266,10 @@ export const fleet = (
           current = next
         })),
         disconnect: Effect.sync(() => {
-          if (!current.crashed) current.link.up = false
+          if (!current.crashed) setLink(current.link, false)
         }),
         reconnect: Effect.sync(() => {
-          if (!current.crashed) current.link.up = true
+          if (!current.crashed) setLink(current.link, true)
         }),
         setClockSkew: (millis) =>
           Effect.sync(() => {

@@ -5,23 +5,34 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect, Either, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { Memo, Redis } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import * as SpyStore from "./support/spy.js"
 
 const WINDOW = 10_000
 
 class Boom extends Data.TaggedError("Boom")<{ readonly attempt: number }> {}
 
-/** A producer that counts its runs, takes `ms` of (virtual) time, and can be told to fail. */
+/**
+ * A lookup whose value is its run number, taking `ms` of virtual time; `state` reads its
+ * counters (synchronously, for brevity) and `fail` switches it to failing with `Boom`.
+ */
 const producer = (ms: number) => {
-  const state = { runs: 0, completed: 0, failing: false }
-  const effect = Effect.suspend(() => {
-    const attempt = ++state.runs
-    return Effect.sleep(ms).pipe(
-      Effect.zipRight(state.failing ? Effect.fail(new Boom({ attempt })) : Effect.succeed(attempt)),
-      Effect.tap(() => Effect.sync(() => state.completed++))
-    )
-  })
-  return { state, effect }
+  const made = Effect.runSync(Testing.producer((run) => Effect.succeed(run), {
+    duration: ms,
+    failWith: (run) => new Boom({ attempt: run })
+  }))
+  return {
+    effect: made.effect,
+    state: {
+      get runs() {
+        return Effect.runSync(made.runs)
+      },
+      get completed() {
+        return Effect.runSync(made.stats).succeeded
+      }
+    },
+    fail: (on: boolean) => Effect.runSync(made.setFailing(on))
+  }
 }
 
 /** One simulated process: its own runtime over a shared in-memory server. */
@@ -33,18 +44,7 @@ const pod = (server: Redis.MemoryServer, settings: Partial<Memo.Settings> = {}, 
     return { runtime, spy, run }
   })
 
-/** Runs `effect` and insists that it completes without the clock moving. */
-const immediately = <A, E>(effect: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
-    const polled = yield* Fiber.poll(fiber)
-    if (Option.isNone(polled)) {
-      yield* Fiber.interrupt(fiber)
-      return yield* Effect.dieMessage("the request waited for a producer")
-    }
-    return yield* polled.value
-  })
+const immediately = Testing.instantly
 
 const options = { key: "dashboard", window: WINDOW, schema: Schema.Number }
 
@@ -114,14 +114,35 @@ describe("Memo", () => {
       const first = yield* Effect.fork(b.run(Memo.memo(o, p.effect)))
       yield* TestClock.adjust(2000) // t = 2 s: b holds run 1 (window 0)
       expect(yield* Fiber.join(first)).toBe(1)
+      b.spy.setDown(true) // b misses a's commit notice
       const second = yield* Effect.fork(a.run(Memo.memo(o, p.effect)))
       yield* TestClock.adjust(2000) // t = 4 s: a produced run 2 for window 1
       expect(yield* Fiber.join(second)).toBe(1) // a served the stale value at once
       expect(p.state.runs).toBe(2)
+      b.spy.setDown(false)
       // b's L1 still holds run 1; its refresh takes the lock and learns of run 2 on the way
       expect(yield* immediately(b.run(Memo.memo(o, p.effect)))).toBe(1)
       expect(yield* immediately(b.run(Memo.memo(o, p.effect)))).toBe(2)
       expect(p.state.runs).toBe(3)
+    }))
+
+  it.scoped("a process hears another's commit, with its value: no read, no wait", () =>
+    Effect.gen(function*() {
+      const server = Redis.makeMemoryServer()
+      const p = producer(1000)
+      const o = { ...options, window: 2000 }
+      const a = yield* pod(server)
+      const b = yield* pod(server)
+      const first = yield* Effect.fork(b.run(Memo.memo(o, p.effect)))
+      yield* TestClock.adjust(2000)
+      expect(yield* Fiber.join(first)).toBe(1)
+      const second = yield* Effect.fork(a.run(Memo.memo(o, p.effect)))
+      yield* TestClock.adjust(1000) // t = 3 s: a committed run 2 for window 1
+      expect(yield* Fiber.join(second)).toBe(1)
+      b.spy.reset()
+      expect(yield* immediately(b.run(Memo.memoWithInfo(o, p.effect)))).toMatchObject({ value: 2, bucket: 1, cache: "hit" })
+      expect(b.spy.total()).toBe(0)
+      expect(p.state.runs).toBe(2)
     }))
 
   it.scoped("a restarted process serves the last-known-good value at once, however old", () =>
@@ -149,7 +170,7 @@ describe("Memo", () => {
       const first = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
       yield* TestClock.adjust(100)
       yield* Fiber.join(first)
-      p.state.failing = true
+      p.fail(true)
       yield* TestClock.adjust(WINDOW)
       expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
       yield* TestClock.adjust(100) // the refresh fails
@@ -162,7 +183,7 @@ describe("Memo", () => {
       }
       expect(p.state.runs).toBe(2)
       yield* TestClock.adjust(1000) // past the back-off marker
-      p.state.failing = false
+      p.fail(false)
       expect(yield* immediately(b.run(Memo.memo(options, p.effect)))).toBe(1)
       yield* TestClock.adjust(100)
       expect(p.state.runs).toBe(3)
@@ -172,7 +193,7 @@ describe("Memo", () => {
   it.scoped("with no value anywhere, callers get the producer's own typed error", () =>
     Effect.gen(function*() {
       const p = producer(100)
-      p.state.failing = true
+      p.fail(true)
       const { run } = yield* pod(Redis.makeMemoryServer())
       const callers = yield* Effect.fork(
         Effect.all(Array.from({ length: 5 }, () => Effect.flip(run(Memo.memo(options, p.effect)))), { concurrency: "unbounded" })
@@ -194,9 +215,8 @@ describe("Memo", () => {
       expect(error).toMatchObject({ _tag: "WaitTimeout", key: "dashboard" })
       yield* TestClock.adjust(4000)
       expect(yield* immediately(run(Memo.memo(timed, p.effect)))).toBe(1)
-      expect(p.state).toMatchObject({ runs: 1, completed: 1 })
-      const invalid = yield* Effect.flip(run(Memo.memo({ ...options, timeout: "0 seconds" } as const, p.effect)))
-      expect(invalid._tag).toBe("InvalidOptions")
+      expect({ runs: p.state.runs, completed: p.state.completed }).toEqual({ runs: 1, completed: 1 })
+      expect(() => Memo.memo({ ...options, timeout: "0 seconds" } as const, p.effect)).toThrow(Memo.InvalidOptions)
     }))
 
   it.scoped("interrupting one waiter does not cancel the shared computation", () =>
@@ -209,7 +229,7 @@ describe("Memo", () => {
       yield* TestClock.adjust(900)
       expect(yield* Fiber.join(fibers[1]!)).toBe(1)
       expect(yield* Fiber.join(fibers[2]!)).toBe(1)
-      expect(p.state).toMatchObject({ runs: 1, completed: 1 })
+      expect({ runs: p.state.runs, completed: p.state.completed }).toEqual({ runs: 1, completed: 1 })
     }))
 
   it.scoped("a stored value that fails to decode is a miss: recomputed, then replaced", () =>
@@ -217,9 +237,9 @@ describe("Memo", () => {
       const server = Redis.makeMemoryServer()
       const store = yield* Redis.makeMemory({ server })
       for (const data of ["{not json", "\"a string\"", "null"]) {
-        const claim = yield* store.claim("dashboard", { windowMs: WINDOW, leaseMs: 1000, token: "x", force: true })
+        const claim = yield* store.claim("dashboard", { windowMs: WINDOW, leaseMs: 1000, token: "x", force: true, retainMs: 0 })
         if (claim._tag !== "Acquired") return yield* Effect.dieMessage(claim._tag)
-        yield* store.commit("dashboard", { data, bucket: claim.bucket, fence: claim.fence, windowMs: WINDOW, computedAt: 0 }, "x")
+        yield* store.commit("dashboard", { data, bucket: claim.bucket, fence: claim.fence, windowMs: WINDOW, computedAt: 0 }, "x", { retainMs: 0 })
         const p = producer(10)
         const { run } = yield* pod(server)
         const got = yield* Effect.fork(run(Memo.memo(options, p.effect)))
@@ -231,33 +251,41 @@ describe("Memo", () => {
       }
     }))
 
-  it.effect("invalid options are a typed error, not a crash", () =>
+  it.effect("invalid options throw InvalidOptions where the loader is defined, never in a request", () =>
     Effect.gen(function*() {
       const p = producer(0)
       const bad: Array<unknown> = [
-        { ...options, key: "" },
-        { ...options, key: "x".repeat(513) },
         { ...options, key: 42 },
         { ...options, window: 0 },
         { ...options, window: "-1 seconds" },
         { ...options, window: "banana" },
         { ...options, schema: undefined },
+        { ...options, timeout: "0 millis" },
+        { ...options, retain: "1 second" }, // shorter than the window
+        { ...options, tags: "dashboards" },
         null
       ]
       for (const o of bad) {
-        const failures = [
-          yield* Effect.flip(Memo.memo(o as typeof options, p.effect)),
-          yield* Effect.flip(Memo.memoWithInfo(o as typeof options, p.effect)),
-          yield* Effect.flip(Effect.scoped(Memo.keepWarm(o as typeof options, p.effect)))
-        ]
-        for (const e of failures) expect(e._tag, JSON.stringify(o)).toBe("InvalidOptions")
+        expect(() => Memo.memo(o as typeof options, p.effect), JSON.stringify(o)).toThrow(Memo.InvalidOptions)
+        expect(() => Memo.memoWithInfo(o as typeof options, p.effect), JSON.stringify(o)).toThrow(Memo.InvalidOptions)
+        expect(() => Memo.keepWarm(o as typeof options, p.effect), JSON.stringify(o)).toThrow(Memo.InvalidOptions)
       }
+      for (const lag of ["banana", "-1 seconds", -5, Infinity]) {
+        expect(() => Memo.keepWarm({ ...options, lag: lag as never }, p.effect), String(lag)).toThrow(/lag/)
+      }
+      // any string is a key, the empty one too
+      expect(yield* Effect.provide(Memo.memo({ ...options, key: "" }, Effect.succeed(7)), Testing.layer)).toBe(7)
       expect(p.state.runs).toBe(0)
       const layerExit = yield* Effect.exit(
         Effect.provide(Memo.Memo, Memo.layerWith({ lease: 0 }).pipe(Layer.provide(Redis.layerMemory)))
       )
       expect(Exit.isFailure(layerExit) && String(layerExit.cause)).toContain("lease")
-    }).pipe(Effect.provide(Memo.layer.pipe(Layer.provide(Redis.layerMemory)))))
+      for (const settings of [{ maxRun: "30 days" }, { pollInterval: 0 }, { l1Capacity: 0 }, { degradedAfter: "banana" }]) {
+        const exit = yield* Effect.exit(Effect.provide(Memo.Memo, Memo.layerWith(settings as never).pipe(Layer.provide(Redis.layerMemory))))
+        expect(Exit.isFailure(exit), JSON.stringify(settings)).toBe(true)
+        expect(String(Exit.isFailure(exit) && exit.cause)).toContain(Object.keys(settings)[0])
+      }
+    }))
 
   it.scoped("the holder renews its lease while it produces, so nobody else starts", () =>
     Effect.gen(function*() {
@@ -288,13 +316,13 @@ describe("Memo", () => {
       const b = yield* pod(server, settings)
       const first = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
       yield* TestClock.adjust(500)
-      a.spy.down = true // the holder loses Redis: its renewals fail, its lease lapses
+      a.spy.setDown(true) // the holder loses Redis: its renewals fail, its lease lapses
       const second = yield* Effect.fork(b.run(Memo.memo(options, p.effect)))
       yield* TestClock.adjust(2000)
       expect(p.state.runs).toBe(2) // taken over once the lease lapsed
       yield* TestClock.adjust(2700) // the old holder finishes first, but cannot commit
       expect(yield* Fiber.join(first)).toBe(1)
-      a.spy.down = false
+      a.spy.setDown(false)
       yield* TestClock.adjust(2500)
       expect(yield* Fiber.join(second)).toBe(2)
       yield* TestClock.adjust(3000) // the old holder's write-back retries meet the newer value
@@ -308,7 +336,7 @@ describe("Memo", () => {
       const store = yield* Redis.makeMemory({ server })
       const p = producer(100)
       const a = yield* pod(server, { degradedAfter: "1 second" })
-      a.spy.down = true
+      a.spy.setDown(true)
       const cold = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
       yield* TestClock.adjust(100)
       expect(yield* Fiber.join(cold)).toBe(1)
@@ -323,7 +351,7 @@ describe("Memo", () => {
       yield* TestClock.adjust(100)
       expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(2)
       expect(p.state.runs).toBe(2)
-      a.spy.down = false
+      a.spy.setDown(false)
       yield* TestClock.adjust(2000)
       const stored = Option.getOrThrow((yield* store.get("dashboard")).stored)
       expect({ data: stored.data, bucket: stored.bucket }).toEqual({ data: "2", bucket: 1 })

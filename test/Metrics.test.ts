@@ -129,9 +129,9 @@ describe("Metrics", () => {
       const server = Redis.makeMemoryServer()
       const tenant = "decode"
       const store = yield* Redis.makeMemory({ tenant, server })
-      const claim = yield* store.claim("decode", { windowMs: WINDOW, leaseMs: 1000, token: "x", force: false })
+      const claim = yield* store.claim("decode", { windowMs: WINDOW, leaseMs: 1000, token: "x", force: false, retainMs: 0 })
       if (claim._tag !== "Acquired") return yield* Effect.dieMessage(claim._tag)
-      yield* store.commit("decode", { data: "{not json", bucket: claim.bucket, fence: claim.fence, windowMs: WINDOW, computedAt: 0 }, "x")
+      yield* store.commit("decode", { data: "{not json", bucket: claim.bucket, fence: claim.fence, windowMs: WINDOW, computedAt: 0 }, "x", { retainMs: 0 })
       const { layer } = yield* SpyStore.layer(server, tenant)
       const runtime = yield* Effect.provide(Memo.make(), layer)
       const d = yield* deltas({ decode: read("lockstep_decode_failures_total") }, Effect.gen(function*() {

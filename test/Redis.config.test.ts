@@ -4,9 +4,9 @@
  * every failing case fails before a connection is attempted.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Exit, Layer, Option } from "effect"
+import { ConfigProvider, Effect, Either, Exit, Layer, Option, Redacted } from "effect"
 import { Redis } from "../src/index.js"
-import * as Nodes from "../src/internal/cluster.js"
+import * as Nodes from "../src/internal/redis/addresses.js"
 
 const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
@@ -79,7 +79,8 @@ describe("Redis.optionsFromEnv", () => {
         })
       )
       expect(o.cluster).toEqual([{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7000 }])
-      expect(o.redis).toEqual({ username: "app", password: "s3cret", tls: {} })
+      expect(o.redis).toEqual({ username: "app", tls: {} })
+      expect(Redacted.isRedacted(o.password) && Redacted.value(o.password)).toBe("s3cret") // kept redacted
       expect(o.sentinel).toBeUndefined()
     }))
 
@@ -98,7 +99,8 @@ describe("Redis.optionsFromEnv", () => {
         name: "main",
         sentinels: [{ host: "s1", port: 26379 }, { host: "s2", port: 26379 }, { host: "s3", port: 26379 }]
       })
-      expect(o.redis).toEqual({ password: "data-secret", db: 1, sentinelPassword: "sentinel-secret" })
+      expect(o.redis).toEqual({ db: 1, sentinelPassword: "sentinel-secret" })
+      expect(Redacted.isRedacted(o.password) && Redacted.value(o.password)).toBe("data-secret")
       expect(o.cluster).toBeUndefined()
     }))
 
@@ -144,9 +146,9 @@ describe("layers from the environment", () => {
       expect(yield* build(Redis.layerFromEnv, {})).toBe("memory")
     }))
 
-  it.effect("layerConfig without any Redis says what to set", () =>
+  it.effect("layerRedisFromEnv without any Redis says what to set", () =>
     Effect.gen(function*() {
-      const message = yield* failure(build(Redis.layerConfig, {}))
+      const message = yield* failure(build(Redis.layerRedisFromEnv, {}))
       expect(message).toContain("REDIS_HOST")
       expect(message).toContain("REDIS_CLUSTER_NODES")
       expect(message).toContain("REDIS_SENTINELS")
@@ -158,10 +160,24 @@ describe("layers from the environment", () => {
     [{ REDIS_SENTINELS: "127.0.0.1:26379" }, "REDIS_SENTINEL_NAME"]
   ])("both layers fail at construction, without connecting: %j", ([env, variable]) =>
     Effect.gen(function*() {
-      for (const layer of [Redis.layerConfig, Redis.layerFromEnv]) {
+      for (const layer of [Redis.layerRedisFromEnv, Redis.layerFromEnv]) {
         const exit = yield* Effect.exit(build(layer, env))
         expect(Exit.isFailure(exit)).toBe(true)
         expect(yield* failure(build(layer, env))).toContain(variable)
+      }
+    }))
+
+  it.effect.each<Case>([
+    [{ REDIS_HOST: "127.0.0.1", REDIS_COMMAND_TIMEOUT: "30 days" }, "REDIS_COMMAND_TIMEOUT"],
+    [{ REDIS_HOST: "127.0.0.1", REDIS_COMMAND_TIMEOUT: "0 millis" }, "REDIS_COMMAND_TIMEOUT"],
+    [{ REDIS_HOST: "127.0.0.1", REDIS_COMMAND_TIMEOUT: "-5 millis" }, "REDIS_COMMAND_TIMEOUT"],
+    [{ REDIS_HOST: "127.0.0.1", REDIS_COMMAND_TIMEOUT: "2 minutes" }, "REDIS_COMMAND_TIMEOUT"]
+  ])("a duration that would switch fail-fast off or overflow a timer is refused, naming it: %j", ([env, variable]) =>
+    Effect.gen(function*() {
+      for (const layer of [Redis.layerRedisFromEnv, Redis.layerFromEnv]) {
+        const message = yield* failure(build(layer, env))
+        expect(message).toContain(variable)
+        expect(message).toContain("RedisConfigError")
       }
     }))
 
@@ -173,6 +189,12 @@ describe("layers from the environment", () => {
         [{ cluster: [{ host: "a", port: 7000 }], redis: { db: 2 } }, "only db 0"],
         [{ sentinel: { sentinels: [{ host: "", port: 26379 }], name: "m" } }, "not a host name"],
         [{ sentinel: { sentinels: [{ host: "s", port: 26379 }], name: " " } }, "name of the primary"],
+        [{ commandTimeout: 0 }, "commandTimeout"],
+        [{ commandTimeout: "30 days" }, "commandTimeout"],
+        [{ connectTimeout: "30 days" }, "connectTimeout"],
+        [{ breakerCooldown: "banana" as never }, "breakerCooldown"],
+        [{ breakerThreshold: 0 }, "breakerThreshold"],
+        [{ breakerThreshold: 1.5 }, "breakerThreshold"],
         [
           { cluster: [{ host: "a", port: 7000 }], sentinel: { sentinels: [{ host: "s", port: 26379 }], name: "m" } },
           "not both"

@@ -19,7 +19,7 @@ describe("faults: bad input", () => {
   it("corrupt and foreign blobs under the cache's keys: recomputed or ignored, never a crash or an error", async () => {
     const WINDOW = 1000
     const b = bench = await startBench({ pods: 3, windowMs: WINDOW, producerMs: 100 })
-    const keys = Keys.make(b.tenant, b.key)
+    const keys = Keys.make(Keys.tenantPrefix(b.tenant), b.key)
     const raw = b.watch.client
     await b.load({ callers: 10, durationMs: 1000, pauseMs: 10 })
 
@@ -112,7 +112,7 @@ describe("faults: bad input", () => {
     ]
     const seen: Record<string, string> = {}
     for (const [env, tag, mentions] of cases) {
-      const error = await failureOf(Redis.layerConfig, env)
+      const error = await failureOf(Redis.layerRedisFromEnv, env)
       const text = ConfigError.isConfigError(error) ? String(error) : error.message ?? ""
       seen[JSON.stringify(env)] = `${error._tag}: ${text}`
       expect(error._tag, JSON.stringify(env)).toBe(tag)

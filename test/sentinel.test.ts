@@ -8,7 +8,7 @@
 import { Effect, Either, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Redis } from "../src/index.js"
-import * as Nodes from "../src/internal/cluster.js"
+import * as Nodes from "../src/internal/redis/addresses.js"
 import { startSentinelSet, type SentinelSet } from "./support/cluster.js"
 import { startFleet } from "./support/fleet.js"
 import { freshTenant } from "./support/stores.js"

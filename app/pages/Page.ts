@@ -21,11 +21,11 @@ export interface Page<A> {
   readonly load: (
     window: Duration.DurationInput,
     timeout: Duration.DurationInput
-  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.InvalidOptions | Memo.WaitTimeout, Ledger | Memo.Memo>
+  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.WaitTimeout, Ledger | Memo.Memo>
   readonly keepWarm: (
     window: Duration.DurationInput,
     lag: Duration.DurationInput
-  ) => Effect.Effect<void, Memo.InvalidOptions, Scope.Scope | Memo.Memo | Ledger>
+  ) => Effect.Effect<void, never, Scope.Scope | Memo.Memo | Ledger>
   /** The value as JSON for the `/api` twin. */
   readonly toJson: (value: A) => unknown
   /** The content under the page heading. */
@@ -58,16 +58,16 @@ export const timed = <A, E, R>(produce: Effect.Effect<A, E, R>): Effect.Effect<T
   Effect.map(Effect.timed(produce), ([duration, value]) => ({ value, computeMs: Math.round(Duration.toMillis(duration)) }))
 
 /**
- * A page's two memo calls over one stored schema, built once so that its codecs are compiled
- * once (a schema built per request would be compiled per request).
+ * A page's loader over one stored schema, defined once per configured window so that its codecs
+ * are compiled once (a schema built per request would be compiled per request).
  */
 export const loaders = <A, I, E>(key: string, schema: Schema.Schema<A, I>, produce: Effect.Effect<A, E, Ledger>) => {
   const stored = Timed(schema)
-  const producer = timed(produce)
+  const lookup = () => timed(produce)
   return {
     load: (window: Duration.DurationInput, timeout: Duration.DurationInput) =>
-      Memo.memoWithInfo({ key, window, schema: stored, timeout }, producer),
+      Memo.loader({ key, window, schema: stored, lookup, timeout }).getWithInfo(),
     keepWarm: (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-      Memo.keepWarm({ key, window, schema: stored, lag }, producer)
+      Memo.keepWarm(Memo.loader({ key, window, schema: stored, lookup }), undefined, { lag })
   }
 }

@@ -1,105 +1,230 @@
 /**
- * The fleet protocol on plain maps, for one process. It mirrors `scripts.ts` step by step, with
- * `Clock` as the server's time, so `TestClock` drives leases and back-off markers.
+ * The fleet protocol on plain maps, for one process. It mirrors the Lua scripts step by step,
+ * with `Clock` as the server's time, so `TestClock` drives leases, back-off markers and
+ * `retain`. Notices are delivered synchronously to the tenant's subscribers.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Claim, Commit, Store, Stored } from "../Redis.js"
+import * as Backoff from "./backoff.js"
 import * as Keys from "./keys.js"
+import type { Claim, Commit, Notice, Read, Release, Store, Stored, Subscriber } from "./store.js"
 
-export interface Lock {
-  readonly token: string
+interface Cell {
+  readonly value: Stored | number | string | ReadonlySet<string>
+  /** Epoch ms after which the cell is gone; `Infinity` for never. */
   readonly expiresAt: number
+  /** For a record under a hashed key: the full key it belongs to. */
+  readonly full?: string
 }
 
-/** The maps behind one in-memory "server"; stores of several tenants may share one. */
+/** The state of one in-memory "server"; stores of several tenants (or simulated pods) may share one. */
 export interface Server {
-  readonly values: Map<string, Stored>
-  readonly locks: Map<string, Lock>
-  readonly fences: Map<string, number>
-  readonly failures: Map<string, number>
+  readonly cells: Map<string, Cell>
+  readonly subscribers: Map<string, Set<Subscriber>>
+  sweepAfter: number
 }
 
-export const makeServer = (): Server => ({ values: new Map(), locks: new Map(), fences: new Map(), failures: new Map() })
+export const makeServer = (): Server => ({ cells: new Map(), subscribers: new Map(), sweepAfter: 1000 })
+
+/** Drops expired cells once as many operations have run as there are cells: O(1) amortised. */
+const sweep = (server: Server, now: number) => {
+  if (--server.sweepAfter > 0) return
+  for (const [k, cell] of server.cells) if (cell.expiresAt <= now) server.cells.delete(k)
+  server.sweepAfter = Math.max(1000, server.cells.size)
+}
+
+const isRecord = (v: Cell["value"]): v is Stored => typeof v === "object" && !(v instanceof Set)
 
 export const make = (tenant: string, server: Server = makeServer()): Store => {
-  const { failures, fences, locks, values } = server
+  const { cells } = server
+  const prefix = Keys.tenantPrefix(tenant)
 
-  const liveLock = (k: string, now: number): Lock | undefined => {
-    const lock = locks.get(k)
-    if (lock !== undefined && lock.expiresAt <= now) {
-      locks.delete(k)
+  const live = (k: string, now: number): Cell | undefined => {
+    const cell = cells.get(k)
+    if (cell !== undefined && cell.expiresAt <= now) {
+      cells.delete(k)
       return undefined
     }
-    return lock
+    return cell
   }
+  const until = (now: number, ms: number) => (ms > 0 ? now + ms : Infinity)
+  const num = (k: string, now: number): number | undefined => {
+    const v = live(k, now)?.value
+    return typeof v === "number" ? v : undefined
+  }
+  const str = (k: string, now: number): string | undefined => {
+    const v = live(k, now)?.value
+    return typeof v === "string" ? v : undefined
+  }
+  const record = (keys: Keys.Keys, now: number): Stored | undefined => {
+    const cell = live(keys.value, now)
+    if (cell === undefined || !isRecord(cell.value) || (cell.full ?? "") !== keys.full) return undefined
+    // a window that has not begun cannot have been computed (the clock went back)
+    return cell.value.bucket > Math.floor(now / cell.value.windowMs) ? undefined : cell.value
+  }
+  const touch = (k: string, now: number, retainMs: number) => {
+    const cell = live(k, now)
+    if (cell !== undefined && retainMs > 0) cells.set(k, { ...cell, expiresAt: now + retainMs })
+  }
+  const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) => Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0)
+  const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
+  const notify = (notice: Notice) => {
+    const subscribers = server.subscribers.get(tenant)
+    if (subscribers) for (const s of [...subscribers]) s.onNotice(notice)
+  }
+  const write = (keys: Keys.Keys, value: Stored, now: number, retainMs: number) => {
+    cells.set(keys.value, { value, expiresAt: until(now, retainMs), ...(keys.full ? { full: keys.full } : {}) })
+  }
+  const committed = (key: string, value: Stored, mark: number) =>
+    notify({
+      _tag: "Committed",
+      key,
+      bucket: value.bucket,
+      fence: value.fence,
+      windowMs: value.windowMs,
+      computedAt: value.computedAt,
+      mark,
+      data: Option.some(value.data)
+    })
 
-  const withNow = <A>(f: (now: number) => A) => Effect.map(Clock.currentTimeMillis, f)
+  /** Runs one operation at the store's time, as one atomic step (a script on Redis). */
+  const atomically = <A>(f: (now: number) => A) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      sweep(server, now)
+      return f(now)
+    })
 
   return {
     tenant,
     kind: "memory",
     health: Effect.succeed("closed"),
-    get: (key) => withNow((now) => ({ now, stored: Option.fromNullable(values.get(Keys.make(tenant, key).value)) })),
+    get: (key) =>
+      atomically((now): Read => {
+        const keys = Keys.make(prefix, key)
+        return { now, mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
+      }),
     claim: (key, o) =>
-      withNow((now): Claim => {
-        const k = Keys.make(tenant, key)
+      atomically((now): Claim => {
+        const keys = Keys.make(prefix, key)
         const bucket = Math.floor(now / o.windowMs)
-        const r = values.get(k.value)
+        const r = record(keys, now)
+        const last = lastFence(keys, r, now)
+        const mark = markOf(keys, now)
         const stored = Option.fromNullable(r)
-        if (r && !o.force && r.windowMs === o.windowMs && r.bucket >= bucket) {
-          return { _tag: "Fresh", now, stored: r }
+        if (r && !o.force && r.windowMs === o.windowMs && r.bucket >= bucket && r.fence > mark) {
+          return { _tag: "Fresh", now, mark, stored: r }
         }
-        const held = liveLock(k.lock, now)
-        if (held) {
-          const ttlMs = held.expiresAt - now
-          return held.token.startsWith("backoff:")
-            ? { _tag: "Backoff", now, stored, ttlMs }
-            : { _tag: "Busy", now, stored, ttlMs }
+        const held = str(keys.lock, now)
+        if (held !== undefined) {
+          const ttlMs = live(keys.lock, now)!.expiresAt - now
+          return held.startsWith("backoff:")
+            ? { _tag: "Backoff", now, mark, stored, ttlMs }
+            : { _tag: "Busy", now, mark, stored, ttlMs }
         }
-        const fence = Math.max(fences.get(k.fence) ?? 0, r?.fence ?? 0) + 1
-        fences.set(k.fence, fence)
-        locks.set(k.lock, { token: o.token, expiresAt: now + o.leaseMs })
-        return { _tag: "Acquired", now, stored, bucket, fence }
+        const fence = last + 1
+        cells.set(keys.fence, { value: fence, expiresAt: until(now, o.retainMs) })
+        cells.set(keys.lock, { value: o.token, expiresAt: now + o.leaseMs })
+        return { _tag: "Acquired", now, mark, stored, bucket, fence }
       }),
     renew: (key, token, leaseMs) =>
-      withNow((now) => {
-        const k = Keys.make(tenant, key)
-        if (liveLock(k.lock, now)?.token !== token) return false
-        locks.set(k.lock, { token, expiresAt: now + leaseMs })
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        if (str(keys.lock, now) !== token) return false
+        cells.set(keys.lock, { value: token, expiresAt: now + leaseMs })
         return true
       }),
-    commit: (key, value, token) =>
-      withNow((now): Commit => {
-        const k = Keys.make(tenant, key)
-        const r = values.get(k.value)
+    commit: (key, value, token, { retainMs }) =>
+      atomically((now): Commit => {
+        const keys = Keys.make(prefix, key)
+        const r = record(keys, now)
+        const mark = markOf(keys, now)
         const stored = Option.fromNullable(r)
-        if (value.bucket > Math.floor(now / value.windowMs)) return { _tag: "Refused", reason: "future", now, stored }
-        if (token !== undefined && value.fence < (fences.get(k.fence) ?? 0)) {
-          return { _tag: "Refused", reason: "fenced", now, stored }
+        if (value.bucket > Math.floor(now / value.windowMs)) return { _tag: "Refused", reason: "future", now, mark, stored }
+        if (token !== undefined && value.fence < (num(keys.fence, now) ?? 0)) {
+          return { _tag: "Refused", reason: "fenced", now, mark, stored }
         }
         if (
           r && r.windowMs === value.windowMs &&
           (value.bucket < r.bucket || (value.bucket === r.bucket && value.fence < r.fence))
         ) {
-          return { _tag: "Refused", reason: "older", now, stored }
+          return { _tag: "Refused", reason: "older", now, mark, stored }
         }
-        values.set(k.value, value)
-        failures.delete(k.failures)
-        if (token !== undefined && liveLock(k.lock, now)?.token === token) locks.delete(k.lock)
-        return { _tag: "Committed", now }
+        write(keys, value, now, retainMs)
+        cells.delete(keys.failures)
+        touch(keys.fence, now, retainMs)
+        touch(keys.mark, now, retainMs)
+        if (token !== undefined && str(keys.lock, now) === token) cells.delete(keys.lock)
+        committed(key, value, mark)
+        return { _tag: "Committed", now, mark }
       }),
     release: (key, token, backoff) =>
-      withNow((now) => {
-        const k = Keys.make(tenant, key)
-        if (liveLock(k.lock, now)?.token !== token) return
+      atomically((now): Release => {
+        const keys = Keys.make(prefix, key)
+        if (str(keys.lock, now) !== token) return { _tag: "Lost", now }
         const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
-        if (base === 0) return void locks.delete(k.lock)
-        const n = (failures.get(k.failures) ?? 0) + 1
-        failures.set(k.failures, n)
-        const ms = Math.max(1, Math.floor(Math.min(base * 2 ** Math.min(n - 1, 30), backoff!.maxMs)))
-        locks.set(k.lock, { token: `backoff:${token}`, expiresAt: now + ms })
-      })
+        if (base === 0) {
+          cells.delete(keys.lock)
+          return { _tag: "Released", now }
+        }
+        const max = Math.max(1, Math.round(backoff!.maxMs))
+        const n = (num(keys.failures, now) ?? 0) + 1
+        const ms = Backoff.delay(n, base, max)
+        cells.set(keys.failures, { value: n, expiresAt: now + Math.max(10 * max, 60_000) })
+        cells.set(keys.lock, { value: `backoff:${token}`, expiresAt: now + ms })
+        return { _tag: "Backoff", now, ms }
+      }),
+    invalidate: (key) =>
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        const r = record(keys, now)
+        if (r === undefined && num(keys.fence, now) === undefined) return { now, mark: Option.none() }
+        // the mark lives as long as the records do
+        const expiresAt = live(keys.value, now)?.expiresAt ?? live(keys.fence, now)?.expiresAt ?? Infinity
+        const mark = lastFence(keys, r, now)
+        cells.set(keys.mark, { value: mark, expiresAt })
+        if ((num(keys.fence, now) ?? -1) < mark) cells.set(keys.fence, { value: mark, expiresAt })
+        notify({ _tag: "Invalidated", key, mark })
+        return { now, mark: Option.some(mark) }
+      }),
+    tag: (key, tags, { retainMs }) =>
+      atomically((now) => {
+        for (const tag of tags) {
+          const name = Keys.tagKey(prefix, tag)
+          const current = live(name, now)?.value
+          const members = new Set(current instanceof Set ? current : [])
+          members.add(key)
+          cells.set(name, { value: members, expiresAt: until(now, retainMs) })
+        }
+      }),
+    tagged: (tag) =>
+      atomically((now) => {
+        const members = live(Keys.tagKey(prefix, tag), now)?.value
+        return members instanceof Set ? [...members] : []
+      }),
+    set: (key, value, { retainMs }) =>
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        const bucket = Math.floor(now / value.windowMs)
+        const fence = lastFence(keys, record(keys, now), now) + 1
+        const mark = markOf(keys, now)
+        const stored: Stored = { data: value.data, bucket, fence, windowMs: value.windowMs, computedAt: now }
+        cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
+        write(keys, stored, now, retainMs)
+        cells.delete(keys.failures)
+        touch(keys.mark, now, retainMs)
+        committed(key, stored, mark)
+        return { now, mark, bucket, fence }
+      }),
+    subscribe: (subscriber) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          let set = server.subscribers.get(tenant)
+          if (set === undefined) server.subscribers.set(tenant, set = new Set())
+          set.add(subscriber)
+          subscriber.onState("up")
+        }),
+        () => Effect.sync(() => server.subscribers.get(tenant)?.delete(subscriber))
+      )
   }
 }

@@ -3,12 +3,13 @@
  * Test files call `contract(case)` for each store they stand up.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Option } from "effect"
+import { Effect, Exit, Option, type Scope } from "effect"
 import { Redis } from "../../src/index.js"
 import { freshTenant, type StoreCase } from "./stores.js"
 
 const W = 60_000 // long enough that no test crosses a window by accident
 const LEASE = 300
+const forever = { retainMs: 0 }
 
 const stored = (bucket: number, fence: number, data = JSON.stringify({ n: bucket }), windowMs = W): Redis.Stored => ({
   data,
@@ -18,13 +19,36 @@ const stored = (bucket: number, fence: number, data = JSON.stringify({ n: bucket
   computedAt: bucket * windowMs + 1
 })
 
-const acquire = (store: Redis.Store, key: string, token: string, force = false) =>
-  Effect.flatMap(store.claim(key, { windowMs: W, leaseMs: LEASE, token, force }), (c) =>
+const claimOf = (store: Redis.Store, key: string, token: string, force = false, retainMs = 0) =>
+  store.claim(key, { windowMs: W, leaseMs: LEASE, token, force, retainMs })
+
+const acquire = (store: Redis.Store, key: string, token: string, force = false, retainMs = 0) =>
+  Effect.flatMap(claimOf(store, key, token, force, retainMs), (c) =>
     c._tag === "Acquired" ? Effect.succeed(c) : Effect.dieMessage(`expected Acquired, got ${c._tag}`))
+
+/** Claims, commits a value and answers its record. */
+const put = (store: Redis.Store, key: string, data = "1") =>
+  Effect.gen(function*() {
+    const a = yield* acquire(store, key, "put")
+    const value = stored(a.bucket, a.fence, data)
+    expect((yield* store.commit(key, value, "put", forever))._tag).toBe("Committed")
+    return value
+  })
+
+/** Collects the notices a store delivers while `body` runs (and a little after, for Redis). */
+const noticesDuring = <A, E>(store: Redis.Store, c: StoreCase, body: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const notices: Array<Redis.Notice> = []
+    const states: Array<string> = []
+    yield* store.subscribe({ onNotice: (n) => notices.push(n), onState: (s) => states.push(s) })
+    yield* c.settle(() => states.includes("up"))
+    const result = yield* body
+    return { result, notices, states, settle: (n: number) => c.settle(() => notices.length >= n) }
+  })
 
 export const contract = (c: StoreCase) =>
   describe(`Redis contract: ${c.name}`, () => {
-    const withStore = <A, E>(f: (store: Redis.Store) => Effect.Effect<A, E>, tenant = freshTenant()) =>
+    const withStore = <A, E>(f: (store: Redis.Store) => Effect.Effect<A, E, Scope.Scope>, tenant = freshTenant()) =>
       Effect.flatMap(Redis.Redis, f).pipe(Effect.provide(c.layer(tenant)), Effect.scoped)
 
     it.effect("an unknown key holds nothing", () =>
@@ -32,6 +56,7 @@ export const contract = (c: StoreCase) =>
         Effect.gen(function*() {
           const got = yield* store.get("nothing-here")
           expect(Option.isNone(got.stored)).toBe(true)
+          expect(got.mark).toBe(-1)
         })
       ))
 
@@ -41,7 +66,7 @@ export const contract = (c: StoreCase) =>
           const a = yield* acquire(store, "k", "A")
           expect(a.fence).toBe(1)
           expect(a.bucket).toBe(Math.floor(a.now / W))
-          const b = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "B", force: false })
+          const b = yield* claimOf(store, "k", "B")
           expect(b._tag).toBe("Busy")
           if (b._tag === "Busy") {
             expect(b.ttlMs).toBeGreaterThan(0)
@@ -54,11 +79,11 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           const a = yield* acquire(store, "k", "A")
-          const commit = yield* store.commit("k", stored(a.bucket, a.fence), "A")
+          const commit = yield* store.commit("k", stored(a.bucket, a.fence), "A", forever)
           expect(commit._tag).toBe("Committed")
           const got = yield* store.get("k")
           expect(Option.getOrThrow(got.stored)).toEqual(stored(a.bucket, a.fence))
-          const again = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "B", force: false })
+          const again = yield* claimOf(store, "k", "B")
           expect(again._tag).toBe("Fresh")
           // the commit released the lock: a forced claim acquires at once, with the next fence
           const forced = yield* acquire(store, "k", "C", true)
@@ -74,9 +99,9 @@ export const contract = (c: StoreCase) =>
           const b = yield* acquire(store, "k", "B")
           expect(b.fence).toBe(a.fence + 1)
           expect(yield* store.renew("k", "A", LEASE)).toBe(false)
-          const late = yield* store.commit("k", stored(a.bucket, a.fence, "\"late\""), "A")
+          const late = yield* store.commit("k", stored(a.bucket, a.fence, "\"late\""), "A", forever)
           expect(late).toMatchObject({ _tag: "Refused", reason: "fenced" })
-          expect((yield* store.commit("k", stored(b.bucket, b.fence, "\"new\""), "B"))._tag).toBe("Committed")
+          expect((yield* store.commit("k", stored(b.bucket, b.fence, "\"new\""), "B", forever))._tag).toBe("Committed")
           expect(Option.getOrThrow((yield* store.get("k")).stored).data).toBe("\"new\"")
         })
       ))
@@ -86,12 +111,12 @@ export const contract = (c: StoreCase) =>
         Effect.gen(function*() {
           const a = yield* acquire(store, "k", "A")
           const current = stored(a.bucket, a.fence)
-          expect((yield* store.commit("k", current, "A"))._tag).toBe("Committed")
-          expect((yield* store.commit("k", current, "A"))._tag).toBe("Committed")
-          const older = yield* store.commit("k", stored(a.bucket - 1, 99), undefined)
+          expect((yield* store.commit("k", current, "A", forever))._tag).toBe("Committed")
+          expect((yield* store.commit("k", current, "A", forever))._tag).toBe("Committed")
+          const older = yield* store.commit("k", stored(a.bucket - 1, 99), undefined, forever)
           expect(older).toMatchObject({ _tag: "Refused", reason: "older" })
           if (older._tag === "Refused") expect(Option.getOrThrow(older.stored)).toEqual(current)
-          const lowerFence = yield* store.commit("k", stored(a.bucket, 0), undefined)
+          const lowerFence = yield* store.commit("k", stored(a.bucket, 0), undefined, forever)
           expect(lowerFence).toMatchObject({ _tag: "Refused", reason: "older" })
           expect(Option.getOrThrow((yield* store.get("k")).stored)).toEqual(current)
         })
@@ -101,7 +126,7 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           const { now } = yield* store.get("k")
-          const future = yield* store.commit("k", stored(Math.floor(now / W) + 60, 0), undefined)
+          const future = yield* store.commit("k", stored(Math.floor(now / W) + 60, 0), undefined, forever)
           expect(future).toMatchObject({ _tag: "Refused", reason: "future" })
           expect(Option.isNone((yield* store.get("k")).stored)).toBe(true)
         })
@@ -115,7 +140,7 @@ export const contract = (c: StoreCase) =>
             yield* c.advance(LEASE / 2)
             expect(yield* store.renew("k", "A", LEASE)).toBe(true)
           }
-          const other = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "B", force: false })
+          const other = yield* claimOf(store, "k", "B")
           expect(other._tag).toBe("Busy")
           expect(yield* store.renew("k", "B", LEASE)).toBe(false)
         })
@@ -125,16 +150,17 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           yield* acquire(store, "k", "A")
-          yield* store.release("k", "A", { baseMs: 200, maxMs: 1000 })
-          const during = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "B", force: false })
+          const marked = yield* store.release("k", "A", { baseMs: 200, maxMs: 1000 })
+          expect(marked).toMatchObject({ _tag: "Backoff", ms: 200 })
+          const during = yield* claimOf(store, "k", "B")
           expect(during._tag).toBe("Backoff")
           yield* c.advance(260)
           yield* acquire(store, "k", "B")
-          yield* store.release("k", "B")
+          expect((yield* store.release("k", "B"))._tag).toBe("Released")
           yield* acquire(store, "k", "C")
           // releasing a lock that is not ours does nothing
-          yield* store.release("k", "B")
-          expect((yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "D", force: false }))._tag).toBe("Busy")
+          expect((yield* store.release("k", "B"))._tag).toBe("Lost")
+          expect((yield* claimOf(store, "k", "D"))._tag).toBe("Busy")
         })
       ))
 
@@ -142,26 +168,27 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           const ttls: Array<number> = []
+          const replies: Array<number> = []
           for (const token of ["A", "B", "C", "D"]) {
             yield* acquire(store, "k", token)
-            yield* store.release("k", token, { baseMs: 100, maxMs: 350 })
-            const marker = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "probe", force: false })
+            const released = yield* store.release("k", token, { baseMs: 100, maxMs: 350 })
+            if (released._tag === "Backoff") replies.push(released.ms)
+            const marker = yield* claimOf(store, "k", "probe")
             if (marker._tag !== "Backoff") return yield* Effect.dieMessage(`expected Backoff, got ${marker._tag}`)
             ttls.push(marker.ttlMs)
             yield* c.advance(marker.ttlMs + 20)
           }
-          // 100, 200, 350 (capped), 350, read a little later than set (PTTL counts down)
+          // the release says how long (the one formula, in the store); PTTL counts down from it
           const expected = [100, 200, 350, 350]
+          expect(replies).toEqual(expected)
           ttls.forEach((ttl, i) => {
             expect(ttl, `marker ${i + 1}`).toBeLessThanOrEqual(expected[i]!)
             expect(ttl, `marker ${i + 1}`).toBeGreaterThan(expected[i]! - 80)
           })
           const e = yield* acquire(store, "k", "E")
-          yield* store.commit("k", stored(e.bucket, e.fence), "E")
+          yield* store.commit("k", stored(e.bucket, e.fence), "E", forever)
           const f = yield* acquire(store, "k", "F", true)
-          yield* store.release("k", "F", { baseMs: 100, maxMs: 350 })
-          const after = yield* store.claim("k", { windowMs: W, leaseMs: LEASE, token: "probe", force: true })
-          expect(after._tag === "Backoff" && after.ttlMs > 20 && after.ttlMs <= 100).toBe(true)
+          expect(yield* store.release("k", "F", { baseMs: 100, maxMs: 350 })).toMatchObject({ _tag: "Backoff", ms: 100 })
           expect(f.fence).toBe(e.fence + 1)
         })
       ))
@@ -170,29 +197,126 @@ export const contract = (c: StoreCase) =>
       withStore((store) =>
         Effect.gen(function*() {
           const a = yield* acquire(store, "k", "A")
-          yield* store.commit("k", stored(a.bucket, a.fence), "A")
-          const other = yield* store.claim("k", { windowMs: 1000, leaseMs: LEASE, token: "B", force: false })
+          yield* store.commit("k", stored(a.bucket, a.fence), "A", forever)
+          const other = yield* store.claim("k", { windowMs: 1000, leaseMs: LEASE, token: "B", force: false, retainMs: 0 })
           expect(other._tag).toBe("Acquired")
           if (other._tag !== "Acquired") return
-          const commit = yield* store.commit("k", stored(other.bucket, other.fence, "\"short\"", 1000), "B")
+          const commit = yield* store.commit("k", stored(other.bucket, other.fence, "\"short\"", 1000), "B", forever)
           expect(commit._tag).toBe("Committed")
         })
       ))
 
-    it.effect("tenants and keys never meet, whatever their text", () =>
+    it.effect("invalidation keeps the value but makes it stale; the next claim recomputes with a newer fence", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          expect(Option.isNone((yield* store.invalidate("nothing")).mark)).toBe(true)
+          const before = yield* put(store, "k", "\"before\"")
+          const inv = yield* store.invalidate("k")
+          expect(inv.mark).toEqual(Option.some(before.fence))
+          const read = yield* store.get("k")
+          expect(read.mark).toBe(before.fence)
+          expect(Option.getOrThrow(read.stored).data).toBe("\"before\"")
+          const claim = yield* claimOf(store, "k", "A")
+          expect(claim._tag).toBe("Acquired") // not fresh any more, though of this window
+          if (claim._tag !== "Acquired") return
+          expect(claim.fence).toBeGreaterThan(before.fence)
+          expect(Option.getOrThrow(claim.stored).data).toBe("\"before\"")
+          yield* store.commit("k", stored(claim.bucket, claim.fence, "\"after\""), "A", forever)
+          expect((yield* claimOf(store, "k", "B"))._tag).toBe("Fresh")
+        })
+      ))
+
+    it.effect("a lookup that started before an invalidation may store its value, but not as fresh", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* put(store, "k")
+          const running = yield* acquire(store, "k", "A", true)
+          const inv = yield* store.invalidate("k")
+          expect(inv.mark).toEqual(Option.some(running.fence))
+          const commit = yield* store.commit("k", stored(running.bucket, running.fence, "\"late\""), "A", forever)
+          expect(commit).toMatchObject({ _tag: "Committed", mark: running.fence })
+          const next = yield* claimOf(store, "k", "B")
+          expect(next._tag).toBe("Acquired")
+        })
+      ))
+
+    it.effect("set stores the current window's value with a new fence; a running lookup's commit is then fenced", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const running = yield* acquire(store, "k", "A")
+          const written = yield* store.set("k", { data: "\"set\"", windowMs: W }, forever)
+          expect(written.fence).toBe(running.fence + 1)
+          expect(written.bucket).toBe(Math.floor(written.now / W))
+          expect((yield* claimOf(store, "k", "B"))._tag).toBe("Fresh")
+          const late = yield* store.commit("k", stored(running.bucket, running.fence), "A", forever)
+          expect(late).toMatchObject({ _tag: "Refused", reason: "fenced" })
+          expect(Option.getOrThrow((yield* store.get("k")).stored)).toMatchObject({ data: "\"set\"", fence: written.fence })
+          // after an invalidation, set is fresh again
+          yield* store.invalidate("k")
+          yield* store.set("k", { data: "\"again\"", windowMs: W }, forever)
+          expect((yield* claimOf(store, "k", "C"))._tag).toBe("Fresh")
+        })
+      ))
+
+    it.effect("tags find the keys they were given to", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.tag("a", ["red", "big"], forever)
+          yield* store.tag("b", ["red"], forever)
+          yield* store.tag("c\uD800", ["red"], forever)
+          expect([...(yield* store.tagged("red"))].sort()).toEqual(["a", "b", "c\uD800"].sort())
+          expect(yield* store.tagged("big")).toEqual(["a"])
+          expect(yield* store.tagged("none")).toEqual([])
+        })
+      ))
+
+    it.effect("commits, sets and invalidations are noticed by subscribers, with versions", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const { notices, settle } = yield* noticesDuring(store, c, Effect.gen(function*() {
+            const v = yield* put(store, "k", "\"v\"")
+            yield* store.invalidate("k")
+            yield* store.set("k", { data: "\"s\"", windowMs: W }, forever)
+            return v
+          }))
+          yield* settle(3)
+          expect(notices.map((n) => n._tag)).toEqual(["Committed", "Invalidated", "Committed"])
+          expect(notices[0]).toMatchObject({ _tag: "Committed", key: "k", fence: 1, windowMs: W, data: Option.some("\"v\"") })
+          expect(notices[1]).toMatchObject({ _tag: "Invalidated", key: "k", mark: 1 })
+          expect(notices[2]).toMatchObject({ _tag: "Committed", key: "k", fence: 2, mark: 1, data: Option.some("\"s\"") })
+        })
+      ))
+
+    it.effect("tenants never see each other's notices", () =>
+      Effect.gen(function*() {
+        const base = freshTenant("bus")
+        const heard: Record<string, Array<string>> = { a: [], b: [] }
+        for (const name of ["a", "b"] as const) {
+          yield* Effect.flatMap(Redis.Redis, (store) =>
+            store.subscribe({ onNotice: (n) => heard[name]!.push(n.key), onState: () => {} })).pipe(Effect.provide(c.layer(`${base}-${name}`)))
+        }
+        yield* c.advance(50)
+        yield* Effect.flatMap(Redis.Redis, (store) => put(store, "shared")).pipe(Effect.provide(c.layer(`${base}-a`)))
+        yield* c.settle(() => heard.a!.length > 0)
+        yield* c.advance(50)
+        expect(heard).toEqual({ a: ["shared"], b: [] })
+      }).pipe(Effect.scoped))
+
+    it.effect("tenants and keys never meet, whatever their text, lone surrogates included", () =>
       Effect.gen(function*() {
         const base = freshTenant("iso")
-        const tenants = [base, `${base}:lockstep:{k}`, `${base}%3A`]
-        const keys = ["k", "k}", "{k", "k}:v", "k:v", "k%7D", "k v", "ключ"]
+        const tenants = [base, `${base}:lockstep:{k}`, `${base}%3A`, `${base}\uD800`, `${base}\uDBFF`, `${base}\uFFFD`]
+        const long = "x".repeat(300)
+        const keys = [
+          "k", "k}", "{k", "k}:v", "k:v", "k%7D", "k v", "ключ", "",
+          "report:\uD83D", "report:\uD83C", "report:\uFFFD", "\uDC00a", "%u0041", "%h00", "%",
+          long, `${long}y`
+        ]
         const layers = tenants.map((t) => c.layer(t))
         for (const [ti, layer] of layers.entries()) {
           yield* Effect.provide(
             Effect.flatMap(Redis.Redis, (store) =>
-              Effect.forEach(keys, (key, ki) =>
-                Effect.gen(function*() {
-                  const claim = yield* acquire(store, key, "A")
-                  yield* store.commit(key, stored(claim.bucket, claim.fence, JSON.stringify(`${ti}/${ki}`)), "A")
-                }))),
+              Effect.forEach(keys, (key, ki) => put(store, key, JSON.stringify(`${ti}/${ki}`)))),
             layer
           )
         }
@@ -205,6 +329,22 @@ export const contract = (c: StoreCase) =>
           expect(seen).toEqual(keys.map((_, ki) => JSON.stringify(`${ti}/${ki}`)))
         }
       }).pipe(Effect.scoped))
+
+    it.effect("retain drops a key's records once they are not refreshed for that long", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const a = yield* acquire(store, "k", "A", false, 400)
+          yield* store.commit("k", stored(a.bucket, a.fence), "A", { retainMs: 400 })
+          yield* store.invalidate("k")
+          yield* c.advance(200)
+          expect(Option.isSome((yield* store.get("k")).stored)).toBe(true)
+          yield* c.advance(300)
+          const gone = yield* store.get("k")
+          expect(Option.isNone(gone.stored)).toBe(true)
+          expect(gone.mark).toBe(-1) // the mark went with the record
+          expect((yield* acquire(store, "k", "B")).fence).toBe(1)
+        })
+      ))
 
     it.effect("an invalid tenant is a typed configuration error", () =>
       Effect.gen(function*() {
@@ -226,14 +366,15 @@ export const contract = (c: StoreCase) =>
               .set(`${prefix}:v`, "not a hash")
               .hset(`${prefix}:l`, "x", "1")
               .set(`${prefix}:f`, "banana")
+              .set(`${prefix}:i`, "also banana")
               .exec()
           )
           yield* withStore((store) =>
             Effect.gen(function*() {
-              expect(Option.isNone((yield* store.get("k")).stored)).toBe(true)
+              expect(yield* store.get("k")).toMatchObject({ mark: -1, stored: Option.none() })
               const a = yield* acquire(store, "k", "A")
               expect(a.fence).toBe(1)
-              expect((yield* store.commit("k", stored(a.bucket, a.fence), "A"))._tag).toBe("Committed")
+              expect((yield* store.commit("k", stored(a.bucket, a.fence), "A", forever))._tag).toBe("Committed")
               expect(Option.isSome((yield* store.get("k")).stored)).toBe(true)
               // a hash with fields that are not numbers is no record either
               yield* Effect.promise(() => client.hset(`${prefix}:v`, "b", "x"))
@@ -241,20 +382,91 @@ export const contract = (c: StoreCase) =>
             }), tenant)
         }).pipe(Effect.scoped))
 
-      it.effect("keys of one cache key share a hash tag; the value has no TTL", () =>
+      it.effect("fractional, infinite or NaN numbers never pass for a record or a fence, and fences keep increasing", () =>
+        Effect.gen(function*() {
+          const client = raw()
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+          const variants: ReadonlyArray<readonly [string, (prefix: string) => Promise<unknown>]> = [
+            ["fence counter 7.5", (p) => client.set(`${p}:f`, "7.5")],
+            ["record fence 7.5", (p) => client.hset(`${p}:v`, { b: "0", f: "7.5", w: String(W), t: "1", d: "1" })],
+            ["record t inf", (p) => client.hset(`${p}:v`, { b: "0", f: "3", w: String(W), t: "inf", d: "1" })],
+            ["record t nan", (p) => client.hset(`${p}:v`, { b: "0", f: "3", w: String(W), t: "nan", d: "1" })],
+            ["record b 1e400", (p) => client.hset(`${p}:v`, { b: "1e400", f: "3", w: String(W), t: "1", d: "1" })],
+            ["mark 1e15", (p) => client.set(`${p}:i`, "1e15")]
+          ]
+          for (const [name, plant] of variants) {
+            const tenant = freshTenant("fraction")
+            yield* Effect.promise(() => plant(`${tenant}:lockstep:{k}`))
+            yield* withStore((store) =>
+              Effect.gen(function*() {
+                // whatever was planted, the store answers (no Protocol error) and the key works
+                const first = yield* store.get("k")
+                expect(first.stored.pipe(Option.map((s) => Number.isSafeInteger(s.fence)), Option.getOrElse(() => true)), name).toBe(true)
+                const a = yield* acquire(store, "k", "A")
+                expect(Number.isSafeInteger(a.fence), `${name}: fence ${a.fence}`).toBe(true)
+                expect(a.fence, name).toBeGreaterThanOrEqual(1)
+                expect((yield* store.commit("k", stored(a.bucket, a.fence), "A", forever))._tag, name).toBe("Committed")
+                expect((yield* claimOf(store, "k", "B"))._tag, name).toBe("Fresh")
+                const b = yield* acquire(store, "k", "C", true)
+                expect(b.fence, name).toBe(a.fence + 1)
+              }), tenant)
+            if (name === "fence counter 7.5") {
+              const f = yield* Effect.promise(() => client.get(`${tenant}:lockstep:{k}:f`))
+              expect(Number.isSafeInteger(Number(f)), `counter ${f}`).toBe(true)
+              expect(Number(f)).toBeGreaterThanOrEqual(9) // rounded up to 8, then two claims
+            }
+          }
+        }).pipe(Effect.scoped))
+
+      it.effect("a lock without a lifetime gets one: the key is free again within a lease", () =>
+        Effect.gen(function*() {
+          const tenant = freshTenant("persisted")
+          const client = raw()
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+          yield* Effect.promise(() => client.set(`${tenant}:lockstep:{k}:l`, "someone-else"))
+          yield* withStore((store) =>
+            Effect.gen(function*() {
+              const busy = yield* claimOf(store, "k", "A")
+              expect(busy).toMatchObject({ _tag: "Busy", ttlMs: LEASE })
+              const pttl = yield* Effect.promise(() => client.pttl(`${tenant}:lockstep:{k}:l`))
+              expect(pttl).toBeGreaterThan(0)
+              expect(pttl).toBeLessThanOrEqual(LEASE)
+              yield* c.advance(LEASE + 50)
+              yield* acquire(store, "k", "A")
+            }), tenant)
+        }).pipe(Effect.scoped))
+
+      it.effect("a hashed key's record carries its full key; another key's record under that name is a miss", () =>
+        Effect.gen(function*() {
+          const tenant = freshTenant("hashed")
+          const client = raw()
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+          const long = "k".repeat(400)
+          yield* withStore((store) => put(store, long, "\"mine\""), tenant)
+          const names = (yield* Effect.promise(() => client.keys(`${tenant}:*`))).sort()
+          expect(names.every((n) => n.length < 160), names.join()).toBe(true)
+          const value = names.find((n) => n.endsWith(":v"))!
+          expect(yield* Effect.promise(() => client.hget(value, "k"))).toBe(long)
+          yield* Effect.promise(() => client.hset(value, "k", `${long}!`))
+          yield* withStore((store) =>
+            Effect.gen(function*() {
+              expect(Option.isNone((yield* store.get(long)).stored)).toBe(true)
+            }), tenant)
+        }).pipe(Effect.scoped))
+
+      it.effect("keys of one cache key share a hash tag; the value has no TTL unless retained", () =>
         Effect.gen(function*() {
           const tenant = freshTenant("layout")
           const client = raw()
           yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
           yield* withStore((store) =>
             Effect.gen(function*() {
-              const a = yield* acquire(store, "page:dash", "A")
-              yield* store.commit("page:dash", stored(a.bucket, a.fence), "A")
+              yield* put(store, "page:dash")
+              yield* store.invalidate("page:dash")
             }), tenant)
           const keys = (yield* Effect.promise(() => client.keys(`${tenant}:*`))).sort()
-          expect(keys).toEqual([`${tenant}:lockstep:{page:dash}:f`, `${tenant}:lockstep:{page:dash}:v`])
-          expect(yield* Effect.promise(() => client.pttl(`${tenant}:lockstep:{page:dash}:v`))).toBe(-1)
+          expect(keys).toEqual([`${tenant}:lockstep:{page:dash}:f`, `${tenant}:lockstep:{page:dash}:i`, `${tenant}:lockstep:{page:dash}:v`])
+          for (const k of keys) expect(yield* Effect.promise(() => client.pttl(k)), k).toBe(-1)
         }).pipe(Effect.scoped))
     }
   })
-

@@ -251,7 +251,7 @@ export const watchStore = (options: {
     retryStrategy: () => 100
   })
   client.on("error", () => {})
-  const key = Keys.make(options.tenant, options.key).value
+  const key = Keys.make(Keys.tenantPrefix(options.tenant), options.key).value
   const samples: Array<StoreSample> = []
   let running = true
   let polling: Promise<void> = Promise.resolve()

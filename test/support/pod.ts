@@ -11,7 +11,7 @@
  * (whose finalizers release a held fleet lock), report `closed`, then exit. `SIGKILL` and
  * `SIGSTOP` are the parent's to send.
  */
-import { Clock, ConfigProvider, Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, Schema, Scope } from "effect"
+import { Clock, ConfigProvider, Context, Duration, Effect, ExecutionStrategy, Exit, Fiber, Layer, Metric, MetricState, Schema, Scope } from "effect"
 import { Memo, Redis, Window } from "../../src/index.js"
 
 export interface PodConfig {
@@ -32,7 +32,7 @@ export type ToPod =
   | { readonly type: "failing"; readonly on: boolean }
   | { readonly type: "producerMs"; readonly ms: number }
   | { readonly type: "stats" }
-  /** Drops this pod's L1, as if it had just restarted (its Redis client and runtime stay). */
+  /** Restarts this pod's `Memo` runtime (empty L1, no workers), as after a restart; its Redis client stays. */
   | { readonly type: "forget" }
   | { readonly type: "exit" }
 
@@ -249,9 +249,9 @@ const ReportingRedis = Layer.effect(
           }),
         onFailure: (e) => send({ type: "claim", id: config.id, wallAt: Date.now(), outcome: "error", error: errorText(e) })
       })),
-    commit: (key, value, token) => {
+    commit: (key, value, token, lifetimes) => {
       const base = { type: "commit", id: config.id, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
-      return store.commit(key, value, token).pipe(Effect.tapBoth({
+      return store.commit(key, value, token, lifetimes).pipe(Effect.tapBoth({
         onSuccess: (c) =>
           send({ ...base, wallAt: Date.now(), outcome: c._tag === "Committed" ? "committed" : c.reason }),
         onFailure: (e) => send({ ...base, wallAt: Date.now(), outcome: "error", error: errorText(e) })
@@ -265,29 +265,43 @@ const ReportingRedis = Layer.effect(
     release: (...args: Parameters<Redis.Store["release"]>) => {
       const backoff = Boolean(args[2])
       return store.release(...args).pipe(Effect.tapBoth({
-        onSuccess: () => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: true }),
+        onSuccess: (r) => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: r._tag !== "Lost" }),
         onFailure: () => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: false })
       }))
     }
   }))
 )
 
-const MemoLive = Memo.layerWith(settings).pipe(
-  Layer.provide(ReportingRedis),
-  Layer.provide(Redis.layerConfig),
-  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config.env)))))
-)
+/** Redis from the pod's environment: a pod without one is a broken test. */
+const RedisLive = Layer.unwrapEffect(
+  Effect.flatMap(Redis.optionsFromEnv, (options) =>
+    options._tag === "Some" ? Effect.succeed(Redis.layer(options.value)) : Effect.dieMessage("pod: no Redis in its environment"))
+).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config.env))))))
+
+const StoreLive = ReportingRedis.pipe(Layer.provide(RedisLive))
 
 const main = Effect.gen(function*() {
   const scope = yield* Scope.make()
-  const context = yield* Layer.buildWithScope(MemoLive, scope)
+  const store = yield* Layer.buildWithScope(StoreLive, scope)
+  /** The `Memo` runtime in a scope of its own, so that `forget` can restart it over the same client. */
+  const boot = Effect.gen(function*() {
+    const memoScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+    const memo = yield* Layer.buildWithScope(Memo.layerWith(settings), memoScope).pipe(Effect.provide(store), Effect.orDie)
+    return { memoScope, context: Context.merge(store, memo) }
+  })
+  let current = yield* boot
   const run = <A, E>(effect: Effect.Effect<A, E, Memo.Memo>) =>
-    Effect.runFork(Effect.provide(effect, context).pipe(
+    Effect.runFork(Effect.provide(effect, current.context).pipe(
       config.skewMs ? Effect.withClock(skewedClock(config.skewMs)) : (x) => x
     ))
   const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  /** Messages are handled in order: a load sent right after a `forget` runs on the new runtime. */
+  let handled: Promise<void> = Promise.resolve()
   const done = Effect.async<void>((resume) => {
     const onMessage = (message: ToPod) => {
+      handled = handled.then(() => handle(message))
+    }
+    const handle = async (message: ToPod): Promise<void> => {
       switch (message.type) {
         case "load": {
           const fiber = run(load(message.callers, message.durationMs, message.pauseMs))
@@ -304,9 +318,12 @@ const main = Effect.gen(function*() {
         case "stats":
           Effect.runFork(Effect.flatMap(metrics, (m) => send({ type: "stats", id: config.id, ...memory(), metrics: m })))
           break
-        case "forget":
-          Context.get(context, Memo.Memo).l1.clear()
+        case "forget": {
+          const old = current.memoScope
+          current = await Effect.runPromise(boot)
+          await Effect.runPromise(Scope.close(old, Exit.void))
           break
+        }
         case "exit":
           process.off("message", onMessage)
           resume(Effect.void)

@@ -1,27 +1,36 @@
 /**
  * A store wrapper for tests: counts every operation and can be switched to fail like an
- * unreachable Redis.
+ * unreachable Redis (its notice subscription then goes down too).
  */
 import { Effect, Layer } from "effect"
 import { Redis } from "../../src/index.js"
 
+type Operation = "get" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "set"
+
 export interface Spy {
-  readonly calls: Record<"get" | "claim" | "renew" | "commit" | "release", number>
+  readonly calls: Record<Operation, number>
   readonly total: () => number
   readonly reset: () => void
+  /** Every store call fails at once, and the subscription reports `down`, while `true`. */
   down: boolean
+  readonly setDown: (down: boolean) => void
 }
 
 export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonly spy: Spy } => {
+  const subscribers = new Set<Redis.Subscriber>()
   const spy: Spy = {
-    calls: { get: 0, claim: 0, renew: 0, commit: 0, release: 0 },
+    calls: { get: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, set: 0 },
     total: () => Object.values(spy.calls).reduce((a, b) => a + b, 0),
     reset: () => {
-      for (const k of Object.keys(spy.calls) as Array<keyof Spy["calls"]>) spy.calls[k] = 0
+      for (const k of Object.keys(spy.calls) as Array<Operation>) spy.calls[k] = 0
     },
-    down: false
+    down: false,
+    setDown: (down) => {
+      spy.down = down
+      for (const s of subscribers) s.onState(down ? "down" : "up")
+    }
   }
-  const track = <A>(op: keyof Spy["calls"], effect: Effect.Effect<A, Redis.RedisError>) =>
+  const track = <A>(op: Operation, effect: Effect.Effect<A, Redis.RedisError>) =>
     Effect.suspend(() => {
       spy.calls[op]++
       return spy.down ? Effect.fail(new Redis.RedisError({ reason: "Unavailable", operation: op })) : effect
@@ -33,8 +42,22 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       get: (key) => track("get", store.get(key)),
       claim: (key, o) => track("claim", store.claim(key, o)),
       renew: (key, token, lease) => track("renew", store.renew(key, token, lease)),
-      commit: (key, value, token) => track("commit", store.commit(key, value, token)),
-      release: (key, token, backoff) => track("release", store.release(key, token, backoff))
+      commit: (key, value, token, lifetimes) => track("commit", store.commit(key, value, token, lifetimes)),
+      release: (key, token, backoff) => track("release", store.release(key, token, backoff)),
+      invalidate: (key) => track("invalidate", store.invalidate(key)),
+      tag: (key, tags, lifetimes) => track("tag", store.tag(key, tags, lifetimes)),
+      tagged: (tag) => track("tagged", store.tagged(tag)),
+      set: (key, value, lifetimes) => track("set", store.set(key, value, lifetimes)),
+      subscribe: (subscriber) =>
+        Effect.zipRight(
+          store.subscribe({
+            onNotice: (n) => {
+              if (!spy.down) subscriber.onNotice(n)
+            },
+            onState: (s) => subscriber.onState(spy.down ? "down" : s)
+          }),
+          Effect.acquireRelease(Effect.sync(() => subscribers.add(subscriber)), () => Effect.sync(() => subscribers.delete(subscriber)))
+        )
     }
   }
 }

@@ -12,6 +12,8 @@ export interface StoreCase {
   readonly name: string
   readonly layer: (tenant: string) => Layer.Layer<Redis.Redis, Redis.RedisConfigError>
   readonly advance: (ms: number) => Effect.Effect<void>
+  /** Waits (a little, on Redis: notices travel on another connection) until `done` holds. */
+  readonly settle: (done: () => boolean) => Effect.Effect<void>
   /** Raw access to the server, for planting foreign data; absent for the in-memory store. */
   readonly raw?: () => IORedis
 }
@@ -21,7 +23,8 @@ const memoryServer = Redis.makeMemoryServer()
 export const memoryCase: StoreCase = {
   name: "memory",
   layer: (tenant) => Layer.effect(Redis.Redis, Redis.makeMemory({ tenant, server: memoryServer })),
-  advance: (ms) => TestClock.adjust(ms)
+  advance: (ms) => TestClock.adjust(ms),
+  settle: () => Effect.void
 }
 
 export const redisCase = (): StoreCase => {
@@ -30,6 +33,12 @@ export const redisCase = (): StoreCase => {
     name: "redis",
     layer: (tenant) => Redis.layer({ tenant, redis: { host: "127.0.0.1", port } }),
     advance: (ms) => TestServices.provideLive(Effect.sleep(ms)),
+    settle: (done) =>
+      TestServices.provideLive(
+        Effect.gen(function*() {
+          for (let i = 0; i < 200 && !done(); i++) yield* Effect.sleep(10)
+        })
+      ),
     raw: () => new IORedis({ host: "127.0.0.1", port, lazyConnect: false })
   }
 }

@@ -9,7 +9,8 @@ import * as Effect from "effect/Effect"
 export type State = "closed" | "open" | "half-open"
 
 export interface Breaker {
-  readonly guard: <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E) => Effect.Effect<A, E>
+  /** Runs `effect` unless open; only failures that `isFault` accepts count towards opening. */
+  readonly guard: <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E, isFault: (e: E) => boolean) => Effect.Effect<A, E>
   readonly state: Effect.Effect<State>
 }
 
@@ -30,7 +31,7 @@ export const make = (options: {
   const stateAt = (now: number): State =>
     failures < options.threshold ? "closed" : now < openUntil ? "open" : "half-open"
 
-  const guard = <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E): Effect.Effect<A, E> =>
+  const guard = <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E, isFault: (e: E) => boolean): Effect.Effect<A, E> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const state = stateAt(now)
       if (state === "open") return Effect.fail(onOpen())
@@ -45,8 +46,14 @@ export const make = (options: {
             failures = 0
             set("closed")
           }),
-        onFailure: () =>
+        onFailure: (e) =>
           Effect.map(Clock.currentTimeMillis, (at) => {
+            if (!isFault(e)) {
+              // the server answered: it is reachable, whatever it said
+              failures = 0
+              set("closed")
+              return
+            }
             failures++
             if (failures >= options.threshold) {
               openUntil = at + options.cooldownMs

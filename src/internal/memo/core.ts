@@ -1,0 +1,113 @@
+/**
+ * What the engine's modules share: the runtime's parts (`Core`), what a loader knows of its
+ * values (`Spec`), one key's run (`Job`) and what a run answers (`Outcome`).
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as FiberMap from "effect/FiberMap"
+import type { ParseError } from "effect/ParseResult"
+import * as Metrics from "../../Metrics.js"
+import type { Store } from "../store.js"
+import { RedisError } from "../store.js"
+import type * as L1 from "./l1.js"
+import type * as Notices from "./notices.js"
+import type { Resolved } from "./settings.js"
+
+/** What a loader knows about its values, worked out once when it is defined. */
+export interface Spec {
+  readonly windowMs: number
+  readonly retainMs: number
+  readonly timeout: Duration.Duration | undefined
+  readonly decode: L1.Decode
+  readonly encode: (value: unknown) => Either.Either<string, ParseError>
+}
+
+/** One key's run: the lookup already bound to its first caller's services and a scope of its own. */
+export interface Job<E = unknown> {
+  readonly spec: Spec
+  readonly key: string
+  readonly lookup: Effect.Effect<unknown, E>
+  readonly tags: ReadonlyArray<string>
+}
+
+/** `hit`: fresh from the store; `stale`: an earlier or invalidated value; `miss`: waited for a lookup. */
+export interface Outcome {
+  readonly entry: L1.Entry
+  readonly cache: "hit" | "stale" | "miss"
+}
+
+/**
+ * The store's clock as this process sees it. `skew` is the correction applied to every time read
+ * (changed only when off by more than 250 ms, so that jitter does not move windows); `offset` is
+ * the latest measurement, which `keepWarm` uses to wake just after the store's boundary.
+ */
+export interface StoreClock {
+  skew: number
+  offset: number
+}
+
+export interface Core {
+  readonly store: Store
+  readonly settings: Resolved
+  readonly l1: L1.L1
+  readonly clock: StoreClock
+  readonly notices: Notices.Notices
+  readonly writeBacks: FiberMap.FiberMap<string>
+  readonly nextToken: () => string
+}
+
+/** Now, on the store's clock as corrected. */
+export const now = (core: Core): Effect.Effect<number> => Effect.map(Clock.currentTimeMillis, (t) => t + core.clock.skew)
+
+/** Learns the store's clock from one of its answers. */
+export const observe = (core: Core, serverNow: number): Effect.Effect<void> =>
+  Effect.map(Clock.currentTimeMillis, (local) => {
+    const measured = serverNow - local
+    core.clock.offset = measured
+    if (Math.abs(measured - core.clock.skew) > 250) {
+      core.clock.skew = measured
+      // a value made while the store was unreachable and our clock ahead belongs to a window
+      // that has not begun: it would pass for fresh until then, so it goes
+      core.l1.dropAhead(serverNow)
+    }
+  })
+
+/** Counts a store call the cache gave up on (it degrades instead). */
+export const storeFailed = (error: unknown, operation?: string): Effect.Effect<void> =>
+  Effect.zipRight(
+    Effect.sync(() =>
+      Metrics.redisErrors.unsafeUpdate(1, [
+        Metrics.label("operation", error instanceof RedisError ? error.operation : operation ?? "unknown"),
+        Metrics.label("reason", error instanceof RedisError ? error.reason : Cause.isTimeoutException(error) ? "Timeout" : "Unavailable")
+      ])
+    ),
+    Effect.logDebug("lockstep: store unavailable, degrading", error)
+  )
+
+/** A stored value as an L1 candidate, or `undefined` when it is not this loader's (window, schema). */
+export const candidate = (
+  spec: Spec,
+  stored: { readonly data: string; readonly bucket: number; readonly fence: number; readonly windowMs: number; readonly computedAt: number },
+  latest: boolean,
+  mark: number
+): L1.Candidate | undefined => {
+  if (stored.windowMs !== spec.windowMs) return undefined
+  const decoded = spec.decode(stored.data)
+  if (!decoded.ok) {
+    Metrics.decodeFailures.unsafeUpdate(1, [])
+    return undefined
+  }
+  return {
+    value: decoded.value,
+    bucket: stored.bucket,
+    fence: stored.fence,
+    computedAt: stored.computedAt,
+    windowMs: stored.windowMs,
+    decode: spec.decode,
+    latest,
+    mark
+  }
+}

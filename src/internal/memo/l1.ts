@@ -1,0 +1,174 @@
+/**
+ * The process's view of values: the bounded L1 map, and what it has heard of newer versions.
+ *
+ * - `publish` never lets a key go back to an older `(bucket, fence)` of the same window length.
+ * - An entry may answer hits up to `freshThrough`; that is its bucket when the store said it is
+ *   the latest value, or -1 when it is not trusted: invalidated, superseded by a newer commit
+ *   heard of, or learnt while the notice subscription was down (a notice may have been missed).
+ * - Versions heard from notices are kept in a second bounded map, so that a reply that was on
+ *   its way when the notice arrived cannot make an older value fresh again.
+ */
+import * as Metrics from "../../Metrics.js"
+
+/** How a stored value is decoded: kept with entries so a notice's value can be read. */
+export type Decode = (data: string) => { readonly ok: true; readonly value: unknown } | { readonly ok: false }
+
+/** Answers by kind for one key in this process, carried across its entries. */
+export interface Served {
+  hit: number
+  stale: number
+  miss: number
+}
+
+export interface Entry {
+  readonly value: unknown
+  readonly bucket: number
+  readonly fence: number
+  readonly computedAt: number
+  readonly windowMs: number
+  /** The last bucket this entry may answer a hit in; -1 when it may not answer any. */
+  readonly freshThrough: number
+  readonly decode: Decode
+  readonly served: Served
+  /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
+  retryAt: number
+  /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
+  localFailures: number
+}
+
+/** A value about to be published, and whether the store vouched for it being the latest. */
+export interface Candidate {
+  readonly value: unknown
+  readonly bucket: number
+  readonly fence: number
+  readonly computedAt: number
+  readonly windowMs: number
+  readonly decode: Decode
+  /** The store said it is the latest value of its window (a `Fresh` claim, our own commit). */
+  readonly latest: boolean
+  /** The key's invalidation mark in that same answer. */
+  readonly mark: number
+  /**
+   * Computed by this process while the store was unreachable: then nobody can vouch for a
+   * value, and notices missed while the subscription is down cannot be older than it.
+   */
+  readonly local?: boolean
+}
+
+interface Heard {
+  readonly windowMs: number
+  readonly bucket: number
+  readonly fence: number
+  readonly mark: number
+}
+
+export interface L1 {
+  readonly entries: Map<string, Entry>
+  readonly publish: (key: string, candidate: Candidate) => Entry
+  /** Takes hit answers away from the key's entry. */
+  readonly distrust: (key: string) => void
+  /** Notices may have been missed: no entry answers hits until the store confirms it again. */
+  readonly setTrusted: (trusted: boolean) => void
+  readonly trusted: () => boolean
+  /** A commit heard of: entries older than it are no longer the latest. */
+  readonly heardCommit: (key: string, windowMs: number, bucket: number, fence: number, mark: number) => void
+  /** An invalidation heard of: entries with a fence at or below `mark` are stale. */
+  readonly heardInvalidation: (key: string, mark: number) => void
+  /** The clock was corrected: entries of windows that have not begun go (a value made while ahead). */
+  readonly dropAhead: (nowMs: number) => void
+  readonly setRetry: (key: string, at: number) => void
+  /** How many versions it remembers having heard of (bounded like the entries). */
+  readonly heardSize: () => number
+}
+
+const newer = (a: { bucket: number; fence: number }, b: { bucket: number; fence: number }) =>
+  a.bucket > b.bucket || (a.bucket === b.bucket && a.fence > b.fence)
+
+export const make = (capacity: number): L1 => {
+  const entries = new Map<string, Entry>()
+  const heard = new Map<string, Heard>()
+  let trusted = true
+
+  const remember = (key: string, h: Heard) => {
+    heard.delete(key)
+    heard.set(key, h)
+    if (heard.size > capacity) heard.delete(heard.keys().next().value!)
+  }
+
+  const replace = (key: string, entry: Entry) => {
+    entries.delete(key)
+    entries.set(key, entry)
+    if (entries.size > capacity) entries.delete(entries.keys().next().value!)
+    Metrics.l1Entries.unsafeUpdate(entries.size, [])
+  }
+
+  const untrusted = (e: Entry): Entry => (e.freshThrough < 0 ? e : { ...e, freshThrough: -1 })
+
+  const publish = (key: string, c: Candidate): Entry => {
+    const current = entries.get(key)
+    const sameWindow = current !== undefined && current.windowMs === c.windowMs
+    if (sameWindow && newer(current, c)) return current
+    const h = heard.get(key)
+    const latest = c.latest && (trusted || c.local === true) && c.fence > c.mark &&
+      (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
+    const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
+    const entry: Entry = {
+      value: c.value,
+      bucket: c.bucket,
+      fence: c.fence,
+      computedAt: c.computedAt,
+      windowMs: c.windowMs,
+      freshThrough: latest ? c.bucket : -1,
+      decode: c.decode,
+      served: current?.served ?? { hit: 0, stale: 0, miss: 0 },
+      // the same value again keeps its back-off; a newer one is a success
+      retryAt: equal ? current.retryAt : 0,
+      localFailures: equal ? current.localFailures : 0
+    }
+    replace(key, entry)
+    return entry
+  }
+
+  const distrust = (key: string) => {
+    const e = entries.get(key)
+    if (e !== undefined && e.freshThrough >= 0) entries.set(key, untrusted(e))
+  }
+
+  return {
+    entries,
+    publish,
+    distrust,
+    trusted: () => trusted,
+    setTrusted: (next) => {
+      if (!next) for (const [key, e] of entries) if (e.freshThrough >= 0) entries.set(key, untrusted(e))
+      trusted = next
+    },
+    heardCommit: (key, windowMs, bucket, fence, mark) => {
+      const h = heard.get(key)
+      const version = { bucket, fence }
+      if (h === undefined || h.windowMs !== windowMs || newer(version, h) || mark > h.mark) {
+        const keep = h !== undefined && h.windowMs === windowMs && newer(h, version)
+        remember(key, { windowMs, ...(keep ? { bucket: h.bucket, fence: h.fence } : version), mark: Math.max(mark, h?.mark ?? -1) })
+      }
+      const e = entries.get(key)
+      if (e !== undefined && e.windowMs === windowMs && newer(version, e)) distrust(key)
+    },
+    heardInvalidation: (key, mark) => {
+      const h = heard.get(key)
+      if (h === undefined || mark > h.mark) {
+        remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark })
+      }
+      const e = entries.get(key)
+      if (e !== undefined && e.fence <= mark) distrust(key)
+    },
+    dropAhead: (nowMs) => {
+      for (const [key, e] of entries) if (e.bucket > Math.floor(nowMs / e.windowMs)) entries.delete(key)
+      Metrics.l1Entries.unsafeUpdate(entries.size, [])
+    },
+    setRetry: (key, at) => {
+      const e = entries.get(key)
+      if (e !== undefined) e.retryAt = at
+    },
+    heardSize: () => heard.size
+  }
+}

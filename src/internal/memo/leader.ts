@@ -1,0 +1,221 @@
+/**
+ * Running a lookup: under the fleet lock (`lead`: renew the lease while it runs, stop it at
+ * `maxRun`, commit with our fence, release in the finalizer), or on our own while the store is
+ * unreachable (`local`), offering the value back once it is reachable again (`writeBack`).
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberMap from "effect/FiberMap"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Metrics from "../../Metrics.js"
+import * as Window from "../../Window.js"
+import * as Backoff from "../backoff.js"
+import type { Claim, Stored } from "../store.js"
+import * as Core from "./core.js"
+import type * as L1 from "./l1.js"
+
+/** The fleet lock was taken over while we ran: someone else's value will land. */
+class LockLost extends Data.TaggedError("LockLost")<{}> {}
+
+/**
+ * A lookup ran longer than `maxRun` and was stopped. Its lock became a back-off marker, so
+ * another process takes over once it lapses. A cold request waiting for it dies with this.
+ */
+export class MaxRunExceeded extends Data.TaggedError("MaxRunExceeded")<{
+  readonly key: string
+  readonly maxRunMs: number
+}> {
+  override get message() {
+    return `lockstep: the lookup of ${JSON.stringify(this.key)} ran longer than maxRun (${this.maxRunMs} ms) and was stopped`
+  }
+}
+
+type Mode = "leader" | "local"
+
+/** Runs the lookup with its span, metrics and `maxRun`; a run past `maxRun` dies with `MaxRunExceeded`. */
+const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effect<unknown, E> =>
+  Effect.gen(function*() {
+    const started = yield* Clock.currentTimeMillis
+    const exit = yield* job.lookup.pipe(
+      Effect.withSpan("lockstep.produce", {
+        attributes: { "lockstep.key": job.key, "lockstep.mode": mode },
+        captureStackTrace: false
+      }),
+      // returns at the deadline even if the lookup takes its time to stop
+      Effect.disconnect,
+      Effect.timeoutFailCause({
+        duration: core.settings.maxRunMs,
+        onTimeout: () => Cause.die(new MaxRunExceeded({ key: job.key, maxRunMs: core.settings.maxRunMs }))
+      }),
+      Effect.exit
+    )
+    const finished = yield* Clock.currentTimeMillis
+    const outcome = Exit.isSuccess(exit)
+      ? "success"
+      : Cause.isInterruptedOnly(exit.cause)
+      ? "interrupted"
+      : isMaxRun(exit.cause)
+      ? "timeout"
+      : "failure"
+    Metrics.producerRuns.unsafeUpdate(1, [Metrics.label("outcome", outcome), Metrics.label("mode", mode)])
+    Metrics.producerDuration.unsafeUpdate((finished - started) / 1000, [])
+    if (outcome === "timeout") {
+      yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
+    }
+    return yield* exit
+  })
+
+const isMaxRun = (cause: Cause.Cause<unknown>) =>
+  Option.exists(Cause.dieOption(cause), (d) => d instanceof MaxRunExceeded)
+
+const toStored = (job: Core.Job, value: unknown, bucket: number, fence: number, computedAt: number) =>
+  Either.map(job.spec.encode(value), (data): Stored => ({ data, bucket, fence, windowMs: job.spec.windowMs, computedAt }))
+
+const own = (job: Core.Job, value: unknown, bucket: number, fence: number, computedAt: number, mark: number): L1.Candidate => ({
+  value,
+  bucket,
+  fence,
+  computedAt,
+  windowMs: job.spec.windowMs,
+  decode: job.spec.decode,
+  latest: true,
+  mark
+})
+
+/**
+ * Holds the fleet lock for one run: the lookup under a renewed lease, then a commit with our
+ * fence. The release is the lock's finalizer: after a failure it leaves a back-off marker
+ * (whose length the store decides), after an interruption it frees the lock at once.
+ * `None` when the lease was taken over (the new holder's value will land).
+ */
+export const lead = <E>(
+  core: Core.Core,
+  job: Core.Job<E>,
+  claim: Extract<Claim, { _tag: "Acquired" }>,
+  token: string
+): Effect.Effect<Option.Option<L1.Entry>, E> =>
+  Effect.scoped(Effect.gen(function*() {
+    const { l1, settings, store } = core
+    const lock = { settled: false }
+    yield* Effect.addFinalizer((exit) =>
+      lock.settled ? Effect.void : store.release(
+        job.key,
+        token,
+        Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+          ? { baseMs: settings.backoffMs, maxMs: settings.maxBackoffMs }
+          : undefined
+      ).pipe(
+        Effect.flatMap((released) =>
+          released._tag === "Backoff"
+            ? Effect.flatMap(Core.now(core), (at) => Effect.sync(() => l1.setRetry(job.key, at + released.ms)))
+            : Effect.void
+        ),
+        Effect.catchAll((e) => Core.storeFailed(e))
+      )
+    )
+    if (job.tags.length > 0) {
+      // before the lookup runs, so an invalidation of a tag from now on reaches this key
+      yield* Effect.catchAll(store.tag(job.key, job.tags, job.spec), (e) => Core.storeFailed(e))
+    }
+    const renewals = store.renew(job.key, token, settings.leaseMs).pipe(
+      Effect.flatMap((held) => held ? Effect.void : Effect.fail(new LockLost())),
+      Effect.catchTag("RedisError", (e) => Core.storeFailed(e)), // indeterminate: keep running
+      Effect.delay(Math.max(1, Math.floor(settings.leaseMs / 3))),
+      Effect.forever
+    )
+    const result = yield* produce(core, job, "leader").pipe(
+      Effect.raceFirst(renewals),
+      Effect.map(Option.some),
+      Effect.catchIf((e): e is LockLost => e instanceof LockLost, () => {
+        Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", "lost")])
+        return Effect.as(
+          Effect.logWarning(`lockstep: the lease on ${job.key} was taken over; waiting for the new holder`),
+          Option.none<unknown>()
+        )
+      })
+    )
+    if (Option.isNone(result)) return Option.none<L1.Entry>()
+    const computedAt = Math.round(yield* Core.now(core))
+    const mine = own(job, result.value, claim.bucket, claim.fence, computedAt, claim.mark)
+    const stored = toStored(job, result.value, claim.bucket, claim.fence, computedAt)
+    if (Either.isLeft(stored)) {
+      yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
+      return Option.some(l1.publish(job.key, mine))
+    }
+    const committed = yield* store.commit(job.key, stored.right, token, job.spec).pipe(
+      Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
+      Effect.either
+    )
+    if (Either.isLeft(committed)) {
+      yield* Core.storeFailed(committed.left)
+      yield* writeBack(core, job, stored.right)
+      return Option.some(l1.publish(job.key, { ...mine, local: true }))
+    }
+    const c = committed.right
+    // a committed value released the lock; a refused one did not: the finalizer drops it if it
+    // is still ours, rather than leave the fleet waiting out the lease
+    lock.settled = c._tag === "Committed"
+    Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "committed" : c.reason)])
+    if (c._tag === "Committed") return Option.some(l1.publish(job.key, { ...mine, mark: c.mark }))
+    // refused: a newer value (a newer window, or a newer holder of this one) is stored
+    const newer = Option.flatMap(c.stored, (s) => Option.fromNullable(Core.candidate(job.spec, s, false, c.mark)))
+    return Option.some(l1.publish(job.key, Option.getOrElse(newer, () => ({ ...mine, latest: false }))))
+  }))
+
+/** Offers a value produced without the store back to it, until it lands or its window is over. */
+export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored): Effect.Effect<void> =>
+  FiberMap.run(
+    core.writeBacks,
+    job.key,
+    core.store.commit(job.key, stored, undefined, job.spec).pipe(
+      Effect.retry(
+        Schedule.exponential(core.settings.pollMs * 2).pipe(
+          Schedule.either(Schedule.spaced("2 seconds")),
+          Schedule.upTo(job.spec.windowMs)
+        )
+      ),
+      Effect.tap((c) =>
+        Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "writeback" : c.reason)])
+      ),
+      Effect.ignore
+    )
+  ).pipe(Effect.asVoid)
+
+/**
+ * The store is unreachable: keep serving what we hold until `degradedAfter` past its window,
+ * then run the lookup on our own (at most once per window, backing off after failures).
+ * `force` (a `refresh`) runs it at once. `None` when there is nothing to do yet.
+ */
+export const local = <E>(core: Core.Core, job: Core.Job<E>, force: boolean): Effect.Effect<Option.Option<L1.Entry>, E> =>
+  Effect.gen(function*() {
+    const { l1, settings } = core
+    const at = yield* Core.now(core)
+    const held = l1.entries.get(job.key)
+    if (!force && held !== undefined && held.windowMs === job.spec.windowMs) {
+      const degradeAt = Window.startOf(held.bucket + 1, job.spec.windowMs) + settings.degradedAfterMs
+      if (at < degradeAt) {
+        // try the store again soon: it may be back before we would run on our own
+        l1.setRetry(job.key, Math.min(degradeAt, at + settings.redisRetryMs))
+        return Option.none()
+      }
+    }
+    const exit = yield* Effect.exit(produce(core, job, "local"))
+    if (Exit.isFailure(exit)) {
+      const current = l1.entries.get(job.key)
+      if (current !== undefined) {
+        current.localFailures++
+        current.retryAt = at + Backoff.delay(current.localFailures, settings.backoffMs, settings.maxBackoffMs)
+      }
+      return yield* Effect.failCause(exit.cause)
+    }
+    const computedAt = Math.round(yield* Core.now(core))
+    const bucket = Window.bucketOf(at, job.spec.windowMs)
+    const stored = toStored(job, exit.value, bucket, 0, computedAt)
+    if (Either.isRight(stored)) yield* writeBack(core, job, stored.right)
+    return Option.some(l1.publish(job.key, { ...own(job, exit.value, bucket, 0, computedAt, -1), local: true }))
+  })

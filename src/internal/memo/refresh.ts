@@ -1,0 +1,140 @@
+/**
+ * One key's worker: it finds this window's value and hands out, meanwhile, any value it learns
+ * of. It is a loop over explicit steps:
+ *
+ * - `Claim`: ask the store. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
+ *   `Busy` → wait for the holder. `Backoff` → done for now if we hold a value, else wait it out.
+ *   Store unreachable → run locally (`leader.local`).
+ * - `Wait`: until the holder's commit notice (with its value, when small) or the poll interval,
+ *   whichever comes first; then claim again.
+ * - `Done`: the outcome, or `None` when there is nothing newer to be had now.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Metrics from "../../Metrics.js"
+import * as Window from "../../Window.js"
+import * as Core from "./core.js"
+import type * as L1 from "./l1.js"
+import * as Leader from "./leader.js"
+import type * as Notices from "./notices.js"
+
+type Step =
+  /** `recompute`: take the lock even over a fresh value (it could not be decoded here). */
+  | { readonly _tag: "Claim"; readonly recompute: boolean; readonly waited: boolean }
+  | { readonly _tag: "Wait"; readonly ms: number; readonly listener: Notices.Listener }
+  | { readonly _tag: "Done"; readonly outcome: Option.Option<Core.Outcome> }
+
+const done = (outcome: Option.Option<Core.Outcome>): Step => ({ _tag: "Done", outcome })
+const claimAgain: Step = { _tag: "Claim", recompute: false, waited: true }
+
+/** What the worker does with values it learns of before its own answer. */
+export type Offer = (entry: L1.Entry) => Effect.Effect<void>
+
+const claimStep = <E>(
+  core: Core.Core,
+  job: Core.Job<E>,
+  offer: Offer,
+  step: Extract<Step, { _tag: "Claim" }>,
+  refreshing: boolean
+): Effect.Effect<Step, E> =>
+  Effect.suspend(() => {
+    // listen before asking, so a commit noticed during the round trip is not missed
+    const listener = core.notices.listen(job.key, job.spec.decode)
+    return Effect.gen(function*() {
+      const { l1, settings, store } = core
+      const token = core.nextToken()
+      const claimed = yield* Effect.either(store.claim(job.key, {
+        windowMs: job.spec.windowMs,
+        leaseMs: settings.leaseMs,
+        token,
+        force: step.recompute,
+        retainMs: job.spec.retainMs
+      }))
+      if (Either.isLeft(claimed)) {
+        yield* Core.storeFailed(claimed.left)
+        const produced = yield* Leader.local(core, job, refreshing)
+        return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
+      }
+      const c = claimed.right
+      yield* Core.observe(core, c.now)
+      Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", c._tag.toLowerCase())])
+      if (c._tag === "Fresh") {
+        const fresh = Core.candidate(job.spec, c.stored, true, c.mark)
+        // fresh but unreadable here (another schema, a foreign record): recompute it
+        if (fresh === undefined) return { _tag: "Claim", recompute: true, waited: step.waited } satisfies Step
+        const entry = l1.publish(job.key, fresh)
+        if (entry.freshThrough < 0) {
+          // the store vouched for it, but notices may be missing: check again, no sooner than a poll
+          l1.setRetry(job.key, c.now + settings.pollMs)
+        } else if (entry.bucket < Window.bucketOf(c.now, job.spec.windowMs)) {
+          // our clock is ahead of the store's by less than we correct: ask again at its boundary
+          l1.setRetry(job.key, Window.nextBoundary(c.now, job.spec.windowMs))
+        }
+        return done(Option.some({ entry, cache: step.waited ? "miss" : "hit" }))
+      }
+      // whatever happens next, the stored value may be newer than ours: serve it meanwhile
+      if (Option.isSome(c.stored)) {
+        const stale = Core.candidate(job.spec, c.stored.value, false, c.mark)
+        if (stale !== undefined) yield* offer(l1.publish(job.key, stale))
+      }
+      switch (c._tag) {
+        case "Acquired": {
+          const led = yield* Leader.lead(core, job, c, token)
+          return Option.isSome(led) ? done(Option.some({ entry: led.value, cache: "miss" })) : claimAgain
+        }
+        case "Busy":
+          // never faster than the poll interval, whatever lease the lock says it has left
+          return { _tag: "Wait", ms: settings.pollMs, listener } satisfies Step
+        case "Backoff": {
+          const held = l1.entries.get(job.key)
+          if (!refreshing && held !== undefined && held.windowMs === job.spec.windowMs) {
+            l1.setRetry(job.key, c.now + c.ttlMs)
+            return done(Option.none())
+          }
+          return { _tag: "Wait", ms: Math.max(settings.pollMs, c.ttlMs + 1), listener } satisfies Step
+        }
+      }
+    }).pipe(
+      // the listener goes on to the wait, and nowhere else
+      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value._tag === "Wait" ? Effect.void : listener.cancel)
+    )
+  })
+
+const waitStep = (core: Core.Core, job: Core.Job, step: Extract<Step, { _tag: "Wait" }>): Effect.Effect<Step> =>
+  Effect.gen(function*() {
+    const woken = yield* Effect.raceFirst(Effect.as(Effect.sleep(step.ms), Option.none<L1.Entry>()), step.listener.await).pipe(
+      Effect.ensuring(step.listener.cancel)
+    )
+    if (Option.isSome(woken)) {
+      const at = yield* Core.now(core)
+      if (woken.value.freshThrough >= Window.bucketOf(at, job.spec.windowMs)) {
+        return done(Option.some({ entry: woken.value, cache: "miss" }))
+      }
+    }
+    return claimAgain
+  })
+
+/**
+ * This window's value, by whatever step gets it. `refreshing` (a `refresh`): run even while
+ * backing off, and locally at once when the store is unreachable.
+ */
+export const obtain = <E>(
+  core: Core.Core,
+  job: Core.Job<E>,
+  offer: Offer,
+  refreshing: boolean
+): Effect.Effect<Option.Option<Core.Outcome>, E> => {
+  const loop = (step: Step): Effect.Effect<Option.Option<Core.Outcome>, E> => {
+    switch (step._tag) {
+      case "Done":
+        return Effect.succeed(step.outcome)
+      case "Claim":
+        return Effect.flatMap(claimStep(core, job, offer, step, refreshing), loop)
+      case "Wait":
+        return Effect.flatMap(waitStep(core, job, step), loop)
+    }
+  }
+  return loop({ _tag: "Claim", recompute: false, waited: false })
+}

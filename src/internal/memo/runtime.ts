@@ -1,0 +1,239 @@
+/**
+ * The per-process engine behind `Memo`: the request path below the fresh hit (which `Memo.ts`
+ * answers inline), and the operations on one key.
+ *
+ * A request that is not a fresh hit goes:
+ * 1. `serveStale`: a value is held → it is answered at once, and the key's worker starts
+ *    unless one runs or the key backs off;
+ * 2. `awaitValue`: nothing is held → the request waits for the key's worker (`refresh.ts`),
+ *    which answers with the first value it finds, stale or fresh, within the cold `timeout`.
+ */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberMap from "effect/FiberMap"
+import * as Option from "effect/Option"
+import type { ParseError } from "effect/ParseResult"
+import type * as Scope from "effect/Scope"
+import * as Metrics from "../../Metrics.js"
+import * as Window from "../../Window.js"
+import type { RedisError, Store } from "../store.js"
+import * as Core from "./core.js"
+import * as Inflight from "./inflight.js"
+import * as L1 from "./l1.js"
+import * as Leader from "./leader.js"
+import * as Notices from "./notices.js"
+import * as Refresh from "./refresh.js"
+import type { Resolved } from "./settings.js"
+
+export const TypeId: unique symbol = Symbol.for("lockstep/Memo")
+export type TypeId = typeof TypeId
+
+/** A cold request waited longer than its loader's `timeout`. */
+export type OnTimeout = (key: string) => unknown
+
+export interface Engine extends Core.Core {
+  readonly [TypeId]: TypeId
+  readonly inflight: Inflight.Inflight<Core.Outcome>
+  /** The request path below a fresh hit. */
+  readonly serve: <E>(job: Core.Job<E>, at: number, held: L1.Entry | undefined, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
+  /** L1 or the store, never the lookup. */
+  readonly peek: (spec: Core.Spec, key: string) => Effect.Effect<Option.Option<Core.Outcome>>
+  readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
+  readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
+  readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
+  readonly set: (spec: Core.Spec, key: string, value: unknown) => Effect.Effect<Core.Outcome, ParseError>
+  /** Every piece of per-key state, by how many keys it holds: each is bounded. */
+  readonly sizes: Effect.Effect<{
+    readonly l1: number
+    readonly heard: number
+    readonly waiting: number
+    readonly inflight: number
+    readonly writeBacks: number
+  }>
+  /** Runs the worker unless the value of the window `at` is held, and waits for it (failures ignored). */
+  readonly warm: (job: Core.Job, at: number) => Effect.Effect<void>
+}
+
+export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const l1 = L1.make(settings.l1Capacity)
+    const notices = Notices.make(l1)
+    const instance = crypto.randomUUID()
+    let tokens = 0
+    const core: Core.Core = {
+      store,
+      settings,
+      l1,
+      clock: { skew: 0, offset: 0 },
+      notices,
+      writeBacks: yield* FiberMap.make<string>(),
+      nextToken: () => `${instance}:${++tokens}`
+    }
+    const inflight = Inflight.make<Core.Outcome>(scope)
+    yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
+
+    /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
+    const work = <E>(job: Core.Job<E>, refreshing: boolean) => (first: Deferred.Deferred<Core.Outcome, unknown>) =>
+      Refresh.obtain(core, job, (entry) => Effect.asVoid(Deferred.succeed(first, { entry, cache: "stale" } as const)), refreshing).pipe(
+        Effect.flatMap((obtained) => {
+          if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
+          const held = l1.entries.get(job.key)
+          return held !== undefined
+            ? Effect.succeed<Core.Outcome>({ entry: held, cache: "stale" })
+            : Effect.dieMessage(`lockstep: no value of ${job.key} and nothing to wait for`)
+        }),
+        Effect.tapErrorCause((cause) =>
+          Effect.flatMap(Deferred.isDone(first), (served) =>
+            served && !Cause.isInterruptedOnly(cause)
+              ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
+              : Effect.void)
+        ),
+        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
+      )
+
+    const start = <E>(job: Core.Job<E>, refreshing = false) => inflight.start(job.key, work(job, refreshing))
+
+    const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
+      Metrics.requestsStale.unsafeUpdate(1, [])
+      Metrics.staleAge.unsafeUpdate(Math.floor(at / held.windowMs) - held.bucket, [])
+      held.served.stale++
+      const outcome: Core.Outcome = { entry: held, cache: "stale" }
+      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
+      return Effect.as(start(job), outcome)
+    }
+
+    const withTimeout = <A, E>(job: Core.Job, wait: Effect.Effect<A, E>, onTimeout: OnTimeout): Effect.Effect<A, E> => {
+      const timeout = job.spec.timeout
+      if (timeout === undefined) return wait
+      return Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => onTimeout(job.key) as E })
+    }
+
+    const awaitValue = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
+      Effect.flatMap(start(job), (run) =>
+        withTimeout(job, Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>, onTimeout).pipe(
+          Effect.tapBoth({
+            onSuccess: (o) =>
+              Effect.sync(() => {
+                ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
+                  .unsafeUpdate(1, [])
+                o.entry.served[o.cache]++
+              }),
+            onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
+          })
+        ))
+
+    const serve: Engine["serve"] = (job, at, held, onTimeout) =>
+      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
+
+    const peek: Engine["peek"] = (spec, key) =>
+      Effect.suspend(() => {
+        const held = l1.entries.get(key)
+        if (held !== undefined && held.windowMs === spec.windowMs) {
+          return Effect.map(Core.now(core), (at) =>
+            Option.some<Core.Outcome>({
+              entry: held,
+              cache: held.freshThrough >= Window.bucketOf(at, spec.windowMs) ? "hit" : "stale"
+            }))
+        }
+        return store.get(key).pipe(
+          Effect.tap((read) => Core.observe(core, read.now)),
+          Effect.map((read) =>
+            Option.flatMap(read.stored, (stored) => {
+              const latest = stored.bucket >= Window.bucketOf(read.now, spec.windowMs) && stored.fence > read.mark
+              const c = Core.candidate(spec, stored, latest, read.mark)
+              if (c === undefined) return Option.none()
+              const entry = l1.publish(key, c)
+              return Option.some<Core.Outcome>({ entry, cache: entry.freshThrough >= 0 ? "hit" : "stale" })
+            })
+          ),
+          Effect.catchAll((e) => Effect.as(Core.storeFailed(e), Option.none()))
+        )
+      })
+
+    const invalidate: Engine["invalidate"] = (key) =>
+      store.invalidate(key).pipe(
+        Effect.tap((done) => Effect.sync(() => Option.map(done.mark, (mark) => l1.heardInvalidation(key, mark)))),
+        // this process at least stops answering hits with it
+        Effect.tapError(() => Effect.sync(() => l1.distrust(key))),
+        Effect.asVoid,
+        Effect.withSpan("lockstep.invalidate", { attributes: { "lockstep.key": key }, captureStackTrace: false })
+      )
+
+    const invalidateTag: Engine["invalidateTag"] = (tag) =>
+      store.tagged(tag).pipe(
+        Effect.flatMap((keys) => Effect.forEach(keys, invalidate, { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))),
+        Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
+      )
+
+    const refresh: Engine["refresh"] = <E>(job: Core.Job<E>, onTimeout: OnTimeout) =>
+      Effect.gen(function*() {
+        const startedAt = yield* Core.now(core)
+        const mark = yield* store.invalidate(job.key).pipe(
+          Effect.map((done) => done.mark),
+          Effect.tap((mark) => Option.isSome(mark) ? Effect.sync(() => l1.heardInvalidation(job.key, mark.value)) : Effect.void),
+          Effect.catchAll((e) => Effect.as(Core.storeFailed(e), Option.none<number>()))
+        )
+        const newEnough = (o: Core.Outcome) =>
+          Option.match(mark, { onNone: () => o.entry.computedAt >= startedAt, onSome: (m) => o.entry.fence > m })
+        // a worker that started before the invalidation may answer with an older value: go again
+        let outcome = yield* Effect.flatMap(start(job, true), (run) => Deferred.await(run.final) as Effect.Effect<Core.Outcome, E>)
+        for (let i = 0; i < 3 && !newEnough(outcome); i++) {
+          outcome = yield* Effect.flatMap(start(job, true), (run) => Deferred.await(run.final) as Effect.Effect<Core.Outcome, E>)
+        }
+        return outcome
+      }).pipe(
+        (wait) => withTimeout(job, wait, onTimeout),
+        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key, "lockstep.forced": true }, captureStackTrace: false })
+      )
+
+    const set: Engine["set"] = (spec, key, value) =>
+      Effect.gen(function*() {
+        const data = yield* spec.encode(value)
+        const written = yield* Effect.either(store.set(key, { data, windowMs: spec.windowMs }, spec))
+        const decode = spec.decode
+        if (Either.isRight(written)) {
+          const w = written.right
+          yield* Core.observe(core, w.now)
+          const entry = l1.publish(key, {
+            value,
+            bucket: w.bucket,
+            fence: w.fence,
+            computedAt: w.now,
+            windowMs: spec.windowMs,
+            decode,
+            latest: true,
+            mark: w.mark
+          })
+          return { entry, cache: "hit" } satisfies Core.Outcome
+        }
+        yield* Core.storeFailed(written.left)
+        const at = Math.round(yield* Core.now(core))
+        const bucket = Window.bucketOf(at, spec.windowMs)
+        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: [] }
+        yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
+        const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
+        return { entry, cache: "hit" } satisfies Core.Outcome
+      }).pipe(Effect.withSpan("lockstep.set", { attributes: { "lockstep.key": key }, captureStackTrace: false }))
+
+    const warm: Engine["warm"] = (job, at) =>
+      Effect.suspend(() => {
+        const held = l1.entries.get(job.key)
+        if (held !== undefined && held.windowMs === job.spec.windowMs && held.freshThrough >= Window.bucketOf(at, job.spec.windowMs)) {
+          return Effect.void
+        }
+        return Effect.flatMap(start(job), (run) => Effect.ignore(Deferred.await(run.final)))
+      })
+
+    const sizes = Effect.map(FiberMap.size(core.writeBacks), (writeBacks) => ({
+      l1: l1.entries.size,
+      heard: l1.heardSize(),
+      waiting: notices.waiting(),
+      inflight: inflight.size(),
+      writeBacks
+    }))
+
+    return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, sizes } satisfies Engine
+  })

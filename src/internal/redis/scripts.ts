@@ -1,0 +1,254 @@
+/**
+ * The fleet protocol, as Lua scripts that Redis runs atomically. Each touches the keys of one
+ * cache key only (one hash tag, one Cluster slot). Time comes from Redis `TIME`: the server is
+ * the authority on which window it is.
+ *
+ * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
+ * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
+ *
+ * Anything under the cache's keys may be foreign or corrupt (another deployment, a restore, a
+ * hand edit). The scripts never pass such data on: a record that is not a hash of whole
+ * numbers `b f w`, a finite `t` and a string `d` (or whose window has not begun, or whose `k`
+ * is another key's) reads as absent and is overwritten by the next commit; a counter that is
+ * not a number reads as absent, a fractional one is rounded up, so fences keep increasing; a
+ * lock without a lifetime gets one. So data never makes a script fail, and never trips the
+ * breaker.
+ *
+ * Commits, invalidations and `set`s are published on the tenant's channel (`PUBLISH` from a
+ * script is allowed on every topology; on a Cluster it reaches every node):
+ * `c|<b>|<f>|<w>|<t>|<mark>|<key length>|<key><data>` (data only when at most 16 KiB, else empty)
+ * and
+ * `i|<mark>|<key length>|<key>`.
+ */
+
+const prelude = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mark = -1
+local function num(s)
+  local n = tonumber(s)
+  if not n or n ~= n or n == math.huge or n == -math.huge then return nil end
+  return n
+end
+local function int(s)
+  local n = num(s)
+  if not n or n ~= math.floor(n) or n > 9007199254740991 or n < -9007199254740991 then return nil end
+  return n
+end
+local function str(n) return string.format('%.0f', n) end
+local function stringAt(k)
+  if redis.call('TYPE', k).ok ~= 'string' then return false end
+  return redis.call('GET', k)
+end
+local function counter(k)
+  local n = num(stringAt(k))
+  if not n then return nil end
+  n = math.ceil(n)
+  if n < 0 or n > 9007199254740991 then return nil end
+  return n
+end
+local function record(k, full)
+  if redis.call('TYPE', k).ok ~= 'hash' then return false end
+  local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k')
+  local b, f, w, tt = int(r[1]), int(r[2]), int(r[3]), num(r[4])
+  if not (b and f and w and tt) or type(r[5]) ~= 'string' then return false end
+  if w <= 0 or b < 0 or f < 0 or b > math.floor(now / w) then return false end
+  if (r[6] or '') ~= full then return false end
+  return { str(b), str(f), str(w), str(tt), r[5], b = b, f = f, w = w, t = tt }
+end
+local function reply(status, extra, r)
+  local out = { status, str(now), str(mark) }
+  for i = 1, #extra do out[#out + 1] = str(extra[i]) end
+  if r then
+    for i = 1, 5 do out[#out + 1] = r[i] end
+  end
+  return out
+end
+local function expire(k, retain)
+  if retain > 0 then redis.call('PEXPIRE', k, retain) end
+end
+local function setCounter(k, n, retain)
+  if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
+end
+local function write(k, b, f, w, tt, d, full, retain)
+  redis.call('DEL', k)
+  if full ~= '' then
+    redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'k', full)
+  else
+    redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d)
+  end
+  expire(k, retain)
+end
+local function publish(channel, message)
+  if channel ~= '' then redis.call('PUBLISH', channel, message) end
+end
+local function committed(channel, key, b, f, w, tt, d)
+  if #d > 16384 then d = '' end
+  publish(channel, 'c|' .. str(b) .. '|' .. str(f) .. '|' .. str(w) .. '|' .. str(tt) .. '|' .. str(mark) .. '|' .. #key .. '|' .. key .. d)
+end
+`
+
+/** The highest fence issued: the counter or the stored record's, whichever is higher. */
+const lastFence = `
+local function lastFence(counterKey, r)
+  local last = counter(counterKey) or 0
+  if r and r.f > last then last = r.f end
+  return last
+end
+`
+
+/** KEYS: value, mark. ARGV: full. Reply: `ok now mark [b f w t d]`. */
+export const get = `${prelude}
+mark = counter(KEYS[2]) or -1
+return reply('ok', {}, record(KEYS[1], ARGV[1]))
+`
+
+/**
+ * KEYS: value, lock, fence, mark. ARGV: windowMs, leaseMs, token, force ("1" skips the freshness
+ * check, for a stored value this process cannot decode), full, retainMs.
+ * Reply: `fresh now mark | b f w t d`, `busy now mark pttl | ...`, `backoff now mark pttl | ...`,
+ * `acquired now mark bucket fence | ...`.
+ */
+export const claim = `${prelude}${lastFence}
+local w = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+local retain = tonumber(ARGV[6])
+local bucket = math.floor(now / w)
+local r = record(KEYS[1], ARGV[5])
+local last = lastFence(KEYS[3], r)
+mark = counter(KEYS[4]) or -1
+if mark > last then
+  -- no invalidation can be newer than the last fence issued: a foreign mark, repaired
+  mark = last
+  setCounter(KEYS[4], mark, retain)
+end
+if r and ARGV[4] ~= '1' and r.w == w and r.b >= bucket and r.f > mark then
+  return reply('fresh', {}, r)
+end
+local held = stringAt(KEYS[2])
+if held then
+  local pttl = redis.call('PTTL', KEYS[2])
+  if pttl < 0 then
+    -- a lock without a lifetime (left by another deployment, restored, PERSISTed): give it one
+    redis.call('PEXPIRE', KEYS[2], lease)
+    pttl = lease
+  end
+  if string.sub(held, 1, 8) == 'backoff:' then return reply('backoff', { pttl }, r) end
+  return reply('busy', { pttl }, r)
+end
+local fence = last + 1
+setCounter(KEYS[3], fence, retain)
+redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
+return reply('acquired', { bucket, fence }, r)
+`
+
+/** KEYS: lock. ARGV: token, leaseMs. Reply: `held now mark` or `lost now mark`. */
+export const renew = `${prelude}
+if stringAt(KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return reply('held', {}, false)
+end
+return reply('lost', {}, false)
+`
+
+/**
+ * KEYS: value, lock, fence, failures, mark. ARGV: bucket, fence, windowMs, computedAt, data,
+ * token ("" for a value produced while Redis was unreachable, offered back without a lock),
+ * full, retainMs, channel, key.
+ * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
+ * only), and `(bucket, fence)` is not older than the stored record of the same window.
+ * Reply: `committed now mark`, or `future|fenced|older now mark | b f w t d`.
+ */
+export const commit = `${prelude}
+local b, f, w, tt = int(ARGV[1]), int(ARGV[2]), int(ARGV[3]), int(ARGV[4])
+local retain = tonumber(ARGV[8])
+mark = counter(KEYS[5]) or -1
+local r = record(KEYS[1], ARGV[7])
+if b > math.floor(now / w) then return reply('future', {}, r) end
+if ARGV[6] ~= '' then
+  local last = counter(KEYS[3]) or 0
+  if f < last then return reply('fenced', {}, r) end
+end
+if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
+write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain)
+redis.call('DEL', KEYS[4])
+expire(KEYS[3], retain)
+expire(KEYS[5], retain)
+if ARGV[6] ~= '' and stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
+committed(ARGV[9], ARGV[10], b, f, w, tt, ARGV[5])
+return reply('committed', {}, false)
+`
+
+/**
+ * KEYS: lock, failures. ARGV: token, baseMs, maxMs. Drops our lock or, when `baseMs > 0`, turns
+ * it into a back-off marker so that the fleet does not retry a failing lookup at once. The
+ * marker lasts `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the
+ * last commit (forgotten after ten times `maxMs` without one).
+ * Reply: `released now mark`, `backoff now mark ms` or `lost now mark`.
+ */
+export const release = `${prelude}
+if stringAt(KEYS[1]) ~= ARGV[1] then return reply('lost', {}, false) end
+local base = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+if base > 0 then
+  local n = (counter(KEYS[2]) or 0) + 1
+  local ms = math.max(1, math.floor(math.min(base * 2 ^ math.min(n - 1, 30), max)))
+  redis.call('SET', KEYS[2], str(n), 'PX', math.max(10 * max, 60000))
+  redis.call('SET', KEYS[1], 'backoff:' .. ARGV[1], 'PX', ms)
+  return reply('backoff', { ms }, false)
+end
+redis.call('DEL', KEYS[1])
+return reply('released', {}, false)
+`
+
+/**
+ * KEYS: value, fence, mark. ARGV: full, channel, key. Marks every value computed so far stale:
+ * the mark becomes the last fence issued, so that a lookup running now commits a stale value
+ * and the next claim recomputes. The value itself stays (last-known-good). The mark lives as
+ * long as the value (or the fence counter) does.
+ * Reply: `invalidated now mark`, or `absent now -1` when the key holds nothing.
+ */
+export const invalidate = `${prelude}${lastFence}
+local r = record(KEYS[1], ARGV[1])
+if not r and not counter(KEYS[2]) then return reply('absent', {}, false) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = redis.call('PTTL', KEYS[2]) end
+if ttl < 0 then ttl = 0 end
+mark = lastFence(KEYS[2], r)
+setCounter(KEYS[3], mark, ttl)
+if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end
+publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
+return reply('invalidated', {}, false)
+`
+
+/**
+ * KEYS: value, fence, failures, mark. ARGV: windowMs, data, full, retainMs, channel, key.
+ * Stores a value as the current window's with a new fence: newer than anything stored or being
+ * computed (a running lookup's commit is then refused as fenced).
+ * Reply: `set now mark bucket fence`.
+ */
+export const set = `${prelude}${lastFence}
+local w = int(ARGV[1])
+local retain = tonumber(ARGV[4])
+local bucket = math.floor(now / w)
+local r = record(KEYS[1], ARGV[3])
+local fence = lastFence(KEYS[2], r) + 1
+mark = counter(KEYS[4]) or -1
+if mark >= fence then
+  mark = fence - 1
+  setCounter(KEYS[4], mark, retain)
+end
+setCounter(KEYS[2], fence, retain)
+write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
+redis.call('DEL', KEYS[3])
+expire(KEYS[4], retain)
+committed(ARGV[5], ARGV[6], bucket, fence, w, now, ARGV[2])
+return reply('set', { bucket, fence }, false)
+`
+
+/** How many of each script's arguments are keys (all in one hash tag). */
+export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4 } as const
+
+export type Name = keyof typeof keyCounts
+
+export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set }

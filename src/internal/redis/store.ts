@@ -1,0 +1,382 @@
+/**
+ * The store over an ioredis client: each operation is one Lua script (`scripts.ts`), behind a
+ * circuit breaker; notices arrive on a subscriber connection of their own.
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { Redis as IORedis } from "ioredis"
+import * as Metrics from "../../Metrics.js"
+import * as Keys from "../keys.js"
+import type { Backoff, Claim, Commit, Notice, Release, Store, Stored, Subscriber } from "../store.js"
+import { RedisError } from "../store.js"
+import * as Breaker from "./breaker.js"
+import * as Client from "./client.js"
+import * as Scripts from "./scripts.js"
+
+// ---------------------------------------------------------------------------------------------
+// replies
+
+/** The numbers of a reply, or `undefined` when one is not a number (not what the scripts send). */
+const numbers = (r: ReadonlyArray<string>, from: number, count: number): Array<number> | undefined => {
+  const out: Array<number> = []
+  for (let i = from; i < from + count; i++) {
+    const n = Number(r[i])
+    if (r[i] === undefined || r[i] === "" || !Number.isFinite(n)) return undefined
+    out.push(n)
+  }
+  return out
+}
+
+/**
+ * The record at `at`, if any. The scripts pass on only records they checked; anything else here
+ * would still be a miss, never an error, so that data can't trip the breaker.
+ */
+const parseStored = (r: ReadonlyArray<string>, at: number): Option.Option<Stored> => {
+  if (r.length < at + 5) return Option.none()
+  const n = numbers(r, at, 4)
+  if (n === undefined) return Option.none()
+  const [bucket, fence, windowMs, computedAt] = n as [number, number, number, number]
+  return Number.isSafeInteger(bucket) && Number.isSafeInteger(fence) && Number.isSafeInteger(windowMs) && windowMs > 0
+    ? Option.some({ data: r[at + 4]!, bucket, fence, windowMs, computedAt })
+    : Option.none()
+}
+
+const asReply = (operation: string, raw: unknown): Effect.Effect<ReadonlyArray<string>, RedisError> =>
+  Array.isArray(raw) && raw.length >= 3 && raw.every((x) => typeof x === "string" || Buffer.isBuffer(x))
+    ? Effect.succeed(raw.map(String))
+    : Effect.fail(new RedisError({ reason: "Protocol", operation, cause: raw }))
+
+/** `[status, now, mark]`, or `undefined`. */
+const header = (r: ReadonlyArray<string>) => {
+  const n = numbers(r, 1, 2)
+  return n === undefined ? undefined : { status: r[0], now: n[0]!, mark: n[1]! }
+}
+
+export const decodeClaim = (r: ReadonlyArray<string>): Claim | undefined => {
+  const h = header(r)
+  if (h === undefined) return undefined
+  const { mark, now } = h
+  switch (h.status) {
+    case "fresh": {
+      const stored = parseStored(r, 3)
+      return Option.isSome(stored) ? { _tag: "Fresh", now, mark, stored: stored.value } : undefined
+    }
+    case "busy":
+    case "backoff": {
+      const ttl = numbers(r, 3, 1)
+      if (ttl === undefined) return undefined
+      return { _tag: h.status === "busy" ? "Busy" : "Backoff", now, mark, ttlMs: Math.max(0, ttl[0]!), stored: parseStored(r, 4) }
+    }
+    case "acquired": {
+      const n = numbers(r, 3, 2)
+      if (n === undefined) return undefined
+      return { _tag: "Acquired", now, mark, bucket: n[0]!, fence: n[1]!, stored: parseStored(r, 5) }
+    }
+  }
+  return undefined
+}
+
+export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
+  const h = header(r)
+  if (h === undefined) return undefined
+  const { mark, now } = h
+  switch (h.status) {
+    case "committed":
+      return { _tag: "Committed", now, mark }
+    case "older":
+    case "fenced":
+    case "future":
+      return { _tag: "Refused", reason: h.status, now, mark, stored: parseStored(r, 3) }
+  }
+  return undefined
+}
+
+const decodeRelease = (r: ReadonlyArray<string>): Release | undefined => {
+  const h = header(r)
+  if (h === undefined) return undefined
+  switch (h.status) {
+    case "released":
+      return { _tag: "Released", now: h.now }
+    case "lost":
+      return { _tag: "Lost", now: h.now }
+    case "backoff": {
+      const ms = numbers(r, 3, 1)
+      return ms === undefined ? undefined : { _tag: "Backoff", now: h.now, ms: ms[0]! }
+    }
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// notices
+
+const bar = 0x7c // "|"
+
+/** Splits `count` `|`-terminated fields off the front of a message; the rest follows them. */
+const fields = (message: Buffer, count: number): { readonly parts: Array<string>; readonly rest: number } | undefined => {
+  const parts: Array<string> = []
+  let at = 0
+  for (let i = 0; i < count; i++) {
+    const end = message.indexOf(bar, at)
+    if (end < 0) return undefined
+    parts.push(message.toString("latin1", at, end))
+    at = end + 1
+  }
+  return { parts, rest: at }
+}
+
+/** A notice as the scripts publish it; `undefined` for anything else on the channel. */
+export const decodeNotice = (message: Buffer): Notice | undefined => {
+  const kind = message.toString("latin1", 0, 2)
+  if (kind === "c|") {
+    const f = fields(message.subarray(2), 6)
+    if (f === undefined) return undefined
+    const [bucket, fence, windowMs, computedAt, mark, length] = f.parts.map(Number) as [number, number, number, number, number, number]
+    if (![bucket, fence, windowMs, computedAt, mark, length].every(Number.isFinite)) return undefined
+    const start = 2 + f.rest
+    const key = message.toString("utf8", start, start + length)
+    const data = message.toString("utf8", start + length)
+    return {
+      _tag: "Committed",
+      key: Keys.unescape(key),
+      bucket,
+      fence,
+      windowMs,
+      computedAt,
+      mark,
+      data: data.length > 0 ? Option.some(data) : Option.none()
+    }
+  }
+  if (kind === "i|") {
+    const f = fields(message.subarray(2), 2)
+    if (f === undefined) return undefined
+    const [mark, length] = f.parts.map(Number) as [number, number]
+    if (!Number.isFinite(mark) || !Number.isFinite(length)) return undefined
+    const start = 2 + f.rest
+    return { _tag: "Invalidated", key: Keys.unescape(message.toString("utf8", start, start + length)), mark }
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// store
+
+type Runner = (name: Scripts.Name, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
+
+/** ioredis sends `EVALSHA` and falls back to `EVAL` on `NOSCRIPT` (after a `SCRIPT FLUSH` or a restart). */
+const defineScripts = (client: Client.Client): Runner => {
+  for (const [name, lua] of Object.entries(Scripts.all)) {
+    client.defineCommand(`lockstep_${name}`, { numberOfKeys: Scripts.keyCounts[name as Scripts.Name], lua })
+  }
+  return (name, keys, args) =>
+    (client as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[`lockstep_${name}`]!(
+      ...keys,
+      ...args
+    )
+}
+
+export interface FromClientOptions {
+  readonly tenant: string
+  readonly breakerThreshold: number
+  readonly breakerCooldownMs: number
+  readonly onBreakerChange?: ((state: Breaker.State) => void) | undefined
+}
+
+export const fromClient = (client: Client.Client, options: FromClientOptions): Store => {
+  const run = defineScripts(client)
+  const tenant = options.tenant
+  const prefix = Keys.tenantPrefix(tenant)
+  const channel = `${prefix}:lockstep:bus`
+  const breakerTags = [Metrics.label("tenant", tenant)]
+  const breaker = Breaker.make({
+    threshold: options.breakerThreshold,
+    cooldownMs: options.breakerCooldownMs,
+    onChange: (state) => {
+      Metrics.breakerState.unsafeUpdate(Metrics.breakerValue(state), breakerTags)
+      options.onBreakerChange?.(state)
+    }
+  })
+
+  /** One script call, without the breaker. */
+  const attempt = <A>(
+    operation: Scripts.Name,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>,
+    decode: (r: ReadonlyArray<string>) => A | undefined
+  ): Effect.Effect<A, RedisError> =>
+    Effect.tryPromise({
+      try: () => run(operation, keys, args),
+      catch: (cause) =>
+        new RedisError({
+          reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
+          operation,
+          cause
+        })
+    }).pipe(
+      Effect.flatMap((raw) => asReply(operation, raw)),
+      Effect.flatMap((r) => {
+        const decoded = decode(r)
+        return decoded === undefined
+          ? Effect.fail(new RedisError({ reason: "Protocol", operation, cause: r }))
+          : Effect.succeed(decoded)
+      })
+    )
+  const isFault = (e: RedisError) => e.reason !== "Protocol"
+  /** Plain commands (tag sets live in slots of their own, so no script can touch them with a key's). */
+  const tagCall = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, RedisError> =>
+    breaker.guard(
+      Effect.tryPromise({
+        try: f,
+        catch: (cause) =>
+          new RedisError({
+            reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
+            operation,
+            cause
+          })
+      }),
+      () => new RedisError({ reason: "CircuitOpen", operation }),
+      isFault
+    )
+  const call = <A>(
+    operation: Scripts.Name,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>,
+    decode: (r: ReadonlyArray<string>) => A | undefined
+  ): Effect.Effect<A, RedisError> =>
+    breaker.guard(attempt(operation, keys, args, decode), () => new RedisError({ reason: "CircuitOpen", operation }), isFault)
+
+  const release = (key: string, token: string, backoff: Backoff | undefined, send: typeof call = call) => {
+    const k = Keys.make(prefix, key)
+    const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
+    const max = backoff === undefined ? 0 : Math.max(1, Math.round(backoff.maxMs))
+    return send("release", [k.lock, k.failures], [token, base, max], decodeRelease)
+  }
+
+  return {
+    tenant,
+    kind: "redis",
+    health: breaker.state,
+    get: (key) => {
+      const k = Keys.make(prefix, key)
+      return call("get", [k.value, k.mark], [k.full], (r) => {
+        const h = header(r)
+        return h === undefined ? undefined : { now: h.now, mark: h.mark, stored: parseStored(r, 3) }
+      })
+    },
+    claim: (key, o) => {
+      const k = Keys.make(prefix, key)
+      return call(
+        "claim",
+        [k.value, k.lock, k.fence, k.mark],
+        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs],
+        decodeClaim
+      ).pipe(
+        // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
+        // would take the lock for a token nobody holds: the fleet would wait a whole lease. A
+        // release of that token queued behind it on the same connection undoes it; it is sent
+        // past the breaker, which this very timeout may just have opened.
+        Effect.tapError((e) =>
+          e.reason === "Timeout" ? Effect.forkDaemon(Effect.ignore(release(key, o.token, undefined, attempt))) : Effect.void
+        )
+      )
+    },
+    renew: (key, token, leaseMs) =>
+      call("renew", [Keys.make(prefix, key).lock], [token, leaseMs], (r) => (r[0] === "held" ? true : r[0] === "lost" ? false : undefined)),
+    commit: (key, value, token, { retainMs }) => {
+      const k = Keys.make(prefix, key)
+      return call(
+        "commit",
+        [k.value, k.lock, k.fence, k.failures, k.mark],
+        [value.bucket, value.fence, value.windowMs, Math.round(value.computedAt), value.data, token ?? "", k.full, retainMs, channel, k.escaped],
+        decodeCommit
+      )
+    },
+    release: (key, token, backoff) => release(key, token, backoff),
+    invalidate: (key) => {
+      const k = Keys.make(prefix, key)
+      return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped], (r) => {
+        const h = header(r)
+        if (h === undefined || (h.status !== "invalidated" && h.status !== "absent")) return undefined
+        return { now: h.now, mark: h.status === "absent" ? Option.none() : Option.some(h.mark) }
+      })
+    },
+    tag: (key, tags, { retainMs }) => {
+      const member = Keys.make(prefix, key).escaped
+      return tagCall("tag", () =>
+        Promise.all(tags.map(async (tag) => {
+          const name = Keys.tagKey(prefix, tag)
+          await client.sadd(name, member)
+          if (retainMs > 0) await client.pexpire(name, retainMs)
+        })))
+    },
+    tagged: (tag) =>
+      tagCall("tagged", async () => {
+        const name = Keys.tagKey(prefix, tag)
+        const found = new Set<string>()
+        let cursor = "0"
+        do {
+          const [next, members] = await (client as IORedis).sscan(name, cursor, "COUNT", 1000)
+          for (const m of members) found.add(Keys.unescape(m))
+          cursor = next
+        } while (cursor !== "0")
+        return [...found]
+      }),
+    set: (key, value, { retainMs }) => {
+      const k = Keys.make(prefix, key)
+      return call(
+        "set",
+        [k.value, k.fence, k.failures, k.mark],
+        [value.windowMs, value.data, k.full, retainMs, channel, k.escaped],
+        (r) => {
+          const h = header(r)
+          const n = numbers(r, 3, 2)
+          return h === undefined || h.status !== "set" || n === undefined
+            ? undefined
+            : { now: h.now, mark: h.mark, bucket: n[0]!, fence: n[1]! }
+        }
+      )
+    },
+    subscribe: (subscriber) => subscribe(client, channel, subscriber)
+  }
+}
+
+/**
+ * Listens on the tenant's channel with a connection of its own. It is `up` once `SUBSCRIBE` is
+ * confirmed after each (re)connect and `down` from the moment the connection drops: notices sent
+ * meanwhile are lost, which the subscriber must assume.
+ */
+const subscribe = (client: Client.Client, channel: string, subscriber: Subscriber) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const connection: IORedis = Client.subscriberOf(client)
+      let closed = false
+      connection.on("error", () => {})
+      const onReady = () => {
+        connection.subscribe(channel).then(
+          () => {
+            if (!closed) subscriber.onState("up")
+          },
+          () => {
+            // the connection dropped again before confirming; the next `ready` retries
+          }
+        )
+      }
+      connection.on("ready", onReady)
+      connection.on("close", () => {
+        if (!closed) subscriber.onState("down")
+      })
+      connection.on("messageBuffer", (from: Buffer, message: Buffer) => {
+        if (closed || from.toString() !== channel) return
+        const notice = decodeNotice(message)
+        if (notice !== undefined) subscriber.onNotice(notice)
+      })
+      if (connection.status === "ready") onReady()
+      return {
+        close: () => {
+          closed = true
+          connection.disconnect()
+        }
+      }
+    }),
+    (s) => Effect.sync(() => s.close())
+  ).pipe(Effect.asVoid)

@@ -1,0 +1,188 @@
+/**
+ * The store contract: what `Memo` needs from a shared store, whichever implements it (the Lua
+ * scripts on Redis, or the maps of the in-memory store). Public through `Redis.ts`.
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+
+/** A value as the store keeps it: the encoded payload and the window it belongs to. */
+export interface Stored {
+  /** The value, encoded by the loader's `Schema` and serialised as JSON. */
+  readonly data: string
+  readonly bucket: number
+  /** The fencing token of the claim that produced it (0 for a value produced without Redis). */
+  readonly fence: number
+  readonly windowMs: number
+  /** When the lookup finished, in epoch milliseconds (the store's clock). */
+  readonly computedAt: number
+}
+
+/**
+ * Every answer carries the store's clock (`now`) and the key's invalidation `mark`: values whose
+ * fence is at or below it were computed before the last invalidation, so they are stale whatever
+ * their window (-1: never invalidated).
+ */
+interface Answer {
+  readonly now: number
+  readonly mark: number
+}
+
+export interface Read extends Answer {
+  readonly stored: Option.Option<Stored>
+}
+
+export type Claim =
+  | Answer & { readonly _tag: "Fresh"; readonly stored: Stored }
+  | Answer & { readonly _tag: "Busy"; readonly stored: Option.Option<Stored>; readonly ttlMs: number }
+  | Answer & { readonly _tag: "Backoff"; readonly stored: Option.Option<Stored>; readonly ttlMs: number }
+  | Answer & {
+    readonly _tag: "Acquired"
+    readonly stored: Option.Option<Stored>
+    readonly bucket: number
+    readonly fence: number
+  }
+
+export type Commit =
+  | Answer & { readonly _tag: "Committed" }
+  | Answer & {
+    readonly _tag: "Refused"
+    readonly reason: "older" | "fenced" | "future"
+    readonly stored: Option.Option<Stored>
+  }
+
+/** `Backoff`: the lock became a back-off marker for `ms`. `Lost`: the lock was not ours any more. */
+export type Release =
+  | { readonly _tag: "Released"; readonly now: number }
+  | { readonly _tag: "Backoff"; readonly now: number; readonly ms: number }
+  | { readonly _tag: "Lost"; readonly now: number }
+
+export interface Backoff {
+  readonly baseMs: number
+  readonly maxMs: number
+}
+
+/** A value written with `set`: fenced like a commit, as the store's current window. */
+export interface Written extends Answer {
+  readonly bucket: number
+  readonly fence: number
+}
+
+/** `mark`: the new invalidation mark, `None` when the key held nothing to invalidate. */
+export interface Invalidated {
+  readonly now: number
+  readonly mark: Option.Option<number>
+}
+
+/**
+ * What the fleet is told of a key's change, so that processes drop older values from L1 and
+ * waiters wake at once instead of at their next poll. `version` orders messages of one key:
+ * a lost, repeated or reordered message is harmless.
+ */
+export type Notice =
+  | {
+    readonly _tag: "Committed"
+    readonly key: string
+    readonly bucket: number
+    readonly fence: number
+    readonly windowMs: number
+    readonly computedAt: number
+    /** The key's invalidation mark when it was committed: at or above `fence`, the value is stale. */
+    readonly mark: number
+    /** The encoded value, when small enough to travel with the notice. */
+    readonly data: Option.Option<string>
+  }
+  | { readonly _tag: "Invalidated"; readonly key: string; readonly mark: number }
+
+/** The subscription's state: while it is not `up`, notices may be missing. */
+export type BusState = "up" | "down"
+
+export interface Subscriber {
+  readonly onNotice: (notice: Notice) => void
+  readonly onState: (state: BusState) => void
+}
+
+export interface Lifetimes {
+  /** Drop the records of a key not refreshed for this long (0: keep them forever). */
+  readonly retainMs: number
+}
+
+/** The store operations of the fleet protocol, all for one tenant, on the cache's own keys. */
+export interface Store {
+  readonly tenant: string
+  /** `"redis"` or `"memory"`, for logs and metrics. */
+  readonly kind: "redis" | "memory"
+  readonly get: (key: string) => Effect.Effect<Read, RedisError>
+  readonly claim: (key: string, options: Lifetimes & {
+    readonly windowMs: number
+    readonly leaseMs: number
+    readonly token: string
+    /** Take the lock even when a fresh value is stored (that value could not be decoded). */
+    readonly force: boolean
+  }) => Effect.Effect<Claim, RedisError>
+  /** `true` while the lock is still ours; `false` is a definitive loss. */
+  readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>
+  /** `token` is `undefined` for a value produced while Redis was unreachable, offered back. */
+  readonly commit: (
+    key: string,
+    value: Stored,
+    token: string | undefined,
+    lifetimes: Lifetimes
+  ) => Effect.Effect<Commit, RedisError>
+  /**
+   * Drops our lock or, with `backoff`, turns it into a back-off marker lasting
+   * `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the last commit.
+   */
+  readonly release: (key: string, token: string, backoff?: Backoff | undefined) => Effect.Effect<Release, RedisError>
+  /**
+   * Marks the stored value stale (it stays, as last-known-good) and tells the fleet. The mark
+   * lives as long as the key's records do.
+   */
+  readonly invalidate: (key: string) => Effect.Effect<Invalidated, RedisError>
+  /** Adds the key to each tag's set, so that `tagged` finds it. */
+  readonly tag: (key: string, tags: ReadonlyArray<string>, lifetimes: Lifetimes) => Effect.Effect<void, RedisError>
+  /** The keys a tag was given to. */
+  readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, RedisError>
+  /** Stores a value as the current window's, with a new fence, and tells the fleet. */
+  readonly set: (
+    key: string,
+    value: { readonly data: string; readonly windowMs: number },
+    lifetimes: Lifetimes
+  ) => Effect.Effect<Written, RedisError>
+  /**
+   * Receives the fleet's notices until the scope closes; `onState` tells when the subscription
+   * is up and when notices may have been missed.
+   */
+  readonly subscribe: (subscriber: Subscriber) => Effect.Effect<void, never, Scope.Scope>
+  /** The breaker's state (always `"closed"` for the in-memory store). */
+  readonly health: Effect.Effect<"closed" | "open" | "half-open">
+}
+
+/**
+ * Redis could not be reached, did not answer in time, or answered something unexpected. The
+ * cache degrades on it; a request never fails because of it.
+ */
+export class RedisError extends Data.TaggedError("RedisError")<{
+  readonly reason: "Unavailable" | "Timeout" | "CircuitOpen" | "Protocol"
+  readonly operation: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Redis ${this.operation}: ${this.reason}${this.cause instanceof Error ? ` (${this.cause.message})` : ""}`
+  }
+}
+
+/** Configuration that cannot describe a working store (bad tenant, port, duration, …). */
+export class RedisConfigError extends Data.TaggedError("RedisConfigError")<{
+  readonly message: string
+}> {}
+
+export class Redis extends Context.Tag("lockstep/Redis")<Redis, Store>() {}
+
+/** Tenants are part of every key name: 1 to 128 characters. */
+export const validateTenant = (tenant: string): RedisConfigError | undefined =>
+  typeof tenant !== "string" || tenant.length === 0 || tenant.length > 128
+    ? new RedisConfigError({ message: `TENANT must be 1 to 128 characters, got ${JSON.stringify(tenant)}` })
+    : undefined
