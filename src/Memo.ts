@@ -696,7 +696,17 @@ const dataLast = <F extends (options: any, producer: any) => any>(f: F): any =>
  * the whole fleet, stale values served at once, the last good value kept forever.
  *
  * @example
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Memo, Redis } from "lockstep"
+ *
+ * const Dashboard = Schema.Struct({ volume: Schema.Number })
+ * const loadDashboard = Effect.succeed({ volume: 1_250_000 }) // the expensive aggregate
+ *
  * const dashboard = Memo.memo({ key: "dashboard", window: "1 minute", schema: Dashboard }, loadDashboard)
+ *
+ * // build the layer once: each build is a new, empty cache
+ * const CacheLive = Memo.layer.pipe(Layer.provide(Redis.layerMemory))
+ * Effect.runPromise(Effect.provide(dashboard, CacheLive)).then(console.log) // { volume: 1250000 }
  *
  * @since 0.1.0
  * @category combinators
