@@ -28,4 +28,7 @@ export const program = Effect.gen(function*() {
   return info
 })
 
-// Effect.runPromise(program.pipe(Effect.provide(CacheLive)))
+// Provide CacheLive once, where the application starts, so that every request shares one cache:
+// Effect.runPromise(Effect.provide(Effect.replicateEffect(program, 3), CacheLive)) logs miss, hit, hit.
+// Effect.provide(CacheLive) on each request instead builds a new, empty cache every time: miss,
+// miss, miss. For a Promise-based framework, see examples/managed-runtime.ts.

@@ -404,7 +404,8 @@ type LoaderFn = {
  * import { Memo } from "lockstep"
  *
  * const ItemStats = Schema.Struct({ trades: Schema.Number, volume: Schema.Number })
- * declare const itemStats: (id: number) => Effect.Effect<typeof ItemStats.Type>
+ * // stands in for the aggregate over one item's trades
+ * const itemStats = (id: number) => Effect.succeed({ trades: id, volume: 100 * id })
  *
  * export const itemPage = Memo.loader({
  *   key: (id: number) => `market:item:${id}`,
@@ -527,12 +528,18 @@ const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
  * one instance. Define it once (options are checked when it is called, and a bad one throws).
  *
  * @example
- * import { Effect, Schema } from "effect"
- * import { Memo } from "lockstep"
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Memo, Redis } from "lockstep"
  *
- * declare const loadDashboard: Effect.Effect<number>
- * const dashboard = Memo.memo({ key: "dashboard", window: "1 minute", schema: Schema.Number }, loadDashboard)
- * // or data-last: loadDashboard.pipe(Memo.memo({ key: "dashboard", window: "1 minute", schema: Schema.Number }))
+ * const Dashboard = Schema.Struct({ volume: Schema.Number })
+ * const loadDashboard = Effect.succeed({ volume: 1_250_000 }) // the expensive aggregate
+ *
+ * const dashboard = Memo.memo({ key: "dashboard", window: "1 minute", schema: Dashboard }, loadDashboard)
+ * // or data-last: loadDashboard.pipe(Memo.memo({ key: "dashboard", window: "1 minute", schema: Dashboard }))
+ *
+ * // build the layer once: each build is a new, empty cache
+ * const CacheLive = Memo.layer.pipe(Layer.provide(Redis.layerMemory))
+ * Effect.runPromise(Effect.provide(dashboard, CacheLive)).then(console.log) // { volume: 1250000 }
  *
  * @since 0.1.0
  * @category combinators

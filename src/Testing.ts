@@ -8,7 +8,7 @@
  * `TestClock.adjust`, and a test of several minutes of fleet traffic runs in milliseconds.
  *
  * @example
- * import { Effect, Schema, TestClock } from "effect"
+ * import { Effect, Fiber, Schema, TestClock, TestContext } from "effect"
  * import { Memo } from "lockstep"
  * import * as Testing from "lockstep/testing"
  *
@@ -16,9 +16,16 @@
  *   const fleet = yield* Testing.fleet(4)
  *   const load = yield* Testing.producer(Effect.succeed(42), { duration: "1 second" })
  *   const page = Memo.memo({ key: "page", window: "1 minute", schema: Schema.Number }, load.effect)
- *   yield* Effect.forEach(fleet.pods, (pod) => Effect.fork(pod.run(page)))
+ *   const requests = yield* Effect.forEach(fleet.pods, (pod) => Effect.fork(pod.run(page)))
+ *   // one pod runs the producer for 1 second; the others wait for its commit, which the store
+ *   // tells them of with the value (polling every `pollInterval` only if that notice is lost)
  *   yield* TestClock.adjust("1 second")
- *   // load.runs === 1: one run for the whole fleet
+ *   return { values: yield* Effect.forEach(requests, Fiber.join), runs: yield* load.runs }
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(TestContext.TestContext))).then(({ runs, values }) => {
+ *   assert.deepStrictEqual(values, [42, 42, 42, 42])
+ *   assert.strictEqual(runs, 1) // one run for the whole fleet
  * })
  *
  * @since 0.1.0
@@ -342,7 +349,14 @@ export interface Producer<A, E = never, R = never> {
  * (1, 2, …), which makes each run's value tell which run produced it.
  *
  * @example
- * const query = yield* Testing.producer((run) => Effect.succeed(run * 100), { duration: "2 seconds" })
+ * import { Effect } from "effect"
+ * import * as Testing from "lockstep/testing"
+ *
+ * Effect.gen(function*() {
+ *   // returns 100 on its first run, 200 on its second; each run takes 2 (virtual) seconds
+ *   const query = yield* Testing.producer((run) => Effect.succeed(run * 100), { duration: "2 seconds" })
+ *   return query
+ * })
  *
  * @since 0.1.0
  * @category constructors

@@ -14,7 +14,4 @@ export * as Metrics from "./Metrics.js"
 export * as Redis from "./Redis.js"
 
 /** @since 0.1.0 */
-export * as Tracing from "./Tracing.js"
-
-/** @since 0.1.0 */
 export * as Window from "./Window.js"

@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../../app/Ledger.js"
-import { Tracing } from "../../src/index.js"
+import * as Tracing from "../../app/Tracing.js"
 import { fixtureLedger, get, server } from "./support.js"
 
 /** Keeps its spans when the SDK shuts it down (the stock one clears them). */

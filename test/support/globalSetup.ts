@@ -1,14 +1,20 @@
 /**
- * One private redis-server and one MariaDB for the whole run. Tests read their ports with
+ * First installs whatever the suite needs from Debian and is missing (`systemNeeds`: Redis,
+ * MariaDB, Chromium), so that no test spends its own time limit on apt-get; then starts one
+ * private redis-server and one MariaDB for the whole run. Tests read their ports with
  * `inject("redisPort")` / `inject("mariadbPort")`; tests that need a server of their own (fault
  * injection, clusters) start it with `./services.js`.
  */
 import type { TestProject } from "vitest/node"
-import { startMariadb, startRedis, type Server } from "./services.js"
+import { ensureBinaries, startMariadb, startRedis, systemNeeds, type Server } from "./services.js"
 
 let servers: Array<Server> = []
 
 export async function setup(project: TestProject) {
+  const installStart = Date.now()
+  ensureBinaries(systemNeeds)
+  const installMs = Date.now() - installStart
+  if (installMs > 1_000) console.log(`globalSetup: system packages installed in ${(installMs / 1000).toFixed(1)} s`)
   const started = await Promise.allSettled([startRedis(), startMariadb()])
   servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
   const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected")

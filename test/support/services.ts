@@ -24,23 +24,51 @@ const which = (bin: string): string | undefined => {
   return undefined
 }
 
-/** Finds `bin`, installing the Debian package `pkg` when it is missing and we are root. */
-export const ensureBinary = (bin: string, pkg: string): string => {
-  const found = which(bin)
-  if (found) return found
-  if (process.getuid?.() !== 0) {
-    throw new Error(`${bin} is not installed; install the Debian package '${pkg}' (apt-get install ${pkg}) and run again`)
+/** A binary and the Debian package that provides it. */
+export type Need = readonly [bin: string, pkg: string]
+
+/**
+ * Finds every `bin`, installing the Debian packages of the missing ones (in one `apt-get
+ * install`) when we are root; otherwise fails with a message naming the packages to install.
+ * Returns the binaries' paths in order.
+ */
+export const ensureBinaries = (needs: ReadonlyArray<Need>): Array<string> => {
+  const missing = [...new Set(needs.filter(([bin]) => !which(bin)).map(([, pkg]) => pkg))]
+  if (missing.length > 0) {
+    if (process.getuid?.() !== 0) {
+      const list = missing.join(" ")
+      throw new Error(`missing Debian package${missing.length > 1 ? "s" : ""} ${list}: install with apt-get install ${list} and run again`)
+    }
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+    if (!aptUpdated) {
+      execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env })
+      aptUpdated = true
+    }
+    execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { stdio: "inherit", env })
   }
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
-  if (!aptUpdated) {
-    execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env })
-    aptUpdated = true
-  }
-  execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", pkg], { stdio: "inherit", env })
-  const installed = which(bin)
-  if (!installed) throw new Error(`installed '${pkg}' but ${bin} is still not on PATH`)
-  return installed
+  return needs.map(([bin, pkg]) => {
+    const found = which(bin)
+    if (!found) throw new Error(`installed '${pkg}' but ${bin} is still not on PATH`)
+    return found
+  })
 }
+
+/** Finds `bin`, installing the Debian package `pkg` when it is missing and we are root. */
+export const ensureBinary = (bin: string, pkg: string): string => ensureBinaries([[bin, pkg]])[0]!
+
+/**
+ * Everything the suite and the benchmarks run from Debian: redis-server and redis-cli (clusters,
+ * sentinels), MariaDB, and Chromium for the browser test.
+ */
+export const systemNeeds: ReadonlyArray<Need> = [
+  ["redis-server", "redis-server"],
+  ["redis-cli", "redis-tools"],
+  ["mariadbd", "mariadb-server"],
+  ["mariadb-install-db", "mariadb-server"],
+  ["mariadb-admin", "mariadb-client"],
+  ["mariadb", "mariadb-client"],
+  ["chromium", "chromium"]
+]
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {

@@ -8,7 +8,8 @@ import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trac
 import { ConfigProvider, Effect, Layer, Schema } from "effect"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Memo, Redis, Tracing } from "../src/index.js"
+import * as Tracing from "../../app/Tracing.js"
+import { Memo, Redis } from "../../src/index.js"
 
 /** Keeps its spans when the SDK shuts it down (the stock one clears them), to read them after the scope closes. */
 class KeptSpans extends InMemorySpanExporter {
