@@ -37,7 +37,11 @@ export interface BenchOptions {
   /** Options of the server the bench starts (AOF, `maxmemory`, `DEBUG`). */
   readonly redisOptions?: RedisOptions
   /** Each pod's `REDIS_PORT` (default: the server's), e.g. a proxy's port for one pod. */
-  readonly portOf?: (id: number, redisPort: number) => number
+  readonly portOf?: (id: number, redisPort: number) => number | undefined
+  /** The key the bench's watch polls (default: the pods' key; `<key>-0` for a multi-key load). */
+  readonly watchKey?: string
+  /** Runs once the server is up, before the pods start (e.g. to put a proxy in front of it). */
+  readonly prepare?: (redis: Server) => Promise<void>
 }
 
 let benches = 0
@@ -49,6 +53,7 @@ export const startBench = async (options: BenchOptions): Promise<Bench> => {
   const key = "aggregate"
   let fleet: Fleet
   try {
+    await options.prepare?.(redis)
     fleet = await startFleet(options.pods, {
       env: { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(redis.port), TENANT: tenant },
       key,
@@ -64,7 +69,7 @@ export const startBench = async (options: BenchOptions): Promise<Bench> => {
     if (!options.redis) await redis.stop()
     throw e
   }
-  const watch = watchStore({ port: redis.port, tenant, key, windowMs: options.windowMs })
+  const watch = watchStore({ port: redis.port, tenant, key: options.watchKey ?? key, windowMs: options.windowMs })
   const summaries: Array<Loaded> = []
   const bench: Bench = {
     redis,
@@ -102,8 +107,18 @@ export const MAX_HEAP_MB = 150
  * an older window than it had served, no caller saw an error (unless `errorsAllowed`), no
  * unhandled rejection or exception in any pod, and memory stayed bounded.
  */
-export const checkInvariants = (bench: Bench, options: { readonly errorsAllowed?: boolean } = {}) => {
-  expect(bench.watch.decreases(), "stored (bucket, fence) went down").toEqual([])
+export const checkInvariants = (
+  bench: Bench,
+  options: {
+    readonly errorsAllowed?: boolean
+    /** Instants at which the store lost its data (restarted empty): the watch is checked between them. */
+    readonly storeLostAt?: ReadonlyArray<number>
+  } = {}
+) => {
+  const cuts = [0, ...(options.storeLostAt ?? []), Infinity]
+  for (let i = 1; i < cuts.length; i++) {
+    expect(bench.watch.decreases(cuts[i - 1], cuts[i]), "stored (bucket, fence) went down").toEqual([])
+  }
   expect(bench.watch.samples.length, "the watch saw the store").toBeGreaterThan(0)
   expect(bench.fleet.of("fatal").map((m) => `pod ${m.id} ${m.kind}: ${m.message}`)).toEqual([])
   expect(bench.summaries.length).toBeGreaterThan(0)

@@ -247,8 +247,12 @@ export interface StoreWatch {
   readonly samples: Array<StoreSample>
   /** The client the watch polls with; tests use it for `CLIENT PAUSE`, `CLIENT KILL`, planting data. */
   readonly client: IORedis
-  /** Each step where `(bucket, fence)` went down, as text; empty when it never did. */
-  readonly decreases: () => Array<string>
+  /**
+   * Each step where `(bucket, fence)` went down, as text; empty when it never did. With `since`
+   * / `until`, only steps between two samples taken in `[since, until)` (a store that lost its
+   * data may start again lower; what the cache wrote before and after is checked on its own).
+   */
+  readonly decreases: (since?: number, until?: number) => Array<string>
   readonly latest: () => StoreSample | undefined
   readonly stop: () => Promise<void>
 }
@@ -303,11 +307,12 @@ export const watchStore = (options: {
     samples,
     client,
     latest: () => samples[samples.length - 1],
-    decreases: () => {
+    decreases: (since = 0, until = Infinity) => {
       const out: Array<string> = []
-      for (let i = 1; i < samples.length; i++) {
-        const a = samples[i - 1]!
-        const b = samples[i]!
+      const within = samples.filter((x) => x.at >= since && x.at < until)
+      for (let i = 1; i < within.length; i++) {
+        const a = within[i - 1]!
+        const b = within[i]!
         if (b.bucket < a.bucket || (b.bucket === a.bucket && b.fence < a.fence)) {
           out.push(`(${a.bucket}, ${a.fence}) -> (${b.bucket}, ${b.fence}) at ${b.at}`)
         }

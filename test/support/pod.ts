@@ -23,6 +23,11 @@ export interface PodConfig {
   readonly producerMs: number
   /** Added to this pod's Effect `Clock`, to simulate skew between machines (`clockStep` changes it). */
   readonly skewMs?: number
+  /**
+   * `false`: `busy` claims (polls while another pod produces) are counted, not reported one by
+   * one, so that many keys polled by many pods do not load the channel to the parent.
+   */
+  readonly reportBusyClaims?: boolean
   /** `Memo` settings in milliseconds. */
   readonly settings?: Partial<Record<Exclude<keyof Memo.Settings, "l1Capacity">, number>>
 }
@@ -114,6 +119,8 @@ export type FromPod =
     readonly maxLatencyByCache: Record<string, number>
     readonly rssMb: number
     readonly heapUsedMb: number
+    /** Claims this pod made since it started, by outcome (reported or not). */
+    readonly claims: Record<string, number>
     readonly firstError?: string | undefined
   }
   | {
@@ -248,6 +255,7 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
       latenciesMs: sample(latencies),
       servedBuckets: served,
       windowsByKey: Object.fromEntries([...windowsByKey].map(([k, w]) => [k, w.size])),
+      claims: { ...claims },
       byCache,
       maxLatencyByCache,
       ...memory()
@@ -276,6 +284,7 @@ const settings = Object.fromEntries(
   Object.entries(config.settings ?? {}).map(([k, v]) => [k, Duration.millis(v as number)])
 ) as Partial<Memo.Settings>
 
+const claims: Record<string, number> = {}
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /** The store from the environment, reporting each protocol step to the parent. */
@@ -285,16 +294,24 @@ const ReportingRedis = Layer.effect(
     ...store,
     claim: (key, o) =>
       store.claim(key, o).pipe(Effect.tapBoth({
-        onSuccess: (c) =>
-          send({
+        onSuccess: (c) => {
+          const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
+          claims[outcome] = (claims[outcome] ?? 0) + 1
+          if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
+          return send({
             type: "claim",
             id: config.id,
             key,
             wallAt: Date.now(),
-            outcome: c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff",
+            outcome,
             ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
-          }),
-        onFailure: (e) => send({ type: "claim", id: config.id, key, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+          })
+        },
+        onFailure: (e) => {
+          const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
+          claims[timeout] = (claims[timeout] ?? 0) + 1
+          return send({ type: "claim", id: config.id, key, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+        }
       })),
     commit: (key, value, token) => {
       const base = { type: "commit", id: config.id, key, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
