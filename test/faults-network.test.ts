@@ -91,7 +91,8 @@ describe("faults: one pod's network", () => {
     const HOLE_MS = 4000
     const { b, p } = await setup(WINDOW, 200)
     await b.load({ callers: CALLERS, durationMs: 1500, pauseMs: 10 })
-    const loading = b.load({ callers: CALLERS, durationMs: HOLE_MS + 5000, pauseMs: 10 })
+    // the heal is followed by 6 s of load: reconnect, breaker cooldown, and two full windows
+    const loading = b.load({ callers: CALLERS, durationMs: HOLE_MS + 6500, pauseMs: 10 })
     await sleep(300)
     p.blackHole()
     const cutAt = Date.now()

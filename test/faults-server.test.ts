@@ -292,7 +292,8 @@ describe("faults: the server", () => {
     })
     const admin = adminClient(b.port)
     await b.load({ callers: CALLERS, durationMs: 1500, pauseMs: 10 })
-    const loading = b.load({ callers: CALLERS, durationMs: OOM_MS + 5000, pauseMs: 10 })
+    // the free is followed by at least 5.5 s of load (the fill waits up to 1.1 s for a start)
+    const loading = b.load({ callers: CALLERS, durationMs: OOM_MS + 7000, pauseMs: 10 })
     const from = b.bucketOf(Date.now()) + 1
     const start = await b.fleet.next("start", { where: (m) => m.bucket >= from })
     // 2 MB of junk, then a limit 512 kB under what the server uses: every write is refused
@@ -362,7 +363,8 @@ describe("faults: the server", () => {
       await sleep(50)
     }
     await b.load({ callers: CALLERS, durationMs: 1500, pauseMs: 10 })
-    const loading = b.load({ callers: CALLERS, durationMs: READONLY_MS + 5500, pauseMs: 10 })
+    // the promotion is followed by at least 5.5 s of load (the demotion waits up to 1.4 s for a commit)
+    const loading = b.load({ callers: CALLERS, durationMs: READONLY_MS + 7000, pauseMs: 10 })
     // demoted just after a window's commit: the next windows' claims meet the read-only server
     // (a commit that meets it is the out-of-memory scenario's case)
     const from = b.bucketOf(Date.now()) + 1
