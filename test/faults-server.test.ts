@@ -10,9 +10,15 @@ import { afterEach, describe, expect, it } from "vitest"
 import * as Keys from "../src/internal/keys.js"
 import { percentile, sleep } from "./support/fleet.js"
 import { type Bench, checkInvariants, note, startBench, startsPerPodWindow, startsPerWindow } from "./support/faults.js"
-import { startRedis, type RedisServer } from "./support/services.js"
+import { serverKind, startRedis, type RedisServer } from "./support/services.js"
 
 const CALLERS = 20
+
+/**
+ * A known library defect, kept as a failing test on redis-server. On Valkey it fails the same
+ * way (checked by hand); CI's Valkey run skips it to save its time.
+ */
+const knownDefect = serverKind() === "valkey" ? it.skip : it.fails
 
 let bench: Bench | undefined
 const cleanups: Array<() => Promise<unknown>> = []
@@ -262,7 +268,7 @@ describe("faults: the server", () => {
    * `boundary + degradedAfter`: a Redis blip at the start of a window makes the whole fleet hit
    * the database. Remove `.fails` once the window has at most 2 starts.
    */
-  it.fails("a restart shorter than degradedAfter: at most 2 starts for the window (DESIGN)", () =>
+  knownDefect("a restart shorter than degradedAfter: at most 2 starts for the window (DESIGN)", () =>
     restartMidProduction("restart-short-starts", "empty", { atMostTwoStarts: true }))
 
   /**
@@ -278,7 +284,7 @@ describe("faults: the server", () => {
    * writes, and the fleet is back to one start per window within a few seconds of the free.
    * Remove `.fails` once it is.
    */
-  it.fails("out of memory (maxmemory, noeviction) as a holder commits: the fleet keeps serving, and recovers once memory is freed", async () => {
+  knownDefect("out of memory (maxmemory, noeviction) as a holder commits: the fleet keeps serving, and recovers once memory is freed", async () => {
     const WINDOW = 1000
     const PRODUCER = 400
     const OOM_MS = 3000
