@@ -9,7 +9,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Redis as IORedis } from "ioredis"
-import { ensureBinary, freePort, startRedis, type Server } from "./services.js"
+import { freePort, serverBinaries, startRedis, type Server } from "./services.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -63,7 +63,7 @@ export interface RedisCluster {
  * (`--cluster-port`): the default `port + 10000` may be taken or out of range.
  */
 export const startCluster = async (primaries = 3): Promise<RedisCluster> => {
-  const cli = ensureBinary("redis-cli", "redis-tools")
+  const { cli } = serverBinaries()
   const nodes: Array<Server> = []
   try {
     for (let i = 0; i < primaries; i++) {
@@ -136,7 +136,7 @@ const startSentinel = async (options: {
   readonly downAfterMs: number
   readonly failoverTimeoutMs: number
 }): Promise<Server> => {
-  const bin = ensureBinary("redis-server", "redis-server")
+  const { server: bin } = serverBinaries()
   const port = await freePort()
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lockstep-sentinel-"))
   const conf = Path.join(dir, "sentinel.conf")

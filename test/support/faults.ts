@@ -5,7 +5,7 @@
 import { expect } from "vitest"
 import { type Fleet, type Loaded, startFleet, type StoreWatch, watchStore } from "./fleet.js"
 import type { PodConfig } from "./pod.js"
-import { type Server, startRedis } from "./services.js"
+import { type RedisOptions, type RedisServer, type Server, serverKind, startRedis } from "./services.js"
 
 export interface Bench {
   redis: Server
@@ -17,7 +17,9 @@ export interface Bench {
   /** Every load summary of the scenario, for the final checks. */
   readonly summaries: Array<Loaded>
   /** Runs a load and keeps its summaries. */
-  readonly load: (options: { callers: number; durationMs: number; pauseMs: number; pods?: ReadonlyArray<number> }) => Promise<ReadonlyArray<Loaded>>
+  readonly load: (options: { callers: number; durationMs: number; pauseMs: number; pods?: ReadonlyArray<number>; keys?: number }) => Promise<ReadonlyArray<Loaded>>
+  /** The server the bench started (with `redisOptions`), for `kill` / `start`; throws for one passed in as `redis`. */
+  readonly server: () => RedisServer
   /** The window (of the machine's clock) of an instant. */
   readonly bucketOf: (at: number) => number
   readonly stop: () => Promise<void>
@@ -32,28 +34,42 @@ export interface BenchOptions {
   readonly tenant?: string
   /** Use a redis-server already started, rather than a new one. */
   readonly redis?: Server
+  /** Options of the server the bench starts (AOF, `maxmemory`, `DEBUG`). */
+  readonly redisOptions?: RedisOptions
+  /** Each pod's `REDIS_PORT` (default: the server's), e.g. a proxy's port for one pod. */
+  readonly portOf?: (id: number, redisPort: number) => number | undefined
+  /** The key the bench's watch polls (default: the pods' key; `<key>-0` for a multi-key load). */
+  readonly watchKey?: string
+  /** Runs once the server is up, before the pods start (e.g. to put a proxy in front of it). */
+  readonly prepare?: (redis: Server) => Promise<void>
 }
 
 let benches = 0
 
 export const startBench = async (options: BenchOptions): Promise<Bench> => {
-  const redis = options.redis ?? (await startRedis())
+  const own = options.redis ? undefined : await startRedis(options.redisOptions)
+  const redis: Server = options.redis ?? own!
   const tenant = options.tenant ?? `faults-${++benches}`
   const key = "aggregate"
   let fleet: Fleet
   try {
+    await options.prepare?.(redis)
     fleet = await startFleet(options.pods, {
       env: { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(redis.port), TENANT: tenant },
       key,
       windowMs: options.windowMs,
       producerMs: options.producerMs,
       ...(options.settings ? { settings: options.settings } : {})
-    }, options.overrides)
+    }, (id) => {
+      const extra = options.overrides?.(id) ?? {}
+      const port = options.portOf?.(id, redis.port)
+      return port === undefined ? extra : { ...extra, env: { ...extra.env, REDIS_PORT: String(port) } }
+    })
   } catch (e) {
     if (!options.redis) await redis.stop()
     throw e
   }
-  const watch = watchStore({ port: redis.port, tenant, key, windowMs: options.windowMs })
+  const watch = watchStore({ port: redis.port, tenant, key: options.watchKey ?? key, windowMs: options.windowMs })
   const summaries: Array<Loaded> = []
   const bench: Bench = {
     redis,
@@ -69,6 +85,10 @@ export const startBench = async (options: BenchOptions): Promise<Bench> => {
       return got
     },
     bucketOf: (at) => Math.floor(at / options.windowMs),
+    server: () => {
+      if (own === undefined) throw new Error("the bench did not start this server")
+      return own
+    },
     stop: async () => {
       await watch.stop()
       await fleet.stop()
@@ -87,8 +107,18 @@ export const MAX_HEAP_MB = 150
  * an older window than it had served, no caller saw an error (unless `errorsAllowed`), no
  * unhandled rejection or exception in any pod, and memory stayed bounded.
  */
-export const checkInvariants = (bench: Bench, options: { readonly errorsAllowed?: boolean } = {}) => {
-  expect(bench.watch.decreases(), "stored (bucket, fence) went down").toEqual([])
+export const checkInvariants = (
+  bench: Bench,
+  options: {
+    readonly errorsAllowed?: boolean
+    /** Instants at which the store lost its data (restarted empty): the watch is checked between them. */
+    readonly storeLostAt?: ReadonlyArray<number>
+  } = {}
+) => {
+  const cuts = [0, ...(options.storeLostAt ?? []), Infinity]
+  for (let i = 1; i < cuts.length; i++) {
+    expect(bench.watch.decreases(cuts[i - 1], cuts[i]), "stored (bucket, fence) went down").toEqual([])
+  }
   expect(bench.watch.samples.length, "the watch saw the store").toBeGreaterThan(0)
   expect(bench.fleet.of("fatal").map((m) => `pod ${m.id} ${m.kind}: ${m.message}`)).toEqual([])
   expect(bench.summaries.length).toBeGreaterThan(0)
@@ -131,5 +161,5 @@ export const startsPerWindow = (bench: Bench, from = 0, to = Infinity) => {
 export const observed: Record<string, unknown> = {}
 export const note = (scenario: string, values: Record<string, unknown>) => {
   observed[scenario] = { ...(observed[scenario] as object | undefined), ...values }
-  console.log(`[faults] ${scenario}: ${JSON.stringify(values)}`)
+  console.log(`[faults ${serverKind()}] ${scenario}: ${JSON.stringify(values)}`)
 }

@@ -41,6 +41,8 @@ export interface Fleet {
    * wall-clock window for a start without a claim (a value produced while Redis was unreachable).
    */
   readonly startsPerClaimedBucket: () => Map<number, number>
+  /** `startsPerClaimedBucket` for each key of a multi-key load: key → window → starts. */
+  readonly startsPerKeyAndClaimedBucket: () => Map<string, Map<number, number>>
   /** What the pods reported from a window before `bucket` to the one after: for failure messages. */
   readonly explain: (bucket: number, windowMs: number) => string
   /** Reports of one type, optionally only those received at or after `since` (Date.now()). */
@@ -60,6 +62,8 @@ export interface Fleet {
     durationMs: number
     pauseMs: number
     pods?: ReadonlyArray<number> | undefined
+    /** Spread the callers over that many keys (see `ToPod`'s `load`). */
+    keys?: number | undefined
   }) => Promise<ReadonlyArray<Loaded>>
   /** Each live pod's memory and Effect metrics. */
   readonly stats: () => Promise<ReadonlyArray<Received<"stats">>>
@@ -135,6 +139,22 @@ export const startFleet = async (
     })
   const of = <T extends FromPod["type"]>(type: T, since = 0) =>
     messages.filter((m): m is Received<T> => m.type === type && m.receivedAt >= since)
+  /** key → window → starts, each start under the bucket its pod's last `acquired` claim of that key named. */
+  const startsPerKeyAndClaimedBucket = () => {
+    const counts = new Map<string, Map<number, number>>()
+    const claimed = new Map<string, number>()
+    for (const m of messages) {
+      if (m.type === "claim" && m.outcome === "acquired" && m.bucket !== undefined) claimed.set(`${m.id} ${m.key}`, m.bucket)
+      if (m.type === "start") {
+        const bucket = claimed.get(`${m.id} ${m.key}`) ?? m.bucket
+        claimed.delete(`${m.id} ${m.key}`)
+        let perKey = counts.get(m.key)
+        if (perKey === undefined) counts.set(m.key, perKey = new Map())
+        perKey.set(bucket, (perKey.get(bucket) ?? 0) + 1)
+      }
+    }
+    return counts
+  }
   const stop = async () => {
     await Promise.all(pods.map((p) => {
       if (!p.alive()) return p.exited
@@ -161,17 +181,12 @@ export const startFleet = async (
     },
     startsPerClaimedBucket: () => {
       const counts = new Map<number, number>()
-      const claimed = new Map<number, number>()
-      for (const m of messages) {
-        if (m.type === "claim" && m.outcome === "acquired" && m.bucket !== undefined) claimed.set(m.id, m.bucket)
-        if (m.type === "start") {
-          const bucket = claimed.get(m.id) ?? m.bucket
-          claimed.delete(m.id)
-          counts.set(bucket, (counts.get(bucket) ?? 0) + 1)
-        }
+      for (const perKey of startsPerKeyAndClaimedBucket().values()) {
+        for (const [bucket, n] of perKey) counts.set(bucket, (counts.get(bucket) ?? 0) + n)
       }
       return counts
     },
+    startsPerKeyAndClaimedBucket,
     explain: (bucket, windowMs) => {
       const from = (bucket - 1) * windowMs
       const to = (bucket + 2) * windowMs
@@ -194,7 +209,15 @@ export const startFleet = async (
     load: async (options) => {
       const from = messages.length
       const targets = pods.filter((p) => p.alive() && (options.pods?.includes(p.id) ?? true))
-      for (const p of targets) p.send({ type: "load", callers: options.callers, durationMs: options.durationMs, pauseMs: options.pauseMs })
+      for (const p of targets) {
+        p.send({
+          type: "load",
+          callers: options.callers,
+          durationMs: options.durationMs,
+          pauseMs: options.pauseMs,
+          ...(options.keys !== undefined ? { keys: options.keys } : {})
+        })
+      }
       const loaded = () => messages.slice(from).filter((m): m is Loaded => m.type === "loaded")
       const settled = () => targets.every((p) => !p.alive() || loaded().some((m) => m.id === p.id))
       await waitFor(settled, options.durationMs + 30_000, "load summaries")
@@ -224,8 +247,12 @@ export interface StoreWatch {
   readonly samples: Array<StoreSample>
   /** The client the watch polls with; tests use it for `CLIENT PAUSE`, `CLIENT KILL`, planting data. */
   readonly client: IORedis
-  /** Each step where `(bucket, fence)` went down, as text; empty when it never did. */
-  readonly decreases: () => Array<string>
+  /**
+   * Each step where `(bucket, fence)` went down, as text; empty when it never did. With `since`
+   * / `until`, only steps between two samples taken in `[since, until)` (a store that lost its
+   * data may start again lower; what the cache wrote before and after is checked on its own).
+   */
+  readonly decreases: (since?: number, until?: number) => Array<string>
   readonly latest: () => StoreSample | undefined
   readonly stop: () => Promise<void>
 }
@@ -280,11 +307,12 @@ export const watchStore = (options: {
     samples,
     client,
     latest: () => samples[samples.length - 1],
-    decreases: () => {
+    decreases: (since = 0, until = Infinity) => {
       const out: Array<string> = []
-      for (let i = 1; i < samples.length; i++) {
-        const a = samples[i - 1]!
-        const b = samples[i]!
+      const within = samples.filter((x) => x.at >= since && x.at < until)
+      for (let i = 1; i < within.length; i++) {
+        const a = within[i - 1]!
+        const b = within[i]!
         if (b.bucket < a.bucket || (b.bucket === a.bucket && b.fence < a.fence)) {
           out.push(`(${a.bucket}, ${a.fence}) -> (${b.bucket}, ${b.fence}) at ${b.at}`)
         }

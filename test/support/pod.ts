@@ -21,16 +21,32 @@ export interface PodConfig {
   readonly key: string
   readonly windowMs: number
   readonly producerMs: number
-  /** Added to this pod's Effect `Clock`, to simulate skew between machines. */
+  /** Added to this pod's Effect `Clock`, to simulate skew between machines (`clockStep` changes it). */
   readonly skewMs?: number
+  /**
+   * `false`: `busy` claims (polls while another pod produces) are counted, not reported one by
+   * one, so that many keys polled by many pods do not load the channel to the parent.
+   */
+  readonly reportBusyClaims?: boolean
   /** `Memo` settings in milliseconds. */
   readonly settings?: Partial<Record<Exclude<keyof Memo.Settings, "l1Capacity">, number>>
 }
 
 export type ToPod =
-  | { readonly type: "load"; readonly callers: number; readonly durationMs: number; readonly pauseMs: number }
+  /**
+   * `keys`: callers spread over that many keys, `<key>-0` … `<key>-(keys-1)`, caller `i` starting
+   * at key `i mod keys` (so `callers ≥ keys` asks for every key at once); without it, one key.
+   */
+  | { readonly type: "load"; readonly callers: number; readonly durationMs: number; readonly pauseMs: number; readonly keys?: number }
   | { readonly type: "failing"; readonly on: boolean }
   | { readonly type: "producerMs"; readonly ms: number }
+  /** Steps this pod's Effect `Clock` by `ms` (negative: backwards) from now on, as NTP or a VM pause would. */
+  | { readonly type: "clockStep"; readonly ms: number }
+  /**
+   * The next producer run ends with a synchronous busy loop of `ms` (after its usual sleep): the
+   * event loop stalls, no renewal, no IPC, while the process stays up.
+   */
+  | { readonly type: "stallNextRun"; readonly ms: number }
   | { readonly type: "stats" }
   /** Restarts this pod's `Memo` runtime (empty L1, no workers), as after a restart; its Redis client stays. */
   | { readonly type: "forget" }
@@ -43,10 +59,12 @@ export type ToPod =
  */
 export type FromPod =
   | { readonly type: "ready"; readonly id: number }
-  | { readonly type: "start"; readonly id: number; readonly at: number; readonly wallAt: number; readonly bucket: number }
+  | { readonly type: "start"; readonly id: number; readonly key: string; readonly at: number; readonly wallAt: number; readonly bucket: number }
+  | { readonly type: "stepped"; readonly id: number; readonly wallAt: number; readonly skewMs: number }
   | {
     readonly type: "finish"
     readonly id: number
+    readonly key: string
     readonly at: number
     readonly wallAt: number
     readonly bucket: number
@@ -55,6 +73,7 @@ export type FromPod =
   | {
     readonly type: "claim"
     readonly id: number
+    readonly key: string
     readonly wallAt: number
     readonly outcome: "fresh" | "busy" | "backoff" | "acquired" | "error"
     readonly bucket?: number | undefined
@@ -64,6 +83,7 @@ export type FromPod =
   | {
     readonly type: "commit"
     readonly id: number
+    readonly key: string
     readonly wallAt: number
     readonly bucket: number
     readonly fence: number
@@ -72,10 +92,11 @@ export type FromPod =
     readonly outcome: "committed" | "older" | "fenced" | "future" | "error"
     readonly error?: string | undefined
   }
-  | { readonly type: "renew"; readonly id: number; readonly wallAt: number; readonly outcome: "held" | "lost" | "error" }
+  | { readonly type: "renew"; readonly id: number; readonly key: string; readonly wallAt: number; readonly outcome: "held" | "lost" | "error" }
   | {
     readonly type: "release"
     readonly id: number
+    readonly key: string
     readonly wallAt: number
     /** `true` when the lock was turned into a back-off marker (the producer failed). */
     readonly backoff: boolean
@@ -89,12 +110,17 @@ export type FromPod =
     readonly regressions: number
     readonly maxLatencyMs: number
     readonly latenciesMs: ReadonlyArray<number>
+    /** Calls answered per window (every key together). */
     readonly servedBuckets: Record<string, number>
+    /** Per key: how many distinct windows it was served in (multi-key loads). */
+    readonly windowsByKey: Record<string, number>
     /** Calls by `Info.cache`, and the slowest of each kind. */
     readonly byCache: Record<string, number>
     readonly maxLatencyByCache: Record<string, number>
     readonly rssMb: number
     readonly heapUsedMb: number
+    /** Claims this pod made since it started, by outcome (reported or not). */
+    readonly claims: Record<string, number>
     readonly firstError?: string | undefined
   }
   | {
@@ -126,7 +152,9 @@ for (const kind of ["unhandledRejection", "uncaughtException"] as const) {
   })
 }
 
-const skewedClock = (skewMs: number): Clock.Clock => {
+/** This pod's clock: the machine's plus `skewMs`, which a `clockStep` changes at run time. */
+let skewMs = config.skewMs ?? 0
+const skewedClock = (): Clock.Clock => {
   const base = Clock.make()
   return {
     [Clock.ClockTypeId]: Clock.ClockTypeId,
@@ -140,23 +168,41 @@ const skewedClock = (skewMs: number): Clock.Clock => {
 
 let failing = false
 let producerMs = config.producerMs
+let stallNextRun = 0
 let seq = 0
-/** The newest window this process ever served, across loads. */
-let highestServed = -1
+/** The newest window this process ever served per key, across loads. */
+const highestServed = new Map<string, number>()
 
-const producer = Effect.gen(function*() {
-  const at = yield* Clock.currentTimeMillis
-  const wallAt = Date.now()
-  const bucket = Window.bucketOf(wallAt, config.windowMs)
-  yield* send({ type: "start", id: config.id, at, wallAt, bucket })
-  yield* Effect.sleep(producerMs)
-  const ok = !failing
-  yield* send({ type: "finish", id: config.id, at: yield* Clock.currentTimeMillis, wallAt: Date.now(), bucket, ok })
-  if (!ok) return yield* Effect.fail(new Error("producer failing on purpose"))
-  return { pod: config.id, bucket, seq: ++seq }
-})
+const producer = (key: string) =>
+  Effect.gen(function*() {
+    const at = yield* Clock.currentTimeMillis
+    const wallAt = Date.now()
+    const bucket = Window.bucketOf(wallAt, config.windowMs)
+    yield* send({ type: "start", id: config.id, key, at, wallAt, bucket })
+    yield* Effect.sleep(producerMs)
+    if (stallNextRun > 0) {
+      const until = Date.now() + stallNextRun
+      stallNextRun = 0
+      while (Date.now() < until) {
+        // a synchronous stall: nothing else in this process runs
+      }
+    }
+    const ok = !failing
+    yield* send({ type: "finish", id: config.id, key, at: yield* Clock.currentTimeMillis, wallAt: Date.now(), bucket, ok })
+    if (!ok) return yield* Effect.fail(new Error("producer failing on purpose"))
+    return { pod: config.id, bucket, seq: ++seq }
+  })
 
-const loader = Memo.memoWithInfo({ key: config.key, window: config.windowMs, schema: Value }, producer)
+const loaders = new Map<string, ReturnType<typeof makeLoader>>()
+const makeLoader = (key: string) => Memo.memoWithInfo({ key, window: config.windowMs, schema: Value }, producer(key))
+const loaderOf = (key: string) => {
+  let found = loaders.get(key)
+  if (found === undefined) {
+    found = makeLoader(key)
+    loaders.set(key, found)
+  }
+  return found
+}
 
 const memory = () => {
   const m = process.memoryUsage()
@@ -164,18 +210,21 @@ const memory = () => {
 }
 
 /** N caller loops for `durationMs`; each checks that this process never serves an older window. */
-const load = (callers: number, durationMs: number, pauseMs: number) =>
+const load = (callers: number, durationMs: number, pauseMs: number, keyCount: number | undefined) =>
   Effect.gen(function*() {
     const until = Date.now() + durationMs
     const stats = { calls: 0, errors: 0, regressions: 0, maxLatencyMs: 0, firstError: undefined as string | undefined }
     const latencies: Array<number> = []
     const served: Record<string, number> = {}
+    const windowsByKey = new Map<string, Set<number>>()
     const byCache: Record<string, number> = {}
     const maxLatencyByCache: Record<string, number> = {}
-    const caller = Effect.gen(function*() {
-      while (Date.now() < until) {
+    const keys = keyCount === undefined ? [config.key] : Array.from({ length: keyCount }, (_, i) => `${config.key}-${i}`)
+    const caller = (index: number) => Effect.gen(function*() {
+      for (let n = index; Date.now() < until; n++) {
+        const key = keys[n % keys.length]!
         const started = performance.now()
-        const exit = yield* Effect.exit(loader)
+        const exit = yield* Effect.exit(loaderOf(key))
         const latency = performance.now() - started
         stats.calls++
         latencies.push(latency)
@@ -185,8 +234,11 @@ const load = (callers: number, durationMs: number, pauseMs: number) =>
           served[bucket] = (served[bucket] ?? 0) + 1
           byCache[cache] = (byCache[cache] ?? 0) + 1
           maxLatencyByCache[cache] = Math.max(maxLatencyByCache[cache] ?? 0, latency)
-          if (bucket < highestServed) stats.regressions++
-          else highestServed = bucket
+          let windows = windowsByKey.get(key)
+          if (windows === undefined) windowsByKey.set(key, windows = new Set())
+          windows.add(bucket)
+          if (bucket < (highestServed.get(key) ?? -1)) stats.regressions++
+          else highestServed.set(key, bucket)
         } else {
           stats.errors++
           stats.firstError ??= String(exit.cause)
@@ -194,7 +246,7 @@ const load = (callers: number, durationMs: number, pauseMs: number) =>
         yield* Effect.sleep(pauseMs)
       }
     })
-    yield* Effect.all(Array.from({ length: callers }, () => caller), { concurrency: "unbounded", discard: true })
+    yield* Effect.all(Array.from({ length: callers }, (_, i) => caller(i)), { concurrency: "unbounded", discard: true })
     latencies.sort((a, b) => a - b)
     yield* send({
       type: "loaded",
@@ -202,6 +254,8 @@ const load = (callers: number, durationMs: number, pauseMs: number) =>
       ...stats,
       latenciesMs: sample(latencies),
       servedBuckets: served,
+      windowsByKey: Object.fromEntries([...windowsByKey].map(([k, w]) => [k, w.size])),
+      claims: { ...claims },
       byCache,
       maxLatencyByCache,
       ...memory()
@@ -230,6 +284,7 @@ const settings = Object.fromEntries(
   Object.entries(config.settings ?? {}).map(([k, v]) => [k, Duration.millis(v as number)])
 ) as Partial<Memo.Settings>
 
+const claims: Record<string, number> = {}
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /** The store from the environment, reporting each protocol step to the parent. */
@@ -239,18 +294,27 @@ const ReportingRedis = Layer.effect(
     ...store,
     claim: (key, o) =>
       store.claim(key, o).pipe(Effect.tapBoth({
-        onSuccess: (c) =>
-          send({
+        onSuccess: (c) => {
+          const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
+          claims[outcome] = (claims[outcome] ?? 0) + 1
+          if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
+          return send({
             type: "claim",
             id: config.id,
+            key,
             wallAt: Date.now(),
-            outcome: c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff",
+            outcome,
             ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
-          }),
-        onFailure: (e) => send({ type: "claim", id: config.id, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+          })
+        },
+        onFailure: (e) => {
+          const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
+          claims[timeout] = (claims[timeout] ?? 0) + 1
+          return send({ type: "claim", id: config.id, key, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+        }
       })),
     commit: (key, value, token, lifetimes) => {
-      const base = { type: "commit", id: config.id, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
+      const base = { type: "commit", id: config.id, key, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
       return store.commit(key, value, token, lifetimes).pipe(Effect.tapBoth({
         onSuccess: (c) =>
           send({ ...base, wallAt: Date.now(), outcome: c._tag === "Committed" ? "committed" : c.reason }),
@@ -259,14 +323,15 @@ const ReportingRedis = Layer.effect(
     },
     renew: (key, token, leaseMs) =>
       store.renew(key, token, leaseMs).pipe(Effect.tapBoth({
-        onSuccess: (held) => send({ type: "renew", id: config.id, wallAt: Date.now(), outcome: held ? "held" : "lost" }),
-        onFailure: () => send({ type: "renew", id: config.id, wallAt: Date.now(), outcome: "error" })
+        onSuccess: (held) => send({ type: "renew", id: config.id, key, wallAt: Date.now(), outcome: held ? "held" : "lost" }),
+        onFailure: () => send({ type: "renew", id: config.id, key, wallAt: Date.now(), outcome: "error" })
       })),
     release: (...args: Parameters<Redis.Store["release"]>) => {
+      const key = args[0]
       const backoff = Boolean(args[2])
       return store.release(...args).pipe(Effect.tapBoth({
-        onSuccess: (r) => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: r._tag !== "Lost" }),
-        onFailure: () => send({ type: "release", id: config.id, wallAt: Date.now(), backoff, ok: false })
+        onSuccess: (r) => send({ type: "release", id: config.id, key, wallAt: Date.now(), backoff, ok: r._tag !== "Lost" }),
+        onFailure: () => send({ type: "release", id: config.id, key, wallAt: Date.now(), backoff, ok: false })
       }))
     }
   }))
@@ -280,6 +345,8 @@ const RedisLive = Layer.unwrapEffect(
 
 const StoreLive = ReportingRedis.pipe(Layer.provide(RedisLive))
 
+const clock = skewedClock()
+
 const main = Effect.gen(function*() {
   const scope = yield* Scope.make()
   const store = yield* Layer.buildWithScope(StoreLive, scope)
@@ -291,9 +358,7 @@ const main = Effect.gen(function*() {
   })
   let current = yield* boot
   const run = <A, E>(effect: Effect.Effect<A, E, Memo.Memo>) =>
-    Effect.runFork(Effect.provide(effect, current.context).pipe(
-      config.skewMs ? Effect.withClock(skewedClock(config.skewMs)) : (x) => x
-    ))
+    Effect.runFork(Effect.provide(effect, current.context).pipe(Effect.withClock(clock)))
   const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
   /** Messages are handled in order: a load sent right after a `forget` runs on the new runtime. */
   let handled: Promise<void> = Promise.resolve()
@@ -304,7 +369,7 @@ const main = Effect.gen(function*() {
     const handle = async (message: ToPod): Promise<void> => {
       switch (message.type) {
         case "load": {
-          const fiber = run(load(message.callers, message.durationMs, message.pauseMs))
+          const fiber = run(load(message.callers, message.durationMs, message.pauseMs, message.keys))
           fibers.add(fiber)
           fiber.addObserver(() => fibers.delete(fiber))
           break
@@ -314,6 +379,13 @@ const main = Effect.gen(function*() {
           break
         case "producerMs":
           producerMs = message.ms
+          break
+        case "clockStep":
+          skewMs += message.ms
+          sendNow({ type: "stepped", id: config.id, wallAt: Date.now(), skewMs })
+          break
+        case "stallNextRun":
+          stallNextRun = message.ms
           break
         case "stats":
           Effect.runFork(Effect.flatMap(metrics, (m) => send({ type: "stats", id: config.id, ...memory(), metrics: m })))

@@ -1,7 +1,7 @@
 /**
- * Private servers for tests and benchmarks: a `redis-server` or a MariaDB on a free loopback
- * port with its own data folder, installed from Debian's packages when missing (as root), and
- * stopped by whoever started them.
+ * Private servers for tests and benchmarks: a `redis-server` (or Valkey, with
+ * `LOCKSTEP_REDIS_SERVER=valkey`) or a MariaDB on a free loopback port with its own data folder,
+ * installed from Debian's packages when missing (as root), and stopped by whoever started them.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
@@ -81,14 +81,23 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-const canConnect = (port: number): Promise<boolean> =>
+/** `PING` answered with `PONG` (not `LOADING`), on a raw connection. */
+const canPing = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const socket = Net.connect({ port, host: "127.0.0.1" })
-    socket.once("connect", () => {
+    let got = ""
+    const done = (ok: boolean) => {
+      clearTimeout(timer)
       socket.destroy()
-      resolve(true)
+      resolve(ok)
+    }
+    const timer = setTimeout(() => done(false), 1_000)
+    socket.once("connect", () => socket.write("PING\r\n"))
+    socket.on("data", (d) => {
+      got += d.toString()
+      if (got.includes("\r\n")) done(got.startsWith("+PONG"))
     })
-    socket.once("error", () => resolve(false))
+    socket.once("error", () => done(false))
   })
 
 const waitFor = async (what: string, check: () => Promise<boolean>, child: ChildProcess, timeoutMs: number) => {
@@ -119,6 +128,7 @@ const stopChild = (child: ChildProcess, timeoutMs = 5_000): Promise<void> =>
 
 export interface Server {
   readonly port: number
+  /** The running process (a new one after each `start`). */
   readonly pid: number
   readonly dir: string
   readonly process: ChildProcess
@@ -127,22 +137,169 @@ export interface Server {
 
 const tmpDir = (prefix: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `lockstep-${prefix}-`))
 
-/** A private redis-server without persistence. `extra` adds command-line options. */
-export const startRedis = async (options: { readonly port?: number; readonly extra?: ReadonlyArray<string> } = {}): Promise<Server> => {
-  const bin = ensureBinary("redis-server", "redis-server")
-  const port = options.port ?? (await freePort())
-  const dir = tmpDir("redis")
-  const child = spawn(
-    bin,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning", ...(options.extra ?? [])],
-    { stdio: ["ignore", "ignore", "inherit"] }
+// ---------------------------------------------------------------------------------------------
+// redis-server or Valkey
+
+/** Which server implementation the tests run: `LOCKSTEP_REDIS_SERVER=redis` (default) or `valkey`. */
+export type ServerKind = "redis" | "valkey"
+
+export const serverKind = (): ServerKind => {
+  const v = (process.env.LOCKSTEP_REDIS_SERVER ?? "redis").trim().toLowerCase()
+  if (v === "" || v === "redis" || v === "redis-server") return "redis"
+  if (v === "valkey" || v === "valkey-server") return "valkey"
+  throw new Error(`LOCKSTEP_REDIS_SERVER must be 'redis' or 'valkey', got ${JSON.stringify(process.env.LOCKSTEP_REDIS_SERVER)}`)
+}
+
+/**
+ * Debian bookworm has Valkey 8 only in bookworm-backports: add that suite, on the mirror of the
+ * machine's own bookworm entry, unless some source already lists it.
+ */
+const addBackports = () => {
+  const files = ["/etc/apt/sources.list", ...(() => {
+    try {
+      return Fs.readdirSync("/etc/apt/sources.list.d").map((f) => Path.join("/etc/apt/sources.list.d", f))
+    } catch {
+      return []
+    }
+  })()].filter((f) => /\.(list|sources)$/.test(f) && Fs.existsSync(f))
+  const texts = files.map((f) => Fs.readFileSync(f, "utf8"))
+  if (texts.some((t) => /^[^#]*bookworm-backports/m.test(t))) return
+  // deb822 (`URIs:` + `Suites: bookworm …`) or one-line (`deb URI bookworm main`)
+  let mirror: string | undefined
+  for (const t of texts) {
+    for (const stanza of t.split(/\n\s*\n/)) {
+      const uri = /^URIs:\s*(\S+)/m.exec(stanza)?.[1]
+      if (uri && /^Suites:.*\bbookworm\b(?!-)/m.test(stanza)) mirror ??= uri
+    }
+    mirror ??= /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s/m.exec(t)?.[1]
+  }
+  if (mirror === undefined) throw new Error("valkey-server: no bookworm entry in apt's sources to take the mirror from")
+  Fs.writeFileSync(
+    "/etc/apt/sources.list.d/lockstep-bookworm-backports.sources",
+    [
+      "Types: deb",
+      `URIs: ${mirror}`,
+      "Suites: bookworm-backports",
+      "Components: main",
+      "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
+      ""
+    ].join("\n")
   )
-  await waitFor("redis-server", () => canConnect(port), child, 10_000)
+}
+
+const ensureValkey = (bin: "valkey-server" | "valkey-cli"): string => {
+  const found = which(bin)
+  if (found) return found
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${bin} is not installed; Valkey 8 is Debian's 'valkey-server' in bookworm-backports (apt-get install -t bookworm-backports valkey-server)`)
+  }
+  addBackports()
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+  const lock = ["-o", "DPkg::Lock::Timeout=120"]
+  execFileSync("apt-get", ["update", "-qq", ...lock], { stdio: "inherit", env })
+  aptUpdated = true
+  execFileSync("apt-get", ["install", "-y", "-qq", ...lock, "--no-install-recommends", "-t", "bookworm-backports", "valkey-server", "valkey-tools"], {
+    stdio: "inherit",
+    env
+  })
+  const installed = which(bin)
+  if (!installed) throw new Error(`installed valkey-server but ${bin} is still not on PATH`)
+  return installed
+}
+
+/**
+ * The server binary and its CLI for `LOCKSTEP_REDIS_SERVER`, installed when missing (as root).
+ * Global setup calls it first, so an install never runs inside a test.
+ */
+export const serverBinaries = (): { readonly kind: ServerKind; readonly server: string; readonly cli: string } => {
+  const kind = serverKind()
+  return kind === "valkey"
+    ? { kind, server: ensureValkey("valkey-server"), cli: ensureValkey("valkey-cli") }
+    : { kind, server: ensureBinary("redis-server", "redis-server"), cli: ensureBinary("redis-cli", "redis-tools") }
+}
+
+/** The server's own version line (`redis_version` / `valkey_version` of `INFO server`). */
+export const serverVersion = (): string => {
+  const { server } = serverBinaries()
+  return execFileSync(server, ["--version"], { encoding: "utf8" }).trim()
+}
+
+export interface RedisOptions {
+  readonly port?: number
+  /** Append-only file on, fsynced at every write: a restart keeps every acknowledged write. */
+  readonly aof?: boolean
+  /** `maxmemory`, e.g. `"1mb"`, with `maxmemory-policy noeviction`: writes past it fail with `OOM`. */
+  readonly maxmemory?: string
+  /** `enable-debug-command local`, for `DEBUG SLEEP` (off by default since Redis 7). */
+  readonly debug?: boolean
+  /** More command-line options. */
+  readonly extra?: ReadonlyArray<string>
+}
+
+export interface RedisServer extends Server {
+  readonly kind: ServerKind
+  /** Ends the process (`SIGKILL` by default: a crash, no final save) and waits for it to exit. */
+  readonly kill: (signal?: NodeJS.Signals) => Promise<void>
+  /**
+   * Starts the server again on the same port and data folder, with the same options: with AOF
+   * on, it loads what it had; `empty` wipes the folder first (a restart that lost its disk).
+   */
+  readonly start: (options?: { readonly empty?: boolean }) => Promise<void>
+}
+
+/** A private redis-server (or Valkey, see `serverKind`); no persistence unless `aof`. */
+export const startRedis = async (options: RedisOptions = {}): Promise<RedisServer> => {
+  const { kind, server: bin } = serverBinaries()
+  const port = options.port ?? (await freePort())
+  const dir = tmpDir(kind)
+  const args = [
+    "--port", String(port),
+    "--bind", "127.0.0.1",
+    "--save", "",
+    "--appendonly", options.aof ? "yes" : "no",
+    ...(options.aof ? ["--appendfsync", "always"] : []),
+    ...(options.maxmemory ? ["--maxmemory", options.maxmemory, "--maxmemory-policy", "noeviction"] : []),
+    ...(options.debug ? ["--enable-debug-command", "local"] : []),
+    "--dir", dir,
+    "--daemonize", "no",
+    "--loglevel", "warning",
+    ...(options.extra ?? [])
+  ]
+  let child: ChildProcess
+  const spawnServer = async () => {
+    child = spawn(bin, args, { stdio: ["ignore", "ignore", "inherit"] })
+    // a server that loads its AOF accepts connections before it is done: wait for `PING`
+    await waitFor(kind, () => canPing(port), child, 10_000)
+  }
+  await spawnServer()
   return {
+    kind,
     port,
-    pid: child.pid!,
+    get pid() {
+      return child.pid!
+    },
     dir,
-    process: child,
+    get process() {
+      return child
+    },
+    kill: async (signal = "SIGKILL") => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((r) => child.once("exit", r))
+      try {
+        process.kill(child.pid!, "SIGCONT")
+      } catch {
+        // already gone
+      }
+      child.kill(signal)
+      await exited
+    },
+    start: async (o = {}) => {
+      if (child.exitCode === null && child.signalCode === null) throw new Error(`${kind} on ${port} is still running`)
+      if (o.empty) {
+        for (const f of Fs.readdirSync(dir)) Fs.rmSync(Path.join(dir, f), { recursive: true, force: true })
+      }
+      await spawnServer()
+    },
     stop: async () => {
       await stopChild(child)
       Fs.rmSync(dir, { recursive: true, force: true })
