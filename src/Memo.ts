@@ -29,7 +29,7 @@ import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Core from "./internal/memo/core.js"
-import type * as L1 from "./internal/memo/l1.js"
+import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
@@ -364,13 +364,13 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
 
 const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number): Info<A> => {
   const bucket = Math.floor(now / entry.windowMs)
-  const stale = entry.freshThrough < bucket
+  const stale = !L1.isHit(entry, bucket)
   return {
     value: entry.value as A,
     bucket: entry.bucket,
     computedAt: entry.computedAt,
     stale,
-    nextBoundary: (bucket + 1) * entry.windowMs,
+    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
     cache: cache === "hit" && stale ? "stale" : cache,
     windowMs: entry.windowMs,
     serverNow: now
@@ -455,7 +455,10 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
         engine.clock.skew
       const key = keyOf(k)
       const held = engine.l1.entries.get(key)
-      if (held !== undefined && held.windowMs === windowMs && held.freshThrough >= Math.floor(now / windowMs)) {
+      // a hit: trusted, and of our window or the next (our clock may be a little behind the
+      // store's); further ahead, our clock went back: the slow path asks the store
+      const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
+      if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
         Metrics.requestsL1.unsafeUpdate(1, [])
         held.served.hit++
         return Exit.succeed(onHit(held, now))

@@ -338,10 +338,13 @@ describe("Memo", () => {
       const a = yield* pod(server, { degradedAfter: "1 second" })
       a.spy.setDown(true)
       const cold = yield* Effect.fork(a.run(Memo.memo(options, p.effect)))
-      yield* TestClock.adjust(100)
+      // cold, it asks the store three times, redisRetry (250 ms) apart, then runs on its own
+      yield* TestClock.adjust(499)
+      expect(p.state.runs).toBe(0)
+      yield* TestClock.adjust(101)
       expect(yield* Fiber.join(cold)).toBe(1)
       for (let i = 0; i < 5; i++) expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
-      yield* TestClock.adjust(WINDOW) // t = 10.1 s: stale, but within degradedAfter of the boundary
+      yield* TestClock.adjust(WINDOW - 500) // t = 10.1 s: stale, but within degradedAfter of the boundary
       expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)
       yield* TestClock.adjust(500)
       expect(yield* immediately(a.run(Memo.memo(options, p.effect)))).toBe(1)

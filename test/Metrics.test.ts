@@ -114,7 +114,7 @@ describe("Metrics", () => {
         localRuns: read("lockstep_producer_runs_total", { outcome: "success", mode: "local" })
       }, Effect.gen(function*() {
         const cold = yield* Effect.fork(a.run(Memo.memo(o, Effect.succeed(1).pipe(Effect.delay(10)))))
-        yield* TestClock.adjust(10)
+        yield* TestClock.adjust(510) // three claims, redisRetry apart, then the local run
         yield* Fiber.join(cold)
       }))
       expect(d.redisErrors).toBeGreaterThanOrEqual(1)

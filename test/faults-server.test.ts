@@ -10,15 +10,9 @@ import { afterEach, describe, expect, it } from "vitest"
 import * as Keys from "../src/internal/keys.js"
 import { percentile, sleep } from "./support/fleet.js"
 import { type Bench, checkInvariants, note, startBench, startsPerPodWindow, startsPerWindow } from "./support/faults.js"
-import { serverKind, startRedis, type RedisServer } from "./support/services.js"
+import { startRedis, type RedisServer } from "./support/services.js"
 
 const CALLERS = 20
-
-/**
- * A known library defect, kept as a failing test on redis-server. On Valkey it fails the same
- * way (checked by hand); CI's Valkey run skips it to save its time.
- */
-const knownDefect = serverKind() === "valkey" ? it.skip : it.fails
 
 let bench: Bench | undefined
 const cleanups: Array<() => Promise<unknown>> = []
@@ -259,32 +253,20 @@ describe("faults: the server", () => {
     restartMidProduction("restart-empty-mid-window", "empty"))
 
   /**
-   * Library defect, kept as a failing test: Redis is back about 0.5 s after the kill (well
-   * within `degradedAfter`, 1 s), yet every other pod still produces on its own in that window,
-   * so the window has 1 + (pods - 1) starts (observed 3 with 3 pods in every run), against
-   * DESIGN's "≤ 2 under holder crash / Redis loss". The pods' breakers opened on the failed
-   * polls (3 failures, 250 ms apart) and stay open for their 1 s cooldown, and ioredis'
-   * reconnect back-off (100, 200, 400 ms…) adds to it, so no pod sees Redis back before
-   * `boundary + degradedAfter`: a Redis blip at the start of a window makes the whole fleet hit
-   * the database. Remove `.fails` once the window has at most 2 starts.
+   * Redis is back about 0.5 s after the kill, within `degradedAfter` (1 s). Pods whose breaker
+   * opened on the failed polls wait for its probe rather than run the lookup on their own, and
+   * ioredis reconnects within 500 ms, so the window has at most the holder's start and one more.
    */
-  knownDefect("a restart shorter than degradedAfter: at most 2 starts for the window (DESIGN)", () =>
+  it("a restart shorter than degradedAfter: at most 2 starts for the window (DESIGN)", () =>
     restartMidProduction("restart-short-starts", "empty", { atMostTwoStarts: true }))
 
   /**
-   * Library defect, kept as a failing test. The holder's commit is refused with OOM three times
-   * (50 ms apart): that is the breaker's threshold, so the breaker opens and the lock's release
-   * in `lead`'s finalizer fails at once with `CircuitOpen` (the release script would run under
-   * OOM: it only deletes). The write-back gives up after one window. The lock, which nobody
-   * holds any more, stays for the rest of its lease (10 s by default): every pod's claim answers
-   * `busy` and nobody refreshes the key, not even after memory is freed. Observed in every run:
-   * lock TTL 6.7 s when memory was freed, 228 `busy` claims and 0 producer starts in the 5 s
-   * after it, 1 to 3 windows served in 8 s of 1 s windows. Expected: the failed holder's lock is
-   * dropped (or becomes a short back-off marker), pods produce locally while Redis refuses
-   * writes, and the fleet is back to one start per window within a few seconds of the free.
-   * Remove `.fails` once it is.
+   * The holder's commit is refused with OOM three times, which opens its breaker; its release
+   * goes past the breaker (it only deletes, which OOM allows), so no orphaned lock holds the
+   * key for a lease. Pods run locally while Redis refuses writes, and the fleet is back to one
+   * start per window within a few seconds of the free.
    */
-  knownDefect("out of memory (maxmemory, noeviction) as a holder commits: the fleet keeps serving, and recovers once memory is freed", async () => {
+  it("out of memory (maxmemory, noeviction) as a holder commits: the fleet keeps serving, and recovers once memory is freed", async () => {
     const WINDOW = 1000
     const PRODUCER = 400
     const OOM_MS = 3000

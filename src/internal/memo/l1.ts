@@ -26,7 +26,7 @@ export interface Entry {
   readonly fence: number
   readonly computedAt: number
   readonly windowMs: number
-  /** The last bucket this entry may answer a hit in; -1 when it may not answer any. */
+  /** The bucket this entry answers hits in (its own, when trusted); -1 when it answers none. */
   readonly freshThrough: number
   readonly decode: Decode
   readonly served: Served
@@ -79,6 +79,16 @@ export interface L1 {
   readonly setRetry: (key: string, at: number) => void
   /** How many versions it remembers having heard of (bounded like the entries). */
   readonly heardSize: () => number
+}
+
+/**
+ * Whether an entry answers a hit in the window `bucket`: trusted, and of that window or the next
+ * (this process's clock may be a little behind the store's, within the skew it does not correct).
+ * An entry further ahead means our clock went back: the store is asked.
+ */
+export const isHit = (entry: Entry, bucket: number): boolean => {
+  const ahead = entry.freshThrough - bucket
+  return ahead === 0 || ahead === 1
 }
 
 const newer = (a: { bucket: number; fence: number }, b: { bucket: number; fence: number }) =>

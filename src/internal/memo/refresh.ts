@@ -16,18 +16,29 @@ import * as Option from "effect/Option"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import * as Core from "./core.js"
-import type * as L1 from "./l1.js"
+import * as L1 from "./l1.js"
 import * as Leader from "./leader.js"
 import type * as Notices from "./notices.js"
 
 type Step =
-  /** `recompute`: take the lock even over a fresh value (it could not be decoded here). */
-  | { readonly _tag: "Claim"; readonly recompute: boolean; readonly waited: boolean }
-  | { readonly _tag: "Wait"; readonly ms: number; readonly listener: Notices.Listener }
+  /**
+   * `recompute`: take the lock even over a fresh value (it could not be decoded here).
+   * `failures`: claims of this run the store did not answer.
+   */
+  | { readonly _tag: "Claim"; readonly recompute: boolean; readonly waited: boolean; readonly failures: number }
+  /** Until the key's next commit notice or `ms`, then `next` (by default, claim again). */
+  | { readonly _tag: "Wait"; readonly ms: number; readonly listener: Notices.Listener; readonly next?: Step }
   | { readonly _tag: "Done"; readonly outcome: Option.Option<Core.Outcome> }
 
 const done = (outcome: Option.Option<Core.Outcome>): Step => ({ _tag: "Done", outcome })
-const claimAgain: Step = { _tag: "Claim", recompute: false, waited: true }
+const claimAgain: Step = { _tag: "Claim", recompute: false, waited: true, failures: 0 }
+
+/**
+ * How many unanswered claims a cold key tries before running the lookup on its own: a timeout
+ * may be a busy event loop or a blip rather than a dead store, and a burst of cold keys that
+ * each ran their lookup locally would be the stampede this library exists to prevent.
+ */
+const coldAttempts = 3
 
 /** What the worker does with values it learns of before its own answer. */
 export type Offer = (entry: L1.Entry) => Effect.Effect<void>
@@ -54,6 +65,17 @@ const claimStep = <E>(
       }))
       if (Either.isLeft(claimed)) {
         yield* Core.storeFailed(claimed.left)
+        const held = l1.entries.get(job.key)
+        const holds = held !== undefined && held.windowMs === job.spec.windowMs
+        if (holds && !refreshing && claimed.left.reason === "CircuitOpen") {
+          // no answer yet either way: serve what we hold and ask again once the breaker lets a
+          // probe through; only a store that fails its probe makes us run on our own
+          l1.setRetry(job.key, (yield* Core.now(core)) + settings.redisRetryMs)
+          return done(Option.none())
+        }
+        if (!holds && step.failures + 1 < coldAttempts) {
+          return { _tag: "Wait", ms: settings.redisRetryMs, listener, next: { ...step, failures: step.failures + 1 } } satisfies Step
+        }
         const produced = yield* Leader.local(core, job, refreshing)
         return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
       }
@@ -63,7 +85,7 @@ const claimStep = <E>(
       if (c._tag === "Fresh") {
         const fresh = Core.candidate(job.spec, c.stored, true, c.mark)
         // fresh but unreadable here (another schema, a foreign record): recompute it
-        if (fresh === undefined) return { _tag: "Claim", recompute: true, waited: step.waited } satisfies Step
+        if (fresh === undefined) return { _tag: "Claim", recompute: true, waited: step.waited, failures: 0 } satisfies Step
         const entry = l1.publish(job.key, fresh)
         if (entry.freshThrough < 0) {
           // the store vouched for it, but notices may be missing: check again, no sooner than a poll
@@ -109,11 +131,11 @@ const waitStep = (core: Core.Core, job: Core.Job, step: Extract<Step, { _tag: "W
     )
     if (Option.isSome(woken)) {
       const at = yield* Core.now(core)
-      if (woken.value.freshThrough >= Window.bucketOf(at, job.spec.windowMs)) {
+      if (L1.isHit(woken.value, Window.bucketOf(at, job.spec.windowMs))) {
         return done(Option.some({ entry: woken.value, cache: "miss" }))
       }
     }
-    return claimAgain
+    return step.next ?? claimAgain
   })
 
 /**
@@ -136,5 +158,5 @@ export const obtain = <E>(
         return Effect.flatMap(waitStep(core, job, step), loop)
     }
   }
-  return loop({ _tag: "Claim", recompute: false, waited: false })
+  return loop({ _tag: "Claim", recompute: false, waited: false, failures: 0 })
 }

@@ -98,7 +98,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       Metrics.requestsStale.unsafeUpdate(1, [])
-      Metrics.staleAge.unsafeUpdate(Math.floor(at / held.windowMs) - held.bucket, [])
+      Metrics.staleAge.unsafeUpdate(Math.max(0, Math.floor(at / held.windowMs) - held.bucket), [])
       held.served.stale++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
       if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
@@ -135,7 +135,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           return Effect.map(Core.now(core), (at) =>
             Option.some<Core.Outcome>({
               entry: held,
-              cache: held.freshThrough >= Window.bucketOf(at, spec.windowMs) ? "hit" : "stale"
+              cache: L1.isHit(held, Window.bucketOf(at, spec.windowMs)) ? "hit" : "stale"
             }))
         }
         return store.get(key).pipe(
@@ -221,7 +221,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const warm: Engine["warm"] = (job, at) =>
       Effect.suspend(() => {
         const held = l1.entries.get(job.key)
-        if (held !== undefined && held.windowMs === job.spec.windowMs && held.freshThrough >= Window.bucketOf(at, job.spec.windowMs)) {
+        if (held !== undefined && held.windowMs === job.spec.windowMs && L1.isHit(held, Window.bucketOf(at, job.spec.windowMs))) {
           return Effect.void
         }
         return Effect.flatMap(start(job), (run) => Effect.ignore(Deferred.await(run.final)))

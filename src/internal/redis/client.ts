@@ -15,7 +15,7 @@ export type Client = IORedis | Cluster
 /**
  * The options that keep ioredis from queueing or retrying: no offline queue, no retry per
  * request, no re-sending after a reconnect, a command timeout, a retry strategy that always
- * returns a number (the client never gives up).
+ * returns a number (the client never gives up) and waits at most 500 ms between attempts.
  */
 export const failFastOptions = (commandTimeoutMs: number) => ({
   enableOfflineQueue: false,
@@ -24,7 +24,9 @@ export const failFastOptions = (commandTimeoutMs: number) => ({
   enableReadyCheck: true,
   commandTimeout: commandTimeoutMs,
   connectTimeout: 2_000,
-  retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000)
+  // reconnect soon: a restarted server is used again within half a second, before pods that
+  // hold a stale value give up on it (`degradedAfter`)
+  retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 500)
 } as const)
 
 /**

@@ -291,7 +291,9 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         decodeCommit
       )
     },
-    release: (key, token, backoff) => release(key, token, backoff),
+    // past the breaker: a lock left behind costs the fleet a whole lease, and the release is
+    // worth a try whatever the breaker counted (a refused commit may just have opened it)
+    release: (key, token, backoff) => release(key, token, backoff, attempt),
     invalidate: (key) => {
       const k = Keys.make(prefix, key)
       return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped], (r) => {
