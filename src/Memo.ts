@@ -573,6 +573,63 @@ export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => 
 export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
   Effect.flatMap(Memo, (runtime) => engineOf(runtime).invalidateTag(tag))
 
+/**
+ * One key of the tenant as the store holds it (without the value itself), with this process's
+ * answers for it: for an inspector page.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface KeyState {
+  readonly key: string
+  /** The record: its window, fence, when and how long it was computed, its size and tags. */
+  readonly stored: Option.Option<{
+    readonly bucket: number
+    readonly fence: number
+    readonly windowMs: number
+    readonly computedAt: number
+    readonly size: number
+    readonly durationMs: Option.Option<number>
+    readonly tags: ReadonlyArray<string>
+  }>
+  /** Values with a fence at or below it were invalidated (-1: never). */
+  readonly mark: number
+  /** Who holds the fleet lock (host, process and runtime) and what is left of its lease. */
+  readonly lock: Option.Option<{ readonly holder: string; readonly ttlMs: number }>
+  /** What is left of a back-off marker after a failed lookup. */
+  readonly backoffMs: Option.Option<number>
+  /** This process's answers for the key since its L1 took it in. */
+  readonly served: Option.Option<{ readonly hit: number; readonly stale: number; readonly miss: number }>
+}
+
+/**
+ * A page of `inspect`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Inspection {
+  /** The store's clock. */
+  readonly now: number
+  readonly keys: ReadonlyArray<KeyState>
+  /** Pass it back for the next page; `None` once every key was listed. */
+  readonly cursor: Option.Option<string>
+}
+
+/**
+ * Lists the tenant's keys a page at a time (`SCAN`, never `KEYS`; every primary of a Cluster),
+ * each with its record, lock and back-off, and this process's answers for it. A page holds about
+ * `count` keys (Redis may return a few more or fewer).
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const inspect = (
+  options: { readonly cursor?: string | undefined; readonly count?: number | undefined } = {}
+): Effect.Effect<Inspection, Redis.RedisError, Memo> =>
+  Effect.flatMap(Memo, (runtime) =>
+    engineOf(runtime).inspect({ cursor: options.cursor, count: Math.max(1, Math.min(options.count ?? 100, 1000)) }))
+
 // ---------------------------------------------------------------------------------------------
 // keepWarm
 

@@ -177,6 +177,7 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     tag: (key, tags, lifetimes) => call("tag", () => store.tag(key, tags, lifetimes)),
     tagged: (tag) => call("tagged", () => store.tagged(tag)),
     set: (key, value, lifetimes) => call("set", () => store.set(key, value, lifetimes)),
+    scan: (options) => call("scan", () => store.scan(options)),
     // notices reach the pod only while its link is up; it hears the link go down and come back
     subscribe: (subscriber) => {
       const own: Redis.Subscriber = {

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Backoff from "./backoff.js"
 import * as Keys from "./keys.js"
-import type { Claim, Commit, Notice, Read, Release, Store, Stored, Subscriber } from "./store.js"
+import type { Claim, Commit, Inspected, Notice, Read, Release, Store, Stored, Subscriber } from "./store.js"
 
 interface Cell {
   readonly value: Stored | number | string | ReadonlySet<string>
@@ -16,6 +16,10 @@ interface Cell {
   readonly expiresAt: number
   /** For a record under a hashed key: the full key it belongs to. */
   readonly full?: string
+  /** For a record: the cache key, the lookup's duration and the loader's tags, for inspectors. */
+  readonly key?: string
+  readonly durationMs?: number | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
 }
 
 /** The state of one in-memory "server"; stores of several tenants (or simulated pods) may share one. */
@@ -73,8 +77,21 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     const subscribers = server.subscribers.get(tenant)
     if (subscribers) for (const s of [...subscribers]) s.onNotice(notice)
   }
-  const write = (keys: Keys.Keys, value: Stored, now: number, retainMs: number) => {
-    cells.set(keys.value, { value, expiresAt: until(now, retainMs), ...(keys.full ? { full: keys.full } : {}) })
+  const write = (
+    key: string,
+    keys: Keys.Keys,
+    value: Stored,
+    now: number,
+    details: { readonly retainMs: number; readonly durationMs?: number | undefined; readonly tags?: ReadonlyArray<string> | undefined }
+  ) => {
+    cells.set(keys.value, {
+      value,
+      expiresAt: until(now, details.retainMs),
+      key,
+      durationMs: details.durationMs,
+      tags: details.tags,
+      ...(keys.full ? { full: keys.full } : {})
+    })
   }
   const committed = (key: string, value: Stored, mark: number) =>
     notify({
@@ -134,7 +151,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         cells.set(keys.lock, { value: token, expiresAt: now + leaseMs })
         return true
       }),
-    commit: (key, value, token, { retainMs }) =>
+    commit: (key, value, token, details) =>
       atomically((now): Commit => {
         const keys = Keys.make(prefix, key)
         const r = record(keys, now)
@@ -150,10 +167,10 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         ) {
           return { _tag: "Refused", reason: "older", now, mark, stored }
         }
-        write(keys, value, now, retainMs)
+        write(key, keys, value, now, details)
         cells.delete(keys.failures)
-        touch(keys.fence, now, retainMs)
-        touch(keys.mark, now, retainMs)
+        touch(keys.fence, now, details.retainMs)
+        touch(keys.mark, now, details.retainMs)
         if (token !== undefined && str(keys.lock, now) === token) cells.delete(keys.lock)
         committed(key, value, mark)
         return { _tag: "Committed", now, mark }
@@ -210,11 +227,48 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const mark = markOf(keys, now)
         const stored: Stored = { data: value.data, bucket, fence, windowMs: value.windowMs, computedAt: now }
         cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
-        write(keys, stored, now, retainMs)
+        write(key, keys, stored, now, { retainMs })
         cells.delete(keys.failures)
         touch(keys.mark, now, retainMs)
         committed(key, stored, mark)
         return { now, mark, bucket, fence }
+      }),
+    scan: ({ count, cursor }) =>
+      atomically((now) => {
+        // the cursor is how many of the tenant's records were listed before this page
+        const from = Math.max(0, Number(cursor ?? "0") || 0)
+        const head = `${prefix}:lockstep:{`
+        const keys: Array<Inspected> = []
+        let seen = 0
+        let more = false
+        for (const [name, cell] of cells) {
+          if (!name.startsWith(head) || !name.endsWith("}:v") || cell.key === undefined || cell.expiresAt <= now) continue
+          if (seen++ < from) continue
+          if (keys.length === count) {
+            more = true
+            break
+          }
+          const k = Keys.make(prefix, cell.key)
+          const r = record(k, now)
+          const lock = str(k.lock, now)
+          const ttlMs = lock === undefined ? 0 : live(k.lock, now)!.expiresAt - now
+          keys.push({
+            key: cell.key,
+            mark: markOf(k, now),
+            stored: r === undefined ? Option.none() : Option.some({
+              bucket: r.bucket,
+              fence: r.fence,
+              windowMs: r.windowMs,
+              computedAt: r.computedAt,
+              size: r.data.length,
+              durationMs: Option.fromNullable(cell.durationMs),
+              tags: cell.tags ?? []
+            }),
+            lock: lock !== undefined && !lock.startsWith("backoff:") ? Option.some({ holder: lock, ttlMs }) : Option.none(),
+            backoffMs: lock !== undefined && lock.startsWith("backoff:") ? Option.some(ttlMs) : Option.none()
+          })
+        }
+        return { now, keys, cursor: more ? Option.some(String(from + keys.length)) : Option.none() }
       }),
     subscribe: (subscriber) =>
       Effect.acquireRelease(

@@ -109,6 +109,37 @@ export interface Lifetimes {
   readonly retainMs: number
 }
 
+/** What a commit records beside the value, for whoever inspects the store. */
+export interface CommitDetails extends Lifetimes {
+  /** How long the lookup ran. */
+  readonly durationMs?: number | undefined
+  /** The loader's tags for the key. */
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/** One key of the tenant as the store holds it, for an inspector. */
+export interface Inspected {
+  readonly key: string
+  /** The record, without its payload (`size` is the payload's length). */
+  readonly stored: Option.Option<Omit<Stored, "data"> & {
+    readonly size: number
+    readonly durationMs: Option.Option<number>
+    readonly tags: ReadonlyArray<string>
+  }>
+  readonly mark: number
+  /** The lock's holder (a process's token) and what is left of its lease. */
+  readonly lock: Option.Option<{ readonly holder: string; readonly ttlMs: number }>
+  /** What is left of a back-off marker. */
+  readonly backoffMs: Option.Option<number>
+}
+
+export interface Scanned {
+  readonly now: number
+  readonly keys: ReadonlyArray<Inspected>
+  /** Where the next page starts; `None` when the scan is complete. */
+  readonly cursor: Option.Option<string>
+}
+
 /** The store operations of the fleet protocol, all for one tenant, on the cache's own keys. */
 export interface Store {
   readonly tenant: string
@@ -129,7 +160,7 @@ export interface Store {
     key: string,
     value: Stored,
     token: string | undefined,
-    lifetimes: Lifetimes
+    details: CommitDetails
   ) => Effect.Effect<Commit, RedisError>
   /**
    * Drops our lock or, with `backoff`, turns it into a back-off marker lasting
@@ -145,6 +176,11 @@ export interface Store {
   readonly tag: (key: string, tags: ReadonlyArray<string>, lifetimes: Lifetimes) => Effect.Effect<void, RedisError>
   /** The keys a tag was given to. */
   readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, RedisError>
+  /**
+   * One page of the tenant's keys with their records, locks and back-off, in bounded pages
+   * (`SCAN`, never `KEYS`; every primary of a Cluster). Start with no cursor.
+   */
+  readonly scan: (options: { readonly cursor?: string | undefined; readonly count: number }) => Effect.Effect<Scanned, RedisError>
   /** Stores a value as the current window's, with a new fence, and tells the fleet. */
   readonly set: (
     key: string,

@@ -346,6 +346,42 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("scan lists every key of the tenant in bounded pages, with records, locks and back-off", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const long = "long:".repeat(60)
+          for (let i = 0; i < 25; i++) {
+            const a = yield* acquire(store, `k${i}`, "A")
+            yield* store.commit(`k${i}`, stored(a.bucket, a.fence, "\"12345\""), "A", { retainMs: 0, durationMs: 40 + i, tags: i === 0 ? ["red"] : [] })
+          }
+          yield* put(store, long)
+          yield* put(store, "locked")
+          yield* acquire(store, "locked", "holder-1", true)
+          yield* put(store, "failing")
+          yield* acquire(store, "failing", "B", true)
+          yield* store.release("failing", "B", { baseMs: 5_000, maxMs: 5_000 })
+          const seen = new Map<string, Redis.Inspected>()
+          let cursor: string | undefined = undefined
+          let pages = 0
+          do {
+            const page: Redis.Scanned = yield* store.scan({ cursor, count: 7 })
+            pages++
+            expect(page.keys.length).toBeLessThanOrEqual(30)
+            for (const k of page.keys) seen.set(k.key, k)
+            cursor = Option.getOrUndefined(page.cursor)
+          } while (cursor !== undefined && pages < 100)
+          expect(pages).toBeGreaterThan(1)
+          expect(seen.size).toBe(28)
+          expect(Option.getOrThrow(seen.get("k3")!.stored)).toMatchObject({ size: 7, durationMs: Option.some(43), windowMs: W, fence: 1 })
+          expect(Option.getOrThrow(seen.get("k0")!.stored).tags).toEqual(["red"])
+          expect(Option.isSome(seen.get(long)!.stored)).toBe(true)
+          expect(Option.getOrThrow(seen.get("locked")!.lock)).toMatchObject({ holder: "holder-1" })
+          expect(Option.getOrThrow(seen.get("locked")!.lock).ttlMs).toBeLessThanOrEqual(LEASE)
+          expect(Option.getOrThrow(seen.get("failing")!.backoffMs)).toBeGreaterThan(4_000)
+          expect(Option.isNone(seen.get("k1")!.lock)).toBe(true)
+        })
+      ))
+
     it.effect("an invalid tenant is a typed configuration error", () =>
       Effect.gen(function*() {
         const exit = yield* Effect.exit(Effect.provide(Redis.Redis, c.layer("")))

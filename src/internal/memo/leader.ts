@@ -37,8 +37,14 @@ export class MaxRunExceeded extends Data.TaggedError("MaxRunExceeded")<{
 
 type Mode = "leader" | "local"
 
+/** A lookup's value and how long it took. */
+interface Produced {
+  readonly value: unknown
+  readonly durationMs: number
+}
+
 /** Runs the lookup with its span, metrics and `maxRun`; a run past `maxRun` dies with `MaxRunExceeded`. */
-const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effect<unknown, E> =>
+const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effect<Produced, E> =>
   Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
     const exit = yield* job.lookup.pipe(
@@ -67,7 +73,8 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
     if (outcome === "timeout") {
       yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
     }
-    return yield* exit
+    const value = yield* exit
+    return { value, durationMs: finished - started }
   })
 
 const isMaxRun = (cause: Cause.Cause<unknown>) =>
@@ -135,25 +142,26 @@ export const lead = <E>(
         Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", "lost")])
         return Effect.as(
           Effect.logWarning(`lockstep: the lease on ${job.key} was taken over; waiting for the new holder`),
-          Option.none<unknown>()
+          Option.none<Produced>()
         )
       })
     )
     if (Option.isNone(result)) return Option.none<L1.Entry>()
+    const { durationMs, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
-    const mine = own(job, result.value, claim.bucket, claim.fence, computedAt, claim.mark)
-    const stored = toStored(job, result.value, claim.bucket, claim.fence, computedAt)
+    const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
+    const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
     if (Either.isLeft(stored)) {
       yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
       return Option.some(l1.publish(job.key, mine))
     }
-    const committed = yield* store.commit(job.key, stored.right, token, job.spec).pipe(
+    const committed = yield* store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags: job.tags }).pipe(
       Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
       Effect.either
     )
     if (Either.isLeft(committed)) {
       yield* Core.storeFailed(committed.left)
-      yield* writeBack(core, job, stored.right)
+      yield* writeBack(core, job, stored.right, durationMs)
       return Option.some(l1.publish(job.key, { ...mine, local: true }))
     }
     const c = committed.right
@@ -168,11 +176,11 @@ export const lead = <E>(
   }))
 
 /** Offers a value produced without the store back to it, until it lands or its window is over. */
-export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored): Effect.Effect<void> =>
+export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durationMs?: number): Effect.Effect<void> =>
   FiberMap.run(
     core.writeBacks,
     job.key,
-    core.store.commit(job.key, stored, undefined, job.spec).pipe(
+    core.store.commit(job.key, stored, undefined, { retainMs: job.spec.retainMs, durationMs, tags: job.tags }).pipe(
       Effect.retry(
         Schedule.exponential(core.settings.pollMs * 2).pipe(
           Schedule.either(Schedule.spaced("2 seconds")),
@@ -213,9 +221,10 @@ export const local = <E>(core: Core.Core, job: Core.Job<E>, force: boolean): Eff
       }
       return yield* Effect.failCause(exit.cause)
     }
+    const { durationMs, value } = exit.value
     const computedAt = Math.round(yield* Core.now(core))
     const bucket = Window.bucketOf(at, job.spec.windowMs)
-    const stored = toStored(job, exit.value, bucket, 0, computedAt)
-    if (Either.isRight(stored)) yield* writeBack(core, job, stored.right)
-    return Option.some(l1.publish(job.key, { ...own(job, exit.value, bucket, 0, computedAt, -1), local: true }))
+    const stored = toStored(job, value, bucket, 0, computedAt)
+    if (Either.isRight(stored)) yield* writeBack(core, job, stored.right, durationMs)
+    return Option.some(l1.publish(job.key, { ...own(job, value, bucket, 0, computedAt, -1), local: true }))
   })

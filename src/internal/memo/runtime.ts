@@ -9,6 +9,7 @@
  *    which answers with the first value it finds, stale or fresh, within the cold `timeout`.
  */
 import * as Cause from "effect/Cause"
+import * as Os from "node:os"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -18,7 +19,7 @@ import type { ParseError } from "effect/ParseResult"
 import type * as Scope from "effect/Scope"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
-import type { RedisError, Store } from "../store.js"
+import type { Inspected, RedisError, Store } from "../store.js"
 import * as Core from "./core.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
@@ -33,6 +34,12 @@ export type TypeId = typeof TypeId
 /** A cold request waited longer than its loader's `timeout`. */
 export type OnTimeout = (key: string) => unknown
 
+export interface Inspection {
+  readonly now: number
+  readonly keys: ReadonlyArray<Inspected & { readonly served: Option.Option<L1.Served> }>
+  readonly cursor: Option.Option<string>
+}
+
 export interface Engine extends Core.Core {
   readonly [TypeId]: TypeId
   readonly inflight: Inflight.Inflight<Core.Outcome>
@@ -44,6 +51,8 @@ export interface Engine extends Core.Core {
   readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
   readonly set: (spec: Core.Spec, key: string, value: unknown) => Effect.Effect<Core.Outcome, ParseError>
+  /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
+  readonly inspect: (options: { readonly cursor?: string | undefined; readonly count: number }) => Effect.Effect<Inspection, RedisError>
   /** Every piece of per-key state, by how many keys it holds: each is bounded. */
   readonly sizes: Effect.Effect<{
     readonly l1: number
@@ -61,7 +70,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const scope = yield* Effect.scope
     const l1 = L1.make(settings.l1Capacity)
     const notices = Notices.make(l1)
-    const instance = crypto.randomUUID()
+    // a lock's holder, as inspectors show it: which host and process, and which runtime in it
+    const instance = `${Os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
     let tokens = 0
     const core: Core.Core = {
       store,
@@ -227,6 +237,16 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         return Effect.flatMap(start(job), (run) => Effect.ignore(Deferred.await(run.final)))
       })
 
+    const inspect: Engine["inspect"] = (options) =>
+      store.scan(options).pipe(
+        Effect.map((page) => ({
+          now: page.now,
+          cursor: page.cursor,
+          keys: page.keys.map((k) => ({ ...k, served: Option.map(Option.fromNullable(l1.entries.get(k.key)), (e) => ({ ...e.served })) }))
+        })),
+        Effect.withSpan("lockstep.inspect", { captureStackTrace: false })
+      )
+
     const sizes = Effect.map(FiberMap.size(core.writeBacks), (writeBacks) => ({
       l1: l1.entries.size,
       heard: l1.heardSize(),
@@ -235,5 +255,5 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       writeBacks
     }))
 
-    return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, sizes } satisfies Engine
+    return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
   })

@@ -70,13 +70,12 @@ end
 local function setCounter(k, n, retain)
   if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
 end
-local function write(k, b, f, w, tt, d, full, retain)
+local function write(k, b, f, w, tt, d, full, retain, u, g)
   redis.call('DEL', k)
-  if full ~= '' then
-    redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'k', full)
-  else
-    redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d)
-  end
+  redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d)
+  if full ~= '' then redis.call('HSET', k, 'k', full) end
+  if u and u ~= '' then redis.call('HSET', k, 'u', u) end
+  if g and g ~= '' then redis.call('HSET', k, 'g', g) end
   expire(k, retain)
 end
 local function publish(channel, message)
@@ -154,7 +153,8 @@ return reply('lost', {}, false)
 /**
  * KEYS: value, lock, fence, failures, mark. ARGV: bucket, fence, windowMs, computedAt, data,
  * token ("" for a value produced while Redis was unreachable, offered back without a lock),
- * full, retainMs, channel, key.
+ * full, retainMs, channel, key, the lookup's duration in ms and its tags as JSON ("" for none),
+ * kept in the record for inspectors.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
  * only), and `(bucket, fence)` is not older than the stored record of the same window.
  * Reply: `committed now mark`, or `future|fenced|older now mark | b f w t d`.
@@ -170,7 +170,7 @@ if ARGV[6] ~= '' then
   if f < last then return reply('fenced', {}, r) end
 end
 if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
-write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain)
+write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12])
 redis.call('DEL', KEYS[4])
 expire(KEYS[3], retain)
 expire(KEYS[5], retain)
@@ -246,9 +246,28 @@ committed(ARGV[5], ARGV[6], bucket, fence, w, now, ARGV[2])
 return reply('set', { bucket, fence }, false)
 `
 
+/**
+ * KEYS: value, lock, mark. ARGV: full. What an inspector shows of a key, without the payload.
+ * Reply: `ok now mark lock pttl has [b f w t size u g]`, `has` "1" when a record follows.
+ */
+export const inspect = `${prelude}
+mark = counter(KEYS[3]) or -1
+local held = stringAt(KEYS[2]) or ''
+local pttl = held ~= '' and redis.call('PTTL', KEYS[2]) or -2
+local r = record(KEYS[1], ARGV[1])
+local out = { 'ok', str(now), str(mark), held, str(pttl) }
+if r then
+  local extra = redis.call('HMGET', KEYS[1], 'u', 'g')
+  for _, v in ipairs({ '1', r[1], r[2], r[3], r[4], tostring(#r[5]), extra[1] or '', extra[2] or '' }) do out[#out + 1] = v end
+else
+  out[#out + 1] = '0'
+end
+return out
+`
+
 /** How many of each script's arguments are keys (all in one hash tag). */
-export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4 } as const
+export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4, inspect: 3 } as const
 
 export type Name = keyof typeof keyCounts
 
-export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set }
+export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set, inspect }

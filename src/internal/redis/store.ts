@@ -4,10 +4,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Redis as IORedis } from "ioredis"
+import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
-import type { Backoff, Claim, Commit, Notice, Release, Store, Stored, Subscriber } from "../store.js"
+import type { Backoff, Claim, Commit, Inspected, Notice, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
 import { RedisError } from "../store.js"
 import * as Breaker from "./breaker.js"
 import * as Client from "./client.js"
@@ -282,12 +282,25 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     renew: (key, token, leaseMs) =>
       call("renew", [Keys.make(prefix, key).lock], [token, leaseMs], (r) => (r[0] === "held" ? true : r[0] === "lost" ? false : undefined)),
-    commit: (key, value, token, { retainMs }) => {
+    commit: (key, value, token, details) => {
       const k = Keys.make(prefix, key)
       return call(
         "commit",
         [k.value, k.lock, k.fence, k.failures, k.mark],
-        [value.bucket, value.fence, value.windowMs, Math.round(value.computedAt), value.data, token ?? "", k.full, retainMs, channel, k.escaped],
+        [
+          value.bucket,
+          value.fence,
+          value.windowMs,
+          Math.round(value.computedAt),
+          value.data,
+          token ?? "",
+          k.full,
+          details.retainMs,
+          channel,
+          k.escaped,
+          details.durationMs === undefined ? "" : Math.round(details.durationMs),
+          details.tags === undefined || details.tags.length === 0 ? "" : JSON.stringify(details.tags)
+        ],
         decodeCommit
       )
     },
@@ -338,7 +351,76 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         }
       )
     },
-    subscribe: (subscriber) => subscribe(client, channel, subscriber)
+    subscribe: (subscriber) => subscribe(client, channel, subscriber),
+    scan: ({ count, cursor }) => tagCall("scan", () => scan(client, prefix, run, cursor, count))
+  }
+}
+
+/** `SCAN` over every primary (one for a standalone server), a page at a time, then each key's state. */
+const scan = async (
+  client: Client.Client,
+  prefix: string,
+  run: Runner,
+  cursor: string | undefined,
+  count: number
+): Promise<Scanned> => {
+  const nodes: ReadonlyArray<IORedis> = client instanceof Cluster ? client.nodes("master") : [client]
+  const [at, from] = cursor === undefined ? [0, "0"] : [Number(cursor.split(":")[0]) || 0, cursor.split(":")[1] ?? "0"]
+  const node = nodes[at] ?? nodes[0]!
+  const [[seconds, micros], [next, names]] = await Promise.all([
+    node.time(),
+    nodes[at] === undefined ? Promise.resolve(["0", []] as [string, Array<string>]) : node.scan(from, "MATCH", Keys.valuePattern(prefix), "COUNT", Math.max(1, count))
+  ])
+  const found = await Promise.all(names.map(async (name) => {
+    const key = Keys.keyOfValue(prefix, name)
+    // a hashed key's name does not tell the key: its record does
+    const full = key === undefined ? String(await node.hget(name, "k") ?? "") : ""
+    if (key === undefined && full === "") return undefined
+    const base = name.slice(0, -2)
+    const reply = await run("inspect", [name, `${base}:l`, `${base}:i`], [full]) as ReadonlyArray<unknown>
+    return decodeInspect(key ?? Keys.unescape(full), reply.map(String))
+  }))
+  const keys = found.flatMap((f) => (f === undefined ? [] : [f.inspected]))
+  const done = next === "0" || nodes[at] === undefined
+  return {
+    now: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
+    keys,
+    cursor: done ? (at + 1 < nodes.length ? Option.some(`${at + 1}:0`) : Option.none()) : Option.some(`${at}:${next}`)
+  }
+}
+
+const decodeInspect = (key: string, r: ReadonlyArray<string>): { now: number; inspected: Inspected } | undefined => {
+  const h = header(r)
+  const pttl = Number(r[4])
+  if (h === undefined || r[0] !== "ok" || !Number.isFinite(pttl)) return undefined
+  const held = r[3] ?? ""
+  const backoff = held.startsWith("backoff:")
+  const n = r[5] === "1" ? numbers(r, 6, 5) : undefined
+  let tags: ReadonlyArray<string> = []
+  try {
+    const parsed: unknown = r[12] ? JSON.parse(r[12]) : []
+    if (Array.isArray(parsed)) tags = parsed.filter((t): t is string => typeof t === "string")
+  } catch {
+    // not ours: no tags to show
+  }
+  const duration = Number(r[11])
+  return {
+    now: h.now,
+    inspected: {
+      key,
+      mark: h.mark,
+      stored: n === undefined ? Option.none() : Option.some({
+        bucket: n[0]!,
+        fence: n[1]!,
+        windowMs: n[2]!,
+        computedAt: n[3]!,
+        size: n[4]!,
+        durationMs: r[11] !== undefined && r[11] !== "" && Number.isFinite(duration) ? Option.some(duration) : Option.none(),
+        tags
+      }),
+      lock: held !== "" && !backoff ? Option.some({ holder: held, ttlMs: Math.max(0, pttl) }) : Option.none(),
+      backoffMs: backoff ? Option.some(Math.max(0, pttl)) : Option.none()
+    }
   }
 }
 
