@@ -2,7 +2,7 @@
  * `npm run bench`: lockstep against its peers and the floors, side by side in one run.
  *
  *   npx tsx bench/main.ts                 the whole run (< 10 min), results in bench/results/
- *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, l2, stale, fleet, rollover, http)
+ *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, stale, fleet, rollover, http)
  *   npx tsx bench/main.ts --smoke          a tiny run that checks the harness, not the figures
  *   --rounds=N (default 7, at least 5 outside smoke runs), --no-write (print only)
  *
@@ -18,11 +18,12 @@ import { type BenchContext, withDeadline } from "./context.js"
 import { machine, renderHeader } from "./machine.js"
 import { renderSection, type Section } from "./stats.js"
 
-export const sectionIds = ["l1", "l2", "stale", "fleet", "rollover", "http"] as const
+export const sectionIds = ["l1", "keyed", "l2", "stale", "fleet", "rollover", "http"] as const
 export type SectionId = (typeof sectionIds)[number]
 
 const load: Record<SectionId, () => Promise<{ run: (ctx: BenchContext) => Promise<Section> }>> = {
   l1: () => import("./sections/l1.js"),
+  keyed: () => import("./sections/keyed.js"),
   l2: () => import("./sections/l2.js"),
   stale: () => import("./sections/stale.js"),
   fleet: () => import("./sections/fleet.js"),

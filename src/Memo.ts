@@ -448,7 +448,11 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
   })
 
   /** The request path: the fresh hit inline, all else in the engine. */
-  const request = <B>(k: K, onHit: (entry: L1.Entry, now: number) => B, onOutcome: (o: Core.Outcome, now: number) => B) =>
+  const request = <B>(
+    k: K,
+    onHit: (entry: L1.Entry, now: number) => Exit.Exit<B>,
+    onOutcome: (o: Core.Outcome, now: number) => B
+  ) =>
     Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
       const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
       const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
@@ -460,8 +464,8 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
       const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
       if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
         Metrics.requestsL1.unsafeUpdate(1, [])
-        held.served.hit++
-        return Exit.succeed(onHit(held, now))
+        held.hits++
+        return onHit(held, now)
       }
       // an answer that waited reports staleness and the next boundary as of when it came
       return Effect.flatMap(
@@ -480,8 +484,9 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
     [LoaderTypeId]: LoaderTypeId,
     windowMs,
     keyOf,
-    get: (k) => request(k, (entry) => entry.value as A, (o) => o.entry.value as A),
-    getWithInfo: (k) => request(k, (entry, now) => toInfo<A>(entry, "hit", now), (o, now) => toInfo<A>(o.entry, o.cache, now)),
+    get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A),
+    getWithInfo: (k) =>
+      request(k, (entry, now) => Exit.succeed(toInfo<A>(entry, "hit", now)), (o, now) => toInfo<A>(o.entry, o.cache, now)),
     peek: (k) =>
       withEngine((engine) =>
         Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>

@@ -131,6 +131,30 @@ export type Subscriber = internal.Subscriber
 export type Lifetimes = internal.Lifetimes
 
 /**
+ * What a commit records beside the value: lifetimes, the lookup's duration and tags.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type CommitDetails = internal.CommitDetails
+
+/**
+ * One key of the tenant as the store holds it, for an inspector.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Inspected = internal.Inspected
+
+/**
+ * A page of `Store.scan`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Scanned = internal.Scanned
+
+/**
  * Redis could not be reached, did not answer in time, or answered something unexpected. The
  * cache degrades on it; a request never fails because of it.
  *

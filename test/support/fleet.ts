@@ -67,6 +67,8 @@ export interface Fleet {
   }) => Promise<ReadonlyArray<Loaded>>
   /** Each live pod's memory and Effect metrics. */
   readonly stats: () => Promise<ReadonlyArray<Received<"stats">>>
+  /** Invalidates a key or a tag through pod `pod`, and waits for its report. */
+  readonly invalidate: (pod: number, target: { readonly key?: string; readonly tag?: string }) => Promise<Received<"invalidated">>
   readonly stop: () => Promise<void>
 }
 
@@ -76,6 +78,7 @@ export const startFleet = async (
   overrides: (id: number) => Partial<Omit<PodConfig, "id">> = () => ({})
 ): Promise<Fleet> => {
   const messages: Array<Received> = []
+  let requests = 0
   const waiters = new Set<() => void>()
   const wake = () => {
     for (const w of [...waiters]) w()
@@ -230,6 +233,14 @@ export const startFleet = async (
       const got = () => of("stats", since)
       await waitFor(() => targets.every((p) => !p.alive() || got().some((m) => m.id === p.id)), 10_000, "stats")
       return got()
+    },
+    invalidate: async (pod, target) => {
+      const requestId = ++requests
+      const since = Date.now()
+      pods[pod]!.send({ type: "invalidate", requestId, ...target })
+      const found = () => of("invalidated", since).find((m) => m.requestId === requestId)
+      await waitFor(() => found() !== undefined, 10_000, `invalidation ${requestId}`)
+      return found()!
     },
     stop
   }

@@ -30,6 +30,8 @@ export interface PodConfig {
   readonly reportBusyClaims?: boolean
   /** `Memo` settings in milliseconds. */
   readonly settings?: Partial<Record<Exclude<keyof Memo.Settings, "l1Capacity">, number>>
+  /** Tags every key gets (for `Memo.invalidateTag`). */
+  readonly tags?: ReadonlyArray<string>
 }
 
 export type ToPod =
@@ -48,6 +50,8 @@ export type ToPod =
    */
   | { readonly type: "stallNextRun"; readonly ms: number }
   | { readonly type: "stats" }
+  /** Invalidates a key (`loader.invalidate`) or a tag (`Memo.invalidateTag`) through this pod. */
+  | { readonly type: "invalidate"; readonly requestId: number; readonly key?: string | undefined; readonly tag?: string | undefined }
   /** Restarts this pod's `Memo` runtime (empty L1, no workers), as after a restart; its Redis client stays. */
   | { readonly type: "forget" }
   | { readonly type: "exit" }
@@ -121,6 +125,12 @@ export type FromPod =
     readonly heapUsedMb: number
     /** Claims this pod made since it started, by outcome (reported or not). */
     readonly claims: Record<string, number>
+    /**
+     * Per value (`<key>|<startedAt>`, when its lookup started on the machine's clock): the first
+     * time this pod answered it, and the last time it answered it as a `hit`.
+     */
+    readonly firstServed: Record<string, number>
+    readonly lastHit: Record<string, number>
     readonly firstError?: string | undefined
   }
   | {
@@ -131,10 +141,22 @@ export type FromPod =
     /** Counters and gauges as `name{k=v,…}` → value; histograms as their count. */
     readonly metrics: Record<string, number>
   }
+  | {
+    readonly type: "invalidated"
+    readonly id: number
+    readonly requestId: number
+    readonly startedWallAt: number
+    readonly returnedWallAt: number
+    readonly ok: boolean
+    /** Keys a tag reached. */
+    readonly count?: number | undefined
+    readonly error?: string | undefined
+  }
   | { readonly type: "fatal"; readonly id: number; readonly kind: string; readonly message: string }
   | { readonly type: "closed"; readonly id: number; readonly wallAt: number }
 
-const Value = Schema.Struct({ pod: Schema.Number, bucket: Schema.Number, seq: Schema.Number })
+/** `startedAt`: when the lookup started (machine clock), which tells values computed before an invalidation. */
+const Value = Schema.Struct({ pod: Schema.Number, bucket: Schema.Number, seq: Schema.Number, startedAt: Schema.Number })
 
 const config: PodConfig = JSON.parse(process.env.LOCKSTEP_POD ?? "{}")
 const sendNow = (message: FromPod) => process.send?.(message)
@@ -190,19 +212,18 @@ const producer = (key: string) =>
     const ok = !failing
     yield* send({ type: "finish", id: config.id, key, at: yield* Clock.currentTimeMillis, wallAt: Date.now(), bucket, ok })
     if (!ok) return yield* Effect.fail(new Error("producer failing on purpose"))
-    return { pod: config.id, bucket, seq: ++seq }
+    return { pod: config.id, bucket, seq: ++seq, startedAt: wallAt }
   })
 
-const loaders = new Map<string, ReturnType<typeof makeLoader>>()
-const makeLoader = (key: string) => Memo.memoWithInfo({ key, window: config.windowMs, schema: Value }, producer(key))
-const loaderOf = (key: string) => {
-  let found = loaders.get(key)
-  if (found === undefined) {
-    found = makeLoader(key)
-    loaders.set(key, found)
-  }
-  return found
-}
+/** One keyed loader for every key the pod serves. */
+const pages = Memo.loader({
+  key: (key: string) => key,
+  window: config.windowMs,
+  schema: Value,
+  lookup: producer,
+  tags: config.tags ?? []
+})
+const loaderOf = (key: string) => pages.getWithInfo(key)
 
 const memory = () => {
   const m = process.memoryUsage()
@@ -219,6 +240,8 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
     const windowsByKey = new Map<string, Set<number>>()
     const byCache: Record<string, number> = {}
     const maxLatencyByCache: Record<string, number> = {}
+    const firstServed: Record<string, number> = {}
+    const lastHit: Record<string, number> = {}
     const keys = keyCount === undefined ? [config.key] : Array.from({ length: keyCount }, (_, i) => `${config.key}-${i}`)
     const caller = (index: number) => Effect.gen(function*() {
       for (let n = index; Date.now() < until; n++) {
@@ -231,6 +254,10 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
         if (latency > stats.maxLatencyMs) stats.maxLatencyMs = latency
         if (Exit.isSuccess(exit)) {
           const { bucket, cache } = exit.value
+          const value = `${key}|${exit.value.value.startedAt}`
+          const answeredAt = Date.now()
+          firstServed[value] ??= answeredAt
+          if (cache === "hit") lastHit[value] = answeredAt
           served[bucket] = (served[bucket] ?? 0) + 1
           byCache[cache] = (byCache[cache] ?? 0) + 1
           maxLatencyByCache[cache] = Math.max(maxLatencyByCache[cache] ?? 0, latency)
@@ -256,6 +283,8 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
       servedBuckets: served,
       windowsByKey: Object.fromEntries([...windowsByKey].map(([k, w]) => [k, w.size])),
       claims: { ...claims },
+      firstServed,
+      lastHit,
       byCache,
       maxLatencyByCache,
       ...memory()
@@ -340,7 +369,9 @@ const ReportingRedis = Layer.effect(
 /** Redis from the pod's environment: a pod without one is a broken test. */
 const RedisLive = Layer.unwrapEffect(
   Effect.flatMap(Redis.optionsFromEnv, (options) =>
-    options._tag === "Some" ? Effect.succeed(Redis.layer(options.value)) : Effect.dieMessage("pod: no Redis in its environment"))
+    options._tag === "Some"
+      ? Effect.succeed(Redis.layer({ ...options.value, redis: { ...options.value.redis, connectionName: `pod-${config.id}` } }))
+      : Effect.dieMessage("pod: no Redis in its environment"))
 ).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config.env))))))
 
 const StoreLive = ReportingRedis.pipe(Layer.provide(RedisLive))
@@ -394,6 +425,16 @@ const main = Effect.gen(function*() {
           const old = current.memoScope
           current = await Effect.runPromise(boot)
           await Effect.runPromise(Scope.close(old, Exit.void))
+          break
+        }
+        case "invalidate": {
+          const startedWallAt = Date.now()
+          const done = (ok: boolean, extra: { count?: number; error?: string } = {}) =>
+            send({ type: "invalidated", id: config.id, requestId: message.requestId, startedWallAt, returnedWallAt: Date.now(), ok, ...extra })
+          const action = message.tag !== undefined
+            ? Effect.flatMap(Memo.invalidateTag(message.tag), (count) => done(true, { count }))
+            : Effect.zipRight(pages.invalidate(message.key ?? config.key), done(true))
+          run(Effect.catchAll(action, (e) => done(false, { error: errorText(e) })))
           break
         }
         case "exit":

@@ -8,16 +8,17 @@
  * - Versions heard from notices are kept in a second bounded map, so that a reply that was on
  *   its way when the notice arrived cannot make an older value fresh again.
  */
+import type * as Exit from "effect/Exit"
 import * as Metrics from "../../Metrics.js"
 
 /** How a stored value is decoded: kept with entries so a notice's value can be read. */
 export type Decode = (data: string) => { readonly ok: true; readonly value: unknown } | { readonly ok: false }
 
-/** Answers by kind for one key in this process, carried across its entries. */
+/** Answers by kind for one key in this process. */
 export interface Served {
-  hit: number
-  stale: number
-  miss: number
+  readonly hit: number
+  readonly stale: number
+  readonly miss: number
 }
 
 export interface Entry {
@@ -29,7 +30,12 @@ export interface Entry {
   /** The bucket this entry answers hits in (its own, when trusted); -1 when it answers none. */
   readonly freshThrough: number
   readonly decode: Decode
-  readonly served: Served
+  /** This process's answers for the key, carried across its entries (fields, not an object: the hit path is hot). */
+  hits: number
+  stales: number
+  misses: number
+  /** The hit answer of `get`, made once per entry rather than once per hit. */
+  exit: Exit.Exit<unknown> | undefined
   /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
@@ -91,6 +97,9 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
   return ahead === 0 || ahead === 1
 }
 
+/** The entry's answer counts, as inspectors show them. */
+export const served = (e: Entry): Served => ({ hit: e.hits, stale: e.stales, miss: e.misses })
+
 const newer = (a: { bucket: number; fence: number }, b: { bucket: number; fence: number }) =>
   a.bucket > b.bucket || (a.bucket === b.bucket && a.fence > b.fence)
 
@@ -112,6 +121,7 @@ export const make = (capacity: number): L1 => {
     Metrics.l1Entries.unsafeUpdate(entries.size, [])
   }
 
+  // the counters move with the entry: the untrusted copy replaces it
   const untrusted = (e: Entry): Entry => (e.freshThrough < 0 ? e : { ...e, freshThrough: -1 })
 
   const publish = (key: string, c: Candidate): Entry => {
@@ -130,7 +140,10 @@ export const make = (capacity: number): L1 => {
       windowMs: c.windowMs,
       freshThrough: latest ? c.bucket : -1,
       decode: c.decode,
-      served: current?.served ?? { hit: 0, stale: 0, miss: 0 },
+      hits: current?.hits ?? 0,
+      stales: current?.stales ?? 0,
+      misses: current?.misses ?? 0,
+      exit: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0

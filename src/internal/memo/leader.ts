@@ -170,8 +170,12 @@ export const lead = <E>(
     lock.settled = c._tag === "Committed"
     Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "committed" : c.reason)])
     if (c._tag === "Committed") return Option.some(l1.publish(job.key, { ...mine, mark: c.mark }))
-    // refused: a newer value (a newer window, or a newer holder of this one) is stored
-    const newer = Option.flatMap(c.stored, (s) => Option.fromNullable(Core.candidate(job.spec, s, false, c.mark)))
+    // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
+    // the latest if it belongs to the store's window and no invalidation came after it
+    const newer = Option.flatMap(c.stored, (s) => {
+      const latest = s.bucket >= Window.bucketOf(c.now, job.spec.windowMs) && s.fence > c.mark
+      return Option.fromNullable(Core.candidate(job.spec, s, latest, c.mark))
+    })
     return Option.some(l1.publish(job.key, Option.getOrElse(newer, () => ({ ...mine, latest: false }))))
   }))
 

@@ -109,7 +109,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       Metrics.requestsStale.unsafeUpdate(1, [])
       Metrics.staleAge.unsafeUpdate(Math.max(0, Math.floor(at / held.windowMs) - held.bucket), [])
-      held.served.stale++
+      held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
       if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
       return Effect.as(start(job), outcome)
@@ -129,7 +129,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
               Effect.sync(() => {
                 ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
                   .unsafeUpdate(1, [])
-                o.entry.served[o.cache]++
+                if (o.cache === "miss") o.entry.misses++
+                else if (o.cache === "hit") o.entry.hits++
+                else o.entry.stales++
               }),
             onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
           })
@@ -242,7 +244,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Effect.map((page) => ({
           now: page.now,
           cursor: page.cursor,
-          keys: page.keys.map((k) => ({ ...k, served: Option.map(Option.fromNullable(l1.entries.get(k.key)), (e) => ({ ...e.served })) }))
+          keys: page.keys.map((k) => ({ ...k, served: Option.map(Option.fromNullable(l1.entries.get(k.key)), L1.served) }))
         })),
         Effect.withSpan("lockstep.inspect", { captureStackTrace: false })
       )

@@ -179,6 +179,8 @@ export interface FromClientOptions {
   readonly tenant: string
   readonly breakerThreshold: number
   readonly breakerCooldownMs: number
+  /** How long subscribing waits for its first confirmation (default 2 s). */
+  readonly connectTimeoutMs?: number | undefined
   readonly onBreakerChange?: ((state: Breaker.State) => void) | undefined
 }
 
@@ -351,7 +353,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         }
       )
     },
-    subscribe: (subscriber) => subscribe(client, channel, subscriber),
+    subscribe: (subscriber) => subscribe(client, channel, subscriber, options.connectTimeoutMs ?? 2_000),
     scan: ({ count, cursor }) => tagCall("scan", () => scan(client, prefix, run, cursor, count))
   }
 }
@@ -427,18 +429,25 @@ const decodeInspect = (key: string, r: ReadonlyArray<string>): { now: number; in
 /**
  * Listens on the tenant's channel with a connection of its own. It is `up` once `SUBSCRIBE` is
  * confirmed after each (re)connect and `down` from the moment the connection drops: notices sent
- * meanwhile are lost, which the subscriber must assume.
+ * meanwhile are lost, which the subscriber must assume. Acquiring it waits (up to
+ * `connectTimeoutMs`) for the first confirmation, so a process starts with a trusted L1.
  */
-const subscribe = (client: Client.Client, channel: string, subscriber: Subscriber) =>
+const subscribe = (client: Client.Client, channel: string, subscriber: Subscriber, connectTimeoutMs: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const connection: IORedis = Client.subscriberOf(client)
       let closed = false
+      let resolveUp: () => void = () => {}
+      const firstUp = new Promise<void>((resolve) => {
+        resolveUp = resolve
+      })
       connection.on("error", () => {})
       const onReady = () => {
         connection.subscribe(channel).then(
           () => {
-            if (!closed) subscriber.onState("up")
+            if (closed) return
+            subscriber.onState("up")
+            resolveUp()
           },
           () => {
             // the connection dropped again before confirming; the next `ready` retries
@@ -456,11 +465,16 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
       })
       if (connection.status === "ready") onReady()
       return {
+        firstUp,
         close: () => {
           closed = true
+          resolveUp()
           connection.disconnect()
         }
       }
     }),
     (s) => Effect.sync(() => s.close())
-  ).pipe(Effect.asVoid)
+  ).pipe(
+    Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
+    Effect.asVoid
+  )

@@ -1,0 +1,113 @@
+/**
+ * Section: keyed loaders. A page keyed by request input (an item page) defines its loader once
+ * and derives the key per call (`items.get(id)` → `market:item:${id}`). Every key is warm in L1;
+ * calls run back to back, one `runPromise` per call. Baselines in the same run:
+ * `Effect.runPromise(Effect.sync(() => map.get(`market:item:${id}`)))` (the key derived the same
+ * way) and Effect's own `Cache.get(id)`.
+ */
+import * as Cache from "effect/Cache"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberRefs from "effect/FiberRefs"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
+import { Memo, Redis } from "../../src/index.js"
+import type { BenchContext } from "../context.js"
+import { Dashboard, dashboard } from "../fixtures.js"
+import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
+
+const names = {
+  floor: "floor: `Effect.runPromise(Effect.sync(() => map.get(key(id))))`",
+  cache: "Effect `Cache.get(id)`",
+  loader: "lockstep `loader.get(id)`, `Runtime.runPromise`"
+} as const
+
+export const run = async (ctx: BenchContext): Promise<Section> => {
+  const sliceMs = ctx.smoke ? 10 : 120
+  const chunk = ctx.smoke ? 50 : 500
+  const windowMs = 24 * 3_600_000
+  const tables = []
+  const targets = []
+  const data: Record<string, unknown> = {}
+  const keyOf = (id: number) => `market:item:${id}`
+  for (const k of ctx.smoke ? [1, 100] : [1, 10_000]) {
+    const ids = Array.from({ length: k }, (_, i) => i + 1)
+    const items = Memo.loader({
+      key: keyOf,
+      window: windowMs,
+      schema: Dashboard,
+      lookup: (id: number) => Effect.succeed(dashboard(keyOf(id), id))
+    })
+    const map = new Map(ids.map((id) => [keyOf(id), dashboard(keyOf(id), id)]))
+    const store = ctx.redis === undefined
+      ? Redis.layerMemory
+      : Redis.layer({ redis: { host: ctx.redis.host, port: ctx.redis.port }, tenant: `${ctx.runId}-keyed-${k}` })
+    const managed = ManagedRuntime.make(Memo.layerWith({ l1Capacity: 20_000 }).pipe(Layer.provide(store)))
+    const cache = await Effect.runPromise(Cache.make({
+      capacity: 20_000,
+      timeToLive: windowMs,
+      lookup: (id: number) => Effect.succeed(dashboard(keyOf(id), id))
+    }))
+    try {
+      const built = await managed.runtime()
+      // like `Effect.runPromise`'s runtime, plus the `Memo` service (see the L1 section)
+      const runPlain = Runtime.runPromise(Runtime.make({
+        context: Context.make(Memo.Memo, Context.get(built.context, Memo.Memo)),
+        fiberRefs: FiberRefs.empty(),
+        runtimeFlags: Runtime.defaultRuntimeFlags
+      }))
+      for (let i = 0; i < k; i += 500) {
+        await Promise.all(ids.slice(i, i + 500).map((id) => Promise.all([runPlain(items.get(id)), Effect.runPromise(cache.get(id))])))
+      }
+      const cycling = (name: string, call: (id: number) => Promise<unknown>) => {
+        let i = 0
+        return {
+          name,
+          step: async (n: number) => {
+            for (let j = 0; j < n; j++) {
+              blackhole.value = await call(ids[i]!)
+              i = i + 1 === k ? 0 : i + 1
+            }
+          }
+        }
+      }
+      const runners = [
+        cycling(names.floor, (id) => Effect.runPromise(Effect.sync(() => map.get(keyOf(id))))),
+        cycling(names.cache, (id) => Effect.runPromise(cache.get(id))),
+        cycling(names.loader, (id) => runPlain(items.get(id)))
+      ]
+      for (const r of runners) await throughput(sliceMs / 2, chunk, r.step)
+      const ops = await interleave(runners, ctx.rounds, (r) => throughput(sliceMs, chunk, r.step), ctx.signal)
+      data[`k${k}`] = Object.fromEntries(ops)
+      const base = ops.get(names.floor)!
+      tables.push({
+        caption: `**${k === 1 ? "1 key" : `${k.toLocaleString("en")} keys`}**, the key derived from the id on every call (calls/s)`,
+        headers: ["implementation", "calls/s (median)", "min – max", "ratio to the floor"],
+        rows: runners.map((r) => [r.name, ...cell(summarize(ops.get(r.name)!), fmtOps), fmtRatio(ratios(ops.get(r.name)!, base).median)])
+      })
+      const vsFloor = ratios(ops.get(names.loader)!, base)
+      const vsCache = ratios(ops.get(names.loader)!, ops.get(names.cache)!)
+      const label = k === 1 ? "1 key" : `${k} keys`
+      targets.push(
+        { name: `${label}: keyed loader / \`runPromise(Effect.sync(map.get))\``, figure: fmtRatio(vsFloor.median), target: "≥ 0.80×", met: vsFloor.median >= 0.8 },
+        { name: `${label}: keyed loader / Effect \`Cache.get\``, figure: fmtRatio(vsCache.median), target: "≥ 1.5×", met: vsCache.median >= 1.5 }
+      )
+    } finally {
+      await managed.dispose()
+    }
+  }
+  return {
+    id: "keyed",
+    title: "Keyed loader hit",
+    setup: [
+      "One `Memo.loader` keyed by id, defined once; every id warm in L1; the key is derived from the id on each call, in",
+      `lockstep and in the floor alike. ${ctx.rounds} interleaved rounds of ${sliceMs} ms each. Effect's \`Cache\` holds the`,
+      "same values with the same capacity and a time-to-live of the window."
+    ].join(" "),
+    tables,
+    targets,
+    notes: [],
+    data
+  }
+}
