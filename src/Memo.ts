@@ -18,6 +18,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -443,15 +444,20 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
   const jobOf = (k: K, key: string, context: Context.Context<never>): Core.Job<E> => ({
     spec,
     key,
-    lookup: Effect.provide(Effect.scoped(lookup(k)), Context.omit(Scope.Scope)(context as Context.Context<any>)),
-    tags: tagsOf(k)
+    lookup: Effect.suspend(() => Effect.provide(Effect.scoped(lookup(k)), Context.omit(Scope.Scope)(context as Context.Context<any>))),
+    tags: () => tagsOf(k)
   })
 
-  /** The request path: the fresh hit inline, all else in the engine. */
+  /**
+   * The request path: the fresh hit inline; a cold request joins the key's run if one is under
+   * way (the common case in a burst: one step, counted by the run); all else in the engine.
+   * `onOutcome` gets the time of the answer when `timed` (`getWithInfo`).
+   */
   const request = <B>(
     k: K,
     onHit: (entry: L1.Entry, now: number) => Exit.Exit<B>,
-    onOutcome: (o: Core.Outcome, now: number) => B
+    onOutcome: (o: Core.Outcome, now: number) => B,
+    timed: boolean
   ) =>
     Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
       const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
@@ -467,11 +473,15 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
         held.hits++
         return onHit(held, now)
       }
+      const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
+      if (run !== undefined) run.waiters++
+      const wait = run !== undefined
+        ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
+        : engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout)
       // an answer that waited reports staleness and the next boundary as of when it came
-      return Effect.flatMap(
-        engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout),
-        (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew)))
-      )
+      return timed
+        ? Effect.flatMap(wait, (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew))))
+        : Effect.map(wait, (o) => onOutcome(o, 0))
     })
 
   const withEngine = <B, E2, R2>(f: (engine: Engine.Engine) => Effect.Effect<B, E2, R2>) =>
@@ -484,9 +494,9 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
     [LoaderTypeId]: LoaderTypeId,
     windowMs,
     keyOf,
-    get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A),
+    get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A, false),
     getWithInfo: (k) =>
-      request(k, (entry, now) => Exit.succeed(toInfo<A>(entry, "hit", now)), (o, now) => toInfo<A>(o.entry, o.cache, now)),
+      request(k, (entry, now) => Exit.succeed(toInfo<A>(entry, "hit", now)), (o, now) => toInfo<A>(o.entry, o.cache, now), true),
     peek: (k) =>
       withEngine((engine) =>
         Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>

@@ -87,7 +87,23 @@ describe("invalidation on a fleet", () => {
       expect(yield* producer.runs).toBe(2)
     }))
 
-  it.scoped("refresh recomputes now, once, and answers the new value", () =>
+  it.scoped("refresh recomputes now, once fleet-wide, and answers the new value", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(3)
+      const { pages, producer } = yield* makePages(500)
+      const cold = yield* Effect.fork(fleet.pods[0]!.run(pages.get("k")))
+      yield* TestClock.adjust(500)
+      yield* Fiber.join(cold)
+      const refreshed = yield* Effect.fork(fleet.pods[1]!.run(pages.refresh("k")))
+      // meanwhile every pod serves the last value at once, as stale
+      for (const info of yield* everyPod(fleet, pages.getWithInfo("k"))) expect(info).toMatchObject({ value: 1, cache: "stale" })
+      yield* TestClock.adjust(500)
+      expect(yield* Fiber.join(refreshed)).toMatchObject({ value: 2, stale: false, computedAt: 1_000 })
+      expect(yield* producer.runs).toBe(2)
+      for (const info of yield* everyPod(fleet, pages.getWithInfo("k"))) expect(info).toMatchObject({ value: 2, cache: "hit" })
+    }))
+
+  it.scoped("refreshes from several pods each answer a value computed after their own call", () =>
     Effect.gen(function*() {
       const fleet = yield* Testing.fleet(3)
       const { pages, producer } = yield* makePages(500)
@@ -95,11 +111,14 @@ describe("invalidation on a fleet", () => {
       yield* TestClock.adjust(500)
       yield* Fiber.join(cold)
       const refreshes = yield* Effect.fork(Effect.forEach(fleet.pods, (pod) => pod.run(pages.refresh("k")), { concurrency: "unbounded" }))
-      yield* TestClock.adjust(500)
+      yield* TestClock.adjust(1_000)
       const infos = yield* Fiber.join(refreshes)
-      for (const info of infos) expect(info).toMatchObject({ value: 2, stale: false })
-      expect(yield* producer.runs).toBe(2)
-      for (const info of yield* everyPod(fleet, pages.getWithInfo("k"))) expect(info).toMatchObject({ value: 2, cache: "hit" })
+      const starts = (yield* producer.stats).startedAt
+      // each refresh invalidated what was running when it was called: a run that started
+      // before the last of them cannot be its answer, so a second run follows the first
+      expect(starts).toEqual([0, 500, 1_000])
+      for (const info of infos) expect(info.computedAt).toBeGreaterThanOrEqual(1_000)
+      expect(infos.at(-1)).toMatchObject({ value: 3, stale: false })
     }))
 
   it.scoped("set stores this window's value everywhere at once; a lookup running meanwhile cannot overwrite it", () =>

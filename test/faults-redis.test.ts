@@ -93,7 +93,7 @@ describe("faults: Redis", () => {
     checkInvariants(b)
   })
 
-  it("killed and restarted empty: pods keep serving, ≤ 1 local run per pod per window, newer values written back", async () => {
+  it("killed and restarted empty: pods keep serving, ≤ 1 local run per pod per window, a newer value lands after the restart", async () => {
     const WINDOW = 1000
     const b = bench = await startBench({
       pods: 3,
@@ -133,7 +133,9 @@ describe("faults: Redis", () => {
       writeBacksLanded: writeBacks.length,
       startsAfterRestart: Object.fromEntries([...startsPerWindow(b, restartedAt)].map(([w, n]) => [w - b.bucketOf(restartedAt), n]))
     })
-    expect(writeBacks.length, "local values written back").toBeGreaterThan(0)
+    // a pod offers its local value back until that value's window ends; once Redis answers its
+    // probe, the fleet claims and commits as usual, so which one lands first depends on where in
+    // the window the restart falls: either way the store holds a newer value than it lost
     expect(afterRestart.length).toBeGreaterThan(0)
     expect(afterRestart[0]!.bucket).toBeGreaterThan(before.bucket)
     expect(afterRestart[0]!.at - restartedAt).toBeLessThan(4000) // reconnect (≤ 2 s) + a window + the producer

@@ -25,12 +25,16 @@ export interface Spec {
   readonly encode: (value: unknown) => Either.Either<string, ParseError>
 }
 
-/** One key's run: the lookup already bound to its first caller's services and a scope of its own. */
+/**
+ * One key's run: the lookup bound to its first caller's services and a scope of its own. Made
+ * for every request that misses L1, used only by the one that starts a run: its parts are made
+ * when the run needs them (`lookup` is suspended, `tags` a function).
+ */
 export interface Job<E = unknown> {
   readonly spec: Spec
   readonly key: string
   readonly lookup: Effect.Effect<unknown, E>
-  readonly tags: ReadonlyArray<string>
+  readonly tags: () => ReadonlyArray<string>
 }
 
 /** `hit`: fresh from the store; `stale`: an earlier or invalidated value; `miss`: waited for a lookup. */

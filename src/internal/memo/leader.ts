@@ -97,14 +97,16 @@ const own = (job: Core.Job, value: unknown, bucket: number, fence: number, compu
 /**
  * Holds the fleet lock for one run: the lookup under a renewed lease, then a commit with our
  * fence. The release is the lock's finalizer: after a failure it leaves a back-off marker
- * (whose length the store decides), after an interruption it frees the lock at once.
+ * (whose length the store decides), after an interruption it frees the lock at once. The value
+ * goes to the waiting requests (`answer`) as soon as the lookup returns, before the commit.
  * `None` when the lease was taken over (the new holder's value will land).
  */
 export const lead = <E>(
   core: Core.Core,
   job: Core.Job<E>,
   claim: Extract<Claim, { _tag: "Acquired" }>,
-  token: string
+  token: string,
+  answer: (entry: L1.Entry) => Effect.Effect<void>
 ): Effect.Effect<Option.Option<L1.Entry>, E> =>
   Effect.scoped(Effect.gen(function*() {
     const { l1, settings, store } = core
@@ -125,9 +127,10 @@ export const lead = <E>(
         Effect.catchAll((e) => Core.storeFailed(e))
       )
     )
-    if (job.tags.length > 0) {
+    const tags = job.tags()
+    if (tags.length > 0) {
       // before the lookup runs, so an invalidation of a tag from now on reaches this key
-      yield* Effect.catchAll(store.tag(job.key, job.tags, job.spec), (e) => Core.storeFailed(e))
+      yield* Effect.catchAll(store.tag(job.key, tags, job.spec), (e) => Core.storeFailed(e))
     }
     const renewals = store.renew(job.key, token, settings.leaseMs).pipe(
       Effect.flatMap((held) => held ? Effect.void : Effect.fail(new LockLost())),
@@ -150,12 +153,14 @@ export const lead = <E>(
     const { durationMs, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
     const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
+    // the waiting requests need not wait for the commit's round trip
+    yield* answer(l1.publish(job.key, mine))
     const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
     if (Either.isLeft(stored)) {
       yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
       return Option.some(l1.publish(job.key, mine))
     }
-    const committed = yield* store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags: job.tags }).pipe(
+    const committed = yield* store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags }).pipe(
       Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
       Effect.either
     )
@@ -179,24 +184,27 @@ export const lead = <E>(
     return Option.some(l1.publish(job.key, Option.getOrElse(newer, () => ({ ...mine, latest: false }))))
   }))
 
-/** Offers a value produced without the store back to it, until it lands or its window is over. */
+/**
+ * Offers a value produced without the store back to it, every `redisRetry`, until it lands or its
+ * window is over (then the fleet computes the next one anyway).
+ */
 export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durationMs?: number): Effect.Effect<void> =>
-  FiberMap.run(
-    core.writeBacks,
-    job.key,
-    core.store.commit(job.key, stored, undefined, { retainMs: job.spec.retainMs, durationMs, tags: job.tags }).pipe(
-      Effect.retry(
-        Schedule.exponential(core.settings.pollMs * 2).pipe(
-          Schedule.either(Schedule.spaced("2 seconds")),
-          Schedule.upTo(job.spec.windowMs)
-        )
-      ),
-      Effect.tap((c) =>
-        Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "writeback" : c.reason)])
-      ),
-      Effect.ignore
-    )
-  ).pipe(Effect.asVoid)
+  Effect.flatMap(Core.now(core), (at) =>
+    FiberMap.run(
+      core.writeBacks,
+      job.key,
+      core.store.commit(job.key, stored, undefined, { retainMs: job.spec.retainMs, durationMs, tags: job.tags() }).pipe(
+        Effect.retry(
+          Schedule.spaced(core.settings.redisRetryMs).pipe(
+            Schedule.upTo(Math.max(core.settings.redisRetryMs, Window.startOf(stored.bucket + 1, stored.windowMs) - at))
+          )
+        ),
+        Effect.tap((c) =>
+          Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "writeback" : c.reason)])
+        ),
+        Effect.ignore
+      )
+    )).pipe(Effect.asVoid)
 
 /**
  * The store is unreachable: keep serving what we hold until `degradedAfter` past its window,

@@ -40,8 +40,25 @@ const claimAgain: Step = { _tag: "Claim", recompute: false, waited: true, failur
  */
 const coldAttempts = 3
 
-/** What the worker does with values it learns of before its own answer. */
-export type Offer = (entry: L1.Entry) => Effect.Effect<void>
+/**
+ * Answers the waiting requests before the run is over: with a stale value found on the way, or
+ * with the lookup's own value before it is committed.
+ */
+export type Offer = (entry: L1.Entry, cache: "stale" | "miss") => Effect.Effect<void>
+
+/**
+ * How long to wait for another process's commit before asking again. With notices up, the
+ * commit's notice wakes us: polling is only the fallback for a holder that dies (its lock lapses
+ * in `ttlMs`), at most once a second. With notices down, every `pollInterval`. Never faster
+ * than `pollInterval`, whatever lease the lock says it has left.
+ */
+const busyWait = (core: Core.Core, ttlMs: number) =>
+  core.notices.state() === "up"
+    ? Math.max(core.settings.pollMs, Math.min(ttlMs + 1, noticedPollMs))
+    : core.settings.pollMs
+
+/** The fallback poll while notices are up. */
+const noticedPollMs = 1_000
 
 const claimStep = <E>(
   core: Core.Core,
@@ -99,16 +116,15 @@ const claimStep = <E>(
       // whatever happens next, the stored value may be newer than ours: serve it meanwhile
       if (Option.isSome(c.stored)) {
         const stale = Core.candidate(job.spec, c.stored.value, false, c.mark)
-        if (stale !== undefined) yield* offer(l1.publish(job.key, stale))
+        if (stale !== undefined) yield* offer(l1.publish(job.key, stale), "stale")
       }
       switch (c._tag) {
         case "Acquired": {
-          const led = yield* Leader.lead(core, job, c, token)
+          const led = yield* Leader.lead(core, job, c, token, (entry) => offer(entry, "miss"))
           return Option.isSome(led) ? done(Option.some({ entry: led.value, cache: "miss" })) : claimAgain
         }
         case "Busy":
-          // never faster than the poll interval, whatever lease the lock says it has left
-          return { _tag: "Wait", ms: settings.pollMs, listener } satisfies Step
+          return { _tag: "Wait", ms: busyWait(core, c.ttlMs), listener } satisfies Step
         case "Backoff": {
           const held = l1.entries.get(job.key)
           if (!refreshing && held !== undefined && held.windowMs === job.spec.windowMs) {

@@ -13,6 +13,7 @@ import * as Os from "node:os"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
@@ -82,12 +83,25 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       writeBacks: yield* FiberMap.make<string>(),
       nextToken: () => `${instance}:${++tokens}`
     }
-    const inflight = Inflight.make<Core.Outcome>(scope)
+    /** Answers are counted once per run, by kind, for every request that waited for it. */
+    const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters) => {
+      if (waiters === 0) return
+      if (Exit.isFailure(exit)) {
+        if (!Cause.isInterruptedOnly(exit.cause)) Metrics.requestsError.unsafeUpdate(waiters, [])
+        return
+      }
+      const o = exit.value
+      ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
+        .unsafeUpdate(waiters, [])
+      if (o.cache === "miss") o.entry.misses += waiters
+      else if (o.cache === "hit") o.entry.hits += waiters
+      else o.entry.stales += waiters
+    })
     yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
 
     /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
-    const work = <E>(job: Core.Job<E>, refreshing: boolean) => (first: Deferred.Deferred<Core.Outcome, unknown>) =>
-      Refresh.obtain(core, job, (entry) => Effect.asVoid(Deferred.succeed(first, { entry, cache: "stale" } as const)), refreshing).pipe(
+    const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
+      Refresh.obtain(core, job, (entry, cache) => Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache }))), refreshing).pipe(
         Effect.flatMap((obtained) => {
           if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
           const held = l1.entries.get(job.key)
@@ -96,15 +110,15 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             : Effect.dieMessage(`lockstep: no value of ${job.key} and nothing to wait for`)
         }),
         Effect.tapErrorCause((cause) =>
-          Effect.flatMap(Deferred.isDone(first), (served) =>
-            served && !Cause.isInterruptedOnly(cause)
-              ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
-              : Effect.void)
+          run.answered && !Cause.isInterruptedOnly(cause)
+            ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
+            : Effect.void
         ),
         Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
       )
 
-    const start = <E>(job: Core.Job<E>, refreshing = false) => inflight.start(job.key, work(job, refreshing))
+    const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
+      inflight.start(job.key, () => work(job, refreshing), waiting)
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       Metrics.requestsStale.unsafeUpdate(1, [])
@@ -122,20 +136,19 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     }
 
     const awaitValue = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
-      Effect.flatMap(start(job), (run) =>
-        withTimeout(job, Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>, onTimeout).pipe(
-          Effect.tapBoth({
-            onSuccess: (o) =>
-              Effect.sync(() => {
-                ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
-                  .unsafeUpdate(1, [])
-                if (o.cache === "miss") o.entry.misses++
-                else if (o.cache === "hit") o.entry.hits++
-                else o.entry.stales++
-              }),
-            onFailure: () => Effect.sync(() => Metrics.requestsError.unsafeUpdate(1, []))
-          })
-        ))
+      Effect.flatMap(start(job, false, true), (run) => {
+        const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
+        if (job.spec.timeout === undefined) return wait
+        return withTimeout(job, wait, onTimeout).pipe(
+          // a request that gave up is counted as failed, not as answered
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              if (!run.answered) run.waiters--
+              Metrics.requestsError.unsafeUpdate(1, [])
+            })
+          )
+        )
+      })
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
@@ -224,7 +237,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         yield* Core.storeFailed(written.left)
         const at = Math.round(yield* Core.now(core))
         const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: [] }
+        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => [] }
         yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
         const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
         return { entry, cache: "hit" } satisfies Core.Outcome
