@@ -151,6 +151,30 @@ export const l1Entries = Metric.gauge("lockstep_l1_entries", { description: "ent
 /** @internal */
 export const label = MetricLabel.make
 
+const labelSets = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+
+/**
+ * Adds `input` to `metric` under `labels`, with the label array made once per combination:
+ * Effect caches a metric's hook per label array, so a fresh array per update would cost a
+ * registry lookup by hashed key each time.
+ *
+ * @internal
+ */
+export const update = (
+  metric: { readonly unsafeUpdate: (input: number, labels: ReadonlyArray<MetricLabel.MetricLabel>) => void },
+  input: number,
+  labels: Readonly<Record<string, string>>
+): void => {
+  let id = ""
+  for (const k in labels) id += `${k}=${labels[k]}\u0000`
+  let set = labelSets.get(id)
+  if (set === undefined) {
+    set = Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))
+    labelSets.set(id, set)
+  }
+  metric.unsafeUpdate(input, set)
+}
+
 /**
  * Notices received from the fleet (commits, invalidations, `set`s).
  *

@@ -169,6 +169,7 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     kind: store.kind,
     health: Effect.sync(() => link.up ? "closed" : "open"),
     get: (key) => call("get", () => store.get(key)),
+    read: (key) => call("read", () => store.read(key)),
     claim: (key, options) => call("claim", () => store.claim(key, options)),
     renew: (key, token, leaseMs) => call("renew", () => store.renew(key, token, leaseMs)),
     commit: (key, value, token, lifetimes) => call("commit", () => store.commit(key, value, token, lifetimes)),

@@ -121,6 +121,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const keys = Keys.make(prefix, key)
         return { now, mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
       }),
+    read: (key) =>
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
+      }),
     claim: (key, o) =>
       atomically((now): Claim => {
         const keys = Keys.make(prefix, key)

@@ -145,7 +145,13 @@ export interface Store {
   readonly tenant: string
   /** `"redis"` or `"memory"`, for logs and metrics. */
   readonly kind: "redis" | "memory"
+  /** The record and mark with the store's clock (a script). */
   readonly get: (key: string) => Effect.Effect<Read, RedisError>
+  /**
+   * The record and its mark, without the store's clock: one plain read, the cheapest way to a
+   * value that this process then judges fresh or not by its own (corrected) clock.
+   */
+  readonly read: (key: string) => Effect.Effect<Omit<Read, "now">, RedisError>
   readonly claim: (key: string, options: Lifetimes & {
     readonly windowMs: number
     readonly leaseMs: number

@@ -369,7 +369,10 @@ export const contract = (c: StoreCase) =>
             expect(page.keys.length).toBeLessThanOrEqual(30)
             for (const k of page.keys) seen.set(k.key, k)
             cursor = Option.getOrUndefined(page.cursor)
-          } while (cursor !== undefined && pages < 100)
+            // other tenants' keys on a shared server make pages that hold none of ours: SCAN
+            // visits every key once, so the walk ends, however many there are
+          } while (cursor !== undefined && pages < 1_000_000)
+          expect(cursor).toBeUndefined()
           expect(pages).toBeGreaterThan(1)
           expect(seen.size).toBe(28)
           expect(Option.getOrThrow(seen.get("k3")!.stored)).toMatchObject({ size: 7, durationMs: Option.some(43), windowMs: W, fence: 1 })

@@ -5,7 +5,7 @@
 import { Effect, Layer } from "effect"
 import { Redis } from "../../src/index.js"
 
-type Operation = "get" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "set" | "scan"
+type Operation = "get" | "read" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "set" | "scan"
 
 export interface Spy {
   readonly calls: Record<Operation, number>
@@ -19,7 +19,7 @@ export interface Spy {
 export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonly spy: Spy } => {
   const subscribers = new Set<Redis.Subscriber>()
   const spy: Spy = {
-    calls: { get: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, set: 0, scan: 0 },
+    calls: { get: 0, read: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, set: 0, scan: 0 },
     total: () => Object.values(spy.calls).reduce((a, b) => a + b, 0),
     reset: () => {
       for (const k of Object.keys(spy.calls) as Array<Operation>) spy.calls[k] = 0
@@ -40,6 +40,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
     store: {
       ...store,
       get: (key) => track("get", store.get(key)),
+      read: (key) => track("read", store.read(key)),
       claim: (key, o) => track("claim", store.claim(key, o)),
       renew: (key, token, lease) => track("renew", store.renew(key, token, lease)),
       commit: (key, value, token, lifetimes) => track("commit", store.commit(key, value, token, lifetimes)),

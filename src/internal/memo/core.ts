@@ -66,6 +66,9 @@ export interface Core {
 /** Now, on the store's clock as corrected. */
 export const now = (core: Core): Effect.Effect<number> => Effect.map(Clock.currentTimeMillis, (t) => t + core.clock.skew)
 
+/** Now, on the store's clock as last measured (within a round trip). */
+export const storeNow = (core: Core): Effect.Effect<number> => Effect.map(Clock.currentTimeMillis, (t) => t + core.clock.offset)
+
 /** Learns the store's clock from one of its answers. */
 export const observe = (core: Core, serverNow: number): Effect.Effect<void> =>
   Effect.map(Clock.currentTimeMillis, (local) => {
@@ -83,10 +86,10 @@ export const observe = (core: Core, serverNow: number): Effect.Effect<void> =>
 export const storeFailed = (error: unknown, operation?: string): Effect.Effect<void> =>
   Effect.zipRight(
     Effect.sync(() =>
-      Metrics.redisErrors.unsafeUpdate(1, [
-        Metrics.label("operation", error instanceof RedisError ? error.operation : operation ?? "unknown"),
-        Metrics.label("reason", error instanceof RedisError ? error.reason : Cause.isTimeoutException(error) ? "Timeout" : "Unavailable")
-      ])
+      Metrics.update(Metrics.redisErrors, 1, {
+        operation: error instanceof RedisError ? error.operation : operation ?? "unknown",
+        reason: error instanceof RedisError ? error.reason : Cause.isTimeoutException(error) ? "Timeout" : "Unavailable"
+      })
     ),
     Effect.logDebug("lockstep: store unavailable, degrading", error)
   )

@@ -68,7 +68,7 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
       : isMaxRun(exit.cause)
       ? "timeout"
       : "failure"
-    Metrics.producerRuns.unsafeUpdate(1, [Metrics.label("outcome", outcome), Metrics.label("mode", mode)])
+    Metrics.update(Metrics.producerRuns, 1, { outcome, mode })
     Metrics.producerDuration.unsafeUpdate((finished - started) / 1000, [])
     if (outcome === "timeout") {
       yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
@@ -142,7 +142,7 @@ export const lead = <E>(
       Effect.raceFirst(renewals),
       Effect.map(Option.some),
       Effect.catchIf((e): e is LockLost => e instanceof LockLost, () => {
-        Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", "lost")])
+        Metrics.update(Metrics.lockOutcomes, 1, { outcome: "lost" })
         return Effect.as(
           Effect.logWarning(`lockstep: the lease on ${job.key} was taken over; waiting for the new holder`),
           Option.none<Produced>()
@@ -173,7 +173,7 @@ export const lead = <E>(
     // a committed value released the lock; a refused one did not: the finalizer drops it if it
     // is still ours, rather than leave the fleet waiting out the lease
     lock.settled = c._tag === "Committed"
-    Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "committed" : c.reason)])
+    Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "committed" : c.reason })
     if (c._tag === "Committed") return Option.some(l1.publish(job.key, { ...mine, mark: c.mark }))
     // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
     // the latest if it belongs to the store's window and no invalidation came after it
@@ -200,7 +200,7 @@ export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durati
           )
         ),
         Effect.tap((c) =>
-          Metrics.commits.unsafeUpdate(1, [Metrics.label("outcome", c._tag === "Committed" ? "writeback" : c.reason)])
+          Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "writeback" : c.reason })
         ),
         Effect.ignore
       )

@@ -2,7 +2,9 @@
  * One key's worker: it finds this window's value and hands out, meanwhile, any value it learns
  * of. It is a loop over explicit steps:
  *
- * - `Claim`: ask the store. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
+ * - `Read`: read the record without a script; a value of this window (by this process's
+ *   corrected clock) not invalidated is the answer, else it is offered as stale and we claim.
+ * - `Claim`: ask the store, which decides by its own clock. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
  *   `Busy` → wait for the holder. `Backoff` → done for now if we hold a value, else wait it out.
  *   Store unreachable → run locally (`leader.local`).
  * - `Wait`: until the holder's commit notice (with its value, when small) or the poll interval,
@@ -21,6 +23,8 @@ import * as Leader from "./leader.js"
 import type * as Notices from "./notices.js"
 
 type Step =
+  /** A plain read of the record: enough when it is this window's (most L2 reads). */
+  | { readonly _tag: "Read" }
   /**
    * `recompute`: take the lock even over a fresh value (it could not be decoded here).
    * `failures`: claims of this run the store did not answer.
@@ -98,7 +102,7 @@ const claimStep = <E>(
       }
       const c = claimed.right
       yield* Core.observe(core, c.now)
-      Metrics.lockOutcomes.unsafeUpdate(1, [Metrics.label("outcome", c._tag.toLowerCase())])
+      Metrics.update(Metrics.lockOutcomes, 1, { outcome: c._tag.toLowerCase() })
       if (c._tag === "Fresh") {
         const fresh = Core.candidate(job.spec, c.stored, true, c.mark)
         // fresh but unreadable here (another schema, a foreign record): recompute it
@@ -140,6 +144,30 @@ const claimStep = <E>(
     )
   })
 
+const firstClaim: Step = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
+
+const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<Step> =>
+  Effect.matchEffect(core.store.read(job.key), {
+    // the claim that follows answers for an unreachable store
+    onFailure: () => Effect.succeed(firstClaim),
+    onSuccess: (read) =>
+      // judged by the store's clock as last measured (not only past the skew threshold): a read
+      // must not call a value fresh that the store would not
+      Effect.flatMap(Core.storeNow(core), (at) => {
+        if (Option.isNone(read.stored)) return Effect.succeed(firstClaim)
+        const stored = read.stored.value
+        const bucket = Window.bucketOf(at, job.spec.windowMs)
+        const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
+        if (c === undefined) return Effect.succeed(firstClaim)
+        const entry = core.l1.publish(job.key, c)
+        if (L1.isHit(entry, bucket)) {
+          Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
+          return Effect.succeed(done(Option.some({ entry, cache: "hit" })))
+        }
+        return Effect.as(offer(entry, "stale"), firstClaim)
+      })
+  })
+
 const waitStep = (core: Core.Core, job: Core.Job, step: Extract<Step, { _tag: "Wait" }>): Effect.Effect<Step> =>
   Effect.gen(function*() {
     const woken = yield* Effect.raceFirst(Effect.as(Effect.sleep(step.ms), Option.none<L1.Entry>()), step.listener.await).pipe(
@@ -168,11 +196,14 @@ export const obtain = <E>(
     switch (step._tag) {
       case "Done":
         return Effect.succeed(step.outcome)
+      case "Read":
+        return Effect.flatMap(readStep(core, job, offer), loop)
       case "Claim":
         return Effect.flatMap(claimStep(core, job, offer, step, refreshing), loop)
       case "Wait":
         return Effect.flatMap(waitStep(core, job, step), loop)
     }
   }
-  return loop({ _tag: "Claim", recompute: false, waited: false, failures: 0 })
+  // a refresh must ask the store; anything else reads first
+  return loop(refreshing ? firstClaim : { _tag: "Read" })
 }

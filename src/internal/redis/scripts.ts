@@ -3,6 +3,9 @@
  * cache key only (one hash tag, one Cluster slot). Time comes from Redis `TIME`: the server is
  * the authority on which window it is.
  *
+ * Records also carry the key's invalidation mark (`i`), kept up to date by every script that
+ * moves it, so that a read needs no script: `HMGET b f w t d k i` (`read`).
+ *
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
  * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
  *
@@ -72,7 +75,8 @@ local function setCounter(k, n, retain)
 end
 local function write(k, b, f, w, tt, d, full, retain, u, g)
   redis.call('DEL', k)
-  redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d)
+  -- 'i' copies the key's invalidation mark, so that a plain HMGET reads a record whole
+  redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'i', str(mark))
   if full ~= '' then redis.call('HSET', k, 'k', full) end
   if u and u ~= '' then redis.call('HSET', k, 'u', u) end
   if g and g ~= '' then redis.call('HSET', k, 'g', g) end
@@ -216,6 +220,7 @@ if ttl < 0 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
 mark = lastFence(KEYS[2], r)
 setCounter(KEYS[3], mark, ttl)
+if r then redis.call('HSET', KEYS[1], 'i', str(mark)) end
 if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end
 publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
 return reply('invalidated', {}, false)

@@ -265,6 +265,18 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         return h === undefined ? undefined : { now: h.now, mark: h.mark, stored: parseStored(r, 3) }
       })
     },
+    read: (key) => {
+      const k = Keys.make(prefix, key)
+      return tagCall("read", () => client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i")).pipe(
+        Effect.map((r) => {
+          // what the scripts would not pass on reads as absent, as they would
+          const valid = (r[5] ?? "") === k.full && r[4] !== null
+          const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+          const mark = Number(r[6])
+          return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
+        })
+      )
+    },
     claim: (key, o) => {
       const k = Keys.make(prefix, key)
       return call(
