@@ -33,36 +33,49 @@ export const server = (ledger: Layer.Layer<Ledger.Ledger>, env: Record<string, s
 
 export const fixtureLedger = () => Ledger.makeMemory(Synthetic.fromRecords(Fixture.data))
 
-/** A ledger over the fixture that fails every query while `state.failing` says so. */
-export const switchable = () => {
-  const base = fixtureLedger()
-  const state: { failing: false | "unavailable" | "timeout"; queries: number } = { failing: false, queries: 0 }
-  const guard = <A>(effect: Effect.Effect<A, Ledger.LedgerFailure>): Effect.Effect<A, Ledger.LedgerFailure> =>
+/**
+ * A ledger over `records` (the fixture by default) that fails every query while `state.failing`
+ * says so, counts the queries it runs (in all and by name), and can be pointed at other records
+ * (`state.use`), as if the database had changed.
+ */
+export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] = Fixture.data) => {
+  let base = Ledger.makeMemory(Synthetic.fromRecords(records))
+  const state = {
+    failing: false as false | "unavailable" | "timeout",
+    queries: 0,
+    byName: new Map<string, number>(),
+    use: (next: Parameters<typeof Synthetic.fromRecords>[0]) => {
+      base = Ledger.makeMemory(Synthetic.fromRecords(next))
+    }
+  }
+  const guard = <A>(name: string, effect: () => Effect.Effect<A, Ledger.LedgerFailure>): Effect.Effect<A, Ledger.LedgerFailure> =>
     Effect.suspend(() => {
       state.queries++
+      state.byName.set(name, (state.byName.get(name) ?? 0) + 1)
       switch (state.failing) {
         case "unavailable":
           return Effect.fail(new Ledger.LedgerError({ query: "test", reason: "Unavailable", cause: new Error("connect ECONNREFUSED") }))
         case "timeout":
           return Effect.fail(new Ledger.LedgerTimeout({ query: "test", seconds: 10 }))
         default:
-          return effect
+          return effect()
       }
     })
-  const ledger: Ledger.Service = {
-    backend: "memory",
-    span: guard(base.span),
-    totals: (s) => guard(base.totals(s)),
-    daily: (s) => guard(base.daily(s)),
-    activeAccounts: (s) => guard(base.activeAccounts(s)),
-    balances: guard(base.balances),
-    market: (s) => guard(base.market(s)),
-    topShops: (s, n) => guard(base.topShops(s, n)),
-    shopItems: (s, ids, n) => guard(base.shopItems(s, ids, n)),
-    flows: (s) => guard(base.flows(s)),
-    dailyFlows: (s) => guard(base.dailyFlows(s)),
-    moneySupply: guard(base.moneySupply)
-  }
+  // every member of the service, guarded: an effect stays an effect, a function a function
+  const ledger = Object.fromEntries(
+    Object.keys(base).map((name) => {
+      const member = (base as unknown as Record<string, unknown>)[name]
+      return [
+        name,
+        name === "backend"
+          ? member
+          : Effect.isEffect(member)
+          ? guard(name, () => (base as unknown as Record<string, Effect.Effect<unknown, Ledger.LedgerFailure>>)[name]!)
+          : (...args: ReadonlyArray<unknown>) =>
+            guard(name, () => (base as unknown as Record<string, (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, Ledger.LedgerFailure>>)[name]!(...args))
+      ]
+    })
+  ) as unknown as Ledger.Service
   return { state, layer: Layer.succeed(Ledger.Ledger, ledger) }
 }
 
