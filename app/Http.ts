@@ -229,8 +229,8 @@ export const Routes = HttpLayerRouter.use((router) =>
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
     yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
-    // every method: the router answers HEAD with the GET route when no HEAD route matches first
-    yield* router.add("*", "*", notFound)
+    // the router answers HEAD with the GET route when no HEAD route matches first
+    for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const) yield* router.add(method, "*", notFound)
   })
 )
 

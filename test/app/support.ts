@@ -4,6 +4,7 @@
  * work that runs under `TestClock`.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import * as Config from "../../app/Config.js"
@@ -17,18 +18,34 @@ import * as Fixture from "./fixture.js"
 export const settings = (env: Record<string, string>): Config.AppSettings =>
   Effect.runSync(Effect.withConfigProvider(Config.app, ConfigProvider.fromMap(new Map(Object.entries(env)))))
 
+export interface ServerOptions {
+  /** The cache store (default: a new in-memory one). */
+  readonly store?: Layer.Layer<Redis.Redis, unknown> | undefined
+  /** Collects the server's log lines (`LEVEL message`) from Info up, instead of dropping them below Error. */
+  readonly logs?: Array<string> | undefined
+}
+
+/** A logger that appends `LEVEL message` to `lines`. */
+export const collectLogs = (lines: Array<string>) =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => {
+      lines.push(`${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}`)
+    })),
+    Logger.minimumLogLevel(LogLevel.Info)
+  )
+
 /** The server layer (routes, keep-warm, banner) on `NodeHttpServer.layerTest`, exposing its `HttpClient`. */
-export const server = (ledger: Layer.Layer<Ledger.Ledger>, env: Record<string, string> = {}) =>
+export const server = (ledger: Layer.Layer<Ledger.Ledger>, env: Record<string, string> = {}, options: ServerOptions = {}) =>
   Http.serve.pipe(
     Layer.provideMerge(NodeHttpServer.layerTest),
     Layer.provide(
       Layer.mergeAll(
         Layer.succeed(Config.AppConfig, settings({ WINDOW: "10 seconds", KEEP_WARM: "", ...env })),
-        Memo.layer.pipe(Layer.provide(Redis.layerMemory)),
+        Memo.layer.pipe(Layer.provide(options.store ?? Redis.layerMemory)),
         ledger
       )
     ),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
+    Layer.provide(options.logs === undefined ? Logger.minimumLogLevel(LogLevel.Error) : collectLogs(options.logs))
   )
 
 export const fixtureLedger = () => Ledger.makeMemory(Synthetic.fromRecords(Fixture.data))
@@ -41,7 +58,9 @@ export const fixtureLedger = () => Ledger.makeMemory(Synthetic.fromRecords(Fixtu
 export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] = Fixture.data) => {
   let base = Ledger.makeMemory(Synthetic.fromRecords(records))
   const state = {
-    failing: false as false | "unavailable" | "timeout",
+    failing: false as false | "unavailable" | "timeout" | "defect",
+    /** While set, every query waits for it first (a slow database). */
+    blocked: undefined as Promise<void> | undefined,
     queries: 0,
     byName: new Map<string, number>(),
     use: (next: Parameters<typeof Synthetic.fromRecords>[0]) => {
@@ -57,8 +76,12 @@ export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] 
           return Effect.fail(new Ledger.LedgerError({ query: "test", reason: "Unavailable", cause: new Error("connect ECONNREFUSED") }))
         case "timeout":
           return Effect.fail(new Ledger.LedgerTimeout({ query: "test", seconds: 10 }))
-        default:
-          return effect()
+        case "defect":
+          return Effect.die(new Error("a bug in the ledger"))
+        default: {
+          const blocked = state.blocked
+          return blocked === undefined ? effect() : Effect.zipRight(Effect.promise(() => blocked), Effect.suspend(effect))
+        }
       }
     })
   // every member of the service, guarded: an effect stays an effect, a function a function
@@ -82,15 +105,28 @@ export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] 
 /** Real time passing, for background fibers to finish their (instant) work under `TestClock`. */
 export const settle = (ms = 30) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
-/** GET with the response's status, headers and body text. */
-export const get = (path: string) =>
+/** POST a JSON body (or raw text) with extra headers; the response's status, headers and JSON body. */
+export const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
-    const response = yield* client.get(path)
+    const request = HttpClientRequest.post(path).pipe(
+      HttpClientRequest.setHeaders(headers),
+      typeof body === "string" ? HttpClientRequest.bodyText(body, "application/json") : HttpClientRequest.bodyUnsafeJson(body)
+    )
+    const response = yield* client.execute(request)
+    const text = yield* response.text
+    return { status: response.status, headers: response.headers, body: text, json: text === "" ? undefined : JSON.parse(text) as any }
+  })
+
+/** GET with the response's status, headers and body text. */
+export const get = (path: string, headers: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const response = yield* client.get(path, { headers })
     const body = yield* response.text
     return { status: response.status, headers: response.headers, body }
   })
 
 /** GET and parse the body as JSON. */
-export const getJson = (path: string) =>
-  Effect.map(get(path), (r) => ({ ...r, json: JSON.parse(r.body) as any }))
+export const getJson = (path: string, headers: Record<string, string> = {}) =>
+  Effect.map(get(path, headers), (r) => ({ ...r, json: JSON.parse(r.body) as any }))
