@@ -61,7 +61,7 @@ export const authorize = (request: HttpServerRequest.HttpServerRequest) =>
       : Effect.fail(new Refused({ status: 401, code: "Unauthorized", message: "a valid Authorization: Bearer token is required" }))
   })
 
-const maxBody = 8 * 1024
+const maxBody = 64 * 1024
 
 const KeyBody = Schema.Struct({ key: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)) })
 const TagBody = Schema.Struct({ tag: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)) })
