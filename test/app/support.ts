@@ -102,10 +102,33 @@ export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] 
   return { state, layer: Layer.succeed(Ledger.Ledger, ledger) }
 }
 
+/** `base` with every query counted by name. */
+export const counting = (base: Ledger.Service) => {
+  const byName = new Map<string, number>()
+  const count = (name: string) => byName.set(name, (byName.get(name) ?? 0) + 1)
+  const wrapped = Object.fromEntries(
+    Object.entries(base).map(([name, member]) => [
+      name,
+      typeof member === "function"
+        ? (...args: ReadonlyArray<unknown>) => {
+          count(name)
+          return (member as (...a: ReadonlyArray<unknown>) => unknown)(...args)
+        }
+        : Effect.isEffect(member)
+        ? Effect.suspend(() => {
+          count(name)
+          return member
+        })
+        : member
+    ])
+  ) as unknown as Ledger.Service
+  return { byName, layer: Layer.succeed(Ledger.Ledger, wrapped) }
+}
+
 /** Real time passing, for background fibers to finish their (instant) work under `TestClock`. */
 export const settle = (ms = 30) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
-/** POST a JSON body (or raw text) with extra headers; the response's status, headers and JSON body. */
+/** POST a JSON body (or raw text) with extra headers; the response's status, headers, body, and the body as JSON if it is. */
 export const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
@@ -115,7 +138,14 @@ export const post = (path: string, body: unknown, headers: Record<string, string
     )
     const response = yield* client.execute(request)
     const text = yield* response.text
-    return { status: response.status, headers: response.headers, body: text, json: text === "" ? undefined : JSON.parse(text) as any }
+    const json = (() => {
+      try {
+        return JSON.parse(text) as any
+      } catch {
+        return undefined
+      }
+    })()
+    return { status: response.status, headers: response.headers, body: text, json }
   })
 
 /** GET with the response's status, headers and body text. */
