@@ -251,7 +251,9 @@ a { color: var(--accent); } td a, .card a { text-decoration: none; } td a:hover,
 button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); cursor: pointer; }
 button:hover { border-color: var(--accent); }
 #admin-result.ok { color: var(--accent); } #admin-result.failed { color: var(--warn); }
-table.keys { font-size: 13px; } table.keys code { font-size: 12px; word-break: break-all; }
+main.wide { max-width: 1480px; }
+.keys table { font-size: 13px; } .keys td { padding: 6px 8px; } .keys code { font-size: 12px; word-break: break-all; }
+.keys td button { margin: 1px 0; }
 .state-fresh { color: var(--accent); } .state-stale, .state-invalidated { color: var(--warn); }
 .pager { margin-top: 12px; display: flex; gap: 16px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px; }

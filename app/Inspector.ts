@@ -121,7 +121,7 @@ export const inspect = (loaders: Loaders.Service, query: { readonly cursor: stri
     } satisfies InspectorPage
   })
 
-const ms = (n: number | null) => (n === null ? "" : n < 10_000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`)
+const ms = (n: number | null) => (n === null ? "" : n < 1_000 ? `${Math.round(n)} ms` : n < 600_000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n / 60_000)} min`)
 
 const actionButton = (action: "invalidate" | "refresh", key: string) =>
   Html.html`<button type="button" data-action="${action}" data-key="${key}">${action === "invalidate" ? "Invalidate" : "Refresh"}</button>`
@@ -153,21 +153,28 @@ export const render = (p: InspectorPage, query: { readonly cursor: string | unde
     { label: "State", cell: (r) => Html.html`<span class="state-${r.state}">${r.state}</span>` },
     { label: "Window", cell: (r) => ms(r.windowMs), numeric: true },
     { label: "Bucket", cell: (r) => r.bucket ?? "", numeric: true },
-    { label: "Age", cell: (r) => ms(r.ageMs), numeric: true },
     { label: "Fence", cell: (r) => r.fence ?? "", numeric: true },
-    { label: "Computed at", cell: (r) => (r.computedAt === null ? "" : Html.utcDateTime(r.computedAt)) },
+    {
+      label: "Computed",
+      cell: (r) =>
+        r.computedAt === null
+          ? ""
+          : Html.html`<time datetime="${new Date(r.computedAt).toISOString()}">${Html.utcTime(r.computedAt)}</time><div class="muted">${ms(r.ageMs)} ago</div>`,
+      numeric: true
+    },
     { label: "Lookup", cell: (r) => ms(r.durationMs), numeric: true },
     {
       label: "Lock",
       cell: (r) =>
-        r.lock === null
-          ? Html.html`<span class="muted">free</span>`
-          : Html.html`<code>${r.lock.holder}</code><div class="muted">lease ${ms(r.lock.leaseLeftMs)} left</div>`
+        r.lock !== null
+          ? Html.html`<code>${r.lock.holder}</code><div class="muted">lease ${ms(r.lock.leaseLeftMs)} left</div>`
+          : r.backoffLeftMs !== null
+          ? Html.html`<span class="state-stale">back-off</span><div class="muted">${ms(r.backoffLeftMs)} left</div>`
+          : Html.html`<span class="muted">free</span>`
     },
-    { label: "Back-off", cell: (r) => (r.backoffLeftMs === null ? "" : `${ms(r.backoffLeftMs)} left`), numeric: true },
     { label: "Tags", cell: (r) => tagCell(r.tags, admin) },
     {
-      label: "Here: hit / stale / miss",
+      label: "Here hit/stale/miss",
       cell: (r) => (r.served === null ? Html.html`<span class="muted">not in L1</span>` : `${r.served.hit} / ${r.served.stale} / ${r.served.miss}`),
       numeric: true
     },
@@ -175,7 +182,7 @@ export const render = (p: InspectorPage, query: { readonly cursor: string | unde
       ? [{ label: "Actions", cell: (r: KeyRow) => (r.loader === null ? "" : Html.html`${actionButton("invalidate", r.key)} ${actionButton("refresh", r.key)}`) }]
       : [])
   ], p.keys, query.cursor === undefined ? "The cache holds no keys yet." : "No more keys.")
-  return Html.html`<main>
+  return Html.html`<main class="wide">
 <h1>Cache inspector</h1>
 <div class="freshness">Tenant <code>${p.tenant}</code> · ${p.store === "redis" ? "Redis" : "in-memory store"} · store clock ${
     Html.utcDateTime(p.now)
@@ -190,7 +197,7 @@ ${
 </section>`
       : Html.html`<section class="admin" id="admin" data-enabled="false"><span class="muted">Read-only: set <code>ADMIN_TOKEN</code> to invalidate and refresh keys from here.</span></section>`
   }
-<div id="inspector-table">
+<div id="inspector-table" class="keys">
 ${table}
 <nav class="pager">${query.cursor === undefined ? "" : Html.link(href(undefined, p.count), "First page")}${
     p.next === null ? "" : Html.link(href(p.next, p.count), "Next page")

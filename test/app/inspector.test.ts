@@ -89,6 +89,8 @@ describe("cache inspector", () => {
       expect(running.lock).not.toBeNull()
       expect(running.lock!.holder.startsWith(`${Os.hostname()}:${process.pid}:`)).toBe(true)
       expect(running.lock!.leaseLeftMs).toBe(10_000) // the default lease; the test clock has not moved
+      const html = (yield* get("/cache")).body
+      expect(html).toContain(`<code>${running.lock!.holder}</code><div class="muted">lease 10.0 s left</div>`)
       yield* TestClock.adjust("2 seconds")
       expect((yield* rowOf("explorer:account:v1:1"))!.lock!.leaseLeftMs).toBe(8_000)
       ledger.state.blocked = undefined
@@ -109,6 +111,7 @@ describe("cache inspector", () => {
       yield* settle()
       const failed = (yield* rowOf("explorer:shop:v1:2"))!
       expect(failed).toMatchObject({ state: "stale", lock: null, backoffLeftMs: 1_000, bucket: 0 })
+      expect((yield* get("/cache")).body).toContain(`<span class="state-stale">back-off</span><div class="muted">1.0 s left</div>`)
       yield* TestClock.adjust("400 millis")
       expect((yield* rowOf("explorer:shop:v1:2"))!.backoffLeftMs).toBe(600)
     }).pipe(Effect.provide(server(ledger.layer)))
