@@ -261,7 +261,7 @@ footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px
 
 /**
  * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
- * on the server's clock (offset measured on every response); swap `<main>` in place so neither
+ * on the server's clock (offset measured on every response, erring late rather than early); swap `<main>` in place so neither
  * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
  * after `retryMs` or the value's last compute time, whichever is longer.
  * `window.__lockstep` exposes what happened, for people and for the end-to-end test.
@@ -295,7 +295,9 @@ const refreshScript = `
       .then(function (res) {
         var t1 = Date.now();
         var now = Number(res.headers.get("X-Server-Now"));
-        if (now > 0) state.offset = now - (t0 + t1) / 2;
+        // the server stamped X-Server-Now at some point before t1: taking t1 can only make the
+        // offset too small, so the next refresh can come a round trip late but never early
+        if (now > 0) state.offset = now - t1;
         return res.text().then(function (text) { return { res: res, text: text }; });
       })
       .then(function (r) {
