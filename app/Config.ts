@@ -8,9 +8,15 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 
 export const pageNames = ["dashboard", "market", "chestshop", "health"] as const
 export type PageName = (typeof pageNames)[number]
+
+/** The drill-down pages: one entity each, keyed by its id. */
+export const drillNames = ["item", "shop", "account"] as const
+export type DrillName = (typeof drillNames)[number]
 
 const duration = (name: string, fallback: Config.Config<Duration.Duration>) =>
   Config.duration(name).pipe(
@@ -20,16 +26,43 @@ const duration = (name: string, fallback: Config.Config<Duration.Duration>) =>
 
 const defaultWindow = Config.duration("WINDOW").pipe(Config.withDefault(Duration.seconds(30)))
 
-/** One name per page: `WINDOW_DASHBOARD`, `WINDOW_MARKET`, `WINDOW_CHESTSHOP`, `WINDOW_HEALTH`. */
+/**
+ * One name per page: `WINDOW_DASHBOARD`, `WINDOW_MARKET`, `WINDOW_CHESTSHOP`, `WINDOW_HEALTH`,
+ * the drill-down pages' `WINDOW_ITEM`, `WINDOW_SHOP`, `WINDOW_ACCOUNT`, and `WINDOW_DIRECTORY`
+ * for the directory of ids they check first.
+ */
 const windows = Config.all({
   dashboard: duration("WINDOW_DASHBOARD", defaultWindow),
   market: duration("WINDOW_MARKET", defaultWindow),
   chestshop: duration("WINDOW_CHESTSHOP", defaultWindow),
-  health: duration("WINDOW_HEALTH", defaultWindow)
+  health: duration("WINDOW_HEALTH", defaultWindow),
+  item: duration("WINDOW_ITEM", defaultWindow),
+  shop: duration("WINDOW_SHOP", defaultWindow),
+  account: duration("WINDOW_ACCOUNT", defaultWindow),
+  directory: duration("WINDOW_DIRECTORY", defaultWindow)
 })
+
+/** The shortest `ADMIN_TOKEN` accepted. */
+export const minTokenLength = 16
+
+/** `ADMIN_TOKEN`: unset (or empty) turns the admin actions off. */
+const adminToken = Config.option(Config.redacted("ADMIN_TOKEN")).pipe(
+  Config.map(Option.filter((token) => Redacted.value(token) !== "")),
+  Config.mapOrFail((token) =>
+    Option.isSome(token) && Redacted.value(token.value).length < minTokenLength
+      ? Either.left(ConfigError.InvalidData(["ADMIN_TOKEN"], `ADMIN_TOKEN must be at least ${minTokenLength} characters`))
+      : Either.right(token)
+  )
+)
 
 /** The HTTP server and page settings. */
 export const app = Config.all({
+  /**
+   * How long a drill-down page's records stay in the store after its last refresh: a page read
+   * now and then keeps its last value (no cold run), one nobody reads is dropped.
+   */
+  drillRetain: Config.duration("DRILL_RETAIN").pipe(Config.withDefault(Duration.days(7))),
+  adminToken,
   port: Config.port("PORT").pipe(Config.withDefault(3000)),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
   windows,
@@ -52,7 +85,14 @@ export const app = Config.all({
   keepWarmLag: Config.duration("KEEP_WARM_LAG").pipe(Config.withDefault(Duration.millis(0))),
   /** How long a request waits for a cold page before answering 503. */
   requestTimeout: Config.duration("REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15)))
-})
+}).pipe(
+  Config.mapOrFail((c) => {
+    const longest = Math.max(...drillNames.map((name) => Duration.toMillis(c.windows[name])))
+    return Duration.toMillis(c.drillRetain) >= longest
+      ? Either.right(c)
+      : Either.left(ConfigError.InvalidData(["DRILL_RETAIN"], `DRILL_RETAIN must be at least the drill-down pages' longest window (${longest} ms)`))
+  })
+)
 
 export type AppSettings = Config.Config.Success<typeof app>
 

@@ -4,7 +4,11 @@
  * that refreshes a page right after the server's next window boundary.
  */
 import escapeHtml from "escape-html"
+import { createHash } from "node:crypto"
 import type { PageName } from "./Config.js"
+
+/** Where a page belongs in the navigation: one of the pages, or the cache inspector. */
+export type Section = PageName | "cache"
 
 /** Markup that is safe to emit as is. Only `html` and `raw` make one. */
 export class Html {
@@ -64,10 +68,13 @@ export const utcDateTime = (ms: number): string => new Date(ms).toISOString().re
 // ---------------------------------------------------------------------------------------------
 // components
 
+/** A link within the explorer: `href` is one of its own paths, the text is escaped. */
+export const link = (href: string, text: Interpolation): Html => html`<a href="${href}">${text}</a>`
+
 /** What every page shows for a ledger with no rows in its 30 days. */
 export const emptyLedger: Html = html`<p class="empty">The ledger is empty. Seed it with <code>npm run seed</code>.</p>`
 
-export const card = (label: string, value: Interpolation, note?: Interpolation): Html =>
+export const card = (label: Interpolation, value: Interpolation, note?: Interpolation): Html =>
   html`<div class="card"><div class="label">${label}</div><div class="value">${value}</div>${
     note === undefined ? "" : html`<div class="note">${note}</div>`
   }</div>`
@@ -178,7 +185,8 @@ export const lineChart = (
 
 /** What the browser needs to refresh at the right time; embedded as JSON in every page. */
 export interface RefreshMeta {
-  readonly page: PageName
+  /** The page's name (`dashboard`, …, or a drill-down page's `item`, `shop`, `account`). */
+  readonly page: string
   readonly bucket: number
   readonly computedAt: number
   readonly nextBoundary: number
@@ -192,11 +200,12 @@ export interface RefreshMeta {
   readonly computeMs: number
 }
 
-export const nav: ReadonlyArray<{ readonly name: PageName; readonly title: string; readonly path: string }> = [
+export const nav: ReadonlyArray<{ readonly name: Section; readonly title: string; readonly path: string }> = [
   { name: "dashboard", title: "Dashboard", path: "/" },
   { name: "market", title: "Market", path: "/market" },
   { name: "chestshop", title: "Chestshops", path: "/chestshop" },
-  { name: "health", title: "Economy health", path: "/economy/health" }
+  { name: "health", title: "Economy health", path: "/economy/health" },
+  { name: "cache", title: "Cache", path: "/cache" }
 ]
 
 const styles = `
@@ -235,12 +244,24 @@ tbody tr:last-child td { border-bottom: 0; }
 .empty { color: var(--muted); font-style: italic; }
 .error { background: var(--panel); border: 1px solid var(--warn); border-radius: 10px; padding: 16px 20px; }
 ul.items { margin: 0; padding-left: 18px; } .muted { color: var(--muted); }
+a { color: var(--accent); } td a, .card a { text-decoration: none; } td a:hover, .card a:hover { text-decoration: underline; }
+.crumbs { color: var(--muted); font-size: 13px; margin: 0 0 12px; }
+.admin { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 10px 14px; margin-bottom: 16px; display: flex; flex-wrap: wrap; gap: 12px; align-items: center; }
+.admin input { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
+button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); cursor: pointer; }
+button:hover { border-color: var(--accent); }
+#admin-result.ok { color: var(--accent); } #admin-result.failed { color: var(--warn); }
+main.wide { max-width: 1480px; }
+.keys table { font-size: 13px; } .keys td { padding: 6px 8px; } .keys code { font-size: 12px; word-break: break-all; }
+.keys td button { margin: 1px 0; }
+.state-fresh { color: var(--accent); } .state-stale, .state-invalidated { color: var(--warn); }
+.pager { margin-top: 12px; display: flex; gap: 16px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px; }
 `
 
 /**
  * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
- * on the server's clock (offset measured on every response); swap `<main>` in place so neither
+ * on the server's clock (offset measured on every response, erring late rather than early); swap `<main>` in place so neither
  * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
  * after `retryMs` or the value's last compute time, whichever is longer.
  * `window.__lockstep` exposes what happened, for people and for the end-to-end test.
@@ -274,7 +295,9 @@ const refreshScript = `
       .then(function (res) {
         var t1 = Date.now();
         var now = Number(res.headers.get("X-Server-Now"));
-        if (now > 0) state.offset = now - (t0 + t1) / 2;
+        // the server stamped X-Server-Now at some point before t1: taking t1 can only make the
+        // offset too small, so the next refresh can come a round trip late but never early
+        if (now > 0) state.offset = now - t1;
         return res.text().then(function (text) { return { res: res, text: text }; });
       })
       .then(function (r) {
@@ -311,7 +334,91 @@ const refreshScript = `
 })();
 `
 
-const shell = (title: string, active: PageName | undefined, main: Html, extraHead: Html = raw("")): Html =>
+/**
+ * The cache inspector's admin buttons: each posts its action with the token typed into the
+ * page (`Authorization: Bearer`, never a cookie: `credentials: "omit"`), shows the answer, and
+ * swaps the key table for a fresh one. Without `ADMIN_TOKEN` the page has no buttons and this
+ * script does nothing.
+ */
+const adminScript = `
+(function () {
+  "use strict";
+  var admin = document.getElementById("admin");
+  if (!admin || admin.getAttribute("data-enabled") !== "true") return;
+  var result = document.getElementById("admin-result");
+  var state = { actions: 0, failures: 0, last: null };
+  window.__lockstepAdmin = state;
+  function say(text, ok) {
+    result.textContent = text;
+    result.className = ok ? "ok" : "failed";
+  }
+  function reloadTable() {
+    return fetch(location.pathname + location.search, { cache: "no-store", credentials: "omit" })
+      .then(function (res) { return res.text(); })
+      .then(function (text) {
+        var next = new DOMParser().parseFromString(text, "text/html").getElementById("inspector-table");
+        var current = document.getElementById("inspector-table");
+        if (next && current) current.replaceWith(document.adoptNode(next));
+      });
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest("button[data-action]") : null;
+    if (!button) return;
+    var action = button.getAttribute("data-action");
+    var body = action === "invalidate-tag"
+      ? { tag: button.getAttribute("data-tag") || document.getElementById("admin-tag").value }
+      : { key: button.getAttribute("data-key") };
+    say(action + " …", true);
+    fetch("/api/cache/" + action, {
+      method: "POST",
+      credentials: "omit",
+      cache: "no-store",
+      headers: { "Authorization": "Bearer " + document.getElementById("admin-token").value, "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    })
+      .then(function (res) { return res.json().then(function (json) { return { status: res.status, ok: res.ok, json: json }; }); })
+      .then(function (r) {
+        state.last = { action: action, status: r.status, body: r.json };
+        if (!r.ok) {
+          state.failures++;
+          say(r.status + ": " + (r.json && r.json.error ? r.json.error.message : "failed"), false);
+          return;
+        }
+        state.actions++;
+        say(r.json.message, true);
+        return reloadTable();
+      })
+      .catch(function (e) {
+        state.failures++;
+        say("failed: " + e.message, false);
+      });
+  });
+})();
+`
+
+const sha256 = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`
+
+/**
+ * The CSP sources of the inline script and style blocks: the only ones the pages have, each
+ * allowed by its hash (no `'unsafe-inline'`).
+ */
+export const inlineSources = {
+  scripts: [sha256(refreshScript), sha256(adminScript)],
+  styles: [sha256(styles)]
+} as const
+
+/** Which of the two inline scripts a page runs. */
+export type Script = "refresh" | "admin"
+
+const scripts: Record<Script, Html> = { refresh: raw(`<script>${refreshScript}</script>`), admin: raw(`<script>${adminScript}</script>`) }
+
+const shell = (
+  title: string,
+  active: Section | undefined,
+  main: Html,
+  extraHead: Html = raw(""),
+  script: Script | undefined = "refresh"
+): Html =>
   html`<!doctype html>
 <html lang="en">
 <head>
@@ -327,14 +434,14 @@ ${extraHead}
   }</nav></div></header>
 ${main}
 <footer>Aggregates are computed at most once per window for the whole fleet and served from the shared cache.</footer>
-<script>${raw(refreshScript)}</script>
+${script === undefined ? "" : scripts[script]}
 </body>
 </html>`
 
 /** A full page: heading, freshness line, content, and the refresh metadata. */
 export const page = (options: {
   readonly title: string
-  readonly active: PageName
+  readonly active: Section
   readonly period: string | undefined
   readonly meta: RefreshMeta
   readonly body: Html
@@ -364,7 +471,7 @@ ${jsonScript("lockstep-meta", meta)}
 /** A page for a request that could not be answered: no refresh metadata, a plain reload later. */
 export const errorPage = (options: {
   readonly title: string
-  readonly active: PageName | undefined
+  readonly active: Section | undefined
   readonly heading: string
   readonly message: string
   readonly retryAfterS?: number | undefined
@@ -378,5 +485,10 @@ export const errorPage = (options: {
       options.retryAfterS === undefined ? "" : html`<p class="muted">This page retries in ${options.retryAfterS} s.</p>`
     }</div>
 </main>`,
-    options.retryAfterS === undefined ? raw("") : html`<meta http-equiv="refresh" content="${options.retryAfterS}">`
+    options.retryAfterS === undefined ? raw("") : html`<meta http-equiv="refresh" content="${options.retryAfterS}">`,
+    undefined
   )
+
+/** A page of the explorer's own that is not a cached value (the cache inspector). */
+export const plainPage = (options: { readonly title: string; readonly active: Section; readonly main: Html; readonly script?: Script }): Html =>
+  shell(options.title, options.active, options.main, raw(""), options.script)

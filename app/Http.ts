@@ -1,6 +1,7 @@
 /**
- * The explorer's HTTP server: the pages and their JSON twins, `/healthz`, `/metrics`, the
- * keep-warm fibers, and the layers that wire them to Node, Redis and the ledger.
+ * The explorer's HTTP server: the pages and their JSON twins, the drill-down pages, the cache
+ * inspector and its admin actions, `/healthz`, `/metrics`, the keep-warm fibers, the security
+ * headers, and the layers that wire them to Node, Redis and the ledger.
  *
  * Every page response carries the cache's view of the value:
  * - `X-Cache: hit | stale | miss` (from `Memo.memoWithInfo`);
@@ -19,22 +20,30 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import { Memo, Redis } from "../src/index.js"
+import * as Admin from "./Admin.js"
+import { describeFailure } from "./Failure.js"
 import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
+import * as Inspector from "./Inspector.js"
 import * as Ledger from "./Ledger.js"
+import * as Loaders from "./Loaders.js"
 import * as Metrics from "./Metrics.js"
+import type { Drill, DrillLoader } from "./pages/Drill.js"
+import { parseId } from "./pages/Drill.js"
 import * as Pages from "./pages/index.js"
-import * as Tracing from "./Tracing.js"
 import type { Page, Timed } from "./pages/Page.js"
+import * as Security from "./Security.js"
+import * as Tracing from "./Tracing.js"
 
-type PageFailure = Ledger.LedgerFailure | Memo.WaitTimeout
+type PageFailure = Loaders.RefreshFailure
 
 /** Label arrays fixed once per route and status: Effect caches a metric's hook per array. */
 const responseLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
-const count = (route: string, status: number) =>
+export const count = (route: string, status: number) =>
   Effect.sync(() => {
     const id = `${status} ${route}`
     let labels = responseLabels.get(id)
@@ -44,29 +53,6 @@ const count = (route: string, status: number) =>
     }
     Metrics.httpResponses.unsafeUpdate(1, labels)
   })
-
-const describeFailure = (error: PageFailure): { readonly status: number; readonly heading: string; readonly message: string } => {
-  switch (error._tag) {
-    case "LedgerTimeout":
-      return {
-        status: 503,
-        heading: "The ledger is too slow right now",
-        message: `The database stopped the query "${error.query}" after ${error.seconds} s (its statement time limit), and no earlier value of this page is cached yet.`
-      }
-    case "LedgerError":
-      return {
-        status: 503,
-        heading: error.reason === "Unavailable" ? "The ledger database is unavailable" : "The ledger query failed",
-        message: `${error.message}. No earlier value of this page is cached yet.`
-      }
-    case "WaitTimeout":
-      return {
-        status: 503,
-        heading: "Still computing",
-        message: `This page is still being computed after ${Duration.format(error.timeout)}; try again in a moment.`
-      }
-  }
-}
 
 const retryAfterS = 5
 
@@ -86,21 +72,39 @@ const renderedOnce = <K extends object, V>(render: (key: K) => V) => {
   }
 }
 
-/** One page as HTML (`format: "html"`) or as its JSON twin, answered by the page's `loader`. */
-export const respond = <A>(
-  page: Page<A>,
-  loader: ReturnType<Page<A>["load"]>,
+/** What `respond` needs to show a value: a fixed page or a drill-down page. */
+export interface View<A> {
+  /** `meta.page` and the JSON twin's `page`. */
+  readonly name: string
+  readonly active: Html.Section
+  readonly title: (value: A) => string
+  readonly render: (value: A) => Html.Html
+  readonly toJson: (value: A) => unknown
+  readonly period: (value: A) => string | undefined
+}
+
+const pageView = <A>(page: Page<A>): View<A> => ({ ...page, active: page.name, title: () => page.title })
+
+const drillView = <A>(drill: Drill<A>): View<A> => ({ ...drill, active: drill.section })
+
+/**
+ * One value as HTML (`format: "html"`) or as its JSON twin. `load` is the loader's
+ * `getWithInfo`; the renderers are made once per route, not per request.
+ */
+export const respond = <A, R>(
+  view: View<A>,
+  route: string,
+  load: Effect.Effect<Memo.Info<Timed<A>>, PageFailure, R>,
   format: "html" | "json"
 ) => {
-  const route = format === "html" ? page.path : page.api
-  const body = renderedOnce((value: Timed<A>) => page.render(value.value))
-  const period = renderedOnce((value: Timed<A>) => ({ text: page.period(value.value) }))
-  const data = renderedOnce((value: Timed<A>) => JSON.stringify(page.toJson(value.value)))
+  const body = renderedOnce((value: Timed<A>) => view.render(value.value))
+  const titled = renderedOnce((value: Timed<A>) => ({ title: view.title(value.value), period: view.period(value.value) }))
+  const data = renderedOnce((value: Timed<A>) => JSON.stringify(view.toJson(value.value)))
   return Effect.gen(function*() {
     const config = yield* AppConfig
-    const info = yield* loader
+    const info = yield* load
     const meta: Html.RefreshMeta = {
-      page: page.name,
+      page: view.name,
       bucket: info.bucket,
       computedAt: info.computedAt,
       nextBoundary: info.nextBoundary,
@@ -113,13 +117,14 @@ export const respond = <A>(
       computeMs: info.value.computeMs
     }
     const headers = Memo.cacheHeaders(info)
+    const { period, title } = titled(info.value)
     const response = format === "html"
       ? HttpServerResponse.text(
-        Html.page({ title: page.title, active: page.name, period: period(info.value).text, meta, body: body(info.value) }).value,
+        Html.page({ title, active: view.active, period, meta, body: body(info.value) }).value,
         { contentType: "text/html; charset=utf-8" }
       )
       : HttpServerResponse.text(
-        `{"page":${JSON.stringify(page.name)},"data":${data(info.value)},"meta":${JSON.stringify(meta)}}`,
+        `{"page":${JSON.stringify(view.name)},"data":${data(info.value)},"meta":${JSON.stringify(meta)}}`,
         { contentType: "application/json" }
       )
     yield* count(route, 200)
@@ -128,36 +133,64 @@ export const respond = <A>(
     Effect.catchAll((error: PageFailure) =>
       Effect.gen(function*() {
         const failure = describeFailure(error)
-        yield* Effect.logWarning(`explorer: ${route} answered ${failure.status}: ${error.message}`)
+        if (failure.status >= 500) yield* Effect.logWarning(`explorer: ${route} answered ${failure.status}: ${error.message}`)
         yield* count(route, failure.status)
-        const headers = { "cache-control": "no-store", "retry-after": String(retryAfterS) }
-        const response = format === "html"
-          ? HttpServerResponse.text(
-            Html.errorPage({
-              title: page.title,
-              active: page.name,
-              heading: failure.heading,
-              message: failure.message,
-              retryAfterS
-            }).value,
-            { contentType: "text/html; charset=utf-8", status: failure.status }
-          )
-          : HttpServerResponse.unsafeJson({ error: { code: error._tag, message: failure.message } }, { status: failure.status })
-        return HttpServerResponse.setHeaders(response, headers)
+        return failureResponse(failure, error._tag, view.active, format)
       })
     ),
     Effect.catchAllDefect((defect) =>
       Effect.gen(function*() {
         yield* Effect.logError(`explorer: ${route} failed unexpectedly`, defect)
         yield* count(route, 500)
-        return HttpServerResponse.text("Internal error: the explorer hit a bug; see the server log.", {
-          status: 500,
-          headers: { "cache-control": "no-store" }
-        })
+        return internalError
       })
     )
   )
 }
+
+const internalError = HttpServerResponse.text("Internal error: the explorer hit a bug; see the server log.", {
+  status: 500,
+  headers: { "cache-control": "no-store" }
+})
+
+/** A page that could not be answered: a 404, or a 503 that the browser retries. */
+export const failureResponse = (
+  failure: ReturnType<typeof describeFailure>,
+  code: string,
+  active: Html.Section | undefined,
+  format: "html" | "json"
+) => {
+  const retry = failure.status >= 500
+  const headers: Record<string, string> = retry ? { "cache-control": "no-store", "retry-after": String(retryAfterS) } : { "cache-control": "no-store" }
+  const response = format === "html"
+    ? HttpServerResponse.text(
+      Html.errorPage({
+        title: failure.heading,
+        active,
+        heading: failure.heading,
+        message: failure.message,
+        retryAfterS: retry ? retryAfterS : undefined
+      }).value,
+      { contentType: "text/html; charset=utf-8", status: failure.status }
+    )
+    : HttpServerResponse.unsafeJson({ error: { code, message: failure.message } }, { status: failure.status })
+  return HttpServerResponse.setHeaders(response, headers)
+}
+
+/**
+ * A drill-down page's value: the id is parsed strictly and looked up in the directory first,
+ * so a malformed or unknown id answers 404 without a lookup and without a record in the store.
+ */
+const drillLoad = <A>(drill: Drill<A>, loader: DrillLoader<A>, loaders: Loaders.Service) =>
+  Effect.gen(function*() {
+    const { params } = yield* HttpLayerRouter.RouteContext
+    const id = parseId(params.id ?? "")
+    if (Option.isNone(id)) return yield* new Loaders.NotFound({ message: `That is not a valid ${drill.kind} id` })
+    if (!(yield* loaders.exists(drill.kind, id.value))) {
+      return yield* new Loaders.NotFound({ message: `There is no ${drill.kind} ${id.value}` })
+    }
+    return yield* loader.getWithInfo(id.value)
+  })
 
 const healthz = HttpServerResponse.unsafeJson({ status: "ok" }, { headers: { "cache-control": "no-store" } })
 
@@ -167,25 +200,37 @@ const metrics = Effect.map(Metrics.render(), (text) =>
 const notFound = Effect.succeed(
   HttpServerResponse.text(
     Html.errorPage({ title: "Not found", active: undefined, heading: "Not found", message: "There is no page at this address." }).value,
-    { status: 404, contentType: "text/html; charset=utf-8" }
+    { status: 404, contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store" } }
   )
 )
 
-/** The routes: four pages, their JSON twins, `/healthz`, `/metrics`, and a 404 page. */
+/**
+ * The routes: four pages, three drill-down pages, their JSON twins, the cache inspector and its
+ * admin actions, `/healthz`, `/metrics`, and a 404 page for anything else.
+ */
 export const Routes = HttpLayerRouter.use((router) =>
   Effect.gen(function*() {
-    const config = yield* AppConfig
+    const loaders = yield* Loaders.Loaders
     for (const page of Pages.all) {
-      const loader = page.load(config.windows[page.name], config.requestTimeout)
-      yield* router.add("GET", page.path, respond(page, loader, "html"))
-      yield* router.add("GET", page.api, respond(page, loader, "json"))
+      const load = loaders.pages[page.name].getWithInfo()
+      const view = pageView(page)
+      yield* router.add("GET", page.path, respond(view, page.path, load, "html"))
+      yield* router.add("GET", page.api, respond(view, page.api, load, "json"))
     }
+    for (const drill of Pages.allDrills) {
+      const load = drillLoad(drill, loaders.drills[drill.name], loaders)
+      const view = drillView(drill)
+      yield* router.add("GET", drill.path, respond(view, drill.path, load, "html"))
+      yield* router.add("GET", drill.api, respond(view, drill.api, load, "json"))
+    }
+    yield* Inspector.routes(router, loaders)
+    yield* Admin.routes(router, loaders)
     // neither the database nor Redis: a liveness probe that stays green while they are down
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
     yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
-    // GET only: the router answers HEAD with the GET route when no HEAD route matches first
-    yield* router.add("GET", "*", notFound)
+    // the router answers HEAD with the GET route when no HEAD route matches first
+    for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const) yield* router.add(method, "*", notFound)
   })
 )
 
@@ -193,8 +238,9 @@ export const Routes = HttpLayerRouter.use((router) =>
 export const KeepWarm = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    const loaders = yield* Loaders.Loaders
     for (const name of config.keepWarm) {
-      yield* Pages.byName[name].keepWarm(config.windows[name], config.keepWarmLag)
+      yield* Memo.keepWarm(loaders.pages[name], undefined, { lag: config.keepWarmLag })
     }
   })
 )
@@ -213,11 +259,14 @@ export const Banner = Layer.effectDiscard(
   })
 )
 
-/** Everything the server serves, over `AppConfig`, `Memo` and `Ledger`. */
-export const App = Layer.mergeAll(Routes, KeepWarm, Banner)
+/** Everything the server serves, over `AppConfig`, `Memo` and `Ledger`; the loaders are built once, here. */
+export const App = Layer.mergeAll(Routes, KeepWarm, Banner).pipe(Layer.provide(Loaders.layer))
 
-/** Serves `App` on whichever `HttpServer` is provided (Node's below, or `NodeHttpServer.layerTest`). */
-export const serve = HttpLayerRouter.serve(App, { disableLogger: true, disableListenLog: true })
+/**
+ * Serves `App` on whichever `HttpServer` is provided (Node's below, or `NodeHttpServer.layerTest`),
+ * with the security headers on every response.
+ */
+export const serve = HttpLayerRouter.serve(App, { disableLogger: true, disableListenLog: true, middleware: Security.middleware })
 
 /**
  * Node's HTTP server on `HOST:PORT`. On shutdown, Node's `server.close()` waits for every open

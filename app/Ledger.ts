@@ -104,6 +104,7 @@ export interface MarketRow {
 export interface ShopRow {
   readonly shopId: number
   readonly shop: string
+  readonly ownerId: number
   readonly owner: string
   /** What customers paid the shop (`chestshop_buy`). */
   readonly revenue: number
@@ -115,6 +116,7 @@ export interface ShopRow {
 
 export interface ShopItemRow {
   readonly shopId: number
+  readonly itemId: number
   readonly item: string
   readonly quantity: number
   readonly revenue: number
@@ -136,6 +138,82 @@ export interface DailyFlowRow {
   readonly burned: number
   /** Money moved between accounts. */
   readonly circulating: number
+}
+
+/** The entities that have a page of their own. */
+export type EntityKind = "item" | "shop" | "account"
+
+/** Ids as inclusive ranges `[lo, hi]`, ascending and disjoint: a directory of 50 000 accounts is one pair. */
+export type IdRanges = ReadonlyArray<readonly [number, number]>
+
+export interface ItemInfo {
+  readonly id: number
+  readonly name: string
+}
+
+/** One day of an item's market trades. */
+export interface ItemDayRow {
+  readonly day: string
+  readonly trades: number
+  readonly quantity: number
+  readonly volume: number
+  readonly priceSum: number
+  /** Median unit price of the day's trades (may be a half cent). */
+  readonly medianPrice: number
+}
+
+export interface ItemTrades {
+  /** Days with at least one trade, in order. */
+  readonly daily: ReadonlyArray<ItemDayRow>
+  /** Median unit price over all the span's trades; 0 without trades. */
+  readonly medianPrice: number
+}
+
+export interface ShopInfo {
+  readonly id: number
+  readonly name: string
+  readonly ownerId: number
+  readonly owner: string
+}
+
+/** One day of a shop's trades: `revenue` from `chestshop_buy`, `spent` on `chestshop_sell`. */
+export interface ShopDayRow {
+  readonly day: string
+  readonly revenue: number
+  readonly spent: number
+  readonly buys: number
+  readonly sells: number
+}
+
+export interface AccountInfo {
+  readonly id: number
+  readonly name: string
+  readonly openingBalance: number
+}
+
+/** What one account received and paid on one day, for one kind of transaction. */
+export interface AccountFlowRow {
+  readonly day: string
+  readonly kind: string
+  readonly received: number
+  readonly paid: number
+  readonly transactions: number
+}
+
+/** What one account received and paid before the span began. */
+export interface AccountBefore {
+  readonly received: number
+  readonly paid: number
+}
+
+export interface CounterpartyRow {
+  readonly accountId: number
+  readonly name: string
+  /** Paid by the account to this counterparty. */
+  readonly sent: number
+  /** Paid by this counterparty to the account. */
+  readonly received: number
+  readonly transactions: number
 }
 
 /** The queries. Each `Span`-taking query covers the span's days; the others the whole ledger. */
@@ -165,6 +243,22 @@ export interface Service {
   readonly dailyFlows: (span: Span) => Effect.Effect<ReadonlyArray<DailyFlowRow>, LedgerFailure>
   /** All money in accounts at the end of the ledger. */
   readonly moneySupply: Effect.Effect<number, LedgerFailure>
+
+  // one entity (the drill-down pages): each reads only that entity's rows, through an index
+  /** Every id of a kind, as ranges. */
+  readonly ids: (kind: EntityKind) => Effect.Effect<IdRanges, LedgerFailure>
+  readonly itemInfo: (id: number) => Effect.Effect<Option.Option<ItemInfo>, LedgerFailure>
+  /** The item's market trades per day, and their median unit price. */
+  readonly itemTrades: (id: number, span: Span) => Effect.Effect<ItemTrades, LedgerFailure>
+  /** The shop and its owner; `None` when either is missing. */
+  readonly shopInfo: (id: number) => Effect.Effect<Option.Option<ShopInfo>, LedgerFailure>
+  readonly shopDaily: (id: number, span: Span) => Effect.Effect<ReadonlyArray<ShopDayRow>, LedgerFailure>
+  readonly accountInfo: (id: number) => Effect.Effect<Option.Option<AccountInfo>, LedgerFailure>
+  /** By day, then kind name. */
+  readonly accountFlows: (id: number, span: Span) => Effect.Effect<ReadonlyArray<AccountFlowRow>, LedgerFailure>
+  readonly accountBefore: (id: number, span: Span) => Effect.Effect<AccountBefore, LedgerFailure>
+  /** The `limit` accounts with the most money moved to and from this one (then account id). */
+  readonly counterparties: (id: number, span: Span, limit: number) => Effect.Effect<ReadonlyArray<CounterpartyRow>, LedgerFailure>
 }
 
 export class Ledger extends Context.Tag("explorer/Ledger")<Ledger, Service>() {}
@@ -174,7 +268,24 @@ const spanOf = (lastDay: string): Span => {
   return { from: new Date(to - (spanDays - 1) * Synthetic.dayMs).toISOString().slice(0, 10), to: lastDay }
 }
 
-const byKind = (a: FlowRow, b: FlowRow) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)
+const byKind = (a: { readonly kind: string }, b: { readonly kind: string }) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)
+
+const byDayThenKind = (a: AccountFlowRow, b: AccountFlowRow) => (a.day < b.day ? -1 : a.day > b.day ? 1 : byKind(a, b))
+
+const byMoneyMoved = (a: CounterpartyRow, b: CounterpartyRow) =>
+  b.sent + b.received - (a.sent + a.received) || a.accountId - b.accountId
+
+/** Sorted distinct ids as inclusive ranges. */
+export const toRanges = (ids: Iterable<number>): IdRanges => {
+  const sorted = [...new Set(ids)].sort((a, b) => a - b)
+  const ranges: Array<readonly [number, number]> = []
+  for (const id of sorted) {
+    const last = ranges[ranges.length - 1]
+    if (last !== undefined && last[1] === id - 1) ranges[ranges.length - 1] = [last[0], id]
+    else ranges.push([id, id])
+  }
+  return ranges
+}
 
 // ---------------------------------------------------------------------------------------------
 // configuration
@@ -268,16 +379,96 @@ export const rowSchemas = {
   shop: Schema.Struct({
     shop_id: Count,
     shop: Schema.String,
+    owner_id: Count,
     owner: Schema.String,
     revenue: Cents,
     spent: Cents,
     buys: Count,
     sells: Count
   }),
-  shopItem: Schema.Struct({ shop_id: Count, item: Schema.String, quantity: Count, revenue: Cents }),
+  shopItem: Schema.Struct({ shop_id: Count, item_id: Count, item: Schema.String, quantity: Count, revenue: Cents }),
   flow: Schema.Struct({ kind: Schema.String, transactions: Count, volume: Cents, minted: Cents, burned: Cents }),
   dailyFlow: Schema.Struct({ day: Schema.String, minted: Cents, burned: Cents, circulating: Cents }),
-  supply: Schema.Struct({ supply: Cents })
+  supply: Schema.Struct({ supply: Cents }),
+  range: Schema.Struct({ lo: Count, hi: Count }),
+  itemInfo: Schema.Struct({ id: Count, name: Schema.String }),
+  itemDay: Schema.Struct({
+    day: Schema.String,
+    trades: Count,
+    quantity: Count,
+    volume: Cents,
+    price_sum: Cents,
+    median_price: Cents,
+    all_median: Cents
+  }),
+  shopInfo: Schema.Struct({ id: Count, name: Schema.String, owner_id: Count, owner: Schema.String }),
+  shopDay: Schema.Struct({ day: Schema.String, revenue: Cents, spent: Cents, buys: Count, sells: Count }),
+  accountInfo: Schema.Struct({ id: Count, name: Schema.String, opening_balance: Cents }),
+  accountFlow: Schema.Struct({ day: Schema.String, kind: Schema.String, received: Cents, paid: Cents, transactions: Count }),
+  accountBefore: Schema.Struct({ received: Cents, paid: Cents }),
+  counterparty: Schema.Struct({ account_id: Count, name: Schema.String, sent: Cents, received: Cents, transactions: Count })
+}
+
+const tables: Record<EntityKind, string> = { item: "items", shop: "shops", account: "accounts" }
+
+/**
+ * The drill-down statements, one entity each. Every one filters the ledger on an indexed column
+ * first (`schema.sql`: `ledger_item_kind_ts`, `ledger_shop_ts`, `ledger_to_ts`,
+ * `ledger_from_ts`), so it reads that entity's rows and never scans the ledger; the ledger test
+ * checks the plans with `EXPLAIN`.
+ */
+export const entityQueries = {
+  ids: (sql: SqlClient.SqlClient, kind: EntityKind) =>
+    sql`SELECT MIN(id) AS lo, MAX(id) AS hi
+        FROM (SELECT id, CAST(id AS SIGNED) - ROW_NUMBER() OVER (ORDER BY id) AS run FROM ${sql(tables[kind])}) AS t
+        GROUP BY run ORDER BY lo`,
+  itemInfo: (sql: SqlClient.SqlClient, id: number) => sql`SELECT id, name FROM items WHERE id = ${id}`,
+  itemTrades: (sql: SqlClient.SqlClient, id: number, since: string) =>
+    sql`SELECT day, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume, SUM(unit_price) AS price_sum,
+               MAX(day_median) AS median_price, MAX(all_median) AS all_median
+        FROM (
+          SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day, quantity, amount, unit_price,
+                 PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY unit_price) OVER (PARTITION BY DATE(ts)) AS day_median,
+                 PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY unit_price) OVER () AS all_median
+          FROM ledger WHERE item_id = ${id} AND kind = 'market_trade' AND ts >= ${since}
+        ) AS x
+        GROUP BY day ORDER BY day`,
+  shopInfo: (sql: SqlClient.SqlClient, id: number) =>
+    sql`SELECT s.id, s.name, s.owner_id, a.name AS owner FROM shops s JOIN accounts a ON a.id = s.owner_id WHERE s.id = ${id}`,
+  shopDaily: (sql: SqlClient.SqlClient, id: number, since: string) =>
+    sql`SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day,
+               COALESCE(SUM(CASE WHEN kind = 'chestshop_buy' THEN amount END), 0) AS revenue,
+               COALESCE(SUM(CASE WHEN kind = 'chestshop_sell' THEN amount END), 0) AS spent,
+               COUNT(CASE WHEN kind = 'chestshop_buy' THEN 1 END) AS buys,
+               COUNT(CASE WHEN kind = 'chestshop_sell' THEN 1 END) AS sells
+        FROM ledger WHERE shop_id = ${id} AND ts >= ${since} AND kind IN ('chestshop_buy', 'chestshop_sell')
+        GROUP BY 1 ORDER BY 1`,
+  accountInfo: (sql: SqlClient.SqlClient, id: number) => sql`SELECT id, name, opening_balance FROM accounts WHERE id = ${id}`,
+  accountFlows: (sql: SqlClient.SqlClient, id: number, since: string) =>
+    sql`SELECT day, kind, SUM(received) AS received, SUM(paid) AS paid, SUM(n) AS transactions FROM (
+          SELECT DATE_FORMAT(ts, '%Y-%m-%d') AS day, CAST(kind AS CHAR) AS kind, SUM(amount) AS received,
+                 CAST(0 AS DECIMAL(14,2)) AS paid, COUNT(*) AS n
+          FROM ledger WHERE to_account = ${id} AND ts >= ${since} GROUP BY 1, 2
+          UNION ALL
+          SELECT DATE_FORMAT(ts, '%Y-%m-%d'), CAST(kind AS CHAR), CAST(0 AS DECIMAL(14,2)), SUM(amount), COUNT(*)
+          FROM ledger WHERE from_account = ${id} AND ts >= ${since} GROUP BY 1, 2
+        ) AS f
+        GROUP BY day, kind`,
+  accountBefore: (sql: SqlClient.SqlClient, id: number, since: string) =>
+    sql`SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE to_account = ${id} AND ts < ${since}) AS received,
+               (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE from_account = ${id} AND ts < ${since}) AS paid`,
+  counterparties: (sql: SqlClient.SqlClient, id: number, since: string, limit: number) =>
+    sql`SELECT c.account_id, a.name, SUM(c.sent) AS sent, SUM(c.received) AS received, SUM(c.n) AS transactions FROM (
+          SELECT to_account AS account_id, SUM(amount) AS sent, CAST(0 AS DECIMAL(14,2)) AS received, COUNT(*) AS n
+          FROM ledger WHERE from_account = ${id} AND ts >= ${since} AND to_account IS NOT NULL GROUP BY to_account
+          UNION ALL
+          SELECT from_account, CAST(0 AS DECIMAL(14,2)), SUM(amount), COUNT(*)
+          FROM ledger WHERE to_account = ${id} AND ts >= ${since} AND from_account IS NOT NULL GROUP BY from_account
+        ) AS c
+        JOIN accounts a ON a.id = c.account_id
+        GROUP BY c.account_id, a.name
+        ORDER BY SUM(c.sent) + SUM(c.received) DESC, c.account_id
+        LIMIT ${Math.max(0, Math.floor(limit))}`
 }
 
 const connectionCodes = new Set([
@@ -426,7 +617,7 @@ export const makeSql = (
         ),
     topShops: (span, limit) =>
       q("top shops", rowSchemas.shop, (sql) =>
-        sql`SELECT s.id AS shop_id, s.name AS shop, a.name AS owner, t.revenue, t.spent, t.buys, t.sells
+        sql`SELECT s.id AS shop_id, s.name AS shop, s.owner_id, a.name AS owner, t.revenue, t.spent, t.buys, t.sells
             FROM (
               SELECT shop_id,
                      COALESCE(SUM(CASE WHEN kind = 'chestshop_buy' THEN amount END), 0) AS revenue,
@@ -445,6 +636,7 @@ export const makeSql = (
             r.map((x): ShopRow => ({
               shopId: x.shop_id,
               shop: x.shop,
+              ownerId: x.owner_id,
               owner: x.owner,
               revenue: x.revenue,
               spent: x.spent,
@@ -455,8 +647,8 @@ export const makeSql = (
         ),
     shopItems: (span, shopIds, perShop) =>
       shopIds.length === 0 ? Effect.succeed([]) : q("shop items", rowSchemas.shopItem, (sql) =>
-        sql`SELECT shop_id, item, quantity, revenue FROM (
-              SELECT l.shop_id, i.name AS item, SUM(l.quantity) AS quantity, SUM(l.amount) AS revenue,
+        sql`SELECT shop_id, item_id, item, quantity, revenue FROM (
+              SELECT l.shop_id, l.item_id, i.name AS item, SUM(l.quantity) AS quantity, SUM(l.amount) AS revenue,
                      ROW_NUMBER() OVER (PARTITION BY l.shop_id ORDER BY SUM(l.amount) DESC, l.item_id) AS rn
               FROM ledger l JOIN items i ON i.id = l.item_id
               WHERE l.kind = 'chestshop_buy' AND l.ts >= ${since(span)} AND l.shop_id IN ${sql.in(shopIds)}
@@ -464,7 +656,9 @@ export const makeSql = (
             ) AS r
             WHERE rn <= ${Math.max(0, Math.floor(perShop))}
             ORDER BY shop_id, rn`).pipe(
-          Effect.map((r) => r.map((x): ShopItemRow => ({ shopId: x.shop_id, item: x.item, quantity: x.quantity, revenue: x.revenue })))
+          Effect.map((r) =>
+            r.map((x): ShopItemRow => ({ shopId: x.shop_id, itemId: x.item_id, item: x.item, quantity: x.quantity, revenue: x.revenue }))
+          )
         ),
     flows: (span) =>
       q("flows", rowSchemas.flow, (sql) =>
@@ -487,6 +681,59 @@ export const makeSql = (
                - (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE to_account IS NULL) AS supply`).pipe(
         Effect.flatMap((r) => first("money supply", r)),
         Effect.map((r) => r.supply)
+      ),
+    ids: (kind) =>
+      q(`${kind} ids`, rowSchemas.range, (sql) => entityQueries.ids(sql, kind)).pipe(
+        Effect.map((r) => r.map((x) => [x.lo, x.hi] as const))
+      ),
+    itemInfo: (id) =>
+      q("item", rowSchemas.itemInfo, (sql) => entityQueries.itemInfo(sql, id)).pipe(
+        Effect.map((r) => Option.map(Option.fromNullable(r[0]), (x): ItemInfo => ({ id: x.id, name: x.name })))
+      ),
+    itemTrades: (id, span) =>
+      q("item trades", rowSchemas.itemDay, (sql) => entityQueries.itemTrades(sql, id, since(span))).pipe(
+        Effect.map((r): ItemTrades => ({
+          daily: r.map((x) => ({
+            day: x.day,
+            trades: x.trades,
+            quantity: x.quantity,
+            volume: x.volume,
+            priceSum: x.price_sum,
+            medianPrice: x.median_price
+          })),
+          medianPrice: r[0]?.all_median ?? 0
+        }))
+      ),
+    shopInfo: (id) =>
+      q("shop", rowSchemas.shopInfo, (sql) => entityQueries.shopInfo(sql, id)).pipe(
+        Effect.map((r) => Option.map(Option.fromNullable(r[0]), (x): ShopInfo => ({ id: x.id, name: x.name, ownerId: x.owner_id, owner: x.owner })))
+      ),
+    shopDaily: (id, span) => q("shop daily", rowSchemas.shopDay, (sql) => entityQueries.shopDaily(sql, id, since(span))),
+    accountInfo: (id) =>
+      q("account", rowSchemas.accountInfo, (sql) => entityQueries.accountInfo(sql, id)).pipe(
+        Effect.map((r) =>
+          Option.map(Option.fromNullable(r[0]), (x): AccountInfo => ({ id: x.id, name: x.name, openingBalance: x.opening_balance }))
+        )
+      ),
+    accountFlows: (id, span) =>
+      q("account flows", rowSchemas.accountFlow, (sql) => entityQueries.accountFlows(sql, id, since(span))).pipe(
+        Effect.map((r) => [...r].sort(byDayThenKind))
+      ),
+    accountBefore: (id, span) =>
+      q("account before", rowSchemas.accountBefore, (sql) => entityQueries.accountBefore(sql, id, since(span))).pipe(
+        Effect.flatMap((r) => first("account before", r))
+      ),
+    counterparties: (id, span, limit) =>
+      q("counterparties", rowSchemas.counterparty, (sql) => entityQueries.counterparties(sql, id, since(span), limit)).pipe(
+        Effect.map((r) =>
+          r.map((x): CounterpartyRow => ({
+            accountId: x.account_id,
+            name: x.name,
+            sent: x.sent,
+            received: x.received,
+            transactions: x.transactions
+          }))
+        )
       )
   }
 }
@@ -549,6 +796,47 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
     const m = sorted.length >> 1
     return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2
   }
+  /**
+   * The rows of each value of a column, in time order: the in-memory counterpart of an index on
+   * `(column, ts)`, built on first use (4 bytes a row).
+   */
+  const indexOf = (column: Int32Array) => {
+    let built: { readonly start: Int32Array; readonly rows: Int32Array } | undefined
+    const build = () => {
+      let max = -1
+      for (let i = 0; i < r.length; i++) if (column[i]! > max) max = column[i]!
+      const start = new Int32Array(max + 2)
+      for (let i = 0; i < r.length; i++) if (column[i]! >= 0) start[column[i]! + 1]!++
+      for (let v = 1; v < start.length; v++) start[v]! += start[v - 1]!
+      const rows = new Int32Array(start[start.length - 1]!)
+      const next = start.slice()
+      for (let i = 0; i < r.length; i++) if (column[i]! >= 0) rows[next[column[i]!]!++] = i
+      return { start, rows }
+    }
+    /** The rows whose column holds `value`, ascending (so in time order). */
+    return (value: number): Int32Array => {
+      built ??= build()
+      return value >= 0 && value + 1 < built.start.length ? built.rows.subarray(built.start[value]!, built.start[value + 1]!) : new Int32Array(0)
+    }
+  }
+  const rowsOfItem = indexOf(r.item)
+  const rowsOfShop = indexOf(r.shop)
+  const rowsFrom = indexOf(r.from)
+  const rowsTo = indexOf(r.to)
+  /** How many of `rows` (ascending, so in time order) are before the span. */
+  const beforeSpan = (rows: Int32Array, span: Span) => {
+    const from = sinceSec(span)
+    let lo = 0
+    let hi = rows.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (r.ts[rows[mid]!]! < from) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+  const inSpan = (rows: Int32Array, span: Span) => rows.subarray(beforeSpan(rows, span))
+  const dayKey = (i: number) => dayOf(r.ts[i]!)
   const kindIndex = (k: Synthetic.Kind) => Synthetic.kinds.indexOf(k)
   const BUY = kindIndex("chestshop_buy")
   const SELL = kindIndex("chestshop_sell")
@@ -645,7 +933,7 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
           .flatMap(([shopId, acc]): Array<ShopRow> => {
             const shop = shops.get(shopId)
             const owner = shop === undefined ? undefined : accountName.get(shop.ownerId)
-            return shop === undefined || owner === undefined ? [] : [{ shopId, shop: shop.name, owner, ...acc }]
+            return shop === undefined || owner === undefined ? [] : [{ shopId, shop: shop.name, ownerId: shop.ownerId, owner, ...acc }]
           })
           .sort((a, b) => b.revenue - a.revenue || a.shopId - b.shopId)
           .slice(0, Math.max(0, Math.floor(limit)))
@@ -667,7 +955,7 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
           [...items.entries()]
             .sort((a, b) => b[1].revenue - a[1].revenue || a[0] - b[0])
             .slice(0, Math.max(0, Math.floor(perShop)))
-            .map(([itemId, acc]): ShopItemRow => ({ shopId, item: itemName.get(itemId)!, ...acc }))
+            .map(([itemId, acc]): ShopItemRow => ({ shopId, itemId, item: itemName.get(itemId)!, ...acc }))
         )
       }),
     flows: (span) =>
@@ -700,7 +988,118 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
         if (r.to[i]! < 0) supply -= r.amount[i]!
       }
       return supply
-    })
+    }),
+    ids: (kind) =>
+      Effect.sync(() => toRanges((kind === "item" ? data.items : kind === "shop" ? data.shops : data.accounts).map((e) => e.id))),
+    itemInfo: (id) =>
+      Effect.sync(() => Option.map(Option.fromNullable(itemName.get(id)), (name): ItemInfo => ({ id, name }))),
+    itemTrades: (id, span) =>
+      Effect.sync(() => {
+        const days = new Map<string, { trades: number; quantity: number; volume: number; priceSum: number; prices: Array<number> }>()
+        const all: Array<number> = []
+        for (const i of inSpan(rowsOfItem(id), span)) {
+          if (r.kind[i] !== TRADE) continue
+          const day = dayKey(i)
+          let acc = days.get(day)
+          if (acc === undefined) days.set(day, acc = { trades: 0, quantity: 0, volume: 0, priceSum: 0, prices: [] })
+          acc.trades++
+          acc.quantity += r.quantity[i]!
+          acc.volume += r.amount[i]!
+          acc.priceSum += r.unitPrice[i]!
+          acc.prices.push(r.unitPrice[i]!)
+          all.push(r.unitPrice[i]!)
+        }
+        return {
+          daily: [...days.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([day, acc]): ItemDayRow => ({
+            day,
+            trades: acc.trades,
+            quantity: acc.quantity,
+            volume: acc.volume,
+            priceSum: acc.priceSum,
+            medianPrice: median(acc.prices.sort((a, b) => a - b))
+          })),
+          medianPrice: all.length === 0 ? 0 : median(all.sort((a, b) => a - b))
+        }
+      }),
+    shopInfo: (id) =>
+      Effect.sync(() => {
+        const shop = data.shops.find((s) => s.id === id)
+        const owner = shop === undefined ? undefined : accountName.get(shop.ownerId)
+        return shop === undefined || owner === undefined
+          ? Option.none()
+          : Option.some<ShopInfo>({ id, name: shop.name, ownerId: shop.ownerId, owner })
+      }),
+    shopDaily: (id, span) =>
+      Effect.sync(() => {
+        const days = new Map<string, { revenue: number; spent: number; buys: number; sells: number }>()
+        for (const i of inSpan(rowsOfShop(id), span)) {
+          const k = r.kind[i]
+          if (k !== BUY && k !== SELL) continue
+          const day = dayKey(i)
+          let acc = days.get(day)
+          if (acc === undefined) days.set(day, acc = { revenue: 0, spent: 0, buys: 0, sells: 0 })
+          if (k === BUY) {
+            acc.revenue += r.amount[i]!
+            acc.buys++
+          } else {
+            acc.spent += r.amount[i]!
+            acc.sells++
+          }
+        }
+        return [...days.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([day, acc]): ShopDayRow => ({ day, ...acc }))
+      }),
+    accountInfo: (id) =>
+      Effect.sync(() => {
+        const account = data.accounts.find((a) => a.id === id)
+        return account === undefined
+          ? Option.none()
+          : Option.some<AccountInfo>({ id, name: account.name, openingBalance: account.openingCents })
+      }),
+    accountFlows: (id, span) =>
+      Effect.sync(() => {
+        const groups = new Map<string, { day: string; kind: string; received: number; paid: number; transactions: number }>()
+        const add = (i: number, side: "received" | "paid") => {
+          const day = dayKey(i)
+          const kind = Synthetic.kinds[r.kind[i]!]!
+          const group = `${day} ${kind}`
+          let acc = groups.get(group)
+          if (acc === undefined) groups.set(group, acc = { day, kind, received: 0, paid: 0, transactions: 0 })
+          acc[side] += r.amount[i]!
+          acc.transactions++
+        }
+        for (const i of inSpan(rowsTo(id), span)) add(i, "received")
+        for (const i of inSpan(rowsFrom(id), span)) add(i, "paid")
+        return [...groups.values()].sort(byDayThenKind)
+      }),
+    accountBefore: (id, span) =>
+      Effect.sync(() => {
+        const sum = (rows: Int32Array) => {
+          let total = 0
+          for (const i of rows.subarray(0, beforeSpan(rows, span))) total += r.amount[i]!
+          return total
+        }
+        return { received: sum(rowsTo(id)), paid: sum(rowsFrom(id)) }
+      }),
+    counterparties: (id, span, limit) =>
+      Effect.sync(() => {
+        const by = new Map<number, { sent: number; received: number; transactions: number }>()
+        const add = (other: number, side: "sent" | "received", amount: number) => {
+          if (other < 0) return
+          let acc = by.get(other)
+          if (acc === undefined) by.set(other, acc = { sent: 0, received: 0, transactions: 0 })
+          acc[side] += amount
+          acc.transactions++
+        }
+        for (const i of inSpan(rowsFrom(id), span)) add(r.to[i]!, "sent", r.amount[i]!)
+        for (const i of inSpan(rowsTo(id), span)) add(r.from[i]!, "received", r.amount[i]!)
+        return [...by.entries()]
+          .flatMap(([accountId, acc]): Array<CounterpartyRow> => {
+            const name = accountName.get(accountId)
+            return name === undefined ? [] : [{ accountId, name, ...acc }]
+          })
+          .sort(byMoneyMoved)
+          .slice(0, Math.max(0, Math.floor(limit)))
+      })
   }
 }
 

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS shops (
 -- One row per money movement. No payer (from_account NULL) = money created (salary);
 -- no payee (to_account NULL) = money destroyed (tax). Chestshop and market rows carry the item,
 -- the quantity and the unit price (amount = quantity * unit_price).
+-- The 30-day pages read by time (ledger_ts, ledger_kind_ts). The drill-down pages read one
+-- entity's rows: one item's market trades (ledger_item_kind_ts), one shop's trades
+-- (ledger_shop_ts), what one account paid (ledger_from_ts) and received (ledger_to_ts).
 CREATE TABLE IF NOT EXISTS ledger (
   id           BIGINT UNSIGNED NOT NULL PRIMARY KEY,
   ts           DATETIME        NOT NULL,
@@ -35,5 +38,9 @@ CREATE TABLE IF NOT EXISTS ledger (
   quantity     INT UNSIGNED    NULL,
   unit_price   DECIMAL(12,2)   NULL,
   KEY ledger_ts (ts),
-  KEY ledger_kind_ts (kind, ts)
+  KEY ledger_kind_ts (kind, ts),
+  KEY ledger_item_kind_ts (item_id, kind, ts),
+  KEY ledger_shop_ts (shop_id, ts),
+  KEY ledger_from_ts (from_account, ts),
+  KEY ledger_to_ts (to_account, ts)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

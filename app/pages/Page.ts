@@ -1,12 +1,11 @@
 /**
- * What the HTTP layer needs from a page module: where it lives, how to load it (a
- * `Memo.memoWithInfo` call with the page's window), how to keep it warm, and how to show it.
+ * What the HTTP layer needs from a page module: where it lives, its loader (one `Memo.loader`
+ * per configured window, built once by `Loaders.ts`), and how to show it.
  */
 import type * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
 import { Memo } from "../../src/index.js"
 import type { PageName } from "../Config.js"
 import type * as Html from "../Html.js"
@@ -17,15 +16,10 @@ export interface Page<A> {
   readonly title: string
   readonly path: HttpLayerRouter.PathInput
   readonly api: HttpLayerRouter.PathInput
-  /** The page's loader, built once: `timeout` bounds only a cold wait, never a hit. */
-  readonly load: (
-    window: Duration.DurationInput,
-    timeout: Duration.DurationInput
-  ) => Effect.Effect<Memo.Info<Timed<A>>, LedgerFailure | Memo.WaitTimeout, Ledger | Memo.Memo>
-  readonly keepWarm: (
-    window: Duration.DurationInput,
-    lag: Duration.DurationInput
-  ) => Effect.Effect<void, never, Scope.Scope | Memo.Memo | Ledger>
+  /** The cache key. */
+  readonly key: string
+  /** The page's loader, to build once: `timeout` bounds only a cold wait, never a hit. */
+  readonly loader: (window: Duration.DurationInput, timeout: Duration.DurationInput) => PageLoader<A>
   /** The value as JSON for the `/api` twin. */
   readonly toJson: (value: A) => unknown
   /** The content under the page heading. */
@@ -38,6 +32,12 @@ export interface Page<A> {
 export interface HasSpan {
   readonly span: { readonly from: string; readonly to: string } | null
 }
+
+/** A fixed page's loader: one key, answered from the ledger. */
+export type PageLoader<A> = Memo.Loader<void, Timed<A>, LedgerFailure | Memo.WaitTimeout, Ledger>
+
+/** The tag of every fixed page (`Memo.invalidateTag("pages")`), beside its own name. */
+export const pagesTag = "pages"
 
 export const periodOf = (value: HasSpan): string | undefined =>
   value.span === null ? undefined : `${value.span.from} to ${value.span.to} (30 days, UTC)`
@@ -58,16 +58,15 @@ export const timed = <A, E, R>(produce: Effect.Effect<A, E, R>): Effect.Effect<T
   Effect.map(Effect.timed(produce), ([duration, value]) => ({ value, computeMs: Math.round(Duration.toMillis(duration)) }))
 
 /**
- * A page's loader over one stored schema, defined once per configured window so that its codecs
- * are compiled once (a schema built per request would be compiled per request).
+ * A page's loader over one stored schema. The stored schema is made once per page, so that its
+ * codecs are compiled once (a schema built per loader would be compiled per loader).
  */
-export const loaders = <A, I, E>(key: string, schema: Schema.Schema<A, I>, produce: Effect.Effect<A, E, Ledger>) => {
+export const loaders = <A, I>(key: string, name: PageName, schema: Schema.Schema<A, I>, produce: Effect.Effect<A, LedgerFailure, Ledger>) => {
   const stored = Timed(schema)
   const lookup = () => timed(produce)
+  const tags = [pagesTag, name]
   return {
-    load: (window: Duration.DurationInput, timeout: Duration.DurationInput) =>
-      Memo.loader({ key, window, schema: stored, lookup, timeout }).getWithInfo(),
-    keepWarm: (window: Duration.DurationInput, lag: Duration.DurationInput) =>
-      Memo.keepWarm(Memo.loader({ key, window, schema: stored, lookup }), undefined, { lag })
+    loader: (window: Duration.DurationInput, timeout: Duration.DurationInput): PageLoader<A> =>
+      Memo.loader({ key, window, schema: stored, lookup, timeout, tags })
   }
 }

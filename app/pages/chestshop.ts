@@ -9,12 +9,17 @@ import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
+import { accountHref, itemHref, shopHref } from "./Drill.js"
 import { loaders, type Page, periodOf } from "./Page.js"
 
-export const TopItem = Schema.Struct({ item: Schema.String, quantity: Schema.Number, revenue: Schema.Number })
+export const TopItem = Schema.Struct({ id: Schema.Number, item: Schema.String, quantity: Schema.Number, revenue: Schema.Number })
 
 export const Shop = Schema.Struct({
+  /** The shop's id: its page is `/chestshop/shops/<id>`. */
+  id: Schema.Number,
   shop: Schema.String,
+  /** The owner's account id: its page is `/accounts/<ownerId>`. */
+  ownerId: Schema.Number,
   owner: Schema.String,
   /** What customers paid the shop. */
   revenue: Schema.Number,
@@ -29,7 +34,7 @@ export const Shop = Schema.Struct({
 export const Chestshop = Schema.Struct({ span: Span, shops: Schema.Array(Shop) })
 export type Chestshop = typeof Chestshop.Type
 
-export const key = "explorer:chestshop:v2"
+export const key = "explorer:chestshop:v3"
 export const shopCount = 10
 export const itemsPerShop = 3
 
@@ -42,7 +47,9 @@ export const produce = Effect.gen(function*() {
   return {
     span: span.value,
     shops: shops.map((s) => ({
+      id: s.shopId,
       shop: s.shop,
+      ownerId: s.ownerId,
       owner: s.owner,
       revenue: Stats.units(s.revenue),
       spent: Stats.units(s.spent),
@@ -50,6 +57,7 @@ export const produce = Effect.gen(function*() {
       buys: s.buys,
       sells: s.sells,
       topItems: items.filter((i) => i.shopId === s.shopId).map((i) => ({
+        id: i.itemId,
         item: i.item,
         quantity: i.quantity,
         revenue: Stats.units(i.revenue)
@@ -58,7 +66,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Chestshop
 }).pipe(Effect.withSpan("explorer.chestshop"))
 
-export const { keepWarm, load } = loaders(key, Chestshop, produce)
+export const { loader } = loaders(key, "chestshop", Chestshop, produce)
 
 type Row = Chestshop["shops"][number]
 
@@ -74,7 +82,10 @@ export const render = (c: Chestshop): Html.Html => {
 ${
     Html.table<Row>([
       { label: "#", cell: (r) => c.shops.indexOf(r) + 1, numeric: true },
-      { label: "Shop", cell: (r) => Html.html`${r.shop}<div class="muted">owner ${r.owner}</div>` },
+      {
+        label: "Shop",
+        cell: (r) => Html.html`${Html.link(shopHref(r.id), r.shop)}<div class="muted">owner ${Html.link(accountHref(r.ownerId), r.owner)}</div>`
+      },
       { label: "Revenue", cell: (r) => Html.money(r.revenue), numeric: true },
       { label: "Paid out", cell: (r) => Html.money(r.spent), numeric: true },
       { label: "Net", cell: (r) => Html.money(r.net), numeric: true },
@@ -86,7 +97,9 @@ ${
           r.topItems.length === 0
             ? Html.html`<span class="muted">none</span>`
             : Html.html`<ul class="items">${
-              r.topItems.map((i) => Html.html`<li>${i.item}: ${Html.count(i.quantity)} for ${Html.money(i.revenue)}</li>`)
+              r.topItems.map((i) =>
+                Html.html`<li>${Html.link(itemHref(i.id), i.item)}: ${Html.count(i.quantity)} for ${Html.money(i.revenue)}</li>`
+              )
             }</ul>`
       }
     ], c.shops, "No chestshop trades in this period.")
@@ -98,8 +111,8 @@ export const page: Page<Chestshop> = {
   title: "Chestshops",
   path: "/chestshop",
   api: "/api/chestshop",
-  load,
-  keepWarm,
+  key,
+  loader,
   toJson: Schema.encodeSync(Chestshop),
   render,
   period: periodOf

@@ -64,7 +64,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Dashboard
 }).pipe(Effect.withSpan("explorer.dashboard"))
 
-export const { keepWarm, load } = loaders(key, Dashboard, produce)
+export const { loader } = loaders(key, "dashboard", Dashboard, produce)
 
 export const render = (d: Dashboard): Html.Html => {
   if (d.span === null) return Html.emptyLedger
@@ -98,8 +98,8 @@ export const page: Page<Dashboard> = {
   title: "Dashboard",
   path: "/",
   api: "/api/dashboard",
-  load,
-  keepWarm,
+  key,
+  loader,
   toJson: Schema.encodeSync(Dashboard),
   render,
   period: periodOf

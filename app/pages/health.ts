@@ -106,7 +106,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Health
 }).pipe(Effect.withSpan("explorer.health"))
 
-export const { keepWarm, load } = loaders(key, Health, produce)
+export const { loader } = loaders(key, "health", Health, produce)
 
 const flowTable = (rows: ReadonlyArray<Health["sources"][number]>, empty: string) =>
   Html.table<Health["sources"][number]>([
@@ -152,8 +152,8 @@ export const page: Page<Health> = {
   title: "Economy health",
   path: "/economy/health",
   api: "/api/economy/health",
-  load,
-  keepWarm,
+  key,
+  loader,
   toJson: Schema.encodeSync(Health),
   render,
   period: periodOf

@@ -9,9 +9,12 @@ import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
+import { itemHref } from "./Drill.js"
 import { loaders, type Page, periodOf } from "./Page.js"
 
 export const Item = Schema.Struct({
+  /** The item's id: its page is `/market/items/<id>`. */
+  id: Schema.Number,
   item: Schema.String,
   trades: Schema.Number,
   quantity: Schema.Number,
@@ -31,7 +34,7 @@ export const Market = Schema.Struct({
 })
 export type Market = typeof Market.Type
 
-export const key = "explorer:market:v2"
+export const key = "explorer:market:v3"
 
 /** How many items the page calls "top items". */
 export const topCount = 5
@@ -47,6 +50,7 @@ export const produce = Effect.gen(function*() {
     volume: Stats.units(volume),
     trades: rows.reduce((sum, r) => sum + r.trades, 0),
     items: rows.map((r) => ({
+      id: r.itemId,
       item: r.item,
       trades: r.trades,
       quantity: r.quantity,
@@ -58,7 +62,7 @@ export const produce = Effect.gen(function*() {
   } satisfies Market
 }).pipe(Effect.withSpan("explorer.market"))
 
-export const { keepWarm, load } = loaders(key, Market, produce)
+export const { loader } = loaders(key, "market", Market, produce)
 
 type Row = Market["items"][number]
 
@@ -71,11 +75,11 @@ export const render = (m: Market): Html.Html => {
   ${Html.card("Items traded", Html.count(m.items.length))}
 </div>
 <h2>Top ${topCount} items by volume</h2>
-<div class="cards">${top.map((r) => Html.card(r.item, Html.moneyShort(r.volume), `${Html.percent(r.share)} of volume · median ${Html.money(r.medianUnitPrice)}`))}</div>
+<div class="cards">${top.map((r) => Html.card(Html.link(itemHref(r.id), r.item), Html.moneyShort(r.volume), `${Html.percent(r.share)} of volume · median ${Html.money(r.medianUnitPrice)}`))}</div>
 <h2>All items</h2>
 ${
     Html.table<Row>([
-      { label: "Item", cell: (r) => r.item },
+      { label: "Item", cell: (r) => Html.link(itemHref(r.id), r.item) },
       { label: "Trades", cell: (r) => Html.count(r.trades), numeric: true },
       { label: "Quantity", cell: (r) => Html.count(r.quantity), numeric: true },
       { label: "Volume", cell: (r) => Html.money(r.volume), numeric: true },
@@ -91,8 +95,8 @@ export const page: Page<Market> = {
   title: "Market",
   path: "/market",
   api: "/api/market",
-  load,
-  keepWarm,
+  key,
+  loader,
   toJson: Schema.encodeSync(Market),
   render,
   period: periodOf

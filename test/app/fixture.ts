@@ -82,13 +82,13 @@ export const expected = {
     { itemId: 3, item: "Bread", trades: 2, quantity: 2, volume: 203, priceSum: 203, medianPrice: 101.5 }
   ],
   topShops: [
-    { shopId: 2, shop: hostile.shop, owner: hostile.account, revenue: 10_000, spent: 0, buys: 1, sells: 0 },
-    { shopId: 1, shop: "Alice's Shop", owner: "Alice", revenue: 3_500, spent: 100, buys: 2, sells: 1 }
+    { shopId: 2, shop: hostile.shop, ownerId: 2, owner: hostile.account, revenue: 10_000, spent: 0, buys: 1, sells: 0 },
+    { shopId: 1, shop: "Alice's Shop", ownerId: 1, owner: "Alice", revenue: 3_500, spent: 100, buys: 2, sells: 1 }
   ],
   shopItems: [
-    { shopId: 1, item: "Diamond", quantity: 2, revenue: 3_000 },
-    { shopId: 1, item: "Bread", quantity: 10, revenue: 500 },
-    { shopId: 2, item: hostile.item, quantity: 1, revenue: 10_000 }
+    { shopId: 1, itemId: 1, item: "Diamond", quantity: 2, revenue: 3_000 },
+    { shopId: 1, itemId: 3, item: "Bread", quantity: 10, revenue: 500 },
+    { shopId: 2, itemId: 2, item: hostile.item, quantity: 1, revenue: 10_000 }
   ],
   flows: [
     { kind: "chestshop_buy", transactions: 3, volume: 13_500, minted: 0, burned: 0 },
@@ -102,4 +102,79 @@ export const expected = {
   firstDay: { day: "2024-03-01", transactions: 3, volume: 1_700 },
   /** Day 10: salary, transfer and seven market trades. */
   tenthDay: { day: "2024-03-10", transactions: 9, volume: 1_500 + 15_303 }
+}
+
+/**
+ * The fixture and two more Diamond trades on 11 March (40.00 and 50.00, from Carol to Idle), so
+ * that item 1 has two days with different medians. The drill-down tests run on it; the rows
+ * above are unchanged, so everything about Alice and the shops is as worked out there.
+ */
+export const moreDiamonds: Array<Synthetic.RowInput> = [
+  { ts: march(11, "10:00:00"), kind: "market_trade", from: 4, to: 5, item: 1, quantity: 1, unitPriceCents: 4_000, amountCents: 4_000 },
+  { ts: march(11, "10:05:00"), kind: "market_trade", from: 4, to: 5, item: 1, quantity: 1, unitPriceCents: 5_000, amountCents: 5_000 }
+]
+
+export const drillData = { accounts, items, shops, rows: [...rows, ...moreDiamonds] }
+
+/** What the drill-down queries must return on `drillData` (money in cents). */
+export const drill = {
+  ids: { item: [[1, 3]], shop: [[1, 2]], account: [[1, 5]] },
+  /** Diamond: 10, 20, 30 on the 10th (median 20), 40 and 50 on the 11th (median 45); median of all five 30. */
+  diamond: {
+    daily: [
+      { day: "2024-03-10", trades: 3, quantity: 6, volume: 14_000, priceSum: 6_000, medianPrice: 2_000 },
+      { day: "2024-03-11", trades: 2, quantity: 2, volume: 9_000, priceSum: 9_000, medianPrice: 4_500 }
+    ],
+    medianPrice: 3_000
+  },
+  /** Bread: the market trades at 1.01 and 1.02 only (its chestshop rows are not market trades). */
+  bread: { daily: [{ day: "2024-03-10", trades: 2, quantity: 2, volume: 203, priceSum: 203, medianPrice: 101.5 }], medianPrice: 101.5 },
+  aliceShop: {
+    info: { id: 1, name: "Alice's Shop", ownerId: 1, owner: "Alice" },
+    daily: [
+      { day: "2024-03-05", revenue: 3_000, spent: 0, buys: 1, sells: 0 },
+      { day: "2024-03-06", revenue: 500, spent: 0, buys: 1, sells: 0 },
+      { day: "2024-03-07", revenue: 0, spent: 100, buys: 0, sells: 1 }
+    ],
+    items: [
+      { shopId: 1, itemId: 1, item: "Diamond", quantity: 2, revenue: 3_000 },
+      { shopId: 1, itemId: 3, item: "Bread", quantity: 10, revenue: 500 }
+    ]
+  },
+  /**
+   * Alice: 1000.00 opening, 50.00 received before the span (Carol's transfer of 20 February).
+   * In the span she received 35.00 at her shop and 140.00 in the market, and paid 150.00 in
+   * transfers, 1.00 and 100.00 at shops, 2.03 in the market and 3.00 of tax:
+   * 1050 + 175 − 256.03 = 968.97, her balance at the end.
+   */
+  alice: {
+    info: { id: 1, name: "Alice", openingBalance: 100_000 },
+    before: { received: 5_000, paid: 0 },
+    flowCount: 36, // a transfer every day, and six more (day, kind) groups
+    someFlows: [
+      { day: "2024-03-01", kind: "transfer", received: 0, paid: 500, transactions: 1 },
+      { day: "2024-03-05", kind: "chestshop_buy", received: 3_000, paid: 0, transactions: 1 },
+      { day: "2024-03-08", kind: "chestshop_buy", received: 0, paid: 10_000, transactions: 1 },
+      { day: "2024-03-10", kind: "market_trade", received: 14_000, paid: 203, transactions: 5 },
+      { day: "2024-03-30", kind: "tax", received: 0, paid: 300, transactions: 1 }
+    ],
+    received: 17_500,
+    paid: 25_603,
+    endBalance: 96_897,
+    /** Account 2: 150 of transfers and 100 at its shop from Alice, 5 at her shop and 140 in the market to her. */
+    counterparties: [
+      { accountId: 2, name: hostile.account, sent: 25_000, received: 14_500, transactions: 35 },
+      { accountId: 3, name: "Bob & Co", sent: 303, received: 3_000, transactions: 4 }
+    ]
+  },
+  /** Idle: 250.00 opening, 1.00 before the span, 2.00 salary on the 1st and the two Diamonds from Carol. */
+  idle: {
+    before: { received: 100, paid: 0 },
+    flows: [
+      { day: "2024-03-01", kind: "salary", received: 200, paid: 0, transactions: 1 },
+      { day: "2024-03-11", kind: "market_trade", received: 9_000, paid: 0, transactions: 2 }
+    ],
+    counterparties: [{ accountId: 4, name: "Carol", sent: 0, received: 9_000, transactions: 2 }],
+    endBalance: 34_300
+  }
 }

@@ -88,7 +88,7 @@ describe("explorer HTTP", () => {
         [Fixture.hostile.shop, 100, 0, 100, 1, 0],
         ["Alice's Shop", 35, 1, 34, 2, 1]
       ])
-      expect(c.shops[1]!.topItems).toEqual([{ item: "Diamond", quantity: 2, revenue: 30 }, { item: "Bread", quantity: 10, revenue: 5 }])
+      expect(c.shops[1]!.topItems).toEqual([{ id: 1, item: "Diamond", quantity: 2, revenue: 30 }, { id: 3, item: "Bread", quantity: 10, revenue: 5 }])
 
       const h = (yield* getJson("/api/economy/health")).json.data as Health.Health
       expect(h.moneySupply).toBe(3043)

@@ -58,6 +58,49 @@ const everything = (ledger: Ledger.Service) =>
     }
   })
 
+/** Every drill-down query of a service on the fixture's entities (and on ids that do not exist). */
+const drillDown = (ledger: Ledger.Service) =>
+  Effect.gen(function*() {
+    const span = Option.getOrThrow(yield* ledger.span)
+    return {
+      ids: { item: yield* ledger.ids("item"), shop: yield* ledger.ids("shop"), account: yield* ledger.ids("account") },
+      itemInfo: yield* ledger.itemInfo(1),
+      noItem: yield* ledger.itemInfo(99),
+      diamond: yield* ledger.itemTrades(1, span),
+      bread: yield* ledger.itemTrades(3, span),
+      noTrades: yield* ledger.itemTrades(99, span),
+      shopInfo: yield* ledger.shopInfo(1),
+      noShop: yield* ledger.shopInfo(99),
+      shopDaily: yield* ledger.shopDaily(1, span),
+      shopItems: yield* ledger.shopItems(span, [1], 5),
+      alice: {
+        info: yield* ledger.accountInfo(1),
+        flows: yield* ledger.accountFlows(1, span),
+        before: yield* ledger.accountBefore(1, span),
+        counterparties: yield* ledger.counterparties(1, span, 10)
+      },
+      idle: {
+        flows: yield* ledger.accountFlows(5, span),
+        before: yield* ledger.accountBefore(5, span),
+        counterparties: yield* ledger.counterparties(5, span, 10)
+      },
+      noAccount: yield* ledger.accountInfo(99)
+    }
+  })
+
+/** The drill-down queries of many entities of a generated ledger, for comparing backends. */
+const manyEntities = (ledger: Ledger.Service, ids: { items: ReadonlyArray<number>; shops: ReadonlyArray<number>; accounts: ReadonlyArray<number> }) =>
+  Effect.gen(function*() {
+    const span = Option.getOrThrow(yield* ledger.span)
+    return {
+      ids: [yield* ledger.ids("item"), yield* ledger.ids("shop"), yield* ledger.ids("account")],
+      items: yield* Effect.forEach(ids.items, (id) => Effect.all([ledger.itemInfo(id), ledger.itemTrades(id, span)])),
+      shops: yield* Effect.forEach(ids.shops, (id) => Effect.all([ledger.shopInfo(id), ledger.shopDaily(id, span), ledger.shopItems(span, [id], 5)])),
+      accounts: yield* Effect.forEach(ids.accounts, (id) =>
+        Effect.all([ledger.accountInfo(id), ledger.accountFlows(id, span), ledger.accountBefore(id, span), ledger.counterparties(id, span, 5)]))
+    }
+  })
+
 describe("Synthetic", () => {
   it("generates the same ledger for the same seed, with the requested size, in time order, without debts", () => {
     const options = { seed: 7, rows: 5_000, days: 30, end: Date.parse("2024-04-01T00:00:00Z") }
@@ -161,6 +204,110 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       expect(fromDb.market.length).toBeGreaterThan(10)
       expect(fromDb.topShops.length).toBeGreaterThan(0)
       expect(fromMemory).toEqual(fromDb)
+    }))
+
+  it.effect("answers the drill-down queries' known values on the fixture, and the memory layer answers the same", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.fromRecords(Fixture.drillData)
+      yield* load(data)
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, drillDown).pipe(Effect.provide(mysql))
+      const fromMemory = yield* drillDown(Ledger.makeMemory(data))
+      const d = Fixture.drill
+      for (const r of [fromDb, fromMemory]) {
+        expect(r.ids).toEqual(d.ids)
+        expect(r.itemInfo).toEqual(Option.some({ id: 1, name: "Diamond" }))
+        expect(r.noItem).toEqual(Option.none())
+        expect(r.diamond).toEqual(d.diamond)
+        expect(r.bread).toEqual(d.bread)
+        expect(r.noTrades).toEqual({ daily: [], medianPrice: 0 })
+        expect(r.shopInfo).toEqual(Option.some(d.aliceShop.info))
+        expect(r.noShop).toEqual(Option.none())
+        expect(r.shopDaily).toEqual(d.aliceShop.daily)
+        expect(r.shopItems).toEqual(d.aliceShop.items)
+        expect(r.alice.info).toEqual(Option.some(d.alice.info))
+        expect(r.alice.before).toEqual(d.alice.before)
+        expect(r.alice.flows).toHaveLength(d.alice.flowCount)
+        for (const flow of d.alice.someFlows) expect(r.alice.flows).toContainEqual(flow)
+        expect(r.alice.flows.reduce((sum, f) => sum + f.received, 0)).toBe(d.alice.received)
+        expect(r.alice.flows.reduce((sum, f) => sum + f.paid, 0)).toBe(d.alice.paid)
+        // the flows are ordered by day, then kind
+        expect(r.alice.flows.slice(4, 6).map((f) => [f.day, f.kind])).toEqual([["2024-03-05", "chestshop_buy"], ["2024-03-05", "transfer"]])
+        expect(r.alice.counterparties).toEqual(d.alice.counterparties)
+        expect(r.idle).toEqual({ flows: d.idle.flows, before: d.idle.before, counterparties: d.idle.counterparties })
+        expect(r.noAccount).toEqual(Option.none())
+      }
+      expect(fromMemory).toEqual(fromDb)
+      // the opening balance, what came before and the span's flows give the balance at the end
+      const balances = yield* Effect.flatMap(Ledger.Ledger, (l) => l.balances).pipe(Effect.provide(mysql))
+      expect(balances).toContain(d.alice.info.openingBalance + d.alice.before.received - d.alice.before.paid + d.alice.received - d.alice.paid)
+      expect(balances).toContain(d.idle.endBalance)
+
+      // ids with gaps come back as ranges on both backends
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DELETE FROM items WHERE id = 2`
+      const gappy = Synthetic.fromRecords({ ...Fixture.drillData, items: Fixture.drillData.items.filter((i) => i.id !== 2) })
+      const dbIds = yield* Effect.flatMap(Ledger.Ledger, (l) => l.ids("item")).pipe(Effect.provide(mysql))
+      expect(dbIds).toEqual([[1, 1], [3, 3]])
+      expect(yield* Ledger.makeMemory(gappy).ids("item")).toEqual(dbIds)
+    }))
+
+  it.effect("gives the same drill-down answers as the memory layer on a generated ledger", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.generate({ seed: 13, rows: 3_000, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
+      yield* load(data)
+      // every item and shop, the twenty busiest accounts and a few quiet ones, and ids that do not exist
+      const busiest = data.accounts.map((a) => a.id).slice(0, 20)
+      const ids = {
+        items: [...data.items.map((i) => i.id), 0, data.items.length + 1],
+        shops: [...data.shops.map((s) => s.id), data.shops.length + 1],
+        accounts: [...busiest, data.accounts.length - 1, data.accounts.length, data.accounts.length + 1]
+      }
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, (l) => manyEntities(l, ids)).pipe(Effect.provide(mysql))
+      const fromMemory = yield* manyEntities(Ledger.makeMemory(data), ids)
+      expect(fromDb.ids).toEqual([[[1, data.items.length]], [[1, data.shops.length]], [[1, data.accounts.length]]])
+      expect(fromDb.items.filter(([, t]) => t.daily.length > 0).length).toBeGreaterThan(10)
+      expect(fromDb.accounts[0]![1].length).toBeGreaterThan(10)
+      expect(fromMemory).toEqual(fromDb)
+    }))
+
+  it.effect("reads one entity's rows through an index, never by scanning the ledger (EXPLAIN)", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.generate({ seed: 17, rows: 20_000, days: 90, end: Date.parse("2024-06-01T00:00:00Z") })
+      yield* load(data)
+      const sql = yield* SqlClient.SqlClient
+      const since = `${Option.getOrThrow(yield* Ledger.makeMemory(data).span).from} 00:00:00`
+      const q = Ledger.entityQueries
+      // 90 days, so that "before the span" is most of the ledger, as it is in a ledger that grows;
+      // the busiest entity of each kind: the one an optimizer is most tempted to scan for
+      const busiest = (column: Int32Array) => {
+        const counts = new Map<number, number>()
+        for (const v of column) if (v >= 0) counts.set(v, (counts.get(v) ?? 0) + 1)
+        return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]![0]
+      }
+      const item = busiest(data.rows.item)
+      const shop = busiest(data.rows.shop)
+      const account = busiest(data.rows.from)
+      const plans = {
+        itemTrades: [q.itemTrades(sql, item, since), ["ledger_item_kind_ts"]],
+        shopDaily: [q.shopDaily(sql, shop, since), ["ledger_shop_ts"]],
+        accountFlows: [q.accountFlows(sql, account, since), ["ledger_to_ts", "ledger_from_ts"]],
+        accountBefore: [q.accountBefore(sql, account, since), ["ledger_to_ts", "ledger_from_ts"]],
+        counterparties: [q.counterparties(sql, account, since, 10), ["ledger_from_ts", "ledger_to_ts"]]
+      } as const
+      const report: Record<string, unknown> = {}
+      for (const [name, [fragment, keys]] of Object.entries(plans)) {
+        const rows = yield* sql<{ table: string; type: string; key: string | null; rows: number }>`EXPLAIN ${fragment}`.unprepared
+        const onLedger = rows.filter((r) => r.table === "ledger")
+        report[name] = onLedger.map((r) => `${r.type} ${r.key} ~${r.rows} rows`)
+        // each reading of the ledger uses the index meant for it, as a lookup or a range, and
+        // reads a small part of the table
+        expect(onLedger.map((r) => r.key).sort(), name).toEqual([...keys].sort())
+        for (const r of onLedger) {
+          expect(["ref", "range"], `${name}: ${JSON.stringify(r)}`).toContain(r.type)
+          expect(Number(r.rows), name).toBeLessThan(data.rows.length / 4)
+        }
+      }
+      console.log(`EXPLAIN on ${data.rows.length} rows:`, JSON.stringify(report, null, 1))
     }))
 
   it.effect("reports a statement stopped by max_statement_time as LedgerTimeout", () =>
