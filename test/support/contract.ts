@@ -19,6 +19,9 @@ const stored = (bucket: number, fence: number, data = JSON.stringify({ n: bucket
   computedAt: bucket * windowMs + 1
 })
 
+/** A page of `scan` (the type is not exported by `Redis`). */
+type Scanned = Effect.Effect.Success<ReturnType<Redis.Store["scan"]>>
+
 const claimOf = (store: Redis.Store, key: string, token: string, force = false, retainMs = 0) =>
   store.claim(key, { windowMs: W, leaseMs: LEASE, token, force, retainMs })
 
@@ -360,11 +363,11 @@ export const contract = (c: StoreCase) =>
           yield* put(store, "failing")
           yield* acquire(store, "failing", "B", true)
           yield* store.release("failing", "B", { baseMs: 5_000, maxMs: 5_000 })
-          const seen = new Map<string, Redis.Inspected>()
+          const seen = new Map<string, Scanned["keys"][number]>()
           let cursor: string | undefined = undefined
           let pages = 0
           do {
-            const page: Redis.Scanned = yield* store.scan({ cursor, count: 7 })
+            const page: Scanned = yield* store.scan({ cursor, count: 7 })
             pages++
             expect(page.keys.length).toBeLessThanOrEqual(30)
             for (const k of page.keys) seen.set(k.key, k)

@@ -49,6 +49,11 @@ export type ToPod =
    * event loop stalls, no renewal, no IPC, while the process stays up.
    */
   | { readonly type: "stallNextRun"; readonly ms: number }
+  /**
+   * The next producer run on this pod (`on: false` cancels) hangs after its usual sleep, until
+   * it is interrupted (by `maxRun`), while the process and Redis stay healthy: its renewals go on.
+   */
+  | { readonly type: "hangNextRun"; readonly on: boolean }
   | { readonly type: "stats" }
   /** Invalidates a key (`loader.invalidate`) or a tag (`Memo.invalidateTag`) through this pod. */
   | { readonly type: "invalidate"; readonly requestId: number; readonly key?: string | undefined; readonly tag?: string | undefined }
@@ -73,6 +78,8 @@ export type FromPod =
     readonly wallAt: number
     readonly bucket: number
     readonly ok: boolean
+    /** The run was interrupted (by `maxRun`, a lost lease or shutdown) rather than finished. */
+    readonly interrupted?: boolean | undefined
   }
   | {
     readonly type: "claim"
@@ -191,6 +198,7 @@ const skewedClock = (): Clock.Clock => {
 let failing = false
 let producerMs = config.producerMs
 let stallNextRun = 0
+let hangNextRun = false
 let seq = 0
 /** The newest window this process ever served per key, across loads. */
 const highestServed = new Map<string, number>()
@@ -202,6 +210,15 @@ const producer = (key: string) =>
     const bucket = Window.bucketOf(wallAt, config.windowMs)
     yield* send({ type: "start", id: config.id, key, at, wallAt, bucket })
     yield* Effect.sleep(producerMs)
+    if (hangNextRun) {
+      hangNextRun = false
+      return yield* Effect.never.pipe(
+        Effect.onInterrupt(() =>
+          Effect.flatMap(Clock.currentTimeMillis, (t) =>
+            send({ type: "finish", id: config.id, key, at: t, wallAt: Date.now(), bucket, ok: false, interrupted: true }))
+        )
+      )
+    }
     if (stallNextRun > 0) {
       const until = Date.now() + stallNextRun
       stallNextRun = 0
@@ -417,6 +434,9 @@ const main = Effect.gen(function*() {
           break
         case "stallNextRun":
           stallNextRun = message.ms
+          break
+        case "hangNextRun":
+          hangNextRun = message.on
           break
         case "stats":
           Effect.runFork(Effect.flatMap(metrics, (m) => send({ type: "stats", id: config.id, ...memory(), metrics: m })))

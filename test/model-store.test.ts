@@ -1,0 +1,494 @@
+/**
+ * The store differential: random sequences of the fleet protocol's operations (claim, renew,
+ * commit, release with and without back-off, invalidate, set, get, tag, tagged, scan) run on the
+ * in-memory store and on the suite's real redis-server (or Valkey) must give the same replies,
+ * and publish the same notices. fast-check shrinks a difference to a short sequence.
+ *
+ * Keys and tenants are text of any UTF-16 code units (lone surrogates, escapes, separators) and
+ * keys long enough to be hashed. Windows are 6 and 24 hours, so no run crosses a boundary (a run
+ * close to one waits for it first).
+ *
+ * Time. The in-memory store reads `Clock` (here `TestClock`), Redis its own `TIME`. Two
+ * properties:
+ * - untimed: every lifetime (leases, back-off, retain) is 10 s or more, far longer than a run;
+ *   `TestClock` stands still, Redis' clock runs on by the run's few milliseconds;
+ * - timed: time moves in steps of Q = 100 ms, at the same instants on both (`TestClock.setTime`,
+ *   and a real sleep until that instant before Redis' operations), and every lifetime is an odd
+ *   number of half steps (150, 350, 450 ms), so that no expiry falls near an instant at which the
+ *   stores are asked: leases lapse, back-off markers end and retained records go on both sides
+ *   alike. A run whose Redis operations lagged more than Q/2 behind their instant (a loaded
+ *   machine) proves nothing either way and is discarded (`fc.pre`).
+ *
+ * What may legitimately differ is compared loosely: the stores' `now`, what is left of a lock or
+ * a marker (PTTL counts down in real time) and `computedAt` of a `set` (the store's now) within a
+ * tolerance; a notice's value, which Redis leaves out above 16 KiB. Everything else must be equal.
+ *
+ * `LOCKSTEP_MODEL_MEMORY_STORE=<path>` (a module exporting `make(tenant)`, e.g. a copy of
+ * `src/internal/memoryStore.ts` with a deliberate bug) checks the checker: the property must fail.
+ */
+import { Cause, Effect, Either, Exit, Option, type Scope, TestClock, TestContext } from "effect"
+import * as fc from "fast-check"
+import { Redis as IORedis } from "ioredis"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { Redis } from "../src/index.js"
+import * as Keys from "../src/internal/keys.js"
+import * as Model from "./support/model.js"
+
+const WINDOWS = [21_600_000, 86_400_000] as const
+const TOKENS = ["A", "B", "C"] as const
+/**
+ * Tags by the retain of the keys they are given to: a tag shared by keys kept forever and keys
+ * retained loses the former on Redis (a known difference, see the failing tests below).
+ */
+const TAGS_BY_RETAIN = [["red", "blue\uD800"], ["{x}:y", "green"]] as const
+const TAGS = TAGS_BY_RETAIN.flat()
+const Q = 100
+const BIG = JSON.stringify("x".repeat(17_000)) // past the 16 KiB a notice carries
+
+interface Lifetimes {
+  readonly leases: readonly [number, number]
+  readonly backoffs: readonly [Redis.Backoff, Redis.Backoff]
+  readonly retains: readonly [number, number]
+}
+
+const UNTIMED: Lifetimes = {
+  leases: [30_000, 90_000],
+  backoffs: [{ baseMs: 10_000, maxMs: 35_000 }, { baseMs: 20_000, maxMs: 20_000 }],
+  retains: [0, 600_000]
+}
+
+/** Odd multiples of Q/2; a back-off that doubles would land on whole steps, so these do not. */
+const TIMED: Lifetimes = {
+  leases: [150, 350],
+  backoffs: [{ baseMs: 150, maxMs: 150 }, { baseMs: 350, maxMs: 350 }],
+  retains: [0, 450]
+}
+
+/** A page of `scan` (the type is not exported by `Redis`). */
+type Scanned = Effect.Effect.Success<ReturnType<Redis.Store["scan"]>>
+
+type Op =
+  | { readonly op: "claim"; readonly key: number; readonly token: number; readonly win: number; readonly lease: number; readonly force: boolean }
+  | { readonly op: "renew"; readonly key: number; readonly token: number; readonly lease: number }
+  | {
+    readonly op: "commit"
+    readonly key: number
+    /** `null`: without a token (a value made while Redis was unreachable, offered back). */
+    readonly token: number | null
+    /** Relative to the current window. */
+    readonly bucket: number
+    /** `null`: the fence of the key's last acquired claim. */
+    readonly fence: number | null
+    readonly win: number
+    readonly data: string
+    readonly durationMs: number | null
+    readonly tags: ReadonlyArray<number>
+  }
+  | { readonly op: "release"; readonly key: number; readonly token: number; readonly backoff: number | null }
+  | { readonly op: "invalidate"; readonly key: number }
+  | { readonly op: "set"; readonly key: number; readonly win: number; readonly data: string }
+  | { readonly op: "get"; readonly key: number }
+  | { readonly op: "tag"; readonly key: number; readonly tags: ReadonlyArray<number> }
+  | { readonly op: "tagged"; readonly tag: string }
+  | { readonly op: "scan" }
+  | { readonly op: "advance"; readonly ticks: number }
+
+const keyIndex = fc.nat({ max: 2 })
+/** A token; `TOKENS.length` stands for the token of the key's latest acquired claim (the holder, if any). */
+const token = fc.oneof({ weight: 2, arbitrary: fc.nat({ max: TOKENS.length - 1 }) }, { weight: 3, arbitrary: fc.constant(TOKENS.length) })
+const win = fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) })
+const pair = fc.nat({ max: 1 })
+const data = fc.oneof({ weight: 12, arbitrary: Model.text(8).map((s) => JSON.stringify(s)) }, { weight: 1, arbitrary: fc.constant(BIG) })
+/** Which of the two tags of the key's retain class. */
+const tags = fc.subarray([0, 1])
+
+const opArb = (timed: boolean): fc.Arbitrary<Op> =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.record({ op: fc.constant("claim" as const), key: keyIndex, token, win, lease: pair, force: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("renew" as const), key: keyIndex, token, lease: pair }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        op: fc.constant("commit" as const),
+        key: keyIndex,
+        token: fc.oneof({ weight: 4, arbitrary: token }, { weight: 1, arbitrary: fc.constant(null) }),
+        bucket: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-2, -1, 1) }),
+        fence: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 2, arbitrary: fc.nat({ max: 6 }) }),
+        win,
+        data,
+        durationMs: fc.option(fc.nat({ max: 5000 })),
+        tags
+      })
+    },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant("release" as const), key: keyIndex, token, backoff: fc.option(pair) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("invalidate" as const), key: keyIndex }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("set" as const), key: keyIndex, win, data }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant("get" as const), key: keyIndex }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("tag" as const), key: keyIndex, tags }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("tagged" as const), tag: fc.constantFrom(...TAGS) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("scan" as const) }) },
+    ...(timed ? [{ weight: 4, arbitrary: fc.record({ op: fc.constant("advance" as const), ticks: fc.integer({ min: 1, max: 3 }) }) }] : [])
+  )
+
+const scenario = (timed: boolean) =>
+  fc.record({
+    tenant: Model.tenant,
+    keys: Model.keys,
+    /**
+     * Each key's retain (index into the lifetimes), the same for every operation on it, as a
+     * loader's is: mixing them shows known differences (see the failing tests below).
+     */
+    retains: fc.tuple(pair, pair, pair),
+    ops: fc.array(opArb(timed), { minLength: 1, maxLength: timed ? 30 : 40, size: "max" })
+  })
+
+type Scenario = {
+  readonly tenant: string
+  readonly keys: ReadonlyArray<string>
+  readonly retains: readonly [number, number, number]
+  readonly ops: ReadonlyArray<Op>
+}
+
+// ---------------------------------------------------------------------------------------------
+// replies, normalised
+
+/** Fields that count real time on Redis: compared within a tolerance. */
+const APPROX = new Set(["now", "ttlMs", "computedAt", "backoffMs"])
+
+/** A reply as plain data, with its time-like numbers set aside (by path) for a loose comparison. */
+const normalise = (x: unknown, path: string, approx: Array<readonly [string, number]>): unknown => {
+  if (Option.isOption(x)) return Option.isSome(x) ? { some: normalise(x.value, `${path}.some`, approx) } : "none"
+  if (Either.isEither(x)) return Either.isRight(x) ? { ok: normalise(x.right, path, approx) } : { error: (x.left as Redis.RedisError).reason }
+  if (Array.isArray(x)) return x.map((v, i) => normalise(v, `${path}[${i}]`, approx))
+  if (typeof x === "object" && x !== null) {
+    const out: Record<string, unknown> = {}
+    // the same fields in the same order, whatever order each store builds them in
+    for (const [k, v] of Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (APPROX.has(k) && typeof v === "number") {
+        approx.push([`${path}.${k}`, v])
+        out[k] = "≈"
+      } else if (APPROX.has(k) && Option.isOption(v) && Option.isSome(v) && typeof v.value === "number") {
+        approx.push([`${path}.${k}`, v.value])
+        out[k] = { some: "≈" }
+      } else {
+        out[k] = normalise(v, `${path}.${k}`, approx)
+      }
+    }
+    return out
+  }
+  return x
+}
+
+const show = (x: unknown) => JSON.stringify(x, (_, v) => (typeof v === "string" && v.length > 80 ? `${v.slice(0, 40)}…(${v.length})` : v))
+
+/** `undefined` when equal (loose on time), else what differs. */
+const difference = (memory: unknown, redis: unknown, tolerance: number): string | undefined => {
+  const ma: Array<readonly [string, number]> = []
+  const ra: Array<readonly [string, number]> = []
+  const m = show(normalise(memory, "", ma))
+  const r = show(normalise(redis, "", ra))
+  if (m !== r) return `memory ${m}\n   redis ${r}`
+  for (let i = 0; i < ma.length; i++) {
+    const [path, a] = ma[i]!
+    const b = ra[i]![1]
+    if (Math.abs(a - b) > tolerance) return `${path}: memory ${a}, redis ${b} (tolerance ${tolerance} ms)`
+  }
+  return undefined
+}
+
+/** A notice as both stores must publish it; Redis leaves a value above 16 KiB out. */
+const noticeView = (n: Redis.Notice, side: "memory" | "redis"): Redis.Notice =>
+  side === "memory" && n._tag === "Committed" && Option.isSome(n.data) && n.data.value.length > 16_384 ? { ...n, data: Option.none() } : n
+
+// ---------------------------------------------------------------------------------------------
+// running a scenario on both stores
+
+let client: IORedis
+beforeAll(() => {
+  client = new IORedis({ host: "127.0.0.1", port: inject("redisPort"), ...Redis.failFastOptions(5_000) })
+  client.on("error", () => {})
+})
+afterAll(async () => {
+  await client?.quit()
+})
+
+type MakeMemory = (tenant: string) => Redis.Store
+const memoryStore: Promise<MakeMemory> = (async () => {
+  const path = process.env.LOCKSTEP_MODEL_MEMORY_STORE
+  if (!path) return (tenant: string) => Effect.runSync(Redis.makeMemory({ tenant }))
+  const module = await import(Path.resolve(path)) as { make: MakeMemory }
+  console.log(`model-store: memory store from ${path}`)
+  return module.make
+})()
+
+const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, Math.max(0, ms))))
+
+/** Waits, if needed, so that the next `marginMs` hold no 6-hour boundary (every window's). */
+const awayFromBoundaries = (marginMs: number) =>
+  Effect.suspend(() => {
+    const untilBoundary = WINDOWS[0] - (Date.now() % WINDOWS[0])
+    return untilBoundary > marginMs ? Effect.void : realSleep(untilBoundary + 50)
+  })
+
+class Inconclusive extends Error {}
+
+const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const life = timed ? TIMED : UNTIMED
+    const tenant = Model.uniqueTenant(s.tenant)
+    const memory = makeMemory(tenant)
+    const redis = Redis.fromClient(client, { tenant, breakerThreshold: 1_000_000 })
+    const keyOf = (i: number) => s.keys[i % s.keys.length]!
+    const retainClass = (i: number) => s.retains[i % s.keys.length]!
+    const retainOf = (i: number) => life.retains[retainClass(i)]!
+    const tagsOf = (i: number, which: ReadonlyArray<number>) => which.map((t) => TAGS_BY_RETAIN[retainClass(i)]![t]!)
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => {
+        const prefix = Keys.tenantPrefix(tenant)
+        const names = s.keys.flatMap((k) => {
+          const n = Keys.make(prefix, k)
+          return [n.value, n.lock, n.fence, n.failures, n.mark]
+        })
+        return client.del(...names, ...TAGS.map((t) => Keys.tagKey(prefix, t))).catch(() => 0)
+      })
+    )
+
+    // notices, from the start: Redis' arrive on a connection of their own
+    const heard = { memory: [] as Array<Redis.Notice>, redis: [] as Array<Redis.Notice> }
+    let redisUp = false
+    yield* memory.subscribe({ onNotice: (n) => heard.memory.push(n), onState: () => {} })
+    yield* redis.subscribe({ onNotice: (n) => heard.redis.push(n), onState: (st) => (redisUp = st === "up") })
+    for (let i = 0; i < 500 && !redisUp; i++) yield* realSleep(5)
+    if (!redisUp) throw new Error("the Redis subscription did not come up")
+
+    const ticksTotal = s.ops.reduce((n, o) => n + (o.op === "advance" ? o.ticks : 0), 0)
+    yield* awayFromBoundaries(60_000 + ticksTotal * Q)
+    const base = timed ? Math.ceil((Date.now() + 20) / Q) * Q : Date.now()
+    yield* realSleep(base - Date.now())
+    yield* TestClock.setTime(base)
+    let ticks = 0
+    /** How late Redis' operations ran after their instant, at most (timed: must stay under Q/2). */
+    let lag = 0
+    const virtualNow = () => base + ticks * Q
+    const tolerance = () => (timed ? Q / 2 : Date.now() - base + 10)
+    const claimed = new Map<number, number>()
+    const holders = new Map<number, string>()
+    const tokenOf = (key: number, t: number) => TOKENS[t] ?? holders.get(key % s.keys.length) ?? TOKENS[0]
+
+    const perform = (store: Redis.Store, op: Op): Effect.Effect<unknown, Redis.RedisError> => {
+      switch (op.op) {
+        case "claim":
+          return store.claim(keyOf(op.key), {
+            windowMs: WINDOWS[op.win]!,
+            leaseMs: life.leases[op.lease]!,
+            token: tokenOf(op.key, op.token),
+            force: op.force,
+            retainMs: retainOf(op.key)
+          })
+        case "renew":
+          return store.renew(keyOf(op.key), tokenOf(op.key, op.token), life.leases[op.lease]!)
+        case "commit": {
+          const windowMs = WINDOWS[op.win]!
+          const value: Redis.Stored = {
+            data: op.data,
+            bucket: Math.floor(virtualNow() / windowMs) + op.bucket,
+            fence: op.fence ?? claimed.get(op.key % s.keys.length) ?? 0,
+            windowMs,
+            computedAt: virtualNow() - 1
+          }
+          return store.commit(keyOf(op.key), value, op.token === null ? undefined : tokenOf(op.key, op.token), {
+            retainMs: retainOf(op.key),
+            durationMs: op.durationMs ?? undefined,
+            tags: tagsOf(op.key, op.tags)
+          })
+        }
+        case "release":
+          return store.release(keyOf(op.key), tokenOf(op.key, op.token), op.backoff === null ? undefined : life.backoffs[op.backoff]!)
+        case "invalidate":
+          return store.invalidate(keyOf(op.key))
+        case "set":
+          return store.set(keyOf(op.key), { data: op.data, windowMs: WINDOWS[op.win]! }, { retainMs: retainOf(op.key) })
+        case "get":
+          return store.get(keyOf(op.key))
+        case "tag":
+          return Effect.asVoid(store.tag(keyOf(op.key), tagsOf(op.key, op.tags), { retainMs: retainOf(op.key) }))
+        case "tagged":
+          return Effect.map(store.tagged(op.tag), (ks) => [...ks].sort())
+        case "scan":
+          return Effect.gen(function*() {
+            const all: Array<Scanned["keys"][number]> = []
+            let cursor: string | undefined = undefined
+            let first: number | undefined
+            for (let page = 0; page < 10_000; page++) {
+              const got: Scanned = yield* store.scan({ cursor, count: 1000 })
+              first ??= got.now
+              all.push(...got.keys)
+              cursor = Option.getOrUndefined(got.cursor)
+              if (cursor === undefined) break
+            }
+            // `size` is the payload's UTF-8 bytes on Redis and its UTF-16 code units in memory (a
+            // known difference, see the failing test below): compared there, not here
+            const keys = all.map((k) => ({ ...k, stored: Option.map(k.stored, ({ size: _size, ...rest }) => rest) }))
+            return { now: first, keys: keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) }
+          })
+        case "advance":
+          return Effect.void
+      }
+    }
+
+    const log: Array<string> = []
+    for (const [i, op] of s.ops.entries()) {
+      if (op.op === "advance") {
+        ticks += op.ticks
+        yield* TestClock.setTime(virtualNow())
+        yield* realSleep(virtualNow() - Date.now())
+        log.push(`#${i} advance ${op.ticks * Q} ms`)
+        continue
+      }
+      const m = yield* Effect.either(perform(memory, op))
+      const r = yield* Effect.either(perform(redis, op))
+      lag = Math.max(lag, Date.now() - virtualNow())
+      if (op.op === "claim" && Either.isRight(m) && (m.right as Redis.Claim)._tag === "Acquired") {
+        claimed.set(op.key % s.keys.length, (m.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
+        holders.set(op.key % s.keys.length, tokenOf(op.key, op.token))
+      }
+      log.push(`#${i} ${show(op)} → ${show(normalise(m, "", []))}`)
+      tally(timed, `${op.op} ${outcome(m)}`)
+      const diff = difference(m, r, tolerance())
+      if (diff !== undefined) {
+        if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
+        throw new Error(`the stores differ at operation #${i} ${op.op} (key ${JSON.stringify(keyOf("key" in op ? op.key : 0))}):\n   ${diff}\nafter:\n${log.join("\n")}`)
+      }
+    }
+    // the notices, in order, once Redis' have all arrived
+    for (let i = 0; i < 400 && heard.redis.length < heard.memory.length; i++) yield* realSleep(5)
+    yield* realSleep(5) // and any extra one
+    const diff = difference(heard.memory.map((n) => noticeView(n, "memory")), heard.redis.map((n) => noticeView(n, "redis")), tolerance())
+    if (diff !== undefined) {
+      if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
+      throw new Error(`the stores published different notices:\n   ${diff}\nafter:\n${log.join("\n")}`)
+    }
+    if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
+  })
+
+/** What the runs exercised (replies by kind), printed after each property. */
+const tallies = { true: new Map<string, number>(), false: new Map<string, number>() }
+const tally = (timed: boolean, what: string) => {
+  const m = tallies[`${timed}`]
+  m.set(what, (m.get(what) ?? 0) + 1)
+}
+const outcome = (reply: Either.Either<unknown, Redis.RedisError>): string => {
+  if (Either.isLeft(reply)) return `error ${reply.left.reason}`
+  const r = reply.right as { _tag?: string; reason?: string; mark?: unknown; stored?: unknown }
+  if (typeof r === "boolean") return String(r)
+  if (r?._tag !== undefined) return r.reason ? `${r._tag} ${r.reason}` : r._tag
+  if (r !== null && typeof r === "object" && "stored" in r) return Option.isOption(r.stored) && Option.isSome(r.stored) ? "found" : "nothing"
+  if (r !== null && typeof r === "object" && "mark" in r && Option.isOption(r.mark)) return Option.isSome(r.mark) ? "marked" : "absent"
+  return "ok"
+}
+const printTallies = (timed: boolean) =>
+  console.log(`model-store (${timed ? "timed" : "untimed"}): ${JSON.stringify(Object.fromEntries([...tallies[`${timed}`]].sort()))}`)
+
+const property = (timed: boolean) => async (s: Scenario) => {
+  const makeMemory = await memoryStore
+  const exit = await Effect.runPromiseExit(run(s, timed, makeMemory).pipe(Effect.scoped, Effect.provide(TestContext.TestContext)))
+  if (Exit.isSuccess(exit)) return
+  const error = Cause.squash(exit.cause)
+  // a run Redis could not keep the pace of says nothing: fast-check skips it
+  fc.pre(!(error instanceof Inconclusive))
+  throw error
+}
+
+describe("model: the in-memory store against redis-server", () => {
+  const untimed = Model.parameters<[Scenario]>(200)
+  it(`same replies and notices, lifetimes longer than a run (${untimed.numRuns} runs, seed ${untimed.seed})`, async () => {
+    await fc.assert(fc.asyncProperty(scenario(false), property(false)), untimed)
+    printTallies(false)
+  }, Model.budget(untimed, 60))
+
+  const timed = Model.parameters<[Scenario]>(25, 0.1)
+  it(`same replies and notices as leases lapse, markers end and records expire (${timed.numRuns} runs, seed ${timed.seed})`, async () => {
+    await fc.assert(fc.asyncProperty(scenario(true), property(true)), timed)
+    printTallies(true)
+  }, Model.budget(timed, 1500))
+})
+
+/**
+ * Differences between the two stores found while building this model, outside the domain the
+ * properties above draw from (there each key keeps one retain, as a loader does). Each is kept
+ * as a failing test: remove `.fails` once it is fixed, and widen the properties' domain.
+ */
+describe("model: known differences between the stores", () => {
+  const stores = (tenant: string): ReadonlyArray<readonly [string, Redis.Store]> => [
+    ["memory", Effect.runSync(Redis.makeMemory({ tenant }))],
+    ["redis", Redis.fromClient(client, { tenant })]
+  ]
+  /** Real time for Redis, the same on `TestClock` for the in-memory store. */
+  const pass = (ms: number) => Effect.zipRight(realSleep(ms), TestClock.adjust(ms))
+  const onBoth = <A>(f: (store: Redis.Store) => Effect.Effect<A, Redis.RedisError>) =>
+    Effect.runPromise(
+      Effect.forEach(stores(Model.uniqueTenant("known")), ([name, store]) =>
+        Effect.map(Effect.zipRight(TestClock.setTime(Date.now()), f(store)), (a) => [name, a] as const)).pipe(
+          Effect.provide(TestContext.TestContext)
+        )
+    ).then((pairs) => Object.fromEntries(pairs))
+
+  /** The inspector's `size`: UTF-8 bytes on Redis (Lua's `#`), UTF-16 code units in memory. */
+  it.fails("scan reports the same size for a payload that is not ASCII", async () => {
+    const sizes = await onBoth((store) =>
+      Effect.gen(function*() {
+        const c = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "A", force: false, retainMs: 0 })
+        if (c._tag !== "Acquired") return -1
+        yield* store.commit("k", { data: JSON.stringify("é"), bucket: c.bucket, fence: c.fence, windowMs: WINDOWS[0], computedAt: 1 }, "A", { retainMs: 0 })
+        const page = yield* store.scan({ count: 1000 })
+        return Option.getOrThrow(page.keys[0]!.stored).size
+      })
+    )
+    expect(sizes).toEqual({ memory: 4, redis: 4 }) // observed: memory 3, redis 4
+  })
+
+  /**
+   * A tag set lives as long as one of its keys' `retain` says: on Redis the first retained key's
+   * `PEXPIRE` (a key kept forever added later does not clear it), in memory the latest tagger's.
+   * Either way a key kept forever drops out of a tag it shares with a retained key, and
+   * `invalidateTag` misses it.
+   */
+  it.fails("a key kept forever stays in its tag when a retained key shares it", async () => {
+    const found = await onBoth((store) =>
+      Effect.gen(function*() {
+        yield* store.tag("kept", ["shared"], { retainMs: 0 })
+        yield* store.tag("retained", ["shared"], { retainMs: 300 })
+        yield* store.tag("kept", ["shared"], { retainMs: 0 })
+        yield* store.tag("kept", ["shared2"], { retainMs: 0 })
+        yield* store.tag("retained", ["shared2"], { retainMs: 300 })
+        yield* pass(500)
+        return [(yield* store.tagged("shared")).includes("kept"), (yield* store.tagged("shared2")).includes("kept")]
+      })
+    )
+    expect(found).toEqual({ memory: [true, true], redis: [true, true] }) // observed: memory [true, false], redis [false, false]
+  })
+
+  /**
+   * The invalidation mark takes the record's lifetime, but Redis' script reads `PTTL` -1 (no
+   * lifetime) as "no record" and takes the fence counter's instead: when `retain` changed between
+   * a claim and the commit, the mark goes before the record, and the invalidated value is fresh
+   * again. The in-memory store keeps the mark with the record.
+   */
+  it.fails("an invalidation lasts as long as the value it marks", async () => {
+    const marks = await onBoth((store) =>
+      Effect.gen(function*() {
+        const c = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "A", force: false, retainMs: 300 })
+        if (c._tag !== "Acquired") return "not acquired"
+        yield* store.commit("k", { data: "1", bucket: c.bucket, fence: c.fence, windowMs: WINDOWS[0], computedAt: 1 }, "A", { retainMs: 0 })
+        yield* store.invalidate("k")
+        yield* pass(500)
+        const read = yield* store.get("k")
+        const again = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "B", force: false, retainMs: 0 })
+        return `${Option.isSome(read.stored) ? "value kept" : "value gone"}, mark ${read.mark}, next claim ${again._tag}`
+      })
+    )
+    // observed: redis "value kept, mark -1, next claim Fresh"
+    expect(marks).toEqual({ memory: "value kept, mark 1, next claim Acquired", redis: "value kept, mark 1, next claim Acquired" })
+  })
+})
