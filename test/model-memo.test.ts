@@ -46,9 +46,8 @@ import * as Model from "./support/model.js"
 
 const W = 10_000
 /**
- * Where the runs start on the clock: a real epoch, window-aligned. (At `TestClock`'s 0 a clock
- * skewed backwards reads negative times, where `L1`'s "not trusted" mark -1 is a real window:
- * see the known defect below.)
+ * Where the runs start on the clock: a real epoch, window-aligned. (A clock before 1970 is
+ * covered by its own regression test below.)
  */
 const T0 = 1_700_000_000_000
 /** How long a lookup takes (virtual time). */
@@ -482,9 +481,6 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     if (!faults) {
       const end = world.trueNow()
       for (const inv of invalidations) {
-        // known defect (see below): a run in flight when the invalidation came ends with an
-        // invalidated value and no recompute follows until another request comes
-        if (inv.runInFlight) continue
         const next = requests.find((r) => r.key === inv.key && r.startSeq > inv.returnSeq)
         if (next === undefined || next.at + D + 400 > end) continue
         const recompute = world.runs.find((r) => r.key === inv.key && r.leader && r.seq > inv.callSeq && r.at <= next.at + D + 400)
@@ -536,10 +532,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         for (const inv of invalidations) {
           if (inv.key !== b.key || inv.returnSeq >= b.startSeq) continue
           const covered = inv.covered.has(b.incarnation) || (bootSeqs.get(b.incarnation) ?? 0) > inv.returnSeq
-          // known defect (see below): invalidating a key the store holds nothing of marks nothing,
-          // so a value computed on its own before it and written back later is fresh
-          const knownDefect = inv.absent && !run.leader
-          if (covered && run.seq < inv.callSeq && !knownDefect) {
+          if (covered && run.seq < inv.callSeq) {
             violations.push(`request ${b.id} on pod ${b.pod} answered hit with run ${run.run}, which started before the invalidation of key ${b.key} on pod ${inv.pod}`)
           }
         }
@@ -611,11 +604,8 @@ describe("model: a fleet of Memo runtimes under TestClock", () => {
   }, Model.budget(faulty, 100))
 })
 
-/**
- * Defects the model found, each kept as a failing test with its shrunk counterexample: remove
- * `.fails` once it is fixed (the model's exemption for it goes too).
- */
-describe("model: known defects it found", () => {
+/** Defects the model found, each a regression test with its shrunk counterexample. */
+describe("model: defects it found", () => {
   /**
    * Shrunk counterexample (seed 20240613, 100 runs): 2 pods; disconnect pod 1; request on pod 1
    * (cold: its lookup starts on its own at 500 ms); advance 1 s; reconnect pod 1; invalidate on pod
@@ -625,7 +615,7 @@ describe("model: known defects it found", () => {
    * makes it fresh. DESIGN: "a lookup that started before the invalidation can't make its result
    * fresh".
    */
-  it.scoped.fails("an invalidation of a key the store holds nothing of yet keeps a value computed before it from being fresh", () =>
+  it.scoped("an invalidation of a key the store holds nothing of yet keeps a value computed before it from being fresh", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(T0)
       const fleet = yield* Testing.fleet(2, SETTINGS)
@@ -642,7 +632,7 @@ describe("model: known defects it found", () => {
       expect(yield* Fiber.join(cold)).toBe(1)
       const info = yield* Testing.instantly(a.run(page.getWithInfo()))
       expect(info.value).toBe(1)
-      // the defect: the value computed before the invalidation is answered as fresh
+      // it was answered as a hit: the value computed before the invalidation was fresh
       expect(info.cache).not.toBe("hit")
     }))
 
@@ -658,7 +648,7 @@ describe("model: known defects it found", () => {
    * DESIGN: "the next request anywhere gets the stale value at once and exactly one recompute
    * runs fleet-wide".
    */
-  it.scoped.fails("an invalidation during a cold run is followed by a recompute without another request", () =>
+  it.scoped("an invalidation during a cold run is followed by a recompute without another request", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(T0)
       const fleet = yield* Testing.fleet(2, SETTINGS)
@@ -673,7 +663,7 @@ describe("model: known defects it found", () => {
       expect(yield* Fiber.join(first)).toMatchObject({ value: 1, stale: true })
       expect(yield* Fiber.join(second)).toMatchObject({ value: 1, stale: true, cache: "miss" })
       yield* TestClock.adjust("1 second")
-      // the defect: nothing recomputes the invalidated value until another request comes
+      // before the fix nothing recomputed the invalidated value until another request came
       expect((yield* lookup.stats).startedAt).toEqual([T0, T0 + 1_000])
     }))
 
@@ -686,7 +676,7 @@ describe("model: known defects it found", () => {
    * before 1970 meets it, i.e. under `TestClock` (which starts at 0) with a negative skew:
    * `lockstep/testing` users can, production cannot.
    */
-  it.scoped.fails("an entry L1 does not trust is no hit, even on a clock that reads before 1970", () =>
+  it.scoped("an entry L1 does not trust is no hit, even on a clock that reads before 1970", () =>
     Effect.gen(function*() {
       const fleet = yield* Testing.fleet(2, SETTINGS)
       const [a, b] = fleet.pods as [Testing.Pod, Testing.Pod]
@@ -700,7 +690,7 @@ describe("model: known defects it found", () => {
       yield* b.setClockSkew(-12_000)
       const info = yield* Testing.instantly(b.run(page.getWithInfo()))
       expect(info.value).toBe(1)
-      // the defect: the invalidated value is answered as a hit
+      // before the fix the invalidated value was answered as a hit
       expect(info.cache).not.toBe("hit")
     }))
 })

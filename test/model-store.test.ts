@@ -416,10 +416,10 @@ describe("model: the in-memory store against redis-server", () => {
 
 /**
  * Differences between the two stores found while building this model, outside the domain the
- * properties above draw from (there each key keeps one retain, as a loader does). Each is kept
- * as a failing test: remove `.fails` once it is fixed, and widen the properties' domain.
+ * properties above draw from (there each key keeps one retain, as a loader does): each a
+ * regression test.
  */
-describe("model: known differences between the stores", () => {
+describe("model: differences it found between the stores", () => {
   const stores = (tenant: string): ReadonlyArray<readonly [string, Redis.Store]> => [
     ["memory", Effect.runSync(Redis.makeMemory({ tenant }))],
     ["redis", Redis.fromClient(client, { tenant })]
@@ -435,7 +435,7 @@ describe("model: known differences between the stores", () => {
     ).then((pairs) => Object.fromEntries(pairs))
 
   /** The inspector's `size`: UTF-8 bytes on Redis (Lua's `#`), UTF-16 code units in memory. */
-  it.fails("scan reports the same size for a payload that is not ASCII", async () => {
+  it("scan reports the same size for a payload that is not ASCII", async () => {
     const sizes = await onBoth((store) =>
       Effect.gen(function*() {
         const c = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "A", force: false, retainMs: 0 })
@@ -445,7 +445,7 @@ describe("model: known differences between the stores", () => {
         return Option.getOrThrow(page.keys[0]!.stored).size
       })
     )
-    expect(sizes).toEqual({ memory: 4, redis: 4 }) // observed: memory 3, redis 4
+    expect(sizes).toEqual({ memory: 4, redis: 4 }) // was: memory 3, redis 4
   })
 
   /**
@@ -454,7 +454,7 @@ describe("model: known differences between the stores", () => {
    * Either way a key kept forever drops out of a tag it shares with a retained key, and
    * `invalidateTag` misses it.
    */
-  it.fails("a key kept forever stays in its tag when a retained key shares it", async () => {
+  it("a key kept forever stays in its tag when a retained key shares it", async () => {
     const found = await onBoth((store) =>
       Effect.gen(function*() {
         yield* store.tag("kept", ["shared"], { retainMs: 0 })
@@ -466,7 +466,7 @@ describe("model: known differences between the stores", () => {
         return [(yield* store.tagged("shared")).includes("kept"), (yield* store.tagged("shared2")).includes("kept")]
       })
     )
-    expect(found).toEqual({ memory: [true, true], redis: [true, true] }) // observed: memory [true, false], redis [false, false]
+    expect(found).toEqual({ memory: [true, true], redis: [true, true] }) // was: memory [true, false], redis [false, false]
   })
 
   /**
@@ -475,7 +475,7 @@ describe("model: known differences between the stores", () => {
    * a claim and the commit, the mark goes before the record, and the invalidated value is fresh
    * again. The in-memory store keeps the mark with the record.
    */
-  it.fails("an invalidation lasts as long as the value it marks", async () => {
+  it("an invalidation lasts as long as the value it marks", async () => {
     const marks = await onBoth((store) =>
       Effect.gen(function*() {
         const c = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "A", force: false, retainMs: 300 })
@@ -488,7 +488,7 @@ describe("model: known differences between the stores", () => {
         return `${Option.isSome(read.stored) ? "value kept" : "value gone"}, mark ${read.mark}, next claim ${again._tag}`
       })
     )
-    // observed: redis "value kept, mark -1, next claim Fresh"
+    // was: redis "value kept, mark -1, next claim Fresh"
     expect(marks).toEqual({ memory: "value kept, mark 1, next claim Acquired", redis: "value kept, mark 1, next claim Acquired" })
   })
 })

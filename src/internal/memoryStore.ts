@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Backoff from "./backoff.js"
 import * as Keys from "./keys.js"
+import { absentMarkMs } from "./store.js"
 import type { Claim, Commit, Inspected, Notice, Read, Release, Store, Stored, Subscriber } from "./store.js"
 
 interface Cell {
@@ -38,6 +39,8 @@ const sweep = (server: Server, now: number) => {
   server.sweepAfter = Math.max(1000, server.cells.size)
 }
 
+const utf8 = new TextEncoder()
+
 const isRecord = (v: Cell["value"]): v is Stored => typeof v === "object" && !(v instanceof Set)
 
 export const make = (tenant: string, server: Server = makeServer()): Store => {
@@ -67,9 +70,10 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     // a window that has not begun cannot have been computed (the clock went back)
     return cell.value.bucket > Math.floor(now / cell.value.windowMs) ? undefined : cell.value
   }
-  const touch = (k: string, now: number, retainMs: number) => {
+  /** A key's counter or mark takes its record's lifetime: retained, or kept for ever. */
+  const follow = (k: string, now: number, retainMs: number) => {
     const cell = live(k, now)
-    if (cell !== undefined && retainMs > 0) cells.set(k, { ...cell, expiresAt: now + retainMs })
+    if (cell !== undefined) cells.set(k, { ...cell, expiresAt: until(now, retainMs) })
   }
   const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) => Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
@@ -174,8 +178,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         }
         write(key, keys, value, now, details)
         cells.delete(keys.failures)
-        touch(keys.fence, now, details.retainMs)
-        touch(keys.mark, now, details.retainMs)
+        follow(keys.fence, now, details.retainMs)
+        follow(keys.mark, now, details.retainMs)
         if (token !== undefined && str(keys.lock, now) === token) cells.delete(keys.lock)
         committed(key, value, mark)
         return { _tag: "Committed", now, mark }
@@ -200,7 +204,14 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       atomically((now) => {
         const keys = Keys.make(prefix, key)
         const r = record(keys, now)
-        if (r === undefined && num(keys.fence, now) === undefined) return { now, mark: Option.none() }
+        if (r === undefined && num(keys.fence, now) === undefined) {
+          // a value computed without the store may still be written back (fence 0): mark 0 keeps
+          // it stale; a commit gives the mark the record's lifetime
+          const mark = Math.max(num(keys.mark, now) ?? 0, 0)
+          cells.set(keys.mark, { value: mark, expiresAt: now + absentMarkMs })
+          notify({ _tag: "Invalidated", key, mark })
+          return { now, mark: Option.none() }
+        }
         // the mark lives as long as the records do
         const expiresAt = live(keys.value, now)?.expiresAt ?? live(keys.fence, now)?.expiresAt ?? Infinity
         const mark = lastFence(keys, r, now)
@@ -216,7 +227,9 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           const current = live(name, now)?.value
           const members = new Set(current instanceof Set ? current : [])
           members.add(key)
-          cells.set(name, { value: members, expiresAt: until(now, retainMs) })
+          // the set lives as long as its longest-lived member may
+          const before = current instanceof Set ? live(name, now)!.expiresAt : now
+          cells.set(name, { value: members, expiresAt: Math.max(before, until(now, retainMs)) })
         }
       }),
     tagged: (tag) =>
@@ -234,7 +247,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
         write(key, keys, stored, now, { retainMs })
         cells.delete(keys.failures)
-        touch(keys.mark, now, retainMs)
+        follow(keys.mark, now, retainMs)
         committed(key, stored, mark)
         return { now, mark, bucket, fence }
       }),
@@ -265,7 +278,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
               fence: r.fence,
               windowMs: r.windowMs,
               computedAt: r.computedAt,
-              size: r.data.length,
+              size: utf8.encode(r.data).length,
               durationMs: Option.fromNullable(cell.durationMs),
               tags: cell.tags ?? []
             }),

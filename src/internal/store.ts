@@ -71,6 +71,13 @@ export interface Written extends Answer {
 }
 
 /** `mark`: the new invalidation mark, `None` when the key held nothing to invalidate. */
+/**
+ * How long the invalidation mark of a key with nothing stored lasts: a value computed without
+ * the store before the invalidation may be written back later, and must land stale. A commit
+ * gives the mark its record's lifetime.
+ */
+export const absentMarkMs = 24 * 60 * 60 * 1000
+
 export interface Invalidated {
   readonly now: number
   readonly mark: Option.Option<number>

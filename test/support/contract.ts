@@ -229,6 +229,24 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("invalidating a key with nothing stored keeps a value written back later stale", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          // a value computed without the store (fence 0) before the invalidation
+          const bucket = Math.floor((yield* store.get("k")).now / W)
+          expect(Option.isNone((yield* store.invalidate("k")).mark)).toBe(true)
+          expect((yield* store.get("k")).mark).toBe(0)
+          expect((yield* store.commit("k", stored(bucket, 0), undefined, forever))._tag).toBe("Committed")
+          const read = yield* store.get("k")
+          expect(Option.getOrThrow(read.stored).fence).toBe(0)
+          expect(read.mark).toBe(0) // fence 0 is not above it: stale
+          expect((yield* claimOf(store, "k", "A"))._tag).toBe("Acquired")
+          // the committed record took the mark with it: no lifetime of its own any more
+          const inspected = (yield* store.scan({ count: 100 })).keys.find((k) => k.key === "k")!
+          expect(inspected.mark).toBe(0)
+        })
+      ))
+
     it.effect("a lookup that started before an invalidation may store its value, but not as fresh", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -27,7 +27,7 @@ export interface Entry {
   readonly fence: number
   readonly computedAt: number
   readonly windowMs: number
-  /** The bucket this entry answers hits in (its own, when trusted); -1 when it answers none. */
+  /** The bucket this entry answers hits in (its own, when trusted); `untrusted` when it answers none. */
   readonly freshThrough: number
   readonly decode: Decode
   /** This process's answers for the key, carried across its entries (fields, not an object: the hit path is hot). */
@@ -88,6 +88,14 @@ export interface L1 {
 }
 
 /**
+ * The `freshThrough` of an entry that answers no hit: below every bucket, those of a clock
+ * before 1970 included.
+ */
+export const Untrusted = Number.NEGATIVE_INFINITY
+
+export const isTrusted = (e: Entry): boolean => e.freshThrough !== Untrusted
+
+/**
  * Whether an entry answers a hit in the window `bucket`: trusted, and of that window or the next
  * (this process's clock may be a little behind the store's, within the skew it does not correct).
  * An entry further ahead means our clock went back: the store is asked.
@@ -122,7 +130,7 @@ export const make = (capacity: number): L1 => {
   }
 
   // the counters move with the entry: the untrusted copy replaces it
-  const untrusted = (e: Entry): Entry => (e.freshThrough < 0 ? e : { ...e, freshThrough: -1 })
+  const untrusted = (e: Entry): Entry => (isTrusted(e) ? { ...e, freshThrough: Untrusted } : e)
 
   const publish = (key: string, c: Candidate): Entry => {
     const current = entries.get(key)
@@ -138,7 +146,7 @@ export const make = (capacity: number): L1 => {
       fence: c.fence,
       computedAt: c.computedAt,
       windowMs: c.windowMs,
-      freshThrough: latest ? c.bucket : -1,
+      freshThrough: latest ? c.bucket : Untrusted,
       decode: c.decode,
       hits: current?.hits ?? 0,
       stales: current?.stales ?? 0,
@@ -154,7 +162,7 @@ export const make = (capacity: number): L1 => {
 
   const distrust = (key: string) => {
     const e = entries.get(key)
-    if (e !== undefined && e.freshThrough >= 0) entries.set(key, untrusted(e))
+    if (e !== undefined && isTrusted(e)) entries.set(key, untrusted(e))
   }
 
   return {
@@ -163,7 +171,7 @@ export const make = (capacity: number): L1 => {
     distrust,
     trusted: () => trusted,
     setTrusted: (next) => {
-      if (!next) for (const [key, e] of entries) if (e.freshThrough >= 0) entries.set(key, untrusted(e))
+      if (!next) for (const [key, e] of entries) if (isTrusted(e)) entries.set(key, untrusted(e))
       trusted = next
     },
     heardCommit: (key, windowMs, bucket, fence, mark) => {

@@ -160,7 +160,11 @@ export const lead = <E>(
       yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
       return Option.some(l1.publish(job.key, mine))
     }
-    const committed = yield* store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags }).pipe(
+    // a shutdown does not lose a value already computed: an attempt under way (bounded by the
+    // command timeout) completes; the pauses between attempts stay interruptible
+    const committed = yield* Effect.uninterruptible(
+      store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags })
+    ).pipe(
       Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
       Effect.either
     )

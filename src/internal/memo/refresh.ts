@@ -108,7 +108,7 @@ const claimStep = <E>(
         // fresh but unreadable here (another schema, a foreign record): recompute it
         if (fresh === undefined) return { _tag: "Claim", recompute: true, waited: step.waited, failures: 0 } satisfies Step
         const entry = l1.publish(job.key, fresh)
-        if (entry.freshThrough < 0) {
+        if (!L1.isTrusted(entry)) {
           // the store vouched for it, but notices may be missing: check again, no sooner than a poll
           l1.setRetry(job.key, c.now + settings.pollMs)
         } else if (entry.bucket < Window.bucketOf(c.now, job.spec.windowMs)) {
@@ -125,7 +125,10 @@ const claimStep = <E>(
       switch (c._tag) {
         case "Acquired": {
           const led = yield* Leader.lead(core, job, c, token, (entry) => offer(entry, "miss"))
-          return Option.isSome(led) ? done(Option.some({ entry: led.value, cache: "miss" })) : claimAgain
+          if (Option.isNone(led)) return claimAgain
+          // invalidated while it ran (or the store is not sure it is the latest): the requests
+          // have their answer; the window's value is what the next claim says
+          return L1.isTrusted(led.value) ? done(Option.some({ entry: led.value, cache: "miss" })) : claimAgain
         }
         case "Busy":
           return { _tag: "Wait", ms: busyWait(core, c.ttlMs), listener } satisfies Step

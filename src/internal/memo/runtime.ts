@@ -171,7 +171,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
               const c = Core.candidate(spec, stored, latest, read.mark)
               if (c === undefined) return Option.none()
               const entry = l1.publish(key, c)
-              return Option.some<Core.Outcome>({ entry, cache: entry.freshThrough >= 0 ? "hit" : "stale" })
+              return Option.some<Core.Outcome>({ entry, cache: L1.isTrusted(entry) ? "hit" : "stale" })
             })
           ),
           Effect.catchAll((e) => Effect.as(Core.storeFailed(e), Option.none()))

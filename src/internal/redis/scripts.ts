@@ -70,6 +70,10 @@ end
 local function expire(k, retain)
   if retain > 0 then redis.call('PEXPIRE', k, retain) end
 end
+-- a key's counter or mark takes its record's lifetime: retained, or kept for ever
+local function follow(k, retain)
+  if retain > 0 then redis.call('PEXPIRE', k, retain) else redis.call('PERSIST', k) end
+end
 local function setCounter(k, n, retain)
   if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
 end
@@ -176,8 +180,8 @@ end
 if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
 write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12])
 redis.call('DEL', KEYS[4])
-expire(KEYS[3], retain)
-expire(KEYS[5], retain)
+follow(KEYS[3], retain)
+follow(KEYS[5], retain)
 if ARGV[6] ~= '' and stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
 committed(ARGV[9], ARGV[10], b, f, w, tt, ARGV[5])
 return reply('committed', {}, false)
@@ -206,17 +210,26 @@ return reply('released', {}, false)
 `
 
 /**
- * KEYS: value, fence, mark. ARGV: full, channel, key. Marks every value computed so far stale:
+ * KEYS: value, fence, mark. ARGV: full, channel, key, absentMs (how long the mark of a key with
+ * nothing stored lasts before a commit adopts it). Marks every value computed so far stale:
  * the mark becomes the last fence issued, so that a lookup running now commits a stale value
  * and the next claim recomputes. The value itself stays (last-known-good). The mark lives as
  * long as the value (or the fence counter) does.
- * Reply: `invalidated now mark`, or `absent now -1` when the key holds nothing.
+ * Reply: `invalidated now mark`, or `absent now mark` when the key holds nothing.
  */
 export const invalidate = `${prelude}${lastFence}
 local r = record(KEYS[1], ARGV[1])
-if not r and not counter(KEYS[2]) then return reply('absent', {}, false) end
+if not r and not counter(KEYS[2]) then
+  -- nothing stored and no fence issued: a value computed without the store may still be written
+  -- back (fence 0), so the mark is 0 and keeps it stale; a commit gives it the record's lifetime
+  mark = math.max(counter(KEYS[3]) or 0, 0)
+  setCounter(KEYS[3], mark, tonumber(ARGV[4]))
+  publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
+  return reply('absent', {}, false)
+end
+-- the mark lives as long as the value (PTTL -1: for ever), or the counter when there is none
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then ttl = redis.call('PTTL', KEYS[2]) end
+if ttl == -2 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
 mark = lastFence(KEYS[2], r)
 setCounter(KEYS[3], mark, ttl)
@@ -246,7 +259,7 @@ end
 setCounter(KEYS[2], fence, retain)
 write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
 redis.call('DEL', KEYS[3])
-expire(KEYS[4], retain)
+follow(KEYS[4], retain)
 committed(ARGV[5], ARGV[6], bucket, fence, w, now, ARGV[2])
 return reply('set', { bucket, fence }, false)
 `
@@ -270,9 +283,26 @@ end
 return out
 `
 
+/**
+ * KEYS: tag set. ARGV: member, retainMs. Adds a key to a tag. The set lives as long as its
+ * longest-lived member may: a member kept for ever makes it permanent, and a shorter `retain`
+ * never cuts a longer one. Reply: `tagged now -1`.
+ */
+export const tag = `${prelude}
+local retain = tonumber(ARGV[2])
+local before = redis.call('PTTL', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+if retain <= 0 then
+  redis.call('PERSIST', KEYS[1])
+elseif before == -2 or (before >= 0 and before < retain) then
+  redis.call('PEXPIRE', KEYS[1], retain)
+end
+return { 'tagged', str(now), '-1' }
+`
+
 /** How many of each script's arguments are keys (all in one hash tag). */
-export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4, inspect: 3 } as const
+export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4, inspect: 3, tag: 1 } as const
 
 export type Name = keyof typeof keyCounts
 
-export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set, inspect }
+export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set, inspect, tag }

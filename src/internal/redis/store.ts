@@ -8,7 +8,7 @@ import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
 import type { Backoff, Claim, Commit, Inspected, Notice, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
-import { RedisError } from "../store.js"
+import { absentMarkMs, RedisError } from "../store.js"
 import * as Breaker from "./breaker.js"
 import * as Client from "./client.js"
 import * as Scripts from "./scripts.js"
@@ -323,7 +323,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     release: (key, token, backoff) => release(key, token, backoff, attempt),
     invalidate: (key) => {
       const k = Keys.make(prefix, key)
-      return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped], (r) => {
+      return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped, absentMarkMs], (r) => {
         const h = header(r)
         if (h === undefined || (h.status !== "invalidated" && h.status !== "absent")) return undefined
         return { now: h.now, mark: h.status === "absent" ? Option.none() : Option.some(h.mark) }
@@ -331,12 +331,10 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     tag: (key, tags, { retainMs }) => {
       const member = Keys.make(prefix, key).escaped
-      return tagCall("tag", () =>
-        Promise.all(tags.map(async (tag) => {
-          const name = Keys.tagKey(prefix, tag)
-          await client.sadd(name, member)
-          if (retainMs > 0) await client.pexpire(name, retainMs)
-        })))
+      // one script per tag: each set is a slot of its own
+      return tagCall("tag", () => Promise.all(tags.map((tag) => run("tag", [Keys.tagKey(prefix, tag)], [member, retainMs])))).pipe(
+        Effect.asVoid
+      )
     },
     tagged: (tag) =>
       tagCall("tagged", async () => {
