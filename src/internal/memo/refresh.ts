@@ -6,7 +6,8 @@
  *   corrected clock) not invalidated is the answer, else it is offered as stale and we claim.
  * - `Claim`: ask the store, which decides by its own clock. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
  *   `Busy` → wait for the holder. `Backoff` → done for now if we hold a value, else wait it out.
- *   Store unreachable → run locally (`leader.local`).
+ * - `Unreachable`: the store did not answer a read or a claim: serve what we hold until the
+ *   breaker's probe, retry a cold key a few times, then run locally (`leader.local`).
  * - `Wait`: until the holder's commit notice (with its value, when small) or the poll interval,
  *   whichever comes first; then claim again.
  * - `Done`: the outcome, or `None` when there is nothing newer to be had now.
@@ -20,6 +21,7 @@ import * as Window from "../../Window.js"
 import * as Core from "./core.js"
 import * as L1 from "./l1.js"
 import * as Leader from "./leader.js"
+import type { RedisError } from "../store.js"
 import type * as Notices from "./notices.js"
 
 type Step =
@@ -30,6 +32,8 @@ type Step =
    * `failures`: claims of this run the store did not answer.
    */
   | { readonly _tag: "Claim"; readonly recompute: boolean; readonly waited: boolean; readonly failures: number }
+  /** The store did not answer the read or the claim `claim`: serve, wait for it, or run on our own. */
+  | { readonly _tag: "Unreachable"; readonly error: RedisError; readonly claim: Extract<Step, { _tag: "Claim" }> }
   /** Until the key's next commit notice or `ms`, then `next` (by default, claim again). */
   | { readonly _tag: "Wait"; readonly ms: number; readonly listener: Notices.Listener; readonly next?: Step }
   | { readonly _tag: "Done"; readonly outcome: Option.Option<Core.Outcome> }
@@ -84,22 +88,7 @@ const claimStep = <E>(
         force: step.recompute,
         retainMs: job.spec.retainMs
       }))
-      if (Either.isLeft(claimed)) {
-        yield* Core.storeFailed(claimed.left)
-        const held = l1.entries.get(job.key)
-        const holds = held !== undefined && held.windowMs === job.spec.windowMs
-        if (holds && !refreshing && claimed.left.reason === "CircuitOpen") {
-          // no answer yet either way: serve what we hold and ask again once the breaker lets a
-          // probe through; only a store that fails its probe makes us run on our own
-          l1.setRetry(job.key, (yield* Core.now(core)) + settings.redisRetryMs)
-          return done(Option.none())
-        }
-        if (!holds && step.failures + 1 < coldAttempts) {
-          return { _tag: "Wait", ms: settings.redisRetryMs, listener, next: { ...step, failures: step.failures + 1 } } satisfies Step
-        }
-        const produced = yield* Leader.local(core, job, refreshing)
-        return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
-      }
+      if (Either.isLeft(claimed)) return { _tag: "Unreachable", error: claimed.left, claim: step } satisfies Step
       const c = claimed.right
       yield* Core.observe(core, c.now)
       Metrics.update(Metrics.lockOutcomes, 1, { outcome: c._tag.toLowerCase() })
@@ -147,12 +136,44 @@ const claimStep = <E>(
     )
   })
 
-const firstClaim: Step = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
+const unreachableStep = <E>(
+  core: Core.Core,
+  job: Core.Job<E>,
+  step: Extract<Step, { _tag: "Unreachable" }>,
+  refreshing: boolean
+): Effect.Effect<Step, E> =>
+  Effect.gen(function*() {
+    const { l1, settings } = core
+    yield* Core.storeFailed(step.error)
+    const held = l1.entries.get(job.key)
+    const holds = held !== undefined && held.windowMs === job.spec.windowMs
+    if (holds && !refreshing && step.error.reason === "CircuitOpen") {
+      // no answer yet either way: serve what we hold and ask again once the breaker lets a
+      // probe through; only a store that fails its probe (a read or a claim) makes us run on
+      // our own
+      l1.setRetry(job.key, (yield* Core.now(core)) + settings.redisRetryMs)
+      return done(Option.none())
+    }
+    if (!holds && step.claim.failures + 1 < coldAttempts) {
+      return {
+        _tag: "Wait",
+        ms: settings.redisRetryMs,
+        listener: core.notices.listen(job.key, job.spec.decode),
+        next: { ...step.claim, failures: step.claim.failures + 1 }
+      } satisfies Step
+    }
+    const produced = yield* Leader.local(core, job, refreshing)
+    return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
+  })
+
+const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
 
 const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<Step> =>
   Effect.matchEffect(core.store.read(job.key), {
-    // the claim that follows answers for an unreachable store
-    onFailure: () => Effect.succeed(firstClaim),
+    // a fault is the store's answer for this attempt (a probe the breaker let through, too):
+    // asking again at once would only meet the breaker; an open breaker has the claim decide
+    onFailure: (error) =>
+      Effect.succeed<Step>(error.reason === "CircuitOpen" ? firstClaim : { _tag: "Unreachable", error, claim: firstClaim }),
     onSuccess: (read) =>
       // judged by the store's clock as last measured (not only past the skew threshold): a read
       // must not call a value fresh that the store would not
@@ -203,6 +224,8 @@ export const obtain = <E>(
         return Effect.flatMap(readStep(core, job, offer), loop)
       case "Claim":
         return Effect.flatMap(claimStep(core, job, offer, step, refreshing), loop)
+      case "Unreachable":
+        return Effect.flatMap(unreachableStep(core, job, step, refreshing), loop)
       case "Wait":
         return Effect.flatMap(waitStep(core, job, step), loop)
     }
