@@ -762,6 +762,15 @@ export const layerMysql: Layer.Layer<Ledger, ConfigError.ConfigError> = Layer.un
 // ---------------------------------------------------------------------------------------------
 // memory
 
+/** A group of trades' totals, and its prices for medians. */
+interface Trades {
+  trades: number
+  quantity: number
+  volume: number
+  priceSum: number
+  readonly prices: Array<number>
+}
+
 /** The same queries over `LedgerData`, scanning typed arrays. */
 export const makeMemory = (data: Synthetic.LedgerData): Service => {
   const r = data.rows
@@ -769,6 +778,16 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
   const accountName = new Map(data.accounts.map((a) => [a.id, a.name]))
   const dayOf = (sec: number) => Synthetic.formatDay(Math.floor(sec / 86_400) * 86_400)
   const sinceSec = (span: Span) => Date.parse(`${span.from}T00:00:00Z`) / 1000
+  /** Adds trade row `i` to the totals under `key`. */
+  const addTrade = <K>(totals: Map<K, Trades>, key: K, i: number) => {
+    let acc = totals.get(key)
+    if (acc === undefined) totals.set(key, acc = { trades: 0, quantity: 0, volume: 0, priceSum: 0, prices: [] })
+    acc.trades++
+    acc.quantity += r.quantity[i]!
+    acc.volume += r.amount[i]!
+    acc.priceSum += r.unitPrice[i]!
+    acc.prices.push(r.unitPrice[i]!)
+  }
   /** Visits the rows of the span (rows are in time order). */
   const scan = (span: Span, f: (i: number) => void) => {
     const from = sinceSec(span)
@@ -887,17 +906,11 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
     }),
     market: (span) =>
       Effect.sync(() => {
-        const byItem = new Map<number, { trades: number; quantity: number; volume: number; priceSum: number; prices: Array<number> }>()
+        const byItem = new Map<number, Trades>()
         scan(span, (i) => {
           if (r.kind[i] !== TRADE) return
           const id = r.item[i]!
-          let acc = byItem.get(id)
-          if (acc === undefined) byItem.set(id, acc = { trades: 0, quantity: 0, volume: 0, priceSum: 0, prices: [] })
-          acc.trades++
-          acc.quantity += r.quantity[i]!
-          acc.volume += r.amount[i]!
-          acc.priceSum += r.unitPrice[i]!
-          acc.prices.push(r.unitPrice[i]!)
+          addTrade(byItem, id, i)
         })
         return [...byItem.entries()]
           .filter(([id]) => itemName.has(id))
@@ -995,18 +1008,12 @@ export const makeMemory = (data: Synthetic.LedgerData): Service => {
       Effect.sync(() => Option.map(Option.fromNullable(itemName.get(id)), (name): ItemInfo => ({ id, name }))),
     itemTrades: (id, span) =>
       Effect.sync(() => {
-        const days = new Map<string, { trades: number; quantity: number; volume: number; priceSum: number; prices: Array<number> }>()
+        const days = new Map<string, Trades>()
         const all: Array<number> = []
         for (const i of inSpan(rowsOfItem(id), span)) {
           if (r.kind[i] !== TRADE) continue
           const day = dayKey(i)
-          let acc = days.get(day)
-          if (acc === undefined) days.set(day, acc = { trades: 0, quantity: 0, volume: 0, priceSum: 0, prices: [] })
-          acc.trades++
-          acc.quantity += r.quantity[i]!
-          acc.volume += r.amount[i]!
-          acc.priceSum += r.unitPrice[i]!
-          acc.prices.push(r.unitPrice[i]!)
+          addTrade(days, day, i)
           all.push(r.unitPrice[i]!)
         }
         return {
