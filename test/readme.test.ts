@@ -6,9 +6,13 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, TestClock } from "effect"
+import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import * as Testing from "lockstep/testing"
+import { Memo, Redis } from "lockstep"
 import * as Fs from "node:fs"
 import * as HttpApi from "../examples/http-api.js"
+import * as Invalidation from "../examples/invalidation.js"
+import * as ItemPage from "../examples/item-page.js"
 import * as ManagedRuntimeExample from "../examples/managed-runtime.js"
 import { CacheLive, program } from "../examples/page-loader.js"
 
@@ -18,6 +22,8 @@ describe("README", () => {
   const readme = Fs.readFileSync(new URL("README.md", root), "utf8")
   const quoted = [
     "examples/page-loader.ts",
+    "examples/item-page.ts",
+    "examples/invalidation.ts",
     "examples/http-api.ts",
     "examples/managed-runtime.ts",
     "test/readme-example.test.ts",
@@ -48,6 +54,78 @@ describe("README", () => {
       for (let i = 0; i < 3; i++) yield* TestClock.adjust("200 millis")
       expect((yield* Fiber.join(perRequest)).map((info) => info.cache)).toEqual(["miss", "miss", "miss"])
     }))
+
+  it.effect("runs the keyed item page: cold miss, hits with their headers, peek, keepWarm, a tag invalidation", () =>
+    Effect.gen(function*() {
+      const item7 = { id: 7, trades: 21, volume: 700 }
+      // nothing held: peek answers None and runs no lookup
+      expect(yield* ItemPage.lastKnown(7)).toEqual(Option.none())
+
+      // cold: the request waits for the lookup (100 ms); keepWarm computes item 1 meanwhile
+      const first = yield* Effect.fork(ItemPage.handle(7))
+      yield* TestClock.adjust("100 millis")
+      const cold = yield* Fiber.join(first)
+      expect(cold.body).toEqual(item7)
+      expect(cold.headers).toEqual({
+        "cache-control": "public, max-age=59, stale-while-revalidate=60",
+        "age": "0",
+        "x-cache": "miss",
+        "x-server-now": "100",
+        "x-next-boundary": "60000",
+        "x-computed-at": "100"
+      })
+      expect((yield* Testing.instantly(ItemPage.handle(7))).headers["x-cache"]).toBe("hit")
+      expect(yield* Testing.instantly(ItemPage.itemPage.get(7))).toEqual(item7)
+      expect(yield* ItemPage.lastKnown(7)).toEqual(Option.some(item7))
+      expect((yield* Testing.instantly(ItemPage.handle(1))).headers["x-cache"]).toBe("hit")
+
+      // next window: item 1 was recomputed 100 ms after the boundary, item 7 is stale until its refresh
+      yield* TestClock.adjust("60100 millis") // now 60 200
+      const warm = yield* Testing.instantly(ItemPage.handle(1))
+      expect(warm.headers).toMatchObject({ "x-cache": "hit", "x-computed-at": "60200", "age": "0" })
+      const stale = yield* Testing.instantly(ItemPage.handle(7))
+      expect(stale.headers).toMatchObject({ "x-cache": "stale", "cache-control": "public, max-age=0, stale-while-revalidate=60" })
+      yield* TestClock.adjust("100 millis")
+      expect((yield* Testing.instantly(ItemPage.handle(7))).headers["x-cache"]).toBe("hit")
+
+      // a tag reaches every key it was given to; the last value stays, marked stale
+      expect(yield* Memo.invalidateTag("items")).toBe(2)
+      expect((yield* Testing.instantly(ItemPage.handle(7))).headers["x-cache"]).toBe("stale")
+      expect(Option.map(yield* ItemPage.itemPage.peek(1), (info) => info.stale)).toEqual(Option.some(true))
+      yield* TestClock.adjust("100 millis")
+      expect((yield* Testing.instantly(ItemPage.handle(7))).headers["x-cache"]).toBe("hit")
+    }).pipe(Effect.provide(ItemPage.AppLive)))
+
+  it.effect("runs the invalidation example: a fixed key's invalidate, set, refresh and tag, seen by Memo.memo too", () =>
+    Effect.gen(function*() {
+      const Dashboard = Schema.Struct({ volume: Schema.Number })
+      // the same key, window, schema and producer as the example's loader
+      const aggregate = Effect.succeed({ volume: 1_250_000 }).pipe(Effect.delay("200 millis"))
+      const memo = Memo.memoWithInfo({ key: "dashboard", window: "1 minute", schema: Dashboard }, aggregate)
+      const first = yield* Effect.fork(Invalidation.dashboard.get())
+      yield* TestClock.adjust("200 millis")
+      expect(yield* Fiber.join(first)).toEqual({ volume: 1_250_000 })
+      expect(yield* Testing.instantly(memo)).toMatchObject({ value: { volume: 1_250_000 }, cache: "hit" })
+
+      // invalidated: the last value at once, stale, then one recompute
+      yield* Invalidation.afterWrite
+      expect(yield* Testing.instantly(memo)).toMatchObject({ value: { volume: 1_250_000 }, cache: "stale", stale: true })
+      yield* TestClock.adjust("200 millis")
+      expect(yield* Testing.instantly(memo)).toMatchObject({ value: { volume: 1_250_000 }, cache: "hit", computedAt: 400 })
+
+      // set: this window's value at once, everywhere
+      expect(yield* Invalidation.publish(7)).toMatchObject({ value: { volume: 7 }, cache: "hit", stale: false })
+      expect(yield* Testing.instantly(memo)).toMatchObject({ value: { volume: 7 }, cache: "hit" })
+
+      // refresh: recomputed now, the new value answered
+      const refreshed = yield* Effect.fork(Invalidation.refreshNow)
+      yield* TestClock.adjust("200 millis")
+      expect(yield* Fiber.join(refreshed)).toMatchObject({ value: { volume: 1_250_000 }, stale: false, computedAt: 600 })
+
+      // the tag reaches the key
+      expect(yield* Invalidation.afterDeploy).toBe(1)
+      expect(yield* Testing.instantly(memo)).toMatchObject({ cache: "stale" })
+    }).pipe(Effect.provide(Memo.layer.pipe(Layer.provide(Redis.layerMemory)))))
 
   it.live("runs the HttpApi example: the first request computes, the next one is a hit, with the cache's headers", () =>
     Effect.gen(function*() {
