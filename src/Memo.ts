@@ -509,7 +509,7 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
         const key = keyOf(k)
         return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, o))
       }),
-    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value), (o) => answer(engine, o))),
+    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, o))),
     [WarmId]: (k: K, at: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine

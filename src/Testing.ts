@@ -174,7 +174,7 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     renew: (key, token, leaseMs) => call("renew", () => store.renew(key, token, leaseMs)),
     commit: (key, value, token, lifetimes) => call("commit", () => store.commit(key, value, token, lifetimes)),
     release: (key, token, backoff) => call("release", () => store.release(key, token, backoff)),
-    invalidate: (key) => call("invalidate", () => store.invalidate(key)),
+    invalidate: (key, options) => call("invalidate", () => store.invalidate(key, options)),
     tag: (key, tags, lifetimes) => call("tag", () => store.tag(key, tags, lifetimes)),
     tagged: (tag) => call("tagged", () => store.tagged(tag)),
     set: (key, value, lifetimes) => call("set", () => store.set(key, value, lifetimes)),

@@ -3,7 +3,7 @@
  * the in-memory store, whose notices are delivered at once), under `TestClock`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Schema, TestClock } from "effect"
+import { Effect, Exit, Fiber, Option, Schema, Scope, TestClock } from "effect"
 import { Memo } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -172,6 +172,60 @@ describe("invalidation on a fleet", () => {
       expect(yield* Fiber.join(leader)).toMatchObject({ value: 1, cache: "miss" })
       expect(yield* Fiber.join(follower)).toMatchObject({ value: 1, cache: "miss" })
       expect(yield* producer.runs).toBe(1)
+    }))
+
+  it.scoped("a waiter claims as soon as the holder lets go of the lock (a shutdown), not at its next poll", () =>
+    Effect.gen(function*() {
+      const { pages, producer } = yield* makePages(1_000)
+      const { Redis } = yield* Effect.promise(() => import("../src/index.js"))
+      const server = Redis.makeMemoryServer()
+      const settings = { pollInterval: "10 seconds", lease: "30 seconds" } as const
+      const runtimeIn = (scope: Scope.Scope) =>
+        Effect.flatMap(Redis.makeMemory({ tenant: "t", server }), (store) =>
+          Memo.make(settings).pipe(Effect.provideService(Redis.Redis, store), Scope.extend(scope)))
+      const shutdown = yield* Scope.make()
+      const a = yield* runtimeIn(shutdown)
+      const b = yield* runtimeIn(yield* Effect.scope)
+      yield* Effect.fork(Effect.provideService(pages.get("k"), Memo.Memo, a))
+      yield* TestClock.adjust(10)
+      const waiter = yield* Effect.fork(Effect.provideService(pages.getWithInfo("k"), Memo.Memo, b))
+      yield* TestClock.adjust(10)
+      yield* Scope.close(shutdown, Exit.void) // a's run is interrupted and its lock released
+      yield* TestClock.adjust(1)
+      expect((yield* producer.stats).startedAt).toHaveLength(2) // b took over at once
+      yield* TestClock.adjust(1_000)
+      expect(yield* Fiber.join(waiter)).toMatchObject({ value: 2, cache: "miss" })
+    }))
+
+  it.scoped("set tags the key like a run does: a tag's invalidation reaches a key only ever set", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(2)
+      const { pages, producer } = yield* makePages(100)
+      const [a, b] = fleet.pods as [Testing.Pod, Testing.Pod]
+      yield* a.run(pages.set("market:9", 42))
+      expect(yield* Testing.instantly(b.run(pages.getWithInfo("market:9")))).toMatchObject({ value: 42, cache: "hit" })
+      yield* b.run(Memo.invalidateTag("market"))
+      expect(yield* Testing.instantly(a.run(pages.getWithInfo("market:9")))).toMatchObject({ value: 42, cache: "stale" })
+      yield* TestClock.adjust(100)
+      expect(yield* producer.runs).toBe(1)
+    }))
+
+  it.scoped("a tag's invalidation leaves no mark on a member whose records are gone", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(1)
+      const producer = yield* Testing.producer((run) => Effect.succeed(run), { duration: 0 })
+      const lookup = () => producer.effect
+      const kept = Memo.loader({ key: (k: string) => k, window: windowMs, schema: Schema.Number, lookup, tags: ["shared"] })
+      const brief = Memo.loader({ key: (k: string) => k, window: windowMs, schema: Schema.Number, lookup, tags: ["shared"], retain: windowMs })
+      const pod = fleet.pods[0]!
+      yield* pod.run(kept.get("kept"))
+      yield* pod.run(brief.get("gone"))
+      // past retain: the brief key's records are dropped; the tag set lives on for the kept one
+      yield* TestClock.adjust(windowMs + 1)
+      expect(Option.isNone((yield* fleet.store.get("gone")).stored)).toBe(true)
+      expect(yield* pod.run(Memo.invalidateTag("shared"))).toBe(2)
+      expect((yield* fleet.store.get("kept")).mark).toBe(1)
+      expect((yield* fleet.store.get("gone")).mark).toBe(-1)
     }))
 
   it.scoped("tenants never see each other's notices", () =>

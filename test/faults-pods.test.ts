@@ -68,15 +68,10 @@ describe("faults: pods", () => {
   })
 
   /**
-   * Library defect, kept as a failing test. After its clock steps back 5 s, the pod's L1 value
-   * (of the real current window) belongs to a window 5 windows "ahead" of the pod's clock, so
-   * every request is a fresh hit: the pod makes no Redis call, never gets the server's `TIME`,
-   * and does not correct its clock until the clock has caught up by itself. Observed in every
-   * run: 1, 2, 3, 4, 5 windows behind Redis in the 5 one-second slices after the step (0 after),
-   * all answered as `hit` (`stale: false`), first claim 5.3 to 5.7 s after the step, while the
-   * other pods followed every window. The fleet promise (one start per window, nothing older
-   * served) holds; the stepped pod's freshness does not: Redis is meant to decide the window.
-   * Remove `.fails` once the stepped pod is at most one window behind.
+   * After its clock steps back 5 s, the pod's L1 value (of the real current window) is 5 windows
+   * "ahead" of the pod's clock. An entry more than one window ahead is no hit (the clock went
+   * back): the pod asks Redis, gets its `TIME` and corrects its clock. (Before that fix every
+   * request was a fresh hit for 5 s, 1 to 5 windows behind Redis.)
    */
   it("a pod's clock steps back 5 s at run time: it keeps following Redis' windows, one start per window, nothing served older", async () => {
     const WINDOW = 1000

@@ -191,6 +191,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
         if (base === 0) {
           cells.delete(keys.lock)
+          notify({ _tag: "Released", key })
           return { _tag: "Released", now }
         }
         const max = Math.max(1, Math.round(backoff!.maxMs))
@@ -200,11 +201,12 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         cells.set(keys.lock, { value: `backoff:${token}`, expiresAt: now + ms })
         return { _tag: "Backoff", now, ms }
       }),
-    invalidate: (key) =>
+    invalidate: (key, options) =>
       atomically((now) => {
         const keys = Keys.make(prefix, key)
         const r = record(keys, now)
         if (r === undefined && num(keys.fence, now) === undefined) {
+          if (options?.markAbsent === false) return { now, mark: Option.none() }
           // a value computed without the store may still be written back (fence 0): mark 0 keeps
           // it stale; a commit gives the mark the record's lifetime
           const mark = Math.max(num(keys.mark, now) ?? 0, 0)

@@ -78,6 +78,15 @@ export interface Written extends Answer {
  */
 export const absentMarkMs = 24 * 60 * 60 * 1000
 
+export interface InvalidateOptions {
+  /**
+   * Mark a key with nothing stored too (the default): a value computed without the store may be
+   * written back later. A tag's invalidation skips its members that are gone (their `retain`
+   * lapsed), rather than leave a mark for each.
+   */
+  readonly markAbsent?: boolean | undefined
+}
+
 export interface Invalidated {
   readonly now: number
   readonly mark: Option.Option<number>
@@ -102,6 +111,8 @@ export type Notice =
     readonly data: Option.Option<string>
   }
   | { readonly _tag: "Invalidated"; readonly key: string; readonly mark: number }
+  /** A holder let go of the key's lock without a value (interrupted, shut down): waiters may claim. */
+  | { readonly _tag: "Released"; readonly key: string }
 
 /** The subscription's state: while it is not `up`, notices may be missing. */
 export type BusState = "up" | "down"
@@ -184,7 +195,7 @@ export interface Store {
    * Marks the stored value stale (it stays, as last-known-good) and tells the fleet. The mark
    * lives as long as the key's records do.
    */
-  readonly invalidate: (key: string) => Effect.Effect<Invalidated, RedisError>
+  readonly invalidate: (key: string, options?: InvalidateOptions) => Effect.Effect<Invalidated, RedisError>
   /** Adds the key to each tag's set, so that `tagged` finds it. */
   readonly tag: (key: string, tags: ReadonlyArray<string>, lifetimes: Lifetimes) => Effect.Effect<void, RedisError>
   /** The keys a tag was given to. */

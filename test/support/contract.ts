@@ -308,6 +308,21 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("a released lock is noticed, so that waiters claim at once; a back-off marker is not", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const { notices, settle } = yield* noticesDuring(store, c, Effect.gen(function*() {
+            yield* acquire(store, "free", "A")
+            expect((yield* store.release("free", "A"))._tag).toBe("Released")
+            yield* acquire(store, "failing", "B")
+            expect((yield* store.release("failing", "B", { baseMs: 1_000, maxMs: 1_000 }))._tag).toBe("Backoff")
+            yield* put(store, "after")
+          }))
+          yield* settle(2)
+          expect(notices.map((n) => [n._tag, n.key])).toEqual([["Released", "free"], ["Committed", "after"]])
+        })
+      ))
+
     it.effect("tenants never see each other's notices", () =>
       Effect.gen(function*() {
         const base = freshTenant("bus")

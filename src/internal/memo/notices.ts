@@ -12,7 +12,7 @@ import type { BusState, Notice } from "../store.js"
 import type * as L1 from "./l1.js"
 
 export interface Listener {
-  /** Completes on the key's next commit, with its value when the notice carried one. */
+  /** Completes on the key's next commit, with its value when the notice carried one, or its lock's release. */
   readonly await: Effect.Effect<Option.Option<L1.Entry>>
   readonly cancel: Effect.Effect<void>
 }
@@ -93,12 +93,21 @@ export const make = (l1: L1.L1): Notices => {
     }
   }
 
+  /** The lock is free: a worker waiting for its holder claims now rather than at its next poll. */
+  const released = (key: string) => {
+    const w = waiting.get(key)
+    if (w === undefined) return
+    waiting.delete(key)
+    Deferred.unsafeDone(w.deferred, Effect.succeed(Option.none()))
+  }
+
   return {
     listen,
     onNotice: (notice) => {
       Metrics.noticesReceived.unsafeUpdate(1, [])
       if (notice._tag === "Committed") committed(notice)
-      else l1.heardInvalidation(notice.key, notice.mark)
+      else if (notice._tag === "Invalidated") l1.heardInvalidation(notice.key, notice.mark)
+      else released(notice.key)
     },
     onState: (next) => {
       if (next === state) return

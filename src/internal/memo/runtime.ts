@@ -51,7 +51,7 @@ export interface Engine extends Core.Core {
   readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
   readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
-  readonly set: (spec: Core.Spec, key: string, value: unknown) => Effect.Effect<Core.Outcome, ParseError>
+  readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError>
   /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
   readonly inspect: (options: { readonly cursor?: string | undefined; readonly count: number }) => Effect.Effect<Inspection, RedisError>
   /** Every piece of per-key state, by how many keys it holds: each is bounded. */
@@ -178,18 +178,23 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         )
       })
 
-    const invalidate: Engine["invalidate"] = (key) =>
-      store.invalidate(key).pipe(
+    const invalidateKey = (key: string, markAbsent: boolean) =>
+      store.invalidate(key, { markAbsent }).pipe(
         Effect.tap((done) => Effect.sync(() => Option.map(done.mark, (mark) => l1.heardInvalidation(key, mark)))),
         // this process at least stops answering hits with it
-        Effect.tapError(() => Effect.sync(() => l1.distrust(key))),
+        Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
         Effect.asVoid,
         Effect.withSpan("lockstep.invalidate", { attributes: { "lockstep.key": key }, captureStackTrace: false })
       )
 
+    const invalidate: Engine["invalidate"] = (key) => invalidateKey(key, true)
+
     const invalidateTag: Engine["invalidateTag"] = (tag) =>
       store.tagged(tag).pipe(
-        Effect.flatMap((keys) => Effect.forEach(keys, invalidate, { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))),
+        // a member whose records are gone needs no mark
+        Effect.flatMap((keys) =>
+          Effect.forEach(keys, (key) => invalidateKey(key, false), { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))
+        ),
         Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
       )
 
@@ -214,9 +219,11 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key, "lockstep.forced": true }, captureStackTrace: false })
       )
 
-    const set: Engine["set"] = (spec, key, value) =>
+    const set: Engine["set"] = (spec, key, value, tags) =>
       Effect.gen(function*() {
         const data = yield* spec.encode(value)
+        // like a lookup's run: a tag invalidation from now on reaches the key
+        if (tags.length > 0) yield* Effect.catchAll(store.tag(key, tags, spec), (e) => Core.storeFailed(e))
         const written = yield* Effect.either(store.set(key, { data, windowMs: spec.windowMs }, spec))
         const decode = spec.decode
         if (Either.isRight(written)) {
@@ -237,7 +244,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         yield* Core.storeFailed(written.left)
         const at = Math.round(yield* Core.now(core))
         const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => [] }
+        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => tags }
         yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
         const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
         return { entry, cache: "hit" } satisfies Core.Outcome

@@ -188,8 +188,9 @@ return reply('committed', {}, false)
 `
 
 /**
- * KEYS: lock, failures. ARGV: token, baseMs, maxMs. Drops our lock or, when `baseMs > 0`, turns
- * it into a back-off marker so that the fleet does not retry a failing lookup at once. The
+ * KEYS: lock, failures. ARGV: token, baseMs, maxMs, channel, key. Drops our lock (and tells the
+ * waiting processes, so that one claims at once) or, when `baseMs > 0`, turns it into a back-off
+ * marker so that the fleet does not retry a failing lookup at once. The
  * marker lasts `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the
  * last commit (forgotten after ten times `maxMs` without one).
  * Reply: `released now mark`, `backoff now mark ms` or `lost now mark`.
@@ -206,12 +207,13 @@ if base > 0 then
   return reply('backoff', { ms }, false)
 end
 redis.call('DEL', KEYS[1])
+publish(ARGV[4], 'r|' .. #ARGV[5] .. '|' .. ARGV[5])
 return reply('released', {}, false)
 `
 
 /**
  * KEYS: value, fence, mark. ARGV: full, channel, key, absentMs (how long the mark of a key with
- * nothing stored lasts before a commit adopts it). Marks every value computed so far stale:
+ * nothing stored lasts before a commit adopts it; 0: leave such a key unmarked). Marks every value computed so far stale:
  * the mark becomes the last fence issued, so that a lookup running now commits a stale value
  * and the next claim recomputes. The value itself stays (last-known-good). The mark lives as
  * long as the value (or the fence counter) does.
@@ -220,6 +222,7 @@ return reply('released', {}, false)
 export const invalidate = `${prelude}${lastFence}
 local r = record(KEYS[1], ARGV[1])
 if not r and not counter(KEYS[2]) then
+  if tonumber(ARGV[4]) <= 0 then return reply('absent', {}, false) end
   -- nothing stored and no fence issued: a value computed without the store may still be written
   -- back (fence 0), so the mark is 0 and keeps it stale; a commit gives it the record's lifetime
   mark = math.max(counter(KEYS[3]) or 0, 0)

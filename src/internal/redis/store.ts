@@ -155,6 +155,13 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
     const start = 2 + f.rest
     return { _tag: "Invalidated", key: Keys.unescape(message.toString("utf8", start, start + length)), mark }
   }
+  if (kind === "r|") {
+    const f = fields(message.subarray(2), 1)
+    const length = f === undefined ? NaN : Number(f.parts[0])
+    if (f === undefined || !Number.isFinite(length)) return undefined
+    const start = 2 + f.rest
+    return { _tag: "Released", key: Keys.unescape(message.toString("utf8", start, start + length)) }
+  }
   return undefined
 }
 
@@ -251,7 +258,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     const k = Keys.make(prefix, key)
     const base = backoff === undefined ? 0 : Math.max(0, Math.round(backoff.baseMs))
     const max = backoff === undefined ? 0 : Math.max(1, Math.round(backoff.maxMs))
-    return send("release", [k.lock, k.failures], [token, base, max], decodeRelease)
+    return send("release", [k.lock, k.failures], [token, base, max, channel, k.escaped], decodeRelease)
   }
 
   return {
@@ -321,9 +328,9 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     // past the breaker: a lock left behind costs the fleet a whole lease, and the release is
     // worth a try whatever the breaker counted (a refused commit may just have opened it)
     release: (key, token, backoff) => release(key, token, backoff, attempt),
-    invalidate: (key) => {
+    invalidate: (key, options) => {
       const k = Keys.make(prefix, key)
-      return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped, absentMarkMs], (r) => {
+      return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped, options?.markAbsent === false ? 0 : absentMarkMs], (r) => {
         const h = header(r)
         if (h === undefined || (h.status !== "invalidated" && h.status !== "absent")) return undefined
         return { now: h.now, mark: h.status === "absent" ? Option.none() : Option.some(h.mark) }
