@@ -96,7 +96,10 @@ describe("faults: one pod's network", () => {
     await sleep(300)
     p.blackHole()
     const cutAt = Date.now()
-    await sleep(HOLE_MS)
+    // the subscriber connection stays open but silent: its heartbeat finds out (≤ 2 s)
+    await sleep(2500)
+    const inHole = await b.fleet.stats()
+    await sleep(HOLE_MS - 2500)
     const connectionsInHole = p.connections()
     const healedAt = Date.now()
     p.normal()
@@ -128,11 +131,14 @@ describe("faults: one pod's network", () => {
         localStarts: Object.fromEntries([...localOfCut].filter(([k]) => k.startsWith(`pod ${CUT} `))),
         firstClaimAfterHealMs: rejoined ? rejoined.wallAt - healedAt : null
       },
+      subscriptionUpAfter2500ms: inHole.map((st) => `pod ${st.id}: ${st.metrics["lockstep_notice_subscription_up"] ?? "?"}`),
       othersStartsPerWindow: [...othersStarts.values()],
       startsAfterHeal: [...startsPerWindow(b, healedAt)].map(([w, n]) => `${w - b.bucketOf(healedAt)}:${n}`)
     })
     // the proxy held the connection: no reset, no close
     expect(connectionsInHole).toBeGreaterThan(0)
+    // yet the cut pod no longer trusted its notices (so no L1 freshness), and the others did
+    for (const st of inHole) expect(st.metrics["lockstep_notice_subscription_up"], `pod ${st.id}'s subscription`).toBe(st.id === CUT ? 0 : 1)
     // the cut pod answered every call at once from its L1, and saw no error
     expect(cut.errors, cut.firstError).toBe(0)
     expect(cut.byCache.miss ?? 0).toBe(0)

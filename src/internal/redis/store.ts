@@ -482,7 +482,14 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
       })
       if (connection.status === "ready") onReady()
       return {
+        connection,
         firstUp,
+        /** The connection is open but answers nothing (a black hole): down, and connect again. */
+        lost: () => {
+          if (closed) return
+          subscriber.onState("down")
+          connection.disconnect(true)
+        },
         close: () => {
           closed = true
           resolveUp()
@@ -492,6 +499,24 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
     }),
     (s) => Effect.sync(() => s.close())
   ).pipe(
+    Effect.tap((s) => Effect.forkScoped(heartbeat(s.connection, s.lost))),
     Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
     Effect.asVoid
   )
+
+/**
+ * How often the subscriber connection is asked for a `PING`, and how long its answer may take.
+ * A connection's events tell of a close, not of a path that went silent; without an answer the
+ * subscription counts as down (no L1 freshness is trusted) until it has subscribed again.
+ */
+const heartbeatMs = 1_000
+
+const heartbeat = (connection: IORedis, lost: () => void): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    connection.status !== "ready"
+      ? Effect.void
+      : Effect.tryPromise(() => connection.ping()).pipe(
+        Effect.timeout(heartbeatMs),
+        Effect.catchAll(() => Effect.sync(lost))
+      )
+  ).pipe(Effect.delay(heartbeatMs), Effect.forever)
