@@ -11,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { track } from "../children.js"
+import { childExecArgv } from "../profile.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { type FleetImplName, type ImplName, implNames } from "../impls.js"
@@ -20,6 +21,7 @@ import { cell, fmtCount, fmtMs, fmtRatio, interleave, ratios, type Section, summ
 const podPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "pod.ts")
 
 type BurstDone = Extract<FromPod, { t: "burst-done" }>
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 export interface Start {
   readonly pod: number
@@ -48,7 +50,7 @@ export class Fleet {
 
   static async spawn(n: number, redisPort: number, signal: AbortSignal): Promise<Fleet> {
     const children = Array.from({ length: n }, (_, pod) =>
-      track(spawn(process.execPath, ["--import", "tsx", podPath], {
+      track(spawn(process.execPath, [...childExecArgv(), "--import", "tsx", podPath], {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         env: { ...process.env, POD_INDEX: String(pod), REDIS_PORT: String(redisPort) }
       })))
@@ -134,30 +136,29 @@ export class Fleet {
   }
 
   /**
-   * Sends a message (its `id` filled in) to the given pods (default: all) and resolves with the
-   * first `need` replies of type `reply` (default: one per pod it was sent to). `onSent` runs
-   * right after sending, before any reply can arrive.
+   * Sends a message (its `id` filled in) to the given pods (default: all) and resolves with
+   * their replies of type `reply`, one per pod it was sent to.
    */
-  async ask<M extends Extract<ToPod, { id: number }>, T extends FromPod["t"]>(
-    message: Omit<M, "id">,
+  ask<T extends FromPod["t"]>(
+    message: DistributiveOmit<Extract<ToPod, { id: number }>, "id">,
     reply: T,
     signal: AbortSignal,
-    o: { readonly pods?: ReadonlyArray<number>; readonly need?: number; readonly timeoutMs?: number; readonly waitFor?: number } = {}
+    o: { readonly pods?: ReadonlyArray<number>; readonly timeoutMs?: number } = {}
   ): Promise<Array<Extract<FromPod, { t: T }>>> {
-    const id = o.waitFor ?? ++this.ids
+    const id = this.nextId()
     const targets = o.pods ?? this.children.map((_, i) => i)
-    const done = this.expect(`${reply}:${id}`, o.need ?? targets.length, o.timeoutMs ?? 15_000, signal)
-    for (const i of targets) {
-      const c = this.children[i]!
-      if (c.connected) c.send({ ...message, id } as ToPod)
-    }
-    return done as Promise<Array<Extract<FromPod, { t: T }>>>
+    const done = this.replies(reply, id, targets.length, signal, o.timeoutMs)
+    for (const i of targets) this.send(i, { ...message, id } as ToPod)
+    return done
   }
 
-  /** A fresh message id, and a promise of `need` replies of type `reply` carrying it. */
-  expectReplies<T extends FromPod["t"]>(reply: T, need: number, signal: AbortSignal, timeoutMs = 15_000) {
-    const id = ++this.ids
-    return { id, replies: this.expect(`${reply}:${id}`, need, timeoutMs, signal) as Promise<Array<Extract<FromPod, { t: T }>>> }
+  nextId(): number {
+    return ++this.ids
+  }
+
+  /** `need` replies of type `reply` that carry `id` (register before sending what they answer). */
+  replies<T extends FromPod["t"]>(reply: T, id: number, need: number, signal: AbortSignal, timeoutMs = 15_000) {
+    return this.expect(`${reply}:${id}`, need, timeoutMs, signal) as Promise<Array<Extract<FromPod, { t: T }>>>
   }
 
   send(pod: number, message: ToPod) {

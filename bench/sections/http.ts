@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { freePort } from "../../test/support/services.js"
 import { track } from "../children.js"
+import { childExecArgv } from "../profile.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { cell, fmtCount, fmtMs, fmtOps, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
@@ -57,7 +58,7 @@ const get = (port: number, path: string, agent?: Http.Agent): Promise<{ status: 
 const startServer = async (ctx: BenchContext, extra: Record<string, string>): Promise<Server> => {
   const port = await freePort()
   let err = ""
-  const child = track(spawn(process.execPath, ["--import", "tsx", Path.join(root, "app/main.ts")], {
+  const child = track(spawn(process.execPath, [...childExecArgv(), "--import", "tsx", Path.join(root, "app/main.ts")], {
     cwd: root,
     env: env(ctx, { ...extra, PORT: String(port) }),
     stdio: ["ignore", "ignore", "pipe"]
