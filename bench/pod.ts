@@ -20,6 +20,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import { Memo, Redis } from "../src/index.js"
 import { Dashboard, dashboard, producer, sleep } from "./fixtures.js"
 import { type Cache, type FleetImplName, fleetImplNames, fleetMakers } from "./impls.js"
+import { startProfiler } from "./profile.js"
 
 export type ToPod =
   | {
@@ -76,6 +77,16 @@ export type FromPod =
   | { readonly t: "error"; readonly pod: number; readonly message: string }
 
 const pod = Number(process.env.POD_INDEX ?? "0")
+// `--cpu-prof`: the pod profiles itself and writes the profile when it is told to exit
+const profileDir = process.env.BENCH_CPU_PROF_DIR
+const profiler = profileDir ? await startProfiler() : undefined
+let exiting: Promise<void> | undefined
+const exit = () =>
+  exiting ??= (async () => {
+    await teardown().catch(() => {})
+    await profiler?.stop(`${profileDir}/pod-${pod}-${process.pid}.cpuprofile`).catch((e) => process.stderr.write(`pod ${pod}: profile not written: ${e}\n`))
+    process.exit(0)
+  })()
 const redis = { host: "127.0.0.1", port: Number(process.env.REDIS_PORT) }
 
 const send = (m: FromPod) => {
@@ -245,15 +256,15 @@ process.on("message", (m: ToPod) => {
       teardown().finally(() => send({ t: "ready", id: m.id, pod }))
       break
     case "exit":
-      teardown().finally(() => process.exit(0))
+      void exit()
       break
   }
 })
 
 // an orphan (the parent died without telling us) exits instead of lingering
 process.on("disconnect", () => {
-  void teardown().finally(() => process.exit(0))
-  setTimeout(() => process.exit(0), 2_000).unref()
+  void exit()
+  setTimeout(() => process.exit(0), profiler ? 10_000 : 2_000).unref()
 })
 
 send({ t: "hello", pod })

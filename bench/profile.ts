@@ -2,8 +2,9 @@
  * `--cpu-prof`: V8 CPU profiles of the benchmark's sections, and a summary of their top frames.
  *
  * - In-process work is profiled with `node:inspector`'s `Profiler` domain (`profileInProcess`).
- * - Child processes (the fleet's pods) get Node's own `--cpu-prof` flags (`childExecArgv`),
- *   which write a profile when the child exits.
+ * - The fleet's pods profile themselves the same way when `BENCH_CPU_PROF_DIR` is set, and
+ *   write their profile when told to exit; other child processes (the explorer, the bare
+ *   server) get Node's own `--cpu-prof` flags (`childExecArgv`), which write one at exit.
  * - `summarize` turns one or several `.cpuprofile` files into markdown: the sampled time, self
  *   time by area (lockstep's `src/`, effect, ioredis, Node, GC, …), and the top frames by self
  *   and by inclusive time, as function + file:line.
@@ -12,6 +13,7 @@ import * as Fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping"
 import { renderTable } from "./stats.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -25,9 +27,12 @@ export const childExecArgv = (): Array<string> => {
 
 interface CallFrame {
   readonly functionName: string
+  readonly scriptId?: string
   readonly url: string
   readonly lineNumber: number
   readonly columnNumber: number
+  /** Set when the position was mapped to the original source. */
+  readonly mapped?: boolean
 }
 
 interface ProfileNode {
@@ -44,28 +49,86 @@ export interface CpuProfile {
   readonly timeDeltas?: ReadonlyArray<number>
 }
 
+/**
+ * Starts V8's sampling profiler in this process. `stop` writes the profile to `file`, its call
+ * frames mapped through the scripts' source maps (tsx compiles TypeScript to one line per file,
+ * so unmapped positions say little), so that DevTools and `summarize` show the sources' lines.
+ */
+export const startProfiler = async (intervalUs = 200): Promise<{ readonly stop: (file: string) => Promise<void> }> => {
+  const session = new Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.setSamplingInterval", { interval: intervalUs })
+  await session.post("Profiler.start")
+  return {
+    stop: async (file) => {
+      try {
+        const { profile } = await session.post("Profiler.stop")
+        const maps = new Map<string, string>()
+        session.on("Debugger.scriptParsed", (m) => {
+          if (m.params.sourceMapURL) maps.set(m.params.scriptId, m.params.sourceMapURL)
+        })
+        await session.post("Debugger.enable")
+        await session.post("Debugger.disable")
+        Fs.mkdirSync(Path.dirname(file), { recursive: true })
+        Fs.writeFileSync(file, JSON.stringify(mapFrames(profile as unknown as CpuProfile, maps)))
+      } finally {
+        await session.post("Profiler.disable").catch(() => {})
+        session.disconnect()
+      }
+    }
+  }
+}
+
+/** Rewrites call frames of scripts with an inline source map to their original file and line. */
+const mapFrames = (profile: CpuProfile, sourceMaps: ReadonlyMap<string, string>): CpuProfile => {
+  const traces = new Map<string, TraceMap | undefined>()
+  const traceOf = (scriptId: string, url: string): TraceMap | undefined => {
+    if (traces.has(scriptId)) return traces.get(scriptId)
+    let t: TraceMap | undefined
+    const ref = sourceMaps.get(scriptId)
+    try {
+      const m = ref?.match(/^data:application\/json[^,]*?(;base64)?,(.*)$/)
+      if (m) t = new TraceMap(m[1] ? Buffer.from(m[2]!, "base64").toString("utf8") : decodeURIComponent(m[2]!), url)
+    } catch {
+      t = undefined
+    }
+    traces.set(scriptId, t)
+    return t
+  }
+  return {
+    ...profile,
+    nodes: profile.nodes.map((n) => {
+      const f = n.callFrame
+      if (f.url === "" || f.scriptId === undefined || f.lineNumber < 0) return n
+      const t = traceOf(f.scriptId, f.url)
+      if (t === undefined) return n
+      let o: ReturnType<typeof originalPositionFor>
+      try {
+        o = originalPositionFor(t, { line: f.lineNumber + 1, column: Math.max(0, f.columnNumber) })
+      } catch {
+        return n
+      }
+      if (o.source === null || o.line === null) return n
+      return {
+        ...n,
+        callFrame: { ...f, url: o.source, lineNumber: o.line - 1, columnNumber: o.column ?? 0, mapped: true }
+      }
+    })
+  }
+}
+
 /** Runs `f` under the in-process sampling profiler; writes `<name>.cpuprofile` into `dir`. */
 export const profileInProcess = async <A>(dir: string, name: string, f: () => Promise<A>): Promise<{ result: A; file: string }> => {
   const file = Path.join(dir, `${name}.cpuprofile`)
-  const session = new Session()
-  session.connect()
+  const profiler = await startProfiler()
+  let result: A
   try {
-    await session.post("Profiler.enable")
-    await session.post("Profiler.setSamplingInterval", { interval: 200 })
-    await session.post("Profiler.start")
-    let result: A
-    try {
-      result = await f()
-    } finally {
-      const { profile } = await session.post("Profiler.stop")
-      Fs.mkdirSync(dir, { recursive: true })
-      Fs.writeFileSync(file, JSON.stringify(profile))
-    }
-    return { result, file }
+    result = await f()
   } finally {
-    await session.post("Profiler.disable").catch(() => {})
-    session.disconnect()
+    await profiler.stop(file)
   }
+  return { result, file }
 }
 
 const shortUrl = (url: string): string => {
@@ -82,7 +145,9 @@ const frameName = (f: CallFrame): string => {
   if (special.has(f.functionName)) return f.functionName
   const fn = f.functionName === "" ? "(anonymous)" : f.functionName
   const url = shortUrl(f.url)
-  return url === "" ? `${fn} (native)` : `${fn} ${url}:${f.lineNumber + 1}`
+  if (url === "") return `${fn} (native)`
+  // a TypeScript file compiled on the fly without a usable source map: only the column tells
+  return f.mapped !== true && /\.tsx?$/.test(url) ? `${fn} ${url}:${f.lineNumber + 1}:${f.columnNumber + 1} (compiled)` : `${fn} ${url}:${f.lineNumber + 1}`
 }
 
 const area = (f: CallFrame): string => {

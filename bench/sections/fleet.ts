@@ -11,7 +11,6 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { track } from "../children.js"
-import { childExecArgv } from "../profile.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { type FleetImplName, type ImplName, implNames } from "../impls.js"
@@ -50,7 +49,7 @@ export class Fleet {
 
   static async spawn(n: number, redisPort: number, signal: AbortSignal): Promise<Fleet> {
     const children = Array.from({ length: n }, (_, pod) =>
-      track(spawn(process.execPath, [...childExecArgv(), "--import", "tsx", podPath], {
+      track(spawn(process.execPath, ["--import", "tsx", podPath], {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         env: { ...process.env, POD_INDEX: String(pod), REDIS_PORT: String(redisPort) }
       })))
@@ -175,7 +174,7 @@ export class Fleet {
     this.broadcast({ t: "exit" })
     await Promise.race([
       Promise.all(this.children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined))),
-      sleep(3_000)
+      sleep(process.env.BENCH_CPU_PROF_DIR ? 15_000 : 3_000) // a profiling pod writes its profile first
     ])
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
   }
