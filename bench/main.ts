@@ -200,7 +200,7 @@ const main = async () => {
     if (args.write) {
       const dir = Path.join(root, "bench/results")
       Fs.mkdirSync(dir, { recursive: true })
-      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-")
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-") + (args.cpuProf ? "-cpu-prof" : "")
       Fs.writeFileSync(Path.join(dir, `${stamp}.md`), result.markdown)
       Fs.writeFileSync(Path.join(dir, "latest.md"), result.markdown)
       process.stderr.write(`[bench] wrote bench/results/${stamp}.md and bench/results/latest.md\n`)
