@@ -108,7 +108,8 @@ export const runBench = async (options: RunOptions): Promise<RunResult> => {
       const t0 = performance.now()
       try {
         const mod = await load[id]()
-        const budget = options.sectionTimeoutMs ?? budgetMs[id] ?? 60_000
+        // the sampling profiler slows the hot loops down: profiled sections get twice the time
+        const budget = options.sectionTimeoutMs ?? (budgetMs[id] ?? 60_000) * (options.cpuProfDir === undefined ? 1 : 2)
         const runIt = (signal: AbortSignal) => mod.run({ ...base, signal })
         let section: Section
         const dir = options.cpuProfDir
