@@ -208,10 +208,76 @@ export const makeAcd = async (o: CacheOptions): Promise<Cache> => {
   }
 }
 
+/**
+ * The fleet baseline: what a team writes by hand without a caching library. A process with a
+ * miss tries `SET lock NX PX lease`; the winner runs the producer, `SET`s the value and deletes
+ * its lock (compare-and-delete); every other process polls `GET value` every `pollMs` (5 ms)
+ * until it appears. Callers in one process share one pending load (in-process single-flight),
+ * and a loaded value is kept in a `Map` (L1), as any cache would.
+ */
+export const makeSetNxPoll = async (o: CacheOptions & { readonly pollMs?: number; readonly leaseMs?: number }): Promise<Cache> => {
+  const client = new IORedis({ host: o.redis!.host, port: o.redis!.port })
+  client.on("error", ignore)
+  const pollMs = o.pollMs ?? 5
+  const leaseMs = o.leaseMs ?? 10_000
+  const l1 = new Map<string, Dashboard>()
+  const pending = new Map<string, Promise<Dashboard>>()
+  const token = `${process.pid}:${Math.random().toString(36).slice(2)}`
+  const valueKey = (key: string) => `${o.namespace}:v:${key}`
+  const lockKey = (key: string) => `${o.namespace}:l:${key}`
+  const release = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`
+  const load = async (key: string): Promise<Dashboard> => {
+    while (true) {
+      const raw = await client.get(valueKey(key))
+      if (raw !== null) return JSON.parse(raw) as Dashboard
+      const won = await client.set(lockKey(key), token, "PX", leaseMs, "NX")
+      if (won === "OK") {
+        try {
+          const value = await o.produce(key)
+          await client.set(valueKey(key), JSON.stringify(value))
+          return value
+        } finally {
+          await client.eval(release, 1, lockKey(key), token).catch(ignore)
+        }
+      }
+      await new Promise((r) => setTimeout(r, pollMs))
+    }
+  }
+  const get = (key: string): Promise<Dashboard> => {
+    const hit = l1.get(key)
+    if (hit !== undefined) return Promise.resolve(hit)
+    let p = pending.get(key)
+    if (p === undefined) {
+      p = load(key).then((v) => {
+        l1.set(key, v)
+        return v
+      }).finally(() => pending.delete(key))
+      pending.set(key, p)
+    }
+    return p
+  }
+  return {
+    name: "SET NX PX + 5 ms poll",
+    bind: (keys) => (i) => get(keys[i]!),
+    close: async () => {
+      await client.quit().catch(ignore)
+    }
+  }
+}
+
+/** What the fleet's pods can build: the peers, and the hand-written lock baseline. */
+export const fleetImplNames = [...implNames, "set-nx-px"] as const
+export type FleetImplName = (typeof fleetImplNames)[number]
+
 export const makers: Record<ImplName, (o: CacheOptions) => Promise<Cache>> = {
   "lockstep": (o) => makeLockstep(o),
   "bentocache": makeBentocache,
   "cache-manager": makeCacheManager,
   "lru-cache": makeLruCache,
   "async-cache-dedupe": makeAcd
+}
+
+export const fleetMakers: Record<FleetImplName, (o: CacheOptions) => Promise<Cache>> = {
+  ...makers,
+  "set-nx-px": makeSetNxPoll
 }

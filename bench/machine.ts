@@ -70,13 +70,14 @@ export const machine = async (o: { readonly redisPort?: number | undefined; read
 export const renderHeader = (
   m: Machine,
   started: Date,
-  o: { readonly smoke: boolean; readonly rounds: number; readonly only: ReadonlyArray<string> }
+  o: { readonly smoke: boolean; readonly rounds: number; readonly only: ReadonlyArray<string>; readonly cpuProfDir?: string | undefined },
+  sectionCount: number
 ): string =>
   [
     `# lockstep benchmarks, ${started.toISOString().slice(0, 16).replace("T", " ")} UTC${o.smoke ? " (smoke run: figures mean nothing)" : ""}`,
     "",
     (() => {
-      const flags = `${o.smoke ? " --smoke" : ""}${o.only.length < 6 ? ` --only=${o.only.join(",")}` : ""}`
+      const flags = `${o.smoke ? " --smoke" : ""}${o.only.length < sectionCount ? ` --only=${o.only.join(",")}` : ""}${o.cpuProfDir !== undefined ? " --cpu-prof" : ""}`
       return `Command: \`npx tsx bench/main.ts${flags}\`${flags === "" ? " (`npm run bench`)" : ""}, commit ${m.commit}${m.dirty ? " plus uncommitted changes" : ""}, ${o.rounds} rounds per figure unless a section says otherwise.`
     })(),
     "",
@@ -85,5 +86,9 @@ export const renderHeader = (
     `Packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
     "",
     "Implementations run in interleaved rounds on a small shared machine: read ratios measured in the same run, not absolute figures.",
-    ""
+    "",
+    ...(o.cpuProfDir === undefined ? [] : [
+      "With `--cpu-prof`: every section ran under V8's sampling profiler (200 µs interval in the benchmark process, Node's default in child processes), which costs every implementation alike a few percent; each section's top frames follow its tables.",
+      ""
+    ])
   ].join("\n")

@@ -2,9 +2,12 @@
  * `npm run bench`: lockstep against its peers and the floors, side by side in one run.
  *
  *   npx tsx bench/main.ts                 the whole run (< 10 min), results in bench/results/
- *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, stale, fleet, rollover, http)
+ *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, cold, stale, fleet, rollover,
+ *                                          invalidate, commands, http)
  *   npx tsx bench/main.ts --smoke          a tiny run that checks the harness, not the figures
  *   --rounds=N (default 7, at least 5 outside smoke runs), --no-write (print only)
+ *   --cpu-prof                             V8 CPU profiles per section in bench/results/profiles/,
+ *                                          their top frames in the results
  *
  * It starts its own redis-server (and MariaDB for the HTTP section) on free loopback ports and
  * stops them, and every child process, at the end.
@@ -16,20 +19,33 @@ import { startMariadb, startRedis } from "../test/support/services.js"
 import { shutdown, track } from "./children.js"
 import { type BenchContext, withDeadline } from "./context.js"
 import { machine, renderHeader } from "./machine.js"
+import * as Profile from "./profile.js"
 import { renderSection, type Section } from "./stats.js"
 
-export const sectionIds = ["l1", "keyed", "l2", "stale", "fleet", "rollover", "http"] as const
+export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "fleet", "rollover", "invalidate", "commands", "http"] as const
 export type SectionId = (typeof sectionIds)[number]
 
-const load: Record<SectionId, () => Promise<{ run: (ctx: BenchContext) => Promise<Section> }>> = {
+interface SectionModule {
+  readonly run: (ctx: BenchContext) => Promise<Section>
+  /** With `--cpu-prof`: a workload of lockstep alone, profiled on its own after the section. */
+  readonly profile?: (ctx: BenchContext) => Promise<void>
+}
+
+const load: Record<SectionId, () => Promise<SectionModule>> = {
   l1: () => import("./sections/l1.js"),
   keyed: () => import("./sections/keyed.js"),
   l2: () => import("./sections/l2.js"),
+  cold: () => import("./sections/cold.js"),
   stale: () => import("./sections/stale.js"),
   fleet: () => import("./sections/fleet.js"),
   rollover: () => import("./sections/fleet.js").then((m) => ({ run: m.runRollover })),
+  invalidate: () => import("./sections/invalidate.js"),
+  commands: () => import("./sections/commands.js"),
   http: () => import("./sections/http.js")
 }
+
+/** Sections that start processes get longer than the default minute. */
+const budgetMs: Partial<Record<SectionId, number>> = { fleet: 150_000, http: 120_000, invalidate: 90_000, commands: 90_000 }
 
 export interface RunOptions {
   readonly smoke: boolean
@@ -41,6 +57,8 @@ export interface RunOptions {
   readonly log?: (message: string) => void
   /** Per-section budget. */
   readonly sectionTimeoutMs?: number | undefined
+  /** Write CPU profiles into this folder and their summaries into the markdown. */
+  readonly cpuProfDir?: string | undefined
 }
 
 export interface RunResult {
@@ -83,13 +101,39 @@ export const runBench = async (options: RunOptions): Promise<RunResult> => {
       log
     }
     const sections: Array<Section> = []
+    const profiles = new Map<string, string>()
     const failures: Array<{ id: SectionId; error: string }> = []
     for (const id of options.only) {
       log(`section ${id}`)
       const t0 = performance.now()
       try {
         const mod = await load[id]()
-        const section = await withDeadline(`section ${id}`, options.sectionTimeoutMs ?? 60_000, (signal) => mod.run({ ...base, signal }))
+        // the sampling profiler slows the hot loops down: profiled sections get twice the time
+        const budget = options.sectionTimeoutMs ?? (budgetMs[id] ?? 60_000) * (options.cpuProfDir === undefined ? 1 : 2)
+        const runIt = (signal: AbortSignal) => mod.run({ ...base, signal })
+        let section: Section
+        const dir = options.cpuProfDir
+        if (dir === undefined) {
+          section = await withDeadline(`section ${id}`, budget, runIt)
+        } else {
+          const children = Path.join(dir, `${id}-children`)
+          Fs.rmSync(children, { recursive: true, force: true })
+          process.env.BENCH_CPU_PROF_DIR = children
+          try {
+            const { result, file } = await Profile.profileInProcess(dir, id, () => withDeadline(`section ${id}`, budget, runIt))
+            section = result
+            const parts = [Profile.summarize(`section ${id}, the benchmark process (every implementation)`, [file])]
+            const childFiles = Profile.filesIn(children)
+            if (childFiles.length > 0) parts.push(Profile.summarize(`section ${id}, its child processes added up`, childFiles))
+            if (mod.profile !== undefined) {
+              const own = await Profile.profileInProcess(dir, `${id}-lockstep`, () => withDeadline(`profile ${id}`, budget, (signal) => mod.profile!({ ...base, signal })))
+              parts.push(Profile.summarize(`section ${id}, lockstep alone (the same workload, nothing else measured)`, [own.file]))
+            }
+            profiles.set(id, parts.join("\n"))
+          } finally {
+            delete process.env.BENCH_CPU_PROF_DIR
+          }
+        }
         sections.push(section)
         log(`section ${id} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
       } catch (e) {
@@ -100,8 +144,11 @@ export const runBench = async (options: RunOptions): Promise<RunResult> => {
     }
     const info = await machine({ redisPort, mysqlPort })
     const markdown = [
-      renderHeader(info, started, options),
-      ...sections.map(renderSection),
+      renderHeader(info, started, options, sectionIds.length),
+      ...sections.map((s) => {
+        const p = profiles.get(s.id)
+        return p === undefined ? renderSection(s) : `${renderSection(s)}\n${p}`
+      }),
       ...failures.map((f) => `## ${f.id}: failed\n\n\`\`\`\n${f.error}\n\`\`\`\n`)
     ].join("\n")
     return { sections, failures, markdown }
@@ -123,7 +170,8 @@ const parseArgs = (argv: ReadonlyArray<string>) => {
     smoke,
     only: (only ?? sectionIds) as ReadonlyArray<SectionId>,
     rounds: smoke ? rounds : Math.max(5, rounds),
-    write: !argv.includes("--no-write") && !smoke
+    write: !argv.includes("--no-write") && !smoke,
+    cpuProf: argv.includes("--cpu-prof")
   }
 }
 
@@ -143,12 +191,17 @@ const main = async () => {
   })()
   const t0 = performance.now()
   try {
-    const result = await runBench({ smoke: args.smoke, only: args.only, rounds: args.rounds })
+    const result = await runBench({
+      smoke: args.smoke,
+      only: args.only,
+      rounds: args.rounds,
+      cpuProfDir: args.cpuProf ? Profile.profilesDir : undefined
+    })
     process.stdout.write(result.markdown + "\n")
     if (args.write) {
       const dir = Path.join(root, "bench/results")
       Fs.mkdirSync(dir, { recursive: true })
-      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-")
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-") + (args.cpuProf ? "-cpu-prof" : "")
       Fs.writeFileSync(Path.join(dir, `${stamp}.md`), result.markdown)
       Fs.writeFileSync(Path.join(dir, "latest.md"), result.markdown)
       process.stderr.write(`[bench] wrote bench/results/${stamp}.md and bench/results/latest.md\n`)

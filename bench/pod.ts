@@ -6,9 +6,21 @@
  *
  * Parent → pod: `setup`, `burst`, `teardown`, `exit`. Pod → parent: `hello`, `ready`, `start`,
  * `burst-done`, `error`.
+ *
+ * The watch protocol (invalidation and command-count sections) runs one lockstep `Memo.loader`
+ * whose lookup answers a value no other run answers (its `volume` names the pod and the run):
+ * `watch-setup` builds it, `loop` makes the pod call `get` continuously (a call every
+ * `everyMs` per caller), `arm` makes it report (`changed`) the first answer that differs from
+ * the value it serves now, `invalidate` calls `loader.invalidate` and answers when it returned
+ * (`invalidated`), `loop-stop` ends the loop.
  */
-import { producer } from "./fixtures.js"
-import { type Cache, type ImplName, implNames, makers } from "./impls.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { Memo, Redis } from "../src/index.js"
+import { Dashboard, dashboard, producer, sleep } from "./fixtures.js"
+import { type Cache, type FleetImplName, fleetImplNames, fleetMakers } from "./impls.js"
+import { startProfiler } from "./profile.js"
 
 export type ToPod =
   | {
@@ -19,14 +31,37 @@ export type ToPod =
     readonly peerTtlMs: number
     readonly producerMs: number
   }
-  | { readonly t: "burst"; readonly id: number; readonly impl: ImplName; readonly key: string; readonly at: number; readonly callers: number }
+  | { readonly t: "burst"; readonly id: number; readonly impl: FleetImplName; readonly key: string; readonly at: number; readonly callers: number }
   | { readonly t: "teardown"; readonly id: number }
+  | {
+    readonly t: "watch-setup"
+    readonly id: number
+    readonly namespace: string
+    readonly key: string
+    readonly windowMs: number
+    readonly producerMs: number
+  }
+  | { readonly t: "loop"; readonly id: number; readonly callers: number; readonly everyMs: number }
+  | { readonly t: "loop-stop"; readonly id: number }
+  | { readonly t: "arm"; readonly id: number }
+  | { readonly t: "invalidate"; readonly id: number }
   | { readonly t: "exit" }
 
 export type FromPod =
   | { readonly t: "hello"; readonly pod: number }
   | { readonly t: "ready"; readonly id: number; readonly pod: number }
-  | { readonly t: "start"; readonly pod: number; readonly impl: ImplName; readonly key: string; readonly at: number }
+  | { readonly t: "start"; readonly pod: number; readonly impl: FleetImplName; readonly key: string; readonly at: number }
+  | { readonly t: "armed"; readonly id: number; readonly pod: number; readonly value: number }
+  | {
+    readonly t: "changed"
+    readonly id: number
+    readonly pod: number
+    readonly value: number
+    /** Wall-clock instants (ms, sub-ms precision) of the first new answer and the last old one. */
+    readonly firstNewAt: number
+    readonly lastOldAt: number
+  }
+  | { readonly t: "invalidated"; readonly id: number; readonly pod: number; readonly at: number }
   | {
     readonly t: "burst-done"
     readonly id: number
@@ -42,20 +77,30 @@ export type FromPod =
   | { readonly t: "error"; readonly pod: number; readonly message: string }
 
 const pod = Number(process.env.POD_INDEX ?? "0")
+// `--cpu-prof`: the pod profiles itself and writes the profile when it is told to exit
+const profileDir = process.env.BENCH_CPU_PROF_DIR
+const profiler = profileDir ? await startProfiler() : undefined
+let exiting: Promise<void> | undefined
+const exit = () =>
+  exiting ??= (async () => {
+    await teardown().catch(() => {})
+    await profiler?.stop(`${profileDir}/pod-${pod}-${process.pid}.cpuprofile`).catch((e) => process.stderr.write(`pod ${pod}: profile not written: ${e}\n`))
+    process.exit(0)
+  })()
 const redis = { host: "127.0.0.1", port: Number(process.env.REDIS_PORT) }
 
 const send = (m: FromPod) => {
   if (process.connected) process.send!(m)
 }
 
-let caches = new Map<ImplName, Cache>()
+let caches = new Map<FleetImplName, Cache>()
 
 const setup = async (m: Extract<ToPod, { t: "setup" }>) => {
   await teardown()
-  const next = new Map<ImplName, Cache>()
-  for (const impl of implNames) {
+  const next = new Map<FleetImplName, Cache>()
+  for (const impl of fleetImplNames) {
     const produce = producer(m.producerMs, (key) => send({ t: "start", pod, impl, key, at: Date.now() }))
-    next.set(impl, await makers[impl]({
+    next.set(impl, await fleetMakers[impl]({
       redis,
       namespace: `${m.namespace}-${impl}`,
       windowMs: m.windowMs,
@@ -71,8 +116,81 @@ const setup = async (m: Extract<ToPod, { t: "setup" }>) => {
 const teardown = async () => {
   const old = caches
   caches = new Map()
+  const oldWatch = watch
+  watch = undefined
+  if (oldWatch !== undefined) oldWatch.looping = false
   await Promise.allSettled([...old.values()].map((c) => c.close()))
+  await oldWatch?.runtime.dispose()
 }
+
+// ---------------------------------------------------------------------------------------------
+// watch protocol
+
+/** Wall clock with sub-millisecond precision, comparable across the machine's processes. */
+const now = () => performance.timeOrigin + performance.now()
+
+interface Watch {
+  readonly runtime: ManagedRuntime.ManagedRuntime<Memo.Memo, unknown>
+  readonly get: Effect.Effect<Dashboard, never, Memo.Memo>
+  readonly invalidate: Effect.Effect<void, unknown, Memo.Memo>
+  looping: boolean
+  current: number
+  armed: { readonly id: number; readonly old: number; lastOldAt: number } | undefined
+}
+
+let watch: Watch | undefined
+
+const watchSetup = async (m: Extract<ToPod, { t: "watch-setup" }>) => {
+  await teardown()
+  let runs = 0
+  const loader = Memo.loader({
+    key: () => m.key,
+    window: m.windowMs,
+    schema: Dashboard,
+    lookup: (_: void) =>
+      Effect.promise(async () => {
+        send({ t: "start", pod, impl: "lockstep", key: m.key, at: Date.now() })
+        const value = { ...dashboard(m.key), volume: (pod + 1) * 1_000_000 + ++runs }
+        await sleep(m.producerMs)
+        return value
+      })
+  })
+  const runtime = ManagedRuntime.make(
+    Memo.layer.pipe(Layer.provide(Redis.layer({ redis: { host: redis.host, port: redis.port }, tenant: m.namespace })))
+  )
+  await runtime.runtime()
+  const w: Watch = { runtime, get: loader.get(undefined), invalidate: loader.invalidate(undefined), looping: false, current: -1, armed: undefined }
+  w.current = (await runtime.runPromise(w.get)).volume
+  watch = w
+}
+
+const answer = (w: Watch, value: number) => {
+  const t = now()
+  w.current = value
+  const a = w.armed
+  if (a === undefined) return
+  if (value === a.old) {
+    a.lastOldAt = t
+    return
+  }
+  w.armed = undefined
+  send({ t: "changed", id: a.id, pod, value, firstNewAt: t, lastOldAt: a.lastOldAt })
+}
+
+const loop = (w: Watch, callers: number, everyMs: number) => {
+  w.looping = true
+  for (let c = 0; c < callers; c++) {
+    void (async () => {
+      while (w.looping) {
+        const v = await w.runtime.runPromise(w.get).catch(() => undefined)
+        if (v !== undefined) answer(w, v.volume)
+        await sleep(everyMs)
+      }
+    })()
+  }
+}
+
+const reportError = (e: unknown) => send({ t: "error", pod, message: e instanceof Error ? (e.stack ?? e.message) : String(e) })
 
 const burst = (m: Extract<ToPod, { t: "burst" }>) => {
   const call = caches.get(m.impl)!.bind([m.key])
@@ -116,19 +234,37 @@ process.on("message", (m: ToPod) => {
     case "burst":
       burst(m)
       break
+    case "watch-setup":
+      watchSetup(m).then(() => send({ t: "ready", id: m.id, pod }), reportError)
+      break
+    case "loop":
+      loop(watch!, m.callers, m.everyMs)
+      send({ t: "ready", id: m.id, pod })
+      break
+    case "loop-stop":
+      watch!.looping = false
+      send({ t: "ready", id: m.id, pod })
+      break
+    case "arm":
+      watch!.armed = { id: m.id, old: watch!.current, lastOldAt: Number.NaN }
+      send({ t: "armed", id: m.id, pod, value: watch!.current })
+      break
+    case "invalidate":
+      watch!.runtime.runPromise(watch!.invalidate).then(() => send({ t: "invalidated", id: m.id, pod, at: now() }), reportError)
+      break
     case "teardown":
       teardown().finally(() => send({ t: "ready", id: m.id, pod }))
       break
     case "exit":
-      teardown().finally(() => process.exit(0))
+      void exit()
       break
   }
 })
 
 // an orphan (the parent died without telling us) exits instead of lingering
 process.on("disconnect", () => {
-  void teardown().finally(() => process.exit(0))
-  setTimeout(() => process.exit(0), 2_000).unref()
+  void exit()
+  setTimeout(() => process.exit(0), profiler ? 10_000 : 2_000).unref()
 })
 
 send({ t: "hello", pod })

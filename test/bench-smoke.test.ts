@@ -50,6 +50,12 @@ describe("bench smoke", () => {
     expect(s.tables).toHaveLength(2)
   })
 
+  it("cold: a one-process stampede against Effect's Cache", async () => {
+    const s = await smoke("cold")
+    expect(rowsOf(s)).toContain("Effect `Cache.get` (in-process)")
+    expect(rowsOf(s)).toContain("lockstep `loader.get`, `Redis.layer`")
+  })
+
   it("stale: a refresh starts during each stale phase", async () => {
     const s = await smoke("stale")
     const data = s.data as Record<string, Array<{ starts: number; stale: { n: number } }>>
@@ -67,6 +73,31 @@ describe("bench smoke", () => {
       expect(data[name]![0]!.starts).toBeGreaterThanOrEqual(1)
       expect(data[name]![0]!.totalMs).toBeGreaterThan(0)
     }
+  })
+
+  it("fleet: lockstep side by side with the SET NX PX baseline, two shapes", async () => {
+    const s = await smoke("fleet")
+    const side = s.tables[0]!.rows
+    expect(side.map((r) => r[1])).toContain("lockstep")
+    expect(side.length).toBe(4)
+    expect(s.data["set-nx-px"]).toBeDefined()
+  })
+
+  it("invalidate: every pod reports the new value after an invalidation", async () => {
+    const s = await smoke("invalidate")
+    const rounds = (s.data as { rounds: Array<{ firstNewMs: Array<number>; starts: number }> }).rounds
+    expect(rounds.length).toBeGreaterThan(0)
+    for (const r of rounds) {
+      expect(r.firstNewMs.every((x) => Number.isFinite(x))).toBe(true)
+      expect(r.starts).toBeGreaterThanOrEqual(1)
+    }
+  })
+
+  it("commands: the server's command counts, split into sent and script-called", async () => {
+    const s = await smoke("commands")
+    const data = s.data as { fleet: Record<string, number>; fleetSent: Record<string, number> }
+    expect(Object.values(data.fleet).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(Object.keys(data.fleetSent).length).toBeGreaterThan(0)
   })
 
   it("rollover: starts are attributed to windows", async () => {

@@ -13,17 +13,18 @@ import { fileURLToPath } from "node:url"
 import { track } from "../children.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
-import { type ImplName, implNames } from "../impls.js"
+import { type FleetImplName, type ImplName, implNames } from "../impls.js"
 import type { FromPod, ToPod } from "../pod.js"
-import { cell, fmtCount, fmtMs, interleave, type Section, summarize } from "../stats.js"
+import { cell, fmtCount, fmtMs, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
 
 const podPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "pod.ts")
 
 type BurstDone = Extract<FromPod, { t: "burst-done" }>
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 export interface Start {
   readonly pod: number
-  readonly impl: ImplName
+  readonly impl: FleetImplName
   readonly key: string
   readonly at: number
 }
@@ -125,12 +126,47 @@ export class Fleet {
     await ready
   }
 
-  /** Schedules a burst on every pod; resolves with every pod's report. */
-  burst(impl: ImplName, key: string, at: number, callers: number, signal: AbortSignal): Promise<Array<BurstDone>> {
+  /** Schedules a burst on the first `pods` pods (default: all); resolves with their reports. */
+  burst(impl: FleetImplName, key: string, at: number, callers: number, signal: AbortSignal, pods = this.children.length): Promise<Array<BurstDone>> {
     const id = ++this.ids
-    const done = this.expect(`burst-done:${id}`, this.children.length, at - Date.now() + 15_000, signal)
-    this.broadcast({ t: "burst", id, impl, key, at, callers })
+    const done = this.expect(`burst-done:${id}`, pods, at - Date.now() + 15_000, signal)
+    for (const c of this.children.slice(0, pods)) if (c.connected) c.send({ t: "burst", id, impl, key, at, callers } satisfies ToPod)
     return done as Promise<Array<BurstDone>>
+  }
+
+  /**
+   * Sends a message (its `id` filled in) to the given pods (default: all) and resolves with
+   * their replies of type `reply`, one per pod it was sent to.
+   */
+  ask<T extends FromPod["t"]>(
+    message: DistributiveOmit<Extract<ToPod, { id: number }>, "id">,
+    reply: T,
+    signal: AbortSignal,
+    o: { readonly pods?: ReadonlyArray<number>; readonly timeoutMs?: number } = {}
+  ): Promise<Array<Extract<FromPod, { t: T }>>> {
+    const id = this.nextId()
+    const targets = o.pods ?? this.children.map((_, i) => i)
+    const done = this.replies(reply, id, targets.length, signal, o.timeoutMs)
+    for (const i of targets) this.send(i, { ...message, id } as ToPod)
+    return done
+  }
+
+  nextId(): number {
+    return ++this.ids
+  }
+
+  /** `need` replies of type `reply` that carry `id` (register before sending what they answer). */
+  replies<T extends FromPod["t"]>(reply: T, id: number, need: number, signal: AbortSignal, timeoutMs = 15_000) {
+    return this.expect(`${reply}:${id}`, need, timeoutMs, signal) as Promise<Array<Extract<FromPod, { t: T }>>>
+  }
+
+  send(pod: number, message: ToPod) {
+    const c = this.children[pod]!
+    if (c.connected) c.send(message)
+  }
+
+  get size() {
+    return this.children.length
   }
 
   async close() {
@@ -138,7 +174,7 @@ export class Fleet {
     this.broadcast({ t: "exit" })
     await Promise.race([
       Promise.all(this.children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined))),
-      sleep(3_000)
+      sleep(process.env.BENCH_CPU_PROF_DIR ? 15_000 : 3_000) // a profiling pod writes its profile first
     ])
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
   }
@@ -156,45 +192,79 @@ const errorsNote = (bursts: ReadonlyArray<BurstDone>) => {
   return errors === 0 ? "0 errors" : `${errors} errors (first: ${first})`
 }
 
-/** Cold key, every pod at the same instant. */
+interface ColdRound {
+  readonly starts: number
+  readonly totalMs: number
+  readonly lateMs: number
+  readonly startLagMs: number
+  readonly bursts: Array<BurstDone>
+}
+
+/** Interleaved rounds of cold bursts on the first `pods` pods, a new key per round and implementation. */
+const coldRounds = async (
+  ctx: BenchContext,
+  fleet: Fleet,
+  o: { readonly label: string; readonly pods: number; readonly callers: number; readonly impls: ReadonlyArray<FleetImplName>; readonly rounds: number }
+): Promise<Map<FleetImplName, Array<ColdRound>>> => {
+  const results = new Map<FleetImplName, Array<ColdRound>>(o.impls.map((n) => [n, []]))
+  await interleave(o.impls.map((name) => ({ name })), o.rounds, async ({ name }, r) => {
+    const key = `cold-${o.label}-${r}`
+    const at = Date.now() + 150
+    const bursts = await fleet.burst(name, key, at, o.callers, ctx.signal, o.pods)
+    await sleep(100) // a start that a slow pod makes late still counts
+    const mine = fleet.starts.filter((s) => s.impl === name && s.key === key)
+    results.get(name)!.push({
+      starts: mine.length,
+      totalMs: Math.max(...bursts.map((b) => b.maxMs)),
+      lateMs: Math.max(...bursts.map((b) => b.lateMs)),
+      startLagMs: Math.min(...mine.map((s) => s.at)) - at,
+      bursts
+    })
+    return mine.length
+  }, ctx.signal)
+  return results
+}
+
+const baselineName = "set-nx-px" as const
+const displayName = (n: FleetImplName) => (n === baselineName ? "baseline: `SET NX PX` lock, followers poll `GET` every 5 ms" : n)
+
+/**
+ * Cold key, every pod at the same instant: (a) lockstep against its peers and the hand-written
+ * `SET NX PX` baseline, 8 × 200 callers; (b) lockstep against the baseline on 4 of the same pods
+ * × 250 callers.
+ */
 export const run = async (ctx: BenchContext): Promise<Section> => {
-  const { pods, callers, producerMs } = shape(ctx)
-  const rounds = ctx.smoke ? 1 : 5
+  const { pods, callers } = shape(ctx)
+  const producerMs = ctx.smoke ? 30 : 50
+  const rounds = ctx.smoke ? 1 : Math.max(5, ctx.rounds)
+  const small = { pods: ctx.smoke ? 1 : 4, callers: ctx.smoke ? 25 : 250 }
+  const everyone: ReadonlyArray<FleetImplName> = [...implNames, baselineName]
+  const pair: ReadonlyArray<FleetImplName> = ["lockstep", baselineName]
   const t0 = performance.now()
   const fleet = await Fleet.spawn(pods, ctx.redis.port, ctx.signal)
   const spawnS = (performance.now() - t0) / 1000
   try {
     await fleet.setup({ namespace: `${ctx.runId}-cold`, windowMs: 3_600_000, peerTtlMs: 3_600_000, producerMs }, ctx.signal)
-    const results = new Map<ImplName, Array<{ starts: number; totalMs: number; lateMs: number; startLagMs: number; bursts: Array<BurstDone> }>>(
-      implNames.map((n) => [n, []])
-    )
     // one unmeasured burst per implementation: connections and code paths warm
-    for (const impl of implNames) {
+    for (const impl of everyone) {
       await fleet.burst(impl, `warm-${impl}`, Date.now() + 100, callers, ctx.signal)
     }
     await sleep(producerMs + 100)
-    await interleave(implNames.map((name) => ({ name })), rounds, async ({ name }, r) => {
-      const key = `cold-${r}`
-      const at = Date.now() + 150
-      const bursts = await fleet.burst(name, key, at, callers, ctx.signal)
-      await sleep(100) // a start that a slow pod makes late still counts
-      const mine = fleet.starts.filter((s) => s.impl === name && s.key === key)
-      results.get(name)!.push({
-        starts: mine.length,
-        totalMs: Math.max(...bursts.map((b) => b.maxMs)),
-        lateMs: Math.max(...bursts.map((b) => b.lateMs)),
-        startLagMs: Math.min(...mine.map((s) => s.at)) - at,
-        bursts
-      })
-      return mine.length
-    }, ctx.signal)
-    const rows = implNames.map((name) => {
-      const xs = results.get(name)!
+    const shapes = [
+      { label: `${pods}x${callers}`, pods, callers, impls: everyone, rounds },
+      { label: `${small.pods}x${small.callers}`, pods: small.pods, callers: small.callers, impls: pair, rounds }
+    ]
+    const measured: Array<{ readonly shape: (typeof shapes)[number]; readonly results: Map<FleetImplName, Array<ColdRound>> }> = []
+    for (const sh of shapes) measured.push({ shape: sh, results: await coldRounds(ctx, fleet, sh) })
+
+    const [big] = measured
+    const rows = big!.shape.impls.map((name) => {
+      const xs = big!.results.get(name)!
       const starts = summarize(xs.map((x) => x.starts))
       const total = summarize(xs.map((x) => x.totalMs))
       const over = summarize(xs.map((x) => x.totalMs - producerMs))
       return [
-        name,
+        displayName(name),
         ...cell(starts, fmtCount),
         ...cell(total, fmtMs),
         fmtMs(over.median),
@@ -203,44 +273,76 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         errorsNote(xs.flatMap((x) => x.bursts))
       ]
     })
-    const lock = results.get("lockstep")!
-    const lockStarts = lock.map((x) => x.starts)
-    const lockOver = summarize(lock.map((x) => x.totalMs - producerMs))
-    const late = summarize([...results.values()].flat().map((x) => x.lateMs))
+    const sideRows = measured.flatMap(({ shape: sh, results }) => {
+      const base = results.get(baselineName)!
+      return pair.map((name) => {
+        const xs = results.get(name)!
+        const over = xs.map((x) => x.totalMs - producerMs)
+        return [
+          `${sh.pods} × ${sh.callers}`,
+          displayName(name),
+          ...cell(summarize(xs.map((x) => x.starts)), fmtCount),
+          ...cell(summarize(over), fmtMs),
+          fmtRatio(ratios(xs.map((x) => x.totalMs), base.map((x) => x.totalMs)).median),
+          fmtMs(summarize(xs.map((x) => x.startLagMs)).median),
+          errorsNote(xs.flatMap((x) => x.bursts))
+        ]
+      })
+    })
+    const targets = measured.flatMap(({ shape: sh, results }) => {
+      const lock = results.get("lockstep")!
+      const over = summarize(lock.map((x) => x.totalMs - producerMs))
+      const base = summarize(results.get(baselineName)!.map((x) => x.totalMs - producerMs))
+      return [
+        {
+          name: `${sh.pods} × ${sh.callers}: lockstep producer starts per cold burst`,
+          figure: lock.map((x) => x.starts).join(", "),
+          target: "exactly 1",
+          met: lock.every((x) => x.starts === 1)
+        },
+        {
+          name: `${sh.pods} × ${sh.callers}: lockstep total − producer time (median; \`SET NX PX\` baseline ${fmtMs(base.median)})`,
+          figure: fmtMs(over.median),
+          target: "≤ 50 ms",
+          met: over.median <= 50
+        }
+      ]
+    })
+    const late = summarize([...measured.flatMap((m) => [...m.results.values()])].flat().map((x) => x.lateMs))
     return {
       id: "fleet",
-      title: `4a. Fleet stampede on a cold key (${pods} processes × ${callers} callers)`,
+      title: `4a. Fleet stampede on a cold key (${pods} processes × ${callers} callers, and ${small.pods} × ${small.callers})`,
       setup: [
         `${pods} processes (\`node --import tsx bench/pod.ts\`), each with every implementation on one redis-server, fire ${callers}`,
         `concurrent calls each at the same instant on a key with no value anywhere; the producer takes ${producerMs} ms.`,
         "Producer starts are sent to the parent over IPC as they happen and counted there. Total = the longest wait of any",
         `caller, from the instant its process fired. ${rounds} interleaved rounds, a new key each. Peers: bentocache L1+L2+bus,`,
         "cache-manager L1+`@keyv/redis`, lru-cache (in-process only), async-cache-dedupe with Redis storage.",
-        "bentocache keeps its default serialised L1 here: unserialised, it crashes when values arrive from other processes."
+        "bentocache keeps its default serialised L1 here: unserialised, it crashes when values arrive from other processes.",
+        "The baseline is the lock a team writes by hand (`bench/impls.ts`, `makeSetNxPoll`): in-process single-flight, then",
+        "`GET`; on a miss `SET lock NX PX 10000`; the winner produces, `SET`s the value and deletes its lock; the others poll",
+        `\`GET\` every 5 ms. The second shape fires ${small.callers} callers on ${small.pods} of the same processes.`
       ].join(" "),
-      tables: [{
-        headers: ["implementation", "producer starts (median)", "min – max", "total (median)", "min – max", "total − producer", "total / producer", "first start after", "errors"],
-        rows
-      }],
-      targets: [
+      tables: [
         {
-          name: "lockstep producer starts per cold burst",
-          figure: lockStarts.join(", "),
-          target: "exactly 1",
-          met: lockStarts.every((s) => s === 1)
+          caption: `**Side by side**: lockstep against the \`SET NX PX\` baseline, same processes, same run (ratio: per-round total / the baseline's)`,
+          headers: ["processes × callers", "implementation", "producer starts (median)", "min – max", "total − producer (median)", "min – max", "total / baseline", "first start after", "errors"],
+          rows: sideRows
         },
         {
-          name: "lockstep total − producer time (median)",
-          figure: fmtMs(lockOver.median),
-          target: "≤ 50 ms",
-          met: lockOver.median <= 50
+          caption: `**Every implementation**, ${pods} × ${callers}`,
+          headers: ["implementation", "producer starts (median)", "min – max", "total (median)", "min – max", "total − producer", "total / producer", "first start after", "errors"],
+          rows
         }
       ],
+      targets,
       notes: [
         "First start after: from the burst instant to the first producer start anywhere (clock of the same machine).",
         `Spawning the ${pods} processes took ${spawnS.toFixed(1)} s. Bursts fired up to ${fmtMs(late.max)} after their instant (median ${fmtMs(late.median)}): event-loop delay on a loaded machine, not counted in the totals.`
       ],
-      data: Object.fromEntries([...results].map(([k, v]) => [k, v.map(({ bursts: _, ...x }) => x)]))
+      data: Object.fromEntries(measured.flatMap(({ shape: sh, results }) =>
+        [...results].map(([k, v]) => [sh.label === shapes[0]!.label ? k : `${k}@${sh.label}`, v.map(({ bursts: _, ...x }) => x)])
+      ))
     }
   } finally {
     await fleet.close()

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { freePort } from "../../test/support/services.js"
 import { track } from "../children.js"
+import { childExecArgv } from "../profile.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { cell, fmtCount, fmtMs, fmtOps, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
@@ -57,9 +58,35 @@ const get = (port: number, path: string, agent?: Http.Agent): Promise<{ status: 
 const startServer = async (ctx: BenchContext, extra: Record<string, string>): Promise<Server> => {
   const port = await freePort()
   let err = ""
-  const child = track(spawn(process.execPath, ["--import", "tsx", Path.join(root, "app/main.ts")], {
+  const child = track(spawn(process.execPath, [...childExecArgv(), "--import", "tsx", Path.join(root, "app/main.ts")], {
     cwd: root,
     env: env(ctx, { ...extra, PORT: String(port) }),
+    stdio: ["ignore", "ignore", "pipe"]
+  }))
+  child.stderr!.setEncoding("utf8")
+  child.stderr!.on("data", (c: string) => (err = (err + c).slice(-4_000)))
+  return { port, child, stderr: () => err }
+}
+
+/**
+ * The floor any Node server pays: a bare `node:http` server in its own process answering the
+ * body and `Content-Type` the explorer's `/healthz` answers, on every path.
+ */
+const bareSource = `
+const http = require("node:http")
+const body = Buffer.from(process.env.BARE_BODY ?? "", "utf8")
+const type = process.env.BARE_TYPE ?? "text/plain"
+http.createServer((req, res) => {
+  res.writeHead(200, { "content-type": type, "content-length": body.length })
+  res.end(body)
+}).listen(Number(process.env.PORT), "127.0.0.1")
+`
+
+const startBare = async (body: string, type: string): Promise<Server> => {
+  const port = await freePort()
+  let err = ""
+  const child = track(spawn(process.execPath, [...childExecArgv(), "-e", bareSource], {
+    env: { ...process.env, PORT: String(port), BARE_BODY: body, BARE_TYPE: type },
     stdio: ["ignore", "ignore", "pipe"]
   }))
   child.stderr!.setEncoding("utf8")
@@ -107,6 +134,8 @@ const counter = (text: string, name: string): number =>
     .filter((l) => l.startsWith(name + "{") || l.startsWith(name + " "))
     .reduce((n, l) => n + Number(l.trim().split(/\s+/).pop()), 0)
 
+const bareName = "floor: bare `node:http`, the same body as `/healthz`"
+
 const cannon = (port: number, path: string, durationS: number, connections: number) =>
   autocannon({ url: `http://127.0.0.1:${port}${path}`, connections, duration: durationS })
 
@@ -134,21 +163,29 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
   let warmResults: Map<string, Array<number>>
   let p99s: Map<string, Array<number>>
   const errors = new Map<string, number>()
+  let bare: Server | undefined
   try {
     await waitReady(warm, ctx.signal)
     const first = await get(warm.port, "/api/dashboard")
     if (first.status !== 200) throw new Error(`/api/dashboard answered ${first.status}: ${first.body.slice(0, 300)}`)
-    const paths = [{ name: "/healthz" }, { name: "/api/dashboard" }]
-    if (!ctx.smoke) for (const p of paths) await cannon(warm.port, p.name, 1, connections) // warm-up
+    const health = await get(warm.port, "/healthz")
+    bare = await startBare(health.body, String(health.headers["content-type"] ?? "text/plain"))
+    await waitReady(bare, ctx.signal)
+    const paths = [
+      { name: bareName, port: bare.port, path: "/healthz" },
+      { name: "/healthz", port: warm.port, path: "/healthz" },
+      { name: "/api/dashboard", port: warm.port, path: "/api/dashboard" }
+    ]
+    if (!ctx.smoke) for (const p of paths) await cannon(p.port, p.path, 1, connections) // warm-up
     p99s = new Map(paths.map((p) => [p.name, []]))
-    warmResults = await interleave(paths, rounds, async ({ name }) => {
-      const r = await cannon(warm.port, name, durationS, connections)
+    warmResults = await interleave(paths, rounds, async ({ name, port, path }) => {
+      const r = await cannon(port, path, durationS, connections)
       p99s.get(name)!.push(r.latency.p99)
       errors.set(name, (errors.get(name) ?? 0) + r.errors + r.non2xx)
       return r.requests.total / r.duration
     }, ctx.signal)
   } finally {
-    await stop([warm])
+    await stop(bare === undefined ? [warm] : [warm, bare])
   }
 
   // cold start: a fresh fleet on a fresh tenant, nothing cached anywhere
@@ -188,28 +225,34 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
   const dash = warmResults.get("/api/dashboard")!
   const thr = ratios(dash, base)
   const p99 = ratios(p99s.get("/api/dashboard")!, p99s.get("/healthz")!)
-  const rowsWarm = ["/healthz", "/api/dashboard"].map((name) => [
-    name,
+  const floor = warmResults.get(bareName)!
+  const rowsWarm = [bareName, "/healthz", "/api/dashboard"].map((name) => [
+    name === bareName ? name : `explorer \`${name}\``,
     ...cell(summarize(warmResults.get(name)!), fmtOps),
     fmtRatio(ratios(warmResults.get(name)!, base).median),
+    fmtRatio(ratios(warmResults.get(name)!, floor).median),
     ...cell(summarize(p99s.get(name)!), fmtMs),
     fmtRatio(ratios(p99s.get(name)!, p99s.get("/healthz")!).median),
+    fmtRatio(ratios(p99s.get(name)!, p99s.get(bareName)!).median),
     fmtCount(errors.get(name) ?? 0)
   ])
+  const vsBare = ratios(dash, floor)
+  const healthVsBare = ratios(base, floor)
   return {
     id: "http",
     title: "5. HTTP: the explorer under load",
     setup: [
       `MariaDB seeded with ${rows.toLocaleString("en")} synthetic ledger rows (\`app/seed.ts\`, ${seedS.toFixed(1)} s). Warm: one explorer process,`,
       `autocannon with ${connections} connections for ${durationS} s per run, \`/api/dashboard\` (cached) and \`/healthz\` (neither database`,
-      `nor Redis) interleaved, ${rounds} rounds; autocannon runs in the benchmark process on the same two cores. Cold start:`,
+      `nor Redis) interleaved with a bare \`node:http\` server in its own process answering the same body and \`Content-Type\` as`,
+      `\`/healthz\` (the floor of any Node server), ${rounds} rounds; autocannon runs in the benchmark process on the same two cores. Cold start:`,
       `${fleetSize} fresh explorer processes on a fresh tenant (keep-warm off), then ${burst} concurrent \`/api/dashboard\` requests spread`,
       "over them, each on its own connection."
     ].join(" "),
     tables: [
       {
         caption: "**Warm** (requests/s; latency p99 per run)",
-        headers: ["route", "req/s (median)", "min – max", "ratio", "p99 (median)", "p99 min – max", "p99 ratio", "errors + non-2xx"],
+        headers: ["route", "req/s (median)", "min – max", "ratio to `/healthz`", "ratio to bare `node:http`", "p99 (median)", "p99 min – max", "p99 ratio to `/healthz`", "p99 ratio to bare", "errors + non-2xx"],
         rows: rowsWarm
       },
       {
@@ -227,6 +270,8 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
     targets: [
       { name: "dashboard throughput / healthz throughput", figure: fmtRatio(thr.median), target: "≥ 0.7×", met: thr.median >= 0.7 },
       { name: "dashboard p99 / healthz p99", figure: fmtRatio(p99.median), target: "≤ 2×", met: p99.median <= 2 },
+      { name: "dashboard throughput / bare `node:http` throughput", figure: fmtRatio(vsBare.median), target: "for information", met: undefined },
+      { name: "healthz throughput / bare `node:http` throughput (the server stack's own cost)", figure: fmtRatio(healthVsBare.median), target: "for information", met: undefined },
       { name: "cold start: aggregate runs across the fleet", figure: String(cold.runs), target: "exactly 1", met: cold.runs === 1 },
       { name: "cold start: errors", figure: String(cold.errors), target: "0", met: cold.errors === 0 }
     ],

@@ -135,3 +135,29 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
     await store.close()
   }
 }
+
+/** The profiled workload: lockstep's L2 reads alone (fresh runtimes over one store), both concurrencies. */
+export const profile = async (ctx: BenchContext): Promise<void> => {
+  const n = ctx.smoke ? 50 : 1_500
+  const keys = keysOf(`${ctx.runId}:l2prof`, n + 1)
+  const o: CacheOptions = { redis: ctx.redis, windowMs: 24 * 3_600_000, produce: producer(0), capacity: 20_000, namespace: `${ctx.runId}-l2prof` }
+  const store = await lockstepStore(o)
+  try {
+    const writer = await makeLockstep(o, store.layer)
+    const write = writer.bind(keys)
+    for (let i = 0; i < keys.length; i += 250) await Promise.all(Array.from({ length: Math.min(250, keys.length - i) }, (_, j) => write(i + j)))
+    await writer.close()
+    for (let r = 0; r < (ctx.smoke ? 1 : 5); r++) {
+      for (const concurrency of [1, 100]) {
+        ctx.signal.throwIfAborted()
+        const c = await makeLockstep(o, store.layer)
+        const call = c.bind(keys)
+        await call(n)
+        await readAll(call, n, concurrency)
+        await c.close()
+      }
+    }
+  } finally {
+    await store.close()
+  }
+}
