@@ -2,7 +2,7 @@
  * One key's worker: it finds this window's value and hands out, meanwhile, any value it learns
  * of. It is a loop over explicit steps:
  *
- * - `Read`: read the record without a script; a value of this window (by this process's
+ * - `Read` (when nothing older is held here): read the record without a script; a value of this window (by this process's
  *   corrected clock) not invalidated is the answer, else it is offered as stale and we claim.
  * - `Claim`: ask the store, which decides by its own clock. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
  *   `Busy` → wait for the holder. `Backoff` → done for now if we hold a value, else wait it out.
@@ -186,7 +186,14 @@ const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<S
         const entry = core.l1.publish(job.key, c)
         if (L1.isHit(entry, bucket)) {
           Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
-          return Effect.succeed(done(Option.some({ entry, cache: "hit" })))
+          return Effect.map(Core.now(core), (local) => {
+            // the request path's clock may be past the boundary the store has not reached yet:
+            // until the store's boundary, its requests are answered this value without a read
+            if (!L1.isHit(entry, Window.bucketOf(local, job.spec.windowMs))) {
+              core.l1.setRetry(job.key, local + Window.startOf(bucket + 1, job.spec.windowMs) - at)
+            }
+            return done(Option.some({ entry, cache: "hit" }))
+          })
         }
         return Effect.as(offer(entry, "stale"), firstClaim)
       })
@@ -230,6 +237,13 @@ export const obtain = <E>(
         return Effect.flatMap(waitStep(core, job, step), loop)
     }
   }
-  // a refresh must ask the store; anything else reads first
-  return loop(refreshing ? firstClaim : { _tag: "Read" })
+  // a refresh must ask the store. Holding a value of an earlier window (a rollover), so must we:
+  // this window's is most likely being computed right now, which only a claim tells, and a read
+  // would find the record we hold. Anything else (nothing held: an L2 read) reads first.
+  if (refreshing) return loop(firstClaim)
+  return Effect.flatMap(Core.storeNow(core), (at) => {
+    const held = core.l1.entries.get(job.key)
+    const behind = held !== undefined && held.windowMs === job.spec.windowMs && held.bucket < Window.bucketOf(at, job.spec.windowMs)
+    return loop(behind ? firstClaim : { _tag: "Read" })
+  })
 }

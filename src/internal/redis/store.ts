@@ -475,7 +475,9 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
       connection.on("close", () => {
         if (!closed) subscriber.onState("down")
       })
+      const heard = { messages: 0 }
       connection.on("messageBuffer", (from: Buffer, message: Buffer) => {
+        heard.messages++
         if (closed || from.toString() !== channel) return
         const notice = decodeNotice(message)
         if (notice !== undefined) subscriber.onNotice(notice)
@@ -483,6 +485,7 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
       if (connection.status === "ready") onReady()
       return {
         connection,
+        heard,
         firstUp,
         /** The connection is open but answers nothing (a black hole): down, and connect again. */
         lost: () => {
@@ -499,24 +502,29 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
     }),
     (s) => Effect.sync(() => s.close())
   ).pipe(
-    Effect.tap((s) => Effect.forkScoped(heartbeat(s.connection, s.lost))),
+    Effect.tap((s) => Effect.forkScoped(heartbeat(s.connection, s.heard, s.lost))),
     Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
     Effect.asVoid
   )
 
 /**
- * How often the subscriber connection is asked for a `PING`, and how long its answer may take.
- * A connection's events tell of a close, not of a path that went silent; without an answer the
- * subscription counts as down (no L1 freshness is trusted) until it has subscribed again.
+ * How long the subscriber connection may stay silent before it is asked for a `PING`, and how
+ * long the answer may take. A connection's events tell of a close, not of a path that went
+ * silent; without an answer the subscription counts as down (no L1 freshness is trusted) until
+ * it has subscribed again. A notice heard meanwhile is answer enough: a busy fleet sends no ping.
  */
 const heartbeatMs = 1_000
 
-const heartbeat = (connection: IORedis, lost: () => void): Effect.Effect<void> =>
-  Effect.suspend(() =>
-    connection.status !== "ready"
+const heartbeat = (connection: IORedis, heard: { readonly messages: number }, lost: () => void): Effect.Effect<void> => {
+  let seen = heard.messages
+  return Effect.suspend(() => {
+    const quiet = heard.messages === seen
+    seen = heard.messages
+    return connection.status !== "ready" || !quiet
       ? Effect.void
       : Effect.tryPromise(() => connection.ping()).pipe(
         Effect.timeout(heartbeatMs),
         Effect.catchAll(() => Effect.sync(lost))
       )
-  ).pipe(Effect.delay(heartbeatMs), Effect.forever)
+  }).pipe(Effect.delay(heartbeatMs), Effect.forever)
+}
