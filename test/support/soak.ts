@@ -33,17 +33,20 @@ export type FaultKind =
   | "invalidateTag"
   | "latencySpike"
 
-/** How often each fault is drawn, relative to the others. */
-const WEIGHTS: ReadonlyArray<readonly [FaultKind, number]> = [
-  ["producerFailure", 2],
-  ["producerHang", 1],
-  ["producerStall", 1],
-  ["restart", 1],
-  ["clientKill", 1],
-  ["clientPause", 1],
-  ["invalidateKey", 2],
-  ["invalidateTag", 1],
-  ["latencySpike", 1]
+/**
+ * Faults are dealt from decks: each deck holds every kind once, shuffled, so that a short run
+ * (the test's 8 slots) sees nearly every kind and a long one sees each as often.
+ */
+export const FAULT_KINDS: ReadonlyArray<FaultKind> = [
+  "producerFailure",
+  "producerHang",
+  "producerStall",
+  "restart",
+  "clientKill",
+  "clientPause",
+  "invalidateKey",
+  "invalidateTag",
+  "latencySpike"
 ]
 
 /** Windows per fault slot: the fault in the first, its effects over the next. */
@@ -62,7 +65,7 @@ export interface SoakOptions {
   /** Caller loops per pod. */
   readonly callers?: number
   readonly pauseMs?: number
-  /** Chance that a slot gets a fault. */
+  /** Chance that a slot gets a fault (default 1: every slot; its third window is quiet for every key anyway). */
   readonly faultRate?: number
   /** Memory samples every this many ms. */
   readonly sampleMs?: number
@@ -195,7 +198,7 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
   const PRODUCER_MS = options.producerMs ?? 100
   const CALLERS = options.callers ?? 10
   const PAUSE_MS = options.pauseMs ?? 20
-  const FAULT_RATE = options.faultRate ?? 0.9
+  const FAULT_RATE = options.faultRate ?? 1
   const SAMPLE_MS = options.sampleMs ?? 2_000
   const log = options.log ?? (() => {})
   const settings = { lease: 1_000, maxRun: 800, failureBackoff: 300, maxFailureBackoff: 1_000 }
@@ -300,56 +303,58 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
     const faults: Array<Fault> = []
     const firstWindow = bucketOf(loadStart) + 1
     const lastWindow = bucketOf(loadEnd) - 1
-    const producerFault = async (fault: Fault, arm: () => void, disarm: () => void, slotEnd: number) => {
+    const producerFault = async (fault: Fault, arm: () => void, disarm: () => void, slotEnd: number, stallMs = 0) => {
       arm()
       const since = Date.now()
       await sleepUntil(slotEnd - WINDOW / 4)
       disarm()
-      // the run it hit: the first start on that pod after it was armed (a stall's run reports late)
-      const run = b.fleet.of("start", since).find((m) => m.id === fault.pod)
-      const finish = run && b.fleet.of("finish", since).find((m) => m.id === fault.pod && m.key === run.key && m.wallAt >= run.wallAt)
-      // a stall stops the whole event loop: every run the pod had under way loses its lease
-      const everyKey = fault.kind === "producerStall"
-      const hit = fault.kind === "producerFailure" ? finish !== undefined && !finish.ok && finish.interrupted !== true
-        : fault.kind === "producerHang" ? finish?.interrupted === true
-        : run !== undefined
-      if (run && hit) {
-        const claimed = b.fleet.of("claim", since).filter((m) => m.id === fault.pod && m.key === run.key && m.outcome === "acquired" && m.wallAt <= run.wallAt).pop()
-        const w = claimed?.bucket ?? run.bucket
-        fault.keys = everyKey ? "*" : [run.key]
-        fault.windows = [w, w + 1]
-        fault.fired = true
-      } else if (run) {
-        // a run started but the fault's effect was not seen (e.g. disarmed as it started): mark it anyway
-        fault.keys = everyKey ? "*" : [run.key]
-        fault.windows = [run.bucket, run.bucket + 1]
+      // the run it hit: the first on that pod to finish (failed, interrupted, or late by the
+      // stall) after it was armed; that run may have started just before
+      const hitRun = b.fleet.of("finish", since).find((m) => {
+        if (m.id !== fault.pod) return false
+        if (fault.kind === "producerFailure") return !m.ok && m.interrupted !== true
+        if (fault.kind === "producerHang") return m.interrupted === true
+        const start = b.fleet.of("start").filter((x) => x.id === m.id && x.key === m.key && x.wallAt <= m.wallAt).pop()
+        return start !== undefined && m.wallAt - start.wallAt >= stallMs
+      })
+      if (hitRun === undefined) {
+        // not seen (disarmed as a run took it?): it may have touched any key of its slot
+        fault.keys = "*"
+        fault.windows = Array.from({ length: SLOT_WINDOWS }, (_, i) => fault.window + i)
+        return
       }
+      const start = b.fleet.of("start").filter((m) => m.id === fault.pod && m.key === hitRun.key && m.wallAt <= hitRun.wallAt).pop()
+      const claimed = b.fleet.of("claim").filter((m) => m.id === fault.pod && m.key === hitRun.key && m.outcome === "acquired" && m.wallAt <= (start?.wallAt ?? hitRun.wallAt)).pop()
+      const w = claimed?.bucket ?? start?.bucket ?? hitRun.bucket
+      // a stall stops the whole event loop: every run the pod had under way loses its lease
+      fault.keys = fault.kind === "producerStall" ? "*" : [hitRun.key]
+      fault.windows = [...new Set([fault.window, w, w + 1])]
+      fault.fired = true
     }
     const inject = async (kind: FaultKind, window: number): Promise<void> => {
       const pod = Math.floor(random() * PODS)
       const slotEnd = (window + SLOT_WINDOWS) * WINDOW
       const at = Date.now()
       const fault: Fault = { kind, at, window, pod, detail: "", keys: "*", windows: [window, window + 1], fired: true }
+      if (kind === "producerFailure" || kind === "producerHang" || kind === "producerStall") {
+        // until the run it hits is known
+        fault.fired = false
+        fault.keys = []
+      }
       const p = b.fleet.pods[pod]!
       const set = (detail: string) => Object.assign(fault, { detail }) as Fault
       faults.push(fault)
       switch (kind) {
         case "producerFailure":
           set(`pod ${pod}'s next run fails`)
-          fault.fired = false
-          fault.keys = []
           return producerFault(fault, () => p.send({ type: "failNextRun", on: true }), () => p.send({ type: "failNextRun", on: false }), slotEnd)
         case "producerHang":
           set(`pod ${pod}'s next run hangs until maxRun (${settings.maxRun} ms)`)
-          fault.fired = false
-          fault.keys = []
           return producerFault(fault, () => p.send({ type: "hangNextRun", on: true }), () => p.send({ type: "hangNextRun", on: false }), slotEnd)
         case "producerStall": {
           const ms = between(settings.lease + 200, settings.lease + 500)
           set(`pod ${pod}'s next run stalls its event loop ${ms} ms (lease ${settings.lease} ms), and with it every run the pod has under way`)
-          fault.fired = false
-          fault.keys = []
-          return producerFault(fault, () => p.send({ type: "stallNextRun", ms }), () => p.send({ type: "stallNextRun", ms: 0 }), slotEnd)
+          return producerFault(fault, () => p.send({ type: "stallNextRun", ms }), () => p.send({ type: "stallNextRun", ms: 0 }), slotEnd, ms)
         }
         case "restart":
           set(`pod ${pod}'s runtime restarted (empty L1, no workers)`)
@@ -367,7 +372,7 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
           const mode = random() < 0.5 ? "ALL" : "WRITE"
           set(`CLIENT PAUSE ${ms} ${mode}`)
           await admin!.call("CLIENT", "PAUSE", String(ms), mode)
-          fault.windows = [window, bucketOf(at + ms), bucketOf(at + ms) + 1]
+          fault.windows = [...new Set([window, bucketOf(at + ms), bucketOf(at + ms) + 1])]
           return
         }
         case "invalidateKey": {
@@ -393,18 +398,23 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
           const lasting = between(500, 1_200)
           set(`${ms} ms latency to Redis for pod ${pod}, ${lasting} ms`)
           proxies[pod]!.latency({ up: ms })
-          fault.windows = [window, bucketOf(at + lasting), bucketOf(at + lasting) + 1]
+          fault.windows = [...new Set([window, bucketOf(at + lasting), bucketOf(at + lasting) + 1])]
           await sleepUntil(at + lasting).finally(() => proxies[pod]!.normal())
           return
         }
       }
     }
     const invalidations: Array<{ keys: ReadonlyArray<string>; startedWallAt: number; returnedWallAt: number; ok: boolean }> = []
-    const totalWeight = WEIGHTS.reduce((n, [, w]) => n + w, 0)
+    const deck: Array<FaultKind> = []
     const drawKind = (): FaultKind => {
-      let r = random() * totalWeight
-      for (const [kind, w] of WEIGHTS) if ((r -= w) < 0) return kind
-      return WEIGHTS[0]![0]
+      if (deck.length === 0) {
+        deck.push(...FAULT_KINDS)
+        for (let i = deck.length - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1))
+          ;[deck[i], deck[j]] = [deck[j]!, deck[i]!]
+        }
+      }
+      return deck.pop()!
     }
     const pending: Array<Promise<void>> = []
     for (let w = firstWindow + 1; w + SLOT_WINDOWS - 1 <= lastWindow; w += SLOT_WINDOWS) {
@@ -415,10 +425,15 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
       if (!use) continue
       await sleepUntil(w * WINDOW + offset)
       if (loadDone) break
-      const done = inject(kind, w).catch((e) => log(`soak: fault ${kind} failed to inject: ${e instanceof Error ? e.message : String(e)}`))
+      const injectedAt = Date.now()
+      const done = inject(kind, w).then(
+        () => {
+          const f = faults.find((x) => x.window === w)
+          log(`soak: +${((injectedAt - loadStart) / 1000).toFixed(1)} s window ${w}: ${kind}: ${f?.detail}${f?.fired === false ? " (hit no run)" : ""}`)
+        },
+        (e) => log(`soak: fault ${kind} failed to inject: ${e instanceof Error ? e.message : String(e)}`)
+      )
       pending.push(done)
-      const f = faults[faults.length - 1]
-      if (f) log(`soak: +${((Date.now() - loadStart) / 1000).toFixed(1)} s window ${w}: ${kind}: ${f.detail}`)
     }
     await Promise.all(pending)
     const summaries: ReadonlyArray<Loaded> = await Promise.race([
