@@ -1,7 +1,7 @@
 /**
  * The soak, short: 4 pods as processes on a private redis-server, 20 keys, 2 s windows, random
  * faults from a fixed seed (`LOCKSTEP_SOAK_SEED` draws others), for `LOCKSTEP_SOAK_SECONDS`
- * (default 55 s: with the pods' start and the warm-up, the file takes about 70 s). The long run
+ * (default 52 s: with the pods' start and the warm-up, the file takes about 65–70 s). The long run
  * is `npm run soak`. Asserted (`soakProblems`): no error to a caller once every key has a value,
  * at most one producer start per key and window without a fault and one more per fault touching
  * it, no older window and no invalidated value served, no stored `(bucket, fence)` going down,
@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
 import { formatReport, runSoak } from "./support/soak.js"
 import { soakProblems } from "./support/soakBounds.js"
 
-const SECONDS = Number(process.env.LOCKSTEP_SOAK_SECONDS ?? 55)
+const SECONDS = Number(process.env.LOCKSTEP_SOAK_SECONDS ?? 52)
 const SEED = Number(process.env.LOCKSTEP_SOAK_SEED ?? 13)
 
 describe("soak", () => {
