@@ -68,7 +68,11 @@ runSoak({ seconds, seed, pods, keys, leakBytesPerSecond: leakKbPerS * 1024, sign
     process.exit(0)
   },
   (error) => {
-    console.error(controller.signal.aborted ? "soak: stopped" : `soak failed (seed ${seed}):`, controller.signal.aborted ? "" : error)
-    process.exit(controller.signal.aborted ? 130 : 1)
+    if (controller.signal.aborted) {
+      console.error(`soak: stopped early; nothing left running (seed ${seed})`)
+      process.exit(130)
+    }
+    console.error(`soak failed (seed ${seed}):`, error)
+    process.exit(1)
   }
 )
