@@ -79,6 +79,8 @@ export type ToPod =
    * purpose, to show that the soak's memory bound catches one.
    */
   | { readonly type: "leak"; readonly bytesPerSecond: number }
+  /** Writes a V8 heap snapshot to `path` (after a full collection) and reports `snapshot`, to see what a growing heap holds. */
+  | { readonly type: "heapSnapshot"; readonly path: string }
   /** `gc`: collect garbage first, so that heap samples over time show what is retained. */
   | { readonly type: "stats"; readonly gc?: boolean }
   /** Invalidates a key (`loader.invalidate`) or a tag (`Memo.invalidateTag`) through this pod. */
@@ -188,6 +190,7 @@ export type FromPod =
     readonly error?: string | undefined
   }
   | { readonly type: "fatal"; readonly id: number; readonly kind: string; readonly message: string }
+  | { readonly type: "snapshot"; readonly id: number; readonly path: string }
   | { readonly type: "closed"; readonly id: number; readonly wallAt: number }
 
 /** `startedAt`: when the lookup started (machine clock), which tells values computed before an invalidation. */
@@ -490,6 +493,10 @@ const main = Effect.gen(function*() {
           break
         case "hangNextRun":
           hangNextRun = message.on
+          break
+        case "heapSnapshot":
+          collectGarbage()
+          sendNow({ type: "snapshot", id: config.id, path: V8.writeHeapSnapshot(message.path) })
           break
         case "leak":
           clearInterval(leakTimer)
