@@ -273,10 +273,10 @@ const pages = Memo.loader({
   window: config.windowMs,
   schema: Value,
   lookup: producer,
-  tags: (key: string) => {
+  tags: config.tagGroups === undefined ? config.tags ?? [] : (key: string) => {
     const index = Number(key.slice(key.lastIndexOf("-") + 1))
-    return config.tagGroups !== undefined && key.startsWith(`${config.key}-`) && Number.isSafeInteger(index)
-      ? [...(config.tags ?? []), `group-${index % config.tagGroups}`]
+    return key.startsWith(`${config.key}-`) && Number.isSafeInteger(index)
+      ? [...(config.tags ?? []), `group-${index % config.tagGroups!}`]
       : config.tags ?? []
   }
 })
@@ -290,11 +290,15 @@ const memory = () => {
   return { rssMb: Math.round((m.rss / 2 ** 20) * 10) / 10, heapUsedMb: Math.round((m.heapUsed / 2 ** 20) * 10) / 10 }
 }
 
-/** A full garbage collection, without `--expose-gc` on the command line. */
-const collectGarbage: () => void = (() => {
-  V8.setFlagsFromString("--expose-gc")
-  return Vm.runInNewContext("gc") as () => void
-})()
+/** A full garbage collection, without `--expose-gc` on the command line (exposed on first use). */
+let gc: (() => void) | undefined
+const collectGarbage = () => {
+  if (gc === undefined) {
+    V8.setFlagsFromString("--expose-gc")
+    gc = Vm.runInNewContext("gc") as () => void
+  }
+  gc()
+}
 
 /** N caller loops for `durationMs`; each checks that this process never serves an older window. */
 const load = (callers: number, durationMs: number, pauseMs: number, keyCount: number | undefined, latencySample: number | undefined) =>
