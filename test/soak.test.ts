@@ -5,7 +5,8 @@
  * is `npm run soak`. Asserted (`soakProblems`): no error to a caller once every key has a value,
  * at most one producer start per key and window without a fault and one more per fault touching
  * it, no older window and no invalidated value served, no stored `(bucket, fence)` going down,
- * and each pod's heap after a full collection growing less than `HEAP_SLOPE_MB_PER_MIN`.
+ * and each pod's heap after a full collection growing less than `HEAP_GROWTH_MB_PER_MIN` (median slope)
+ * and `HEAP_SLOPE_MB_PER_MIN` (least squares).
  */
 import { describe, expect, it } from "vitest"
 import { formatReport, runSoak } from "./support/soak.js"

@@ -287,7 +287,7 @@ const loaderOf = (key: string) =>
 
 const memory = () => {
   const m = process.memoryUsage()
-  return { rssMb: Math.round((m.rss / 2 ** 20) * 10) / 10, heapUsedMb: Math.round((m.heapUsed / 2 ** 20) * 10) / 10 }
+  return { rssMb: Math.round((m.rss / 2 ** 20) * 100) / 100, heapUsedMb: Math.round((m.heapUsed / 2 ** 20) * 100) / 100 }
 }
 
 /** A full garbage collection, without `--expose-gc` on the command line (exposed on first use). */

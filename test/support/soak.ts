@@ -95,9 +95,17 @@ export interface Fault {
 export interface MemorySeries {
   readonly maxRssMb: number
   readonly maxHeapMb: number
-  /** Least-squares slope over the samples after the warm-up, MB per minute. */
+  /** Least-squares slope over the samples after the first fifth of the run, MB per minute. */
   readonly rssSlopeMbPerMin: number
   readonly heapSlopeMbPerMin: number
+  /**
+   * The median of the slopes between samples `GROWTH_LAG` apart, over the same samples: the
+   * rate at which the heap grows most of the time. A leak raises every one of those slopes; a
+   * one-time step (code compiled or a source map read on a path's first use) only the few that
+   * span it, which the median ignores, where it can double the least-squares slope of a short run.
+   */
+  readonly rssGrowthMbPerMin: number
+  readonly heapGrowthMbPerMin: number
   readonly samples: number
   /** `[seconds since the load began, RSS MB, heap MB]`, each after a full collection. */
   readonly series: ReadonlyArray<readonly [number, number, number]>
@@ -164,6 +172,22 @@ export const prng = (seed: number) => {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** Samples apart for `medianSlope` (4 s at the default rate). */
+export const GROWTH_LAG = 2
+
+/** The median of the slopes between points `lag` apart. */
+export const medianSlope = (points: ReadonlyArray<readonly [number, number]>, lag = GROWTH_LAG): number => {
+  const slopes: Array<number> = []
+  for (let i = 0; i + lag < points.length; i++) {
+    const [x0, y0] = points[i]!
+    const [x1, y1] = points[i + lag]!
+    if (x1 > x0) slopes.push((y1 - y0) / (x1 - x0))
+  }
+  slopes.sort((a, b) => a - b)
+  const n = slopes.length
+  return n === 0 ? 0 : n % 2 === 1 ? slopes[(n - 1) / 2]! : (slopes[n / 2 - 1]! + slopes[n / 2]!) / 2
 }
 
 /** Least-squares slope of `y` over `x`. */
@@ -515,6 +539,8 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
         maxHeapMb: Math.max(0, ...own.map((m) => m.heapMb)),
         rssSlopeMbPerMin: round2(slope(steady.map((m) => [minutes(m.at), m.rssMb]))),
         heapSlopeMbPerMin: round2(slope(steady.map((m) => [minutes(m.at), m.heapMb]))),
+        rssGrowthMbPerMin: round2(medianSlope(steady.map((m) => [minutes(m.at), m.rssMb]))),
+        heapGrowthMbPerMin: round2(medianSlope(steady.map((m) => [minutes(m.at), m.heapMb]))),
         samples: own.length,
         series: own.map((m) => [round2((m.at - loadStart) / 1000), m.rssMb, m.heapMb] as const)
       }
@@ -591,9 +617,11 @@ export const formatReport = (r: SoakReport): string => {
   lines.push(`  old hits after an invalidation: ${r.oldHitsAfterInvalidation.length}; stored (bucket, fence) decreases: ${r.storeDecreases.length}; fatal: ${r.fatal.length}`)
   for (const x of [...r.oldHitsAfterInvalidation, ...r.storeDecreases, ...r.fatal]) lines.push(`    ${x}`)
   lines.push("")
-  lines.push("memory      max RSS MB  max heap MB  RSS slope MB/min  heap slope MB/min  samples")
+  lines.push("memory      max RSS MB  max heap MB  RSS MB/min (least squares, median)  heap MB/min (least squares, median)  samples")
   for (const [pod, m] of Object.entries(r.memory)) {
-    lines.push(`  ${pod.padEnd(8)} ${String(m.maxRssMb).padStart(10)}  ${String(m.maxHeapMb).padStart(11)}  ${String(m.rssSlopeMbPerMin).padStart(16)}  ${String(m.heapSlopeMbPerMin).padStart(17)}  ${String(m.samples).padStart(7)}`)
+    lines.push(
+      `  ${pod.padEnd(8)} ${String(m.maxRssMb).padStart(10)}  ${String(m.maxHeapMb).padStart(11)}  ${`${m.rssSlopeMbPerMin}, ${m.rssGrowthMbPerMin}`.padStart(33)}  ${`${m.heapSlopeMbPerMin}, ${m.heapGrowthMbPerMin}`.padStart(34)}  ${String(m.samples).padStart(7)}`
+    )
   }
   lines.push("")
   lines.push(`faults: ${r.faults.injected} injected (${r.faults.notFired} producer faults armed but not hit): ${JSON.stringify(r.faults.counts)}`)
