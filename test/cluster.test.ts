@@ -10,7 +10,8 @@ import { Redis } from "../src/index.js"
 import * as Keys from "../src/internal/keys.js"
 import { command, startCluster, type RedisCluster } from "./support/cluster.js"
 import { contract } from "./support/contract.js"
-import { expectOneStartPerWindow, startFleet } from "./support/fleet.js"
+import { expectOneStartPerWindow } from "./support/faults.js"
+import { startFleet } from "./support/fleet.js"
 import { freshTenant } from "./support/stores.js"
 
 let cluster: RedisCluster

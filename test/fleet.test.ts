@@ -4,7 +4,8 @@
  * pods' IPC reports.
  */
 import { afterAll, beforeAll, describe, it } from "vitest"
-import { expectOneStartPerWindow, startFleet, type Fleet } from "./support/fleet.js"
+import { expectOneStartPerWindow } from "./support/faults.js"
+import { startFleet, type Fleet } from "./support/fleet.js"
 import { startRedis, type Server } from "./support/services.js"
 
 const PODS = 4

@@ -11,7 +11,9 @@
  * (whose finalizers release a held fleet lock), report `closed`, then exit. `SIGKILL` and
  * `SIGSTOP` are the parent's to send.
  */
-import { Clock, ConfigProvider, Context, Duration, Effect, ExecutionStrategy, Exit, Fiber, Layer, Metric, MetricState, Schema, Scope } from "effect"
+import * as V8 from "node:v8"
+import * as Vm from "node:vm"
+import { Cause, Clock, ConfigProvider, Context, Duration, Effect, ExecutionStrategy, Exit, Fiber, Layer, Metric, MetricState, Schema, Scope } from "effect"
 import { Memo, Redis, Window } from "../../src/index.js"
 
 export interface PodConfig {
@@ -32,6 +34,11 @@ export interface PodConfig {
   readonly settings?: Partial<Record<Exclude<keyof Memo.Settings, "l1Capacity">, number>>
   /** Tags every key gets (for `Memo.invalidateTag`). */
   readonly tags?: ReadonlyArray<string>
+  /**
+   * With `n`, key `<key>-<i>` of a multi-key load also gets the tag `group-<i mod n>`, so that a
+   * tag reaches some keys and not others.
+   */
+  readonly tagGroups?: number
 }
 
 export type ToPod =
@@ -39,8 +46,21 @@ export type ToPod =
    * `keys`: callers spread over that many keys, `<key>-0` … `<key>-(keys-1)`, caller `i` starting
    * at key `i mod keys` (so `callers ≥ keys` asks for every key at once); without it, one key.
    */
-  | { readonly type: "load"; readonly callers: number; readonly durationMs: number; readonly pauseMs: number; readonly keys?: number }
+  | {
+    readonly type: "load"
+    readonly callers: number
+    readonly durationMs: number
+    readonly pauseMs: number
+    readonly keys?: number
+    /**
+     * Keep a uniform sample of this many latencies (reservoir) rather than every one, so that a
+     * long load's memory stays flat and its heap measures the cache, not the recording.
+     */
+    readonly latencySample?: number
+  }
   | { readonly type: "failing"; readonly on: boolean }
+  /** The next producer run on this pod (`on: false` cancels) fails, once. */
+  | { readonly type: "failNextRun"; readonly on: boolean }
   | { readonly type: "producerMs"; readonly ms: number }
   /** Steps this pod's Effect `Clock` by `ms` (negative: backwards) from now on, as NTP or a VM pause would. */
   | { readonly type: "clockStep"; readonly ms: number }
@@ -54,7 +74,15 @@ export type ToPod =
    * it is interrupted (by `maxRun`), while the process and Redis stay healthy: its renewals go on.
    */
   | { readonly type: "hangNextRun"; readonly on: boolean }
-  | { readonly type: "stats" }
+  /**
+   * Retains about `bytesPerSecond` of heap from now on, never freed (0 stops adding): a leak on
+   * purpose, to show that the soak's memory bound catches one.
+   */
+  | { readonly type: "leak"; readonly bytesPerSecond: number }
+  /** Writes a V8 heap snapshot to `path` (after a full collection) and reports `snapshot`, to see what a growing heap holds. */
+  | { readonly type: "heapSnapshot"; readonly path: string }
+  /** `gc`: collect garbage first, so that heap samples over time show what is retained. */
+  | { readonly type: "stats"; readonly gc?: boolean }
   /** Invalidates a key (`loader.invalidate`) or a tag (`Memo.invalidateTag`) through this pod. */
   | { readonly type: "invalidate"; readonly requestId: number; readonly key?: string | undefined; readonly tag?: string | undefined }
   /** Restarts this pod's `Memo` runtime (empty L1, no workers), as after a restart; its Redis client stays. */
@@ -118,6 +146,8 @@ export type FromPod =
     readonly id: number
     readonly calls: number
     readonly errors: number
+    /** Calls interrupted because the runtime they ran on was closed (`forget`): not errors of the cache. */
+    readonly interrupted: number
     readonly regressions: number
     readonly maxLatencyMs: number
     readonly latenciesMs: ReadonlyArray<number>
@@ -160,6 +190,7 @@ export type FromPod =
     readonly error?: string | undefined
   }
   | { readonly type: "fatal"; readonly id: number; readonly kind: string; readonly message: string }
+  | { readonly type: "snapshot"; readonly id: number; readonly path: string }
   | { readonly type: "closed"; readonly id: number; readonly wallAt: number }
 
 /** `startedAt`: when the lookup started (machine clock), which tells values computed before an invalidation. */
@@ -199,6 +230,9 @@ let failing = false
 let producerMs = config.producerMs
 let stallNextRun = 0
 let hangNextRun = false
+let failNextRun = false
+let leakTimer: NodeJS.Timeout | undefined
+const leaked: Array<unknown> = []
 let seq = 0
 /** The newest window this process ever served per key, across loads. */
 const highestServed = new Map<string, number>()
@@ -226,7 +260,8 @@ const producer = (key: string) =>
         // a synchronous stall: nothing else in this process runs
       }
     }
-    const ok = !failing
+    const ok = !failing && !failNextRun
+    failNextRun = false
     yield* send({ type: "finish", id: config.id, key, at: yield* Clock.currentTimeMillis, wallAt: Date.now(), bucket, ok })
     if (!ok) return yield* Effect.fail(new Error("producer failing on purpose"))
     return { pod: config.id, bucket, seq: ++seq, startedAt: wallAt }
@@ -238,20 +273,38 @@ const pages = Memo.loader({
   window: config.windowMs,
   schema: Value,
   lookup: producer,
-  tags: config.tags ?? []
+  tags: config.tagGroups === undefined ? config.tags ?? [] : (key: string) => {
+    const index = Number(key.slice(key.lastIndexOf("-") + 1))
+    return key.startsWith(`${config.key}-`) && Number.isSafeInteger(index)
+      ? [...(config.tags ?? []), `group-${index % config.tagGroups!}`]
+      : config.tags ?? []
+  }
 })
-const loaderOf = (key: string) => pages.getWithInfo(key)
+/** The current `Memo` runtime (a `forget` replaces it): a load's calls run on whichever is current then. */
+let currentContext: Context.Context<Memo.Memo> | undefined
+const loaderOf = (key: string) =>
+  Effect.suspend(() => (currentContext === undefined ? pages.getWithInfo(key) : Effect.provide(pages.getWithInfo(key), currentContext)))
 
 const memory = () => {
   const m = process.memoryUsage()
-  return { rssMb: Math.round(m.rss / 2 ** 20), heapUsedMb: Math.round(m.heapUsed / 2 ** 20) }
+  return { rssMb: Math.round((m.rss / 2 ** 20) * 100) / 100, heapUsedMb: Math.round((m.heapUsed / 2 ** 20) * 100) / 100 }
+}
+
+/** A full garbage collection, without `--expose-gc` on the command line (exposed on first use). */
+let gc: (() => void) | undefined
+const collectGarbage = () => {
+  if (gc === undefined) {
+    V8.setFlagsFromString("--expose-gc")
+    gc = Vm.runInNewContext("gc") as () => void
+  }
+  gc()
 }
 
 /** N caller loops for `durationMs`; each checks that this process never serves an older window. */
-const load = (callers: number, durationMs: number, pauseMs: number, keyCount: number | undefined) =>
+const load = (callers: number, durationMs: number, pauseMs: number, keyCount: number | undefined, latencySample: number | undefined) =>
   Effect.gen(function*() {
     const until = Date.now() + durationMs
-    const stats = { calls: 0, errors: 0, regressions: 0, maxLatencyMs: 0, firstError: undefined as string | undefined }
+    const stats = { calls: 0, errors: 0, interrupted: 0, regressions: 0, maxLatencyMs: 0, firstError: undefined as string | undefined }
     const latencies: Array<number> = []
     const served: Record<string, number> = {}
     const windowsByKey = new Map<string, Set<number>>()
@@ -267,7 +320,11 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
         const exit = yield* Effect.exit(loaderOf(key))
         const latency = performance.now() - started
         stats.calls++
-        latencies.push(latency)
+        if (latencySample === undefined || latencies.length < latencySample) latencies.push(latency)
+        else {
+          const slot = Math.floor(Math.random() * stats.calls)
+          if (slot < latencySample) latencies[slot] = latency
+        }
         if (latency > stats.maxLatencyMs) stats.maxLatencyMs = latency
         if (Exit.isSuccess(exit)) {
           const { bucket, cache } = exit.value
@@ -283,6 +340,8 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
           windows.add(bucket)
           if (bucket < (highestServed.get(key) ?? -1)) stats.regressions++
           else highestServed.set(key, bucket)
+        } else if (Cause.isInterruptedOnly(exit.cause)) {
+          stats.interrupted++
         } else {
           stats.errors++
           stats.firstError ??= String(exit.cause)
@@ -405,6 +464,7 @@ const main = Effect.gen(function*() {
     return { memoScope, context: Context.merge(store, memo) }
   })
   let current = yield* boot
+  currentContext = current.context
   const run = <A, E>(effect: Effect.Effect<A, E, Memo.Memo>) =>
     Effect.runFork(Effect.provide(effect, current.context).pipe(Effect.withClock(clock)))
   const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
@@ -417,7 +477,7 @@ const main = Effect.gen(function*() {
     const handle = async (message: ToPod): Promise<void> => {
       switch (message.type) {
         case "load": {
-          const fiber = run(load(message.callers, message.durationMs, message.pauseMs, message.keys))
+          const fiber = run(load(message.callers, message.durationMs, message.pauseMs, message.keys, message.latencySample))
           fibers.add(fiber)
           fiber.addObserver(() => fibers.delete(fiber))
           break
@@ -438,12 +498,31 @@ const main = Effect.gen(function*() {
         case "hangNextRun":
           hangNextRun = message.on
           break
+        case "heapSnapshot":
+          collectGarbage()
+          sendNow({ type: "snapshot", id: config.id, path: V8.writeHeapSnapshot(message.path) })
+          break
+        case "leak":
+          clearInterval(leakTimer)
+          if (message.bytesPerSecond > 0) {
+            const perTick = Math.max(1, Math.round(message.bytesPerSecond / 10 / 1024))
+            leakTimer = setInterval(() => {
+              // arrays of 126 small integers: 1 KB each on the JS heap, with their headers
+              for (let i = 0; i < perTick; i++) leaked.push(new Array<number>(126).fill(i))
+            }, 100)
+          }
+          break
+        case "failNextRun":
+          failNextRun = message.on
+          break
         case "stats":
+          if (message.gc) collectGarbage()
           Effect.runFork(Effect.flatMap(metrics, (m) => send({ type: "stats", id: config.id, ...memory(), metrics: m })))
           break
         case "forget": {
           const old = current.memoScope
           current = await Effect.runPromise(boot)
+          currentContext = current.context
           await Effect.runPromise(Scope.close(old, Exit.void))
           break
         }
