@@ -6,9 +6,12 @@
  * producer time.
  */
 import * as Cache from "effect/Cache"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
 import { Memo, Redis } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
 import { Dashboard, dashboard, sleep } from "../fixtures.js"
@@ -55,7 +58,15 @@ const contenders = async (ctx: BenchContext, producerMs: number, only?: Readonly
     const runtime = ManagedRuntime.make(Memo.layerWith({ l1Capacity: 20_000 }).pipe(Layer.provide(store)))
     const loader = Memo.loader({ key: (k: string) => k, window: 3_600_000, schema: Dashboard, lookup })
     await runtime.runPromise(loader.get(`${ctx.runId}:cold1:connect:${name}`)) // connects, loads scripts, subscribes
-    return { name, starts, burst: burstOf((k) => runtime.runPromise(loader.get(k))), close: () => runtime.dispose() }
+    // each caller its own `runPromise` on `Effect.runPromise`'s runtime plus the `Memo` service,
+    // as `Cache`'s callers get: `ManagedRuntime.runPromise` itself costs more per call (L1 section)
+    const built = await runtime.runtime()
+    const run = Runtime.runPromise(Runtime.make({
+      context: Context.make(Memo.Memo, Context.get(built.context, Memo.Memo)),
+      fiberRefs: FiberRefs.empty(),
+      runtimeFlags: Runtime.defaultRuntimeFlags
+    }))
+    return { name, starts, burst: burstOf((k) => run(loader.get(k))), close: () => runtime.dispose() }
   }
   return Promise.all(Object.values(names).filter((n) => only === undefined || only.includes(n)).map(make))
 }
