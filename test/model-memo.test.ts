@@ -591,13 +591,13 @@ const property = (faults: boolean) => async (s: Scenario) => {
 }
 
 describe("model: a fleet of Memo runtimes under TestClock", () => {
-  const faultFree = Model.parameters<[Scenario]>(60)
+  const faultFree = Model.parameters<[Scenario]>(40)
   it(`without faults: ≤ 1 start per key and window (+1 per invalidation), never older, no wait once a value exists, no old hit (${faultFree.numRuns} runs, seed ${faultFree.seed})`, async () => {
     await fc.assert(fc.asyncProperty(scenario(faultFreeStep, 40), property(false)), faultFree)
     printTallies(false)
   }, Model.budget(faultFree, 100))
 
-  const faulty = Model.parameters<[Scenario]>(80)
+  const faulty = Model.parameters<[Scenario]>(60)
   it(`with failures, hangs, crashes, restarts, disconnects and skews: the starts each fault permits, and the same promises (${faulty.numRuns} runs, seed ${faulty.seed})`, async () => {
     await fc.assert(fc.asyncProperty(scenario(faultyStep, 50), property(true)), faulty)
     printTallies(true)

@@ -401,13 +401,13 @@ const property = (timed: boolean) => async (s: Scenario) => {
 }
 
 describe("model: the in-memory store against redis-server", () => {
-  const untimed = Model.parameters<[Scenario]>(200)
+  const untimed = Model.parameters<[Scenario]>(100)
   it(`same replies and notices, lifetimes longer than a run (${untimed.numRuns} runs, seed ${untimed.seed})`, async () => {
     await fc.assert(fc.asyncProperty(scenario(false), property(false)), untimed)
     printTallies(false)
   }, Model.budget(untimed, 60))
 
-  const timed = Model.parameters<[Scenario]>(25, 0.1)
+  const timed = Model.parameters<[Scenario]>(12, 0.1)
   it(`same replies and notices as leases lapse, markers end and records expire (${timed.numRuns} runs, seed ${timed.seed})`, async () => {
     await fc.assert(fc.asyncProperty(scenario(true), property(true)), timed)
     printTallies(true)

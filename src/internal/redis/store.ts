@@ -3,7 +3,9 @@
  * circuit breaker; notices arrive on a subscriber connection of their own.
  */
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
@@ -502,16 +504,25 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
     }),
     (s) => Effect.sync(() => s.close())
   ).pipe(
-    Effect.tap((s) => Effect.forkScoped(heartbeat(s.connection, s.heard, s.lost))),
+    // the heartbeat measures the network, which runs on real time: it lives on Effect's default
+    // runtime (its live clock), not on the caller's, whose clock may be a `TestClock`; it is
+    // owned by the subscription's scope all the same
+    Effect.tap((s) =>
+      Effect.acquireRelease(
+        Effect.sync(() => Runtime.runFork(Runtime.defaultRuntime)(heartbeat(s.connection, s.heard, s.lost))),
+        Fiber.interrupt
+      )
+    ),
     Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
     Effect.asVoid
   )
 
 /**
- * How long the subscriber connection may stay silent before it is asked for a `PING`, and how
- * long the answer may take. A connection's events tell of a close, not of a path that went
- * silent; without an answer the subscription counts as down (no L1 freshness is trusted) until
- * it has subscribed again. A notice heard meanwhile is answer enough: a busy fleet sends no ping.
+ * How long the subscriber connection may stay silent before it is asked for a `PING`. A
+ * connection's events tell of a close, not of a path that went silent; a ping that fails (the
+ * connection's `commandTimeout` bounds it, on the network's own time, whatever clock the
+ * runtime has) makes the subscription count as down (no L1 freshness is trusted) until it has
+ * subscribed again. A notice heard meanwhile is answer enough: a busy fleet sends no ping.
  */
 const heartbeatMs = 1_000
 
@@ -522,9 +533,6 @@ const heartbeat = (connection: IORedis, heard: { readonly messages: number }, lo
     seen = heard.messages
     return connection.status !== "ready" || !quiet
       ? Effect.void
-      : Effect.tryPromise(() => connection.ping()).pipe(
-        Effect.timeout(heartbeatMs),
-        Effect.catchAll(() => Effect.sync(lost))
-      )
+      : Effect.catchAll(Effect.tryPromise(() => connection.ping()), () => Effect.sync(lost))
   }).pipe(Effect.delay(heartbeatMs), Effect.forever)
 }
