@@ -124,8 +124,8 @@ export const dayMs = 86_400_000
 /** The UTC midnight at or before `ms`. */
 export const utcMidnight = (ms: number): number => Math.floor(ms / dayMs) * dayMs
 
-/** mulberry32: small, fast, and good enough for synthetic data. */
-const prng = (seed: number) => {
+/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+export const prng = (seed: number) => {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

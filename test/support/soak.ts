@@ -18,6 +18,7 @@
  * A (key, window) may then have at most `1 + faults touching it` producer starts (1 when none).
  */
 import { Redis as IORedis } from "ioredis"
+import * as Synthetic from "../../app/Synthetic.js"
 import { type Bench, startBench } from "./bench.js"
 import { type Loaded, percentile, watchStore, type StoreWatch } from "./fleet.js"
 import { startProxy, type Proxy } from "./proxy.js"
@@ -162,17 +163,8 @@ export interface SoakReport {
   readonly wallMs: number
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The synthetic ledger's seeded generator: the same sequence for the same seed everywhere. */
+export const prng = Synthetic.prng
 
 /** Samples apart for `medianSlope` (4 s at the default rate). */
 export const GROWTH_LAG = 2
