@@ -101,13 +101,24 @@ const own = (job: Core.Job, value: unknown, bucket: number, fence: number, compu
  * goes to the waiting requests (`answer`) as soon as the lookup returns, before the commit.
  * `None` when the lease was taken over (the new holder's value will land).
  */
+/**
+ * What a run under the lock ended with: its entry, and whether an invalidation came while it ran
+ * (then it is stored, not fresh, and the window's value is still to come).
+ */
+export interface Led {
+  readonly entry: L1.Entry
+  readonly invalidated: boolean
+}
+
+const led = (entry: L1.Entry, invalidated = false): Option.Option<Led> => Option.some({ entry, invalidated })
+
 export const lead = <E>(
   core: Core.Core,
   job: Core.Job<E>,
   claim: Extract<Claim, { _tag: "Acquired" }>,
   token: string,
   answer: (entry: L1.Entry) => Effect.Effect<void>
-): Effect.Effect<Option.Option<L1.Entry>, E> =>
+): Effect.Effect<Option.Option<Led>, E> =>
   Effect.scoped(Effect.gen(function*() {
     const { l1, settings, store } = core
     const lock = { settled: false }
@@ -149,7 +160,7 @@ export const lead = <E>(
         )
       })
     )
-    if (Option.isNone(result)) return Option.none<L1.Entry>()
+    if (Option.isNone(result)) return Option.none<Led>()
     const { durationMs, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
     const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
@@ -158,7 +169,7 @@ export const lead = <E>(
     const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
     if (Either.isLeft(stored)) {
       yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
-      return Option.some(l1.publish(job.key, mine))
+      return led(l1.publish(job.key, mine))
     }
     // a shutdown does not lose a value already computed: an attempt under way (bounded by the
     // command timeout) completes; the pauses between attempts stay interruptible
@@ -171,21 +182,24 @@ export const lead = <E>(
     if (Either.isLeft(committed)) {
       yield* Core.storeFailed(committed.left)
       yield* writeBack(core, job, stored.right, durationMs)
-      return Option.some(l1.publish(job.key, { ...mine, local: true }))
+      return led(l1.publish(job.key, { ...mine, local: true }))
     }
     const c = committed.right
     // a committed value released the lock; a refused one did not: the finalizer drops it if it
     // is still ours, rather than leave the fleet waiting out the lease
     lock.settled = c._tag === "Committed"
     Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "committed" : c.reason })
-    if (c._tag === "Committed") return Option.some(l1.publish(job.key, { ...mine, mark: c.mark }))
+    if (c._tag === "Committed") {
+      // invalidated while it ran: stored, but not as fresh; the window's value is still to come
+      return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
+    }
     // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
     // the latest if it belongs to the store's window and no invalidation came after it
     const newer = Option.flatMap(c.stored, (s) => {
       const latest = s.bucket >= Window.bucketOf(c.now, job.spec.windowMs) && s.fence > c.mark
       return Option.fromNullable(Core.candidate(job.spec, s, latest, c.mark))
     })
-    return Option.some(l1.publish(job.key, Option.getOrElse(newer, () => ({ ...mine, latest: false }))))
+    return led(l1.publish(job.key, Option.getOrElse(newer, () => ({ ...mine, latest: false }))))
   }))
 
 /**

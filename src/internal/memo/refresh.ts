@@ -114,10 +114,10 @@ const claimStep = <E>(
       switch (c._tag) {
         case "Acquired": {
           const led = yield* Leader.lead(core, job, c, token, (entry) => offer(entry, "miss"))
-          if (Option.isNone(led)) return claimAgain
-          // invalidated while it ran (or the store is not sure it is the latest): the requests
-          // have their answer; the window's value is what the next claim says
-          return L1.isTrusted(led.value) ? done(Option.some({ entry: led.value, cache: "miss" })) : claimAgain
+          // invalidated while it ran: the requests have their answer; the window's value is
+          // what the next claim says
+          if (Option.isNone(led) || led.value.invalidated) return claimAgain
+          return done(Option.some({ entry: led.value.entry, cache: "miss" }))
         }
         case "Busy":
           return { _tag: "Wait", ms: busyWait(core, c.ttlMs), listener } satisfies Step
