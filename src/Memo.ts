@@ -595,24 +595,7 @@ export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisErr
  * @since 0.2.0
  * @category models
  */
-export interface KeyState {
-  readonly key: string
-  /** The record: its window, fence, when and how long it was computed, its size and tags. */
-  readonly stored: Option.Option<{
-    readonly bucket: number
-    readonly fence: number
-    readonly windowMs: number
-    readonly computedAt: number
-    readonly size: number
-    readonly durationMs: Option.Option<number>
-    readonly tags: ReadonlyArray<string>
-  }>
-  /** Values with a fence at or below it were invalidated (-1: never). */
-  readonly mark: number
-  /** Who holds the fleet lock (host, process and runtime) and what is left of its lease. */
-  readonly lock: Option.Option<{ readonly holder: string; readonly ttlMs: number }>
-  /** What is left of a back-off marker after a failed lookup. */
-  readonly backoffMs: Option.Option<number>
+export interface KeyState extends Redis.Inspected {
   /** This process's answers for the key since its L1 took it in. */
   readonly served: Option.Option<{ readonly hit: number; readonly stale: number; readonly miss: number }>
 }

@@ -138,16 +138,20 @@ export interface CommitDetails extends Lifetimes {
 /** One key of the tenant as the store holds it, for an inspector. */
 export interface Inspected {
   readonly key: string
-  /** The record, without its payload (`size` is the payload's length). */
+  /**
+   * The record without its payload: its window, fence, when and how long it was computed, its
+   * size (the payload's UTF-8 bytes) and tags.
+   */
   readonly stored: Option.Option<Omit<Stored, "data"> & {
     readonly size: number
     readonly durationMs: Option.Option<number>
     readonly tags: ReadonlyArray<string>
   }>
+  /** Values with a fence at or below it were invalidated (-1: never). */
   readonly mark: number
-  /** The lock's holder (a process's token) and what is left of its lease. */
+  /** Who holds the fleet lock (host, process and runtime) and what is left of its lease. */
   readonly lock: Option.Option<{ readonly holder: string; readonly ttlMs: number }>
-  /** What is left of a back-off marker. */
+  /** What is left of a back-off marker after a failed lookup. */
   readonly backoffMs: Option.Option<number>
 }
 
