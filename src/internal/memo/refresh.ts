@@ -186,14 +186,7 @@ const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<S
         const entry = core.l1.publish(job.key, c)
         if (L1.isHit(entry, bucket)) {
           Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
-          return Effect.map(Core.now(core), (local) => {
-            // the request path's clock may be past the boundary the store has not reached yet:
-            // until the store's boundary, its requests are answered this value without a read
-            if (!L1.isHit(entry, Window.bucketOf(local, job.spec.windowMs))) {
-              core.l1.setRetry(job.key, local + Window.startOf(bucket + 1, job.spec.windowMs) - at)
-            }
-            return done(Option.some({ entry, cache: "hit" }))
-          })
+          return Effect.succeed(done(Option.some({ entry, cache: "hit" })))
         }
         return Effect.as(offer(entry, "stale"), firstClaim)
       })
