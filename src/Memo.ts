@@ -29,7 +29,7 @@ import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import type * as Core from "./internal/memo/core.js"
+import * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
 import * as Engine from "./internal/memo/runtime.js"
@@ -75,7 +75,7 @@ export interface Info<A> {
  * @since 0.2.0
  * @category models
  */
-export interface LoaderOptions<K, A, I, E, R> {
+export interface LoaderOptions<K, A, I, E, R, O extends A | Unchanged = A> {
   /** The cache key, or how to make it from the lookup's argument. Any string is a key of its own. */
   readonly key: string | ((k: K) => string)
   /** The window length: the lookup runs at most once per window for the whole fleet. */
@@ -86,8 +86,20 @@ export interface LoaderOptions<K, A, I, E, R> {
    * The expensive computation. It runs in the runtime, with the services of the request that
    * started it but never that request's `Scope` (a lookup that needs one gets its own): it must
    * not read request-specific services such as the current user.
+   *
+   * `previous` is the value it replaces (`None` on a cold key), from L1 or decoded from the
+   * store. When a cheap check shows nothing changed, the lookup may answer `Memo.unchanged`:
+   * that value stands for this window, committed under a new version without its payload
+   * crossing the wire again. Answering `unchanged` with no previous value fails the run with
+   * `UnchangedWithoutPrevious`.
    */
-  readonly lookup: (k: K) => Effect.Effect<A, E, R>
+  readonly lookup: (k: K, previous: Option.Option<Info<A>>) => Effect.Effect<O, E, R>
+  /**
+   * Names the loader: its metrics carry it as the label `loader` (so the label set is the set
+   * of loader names, never keys) and its spans as `lockstep.loader`. Unnamed loaders keep
+   * unlabelled metrics. 1 to 100 characters.
+   */
+  readonly name?: string | undefined
   /**
    * How long a request may wait when no value exists anywhere (a cold start), before it fails
    * with `WaitTimeout`; the lookup goes on for later requests. Hits and stale values never wait.
@@ -147,6 +159,12 @@ export interface Loader<K, A, E = never, R = never> {
   readonly invalidate: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
   /** Recomputes now (one run fleet-wide) and answers the new value. */
   readonly refresh: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /**
+   * Removes the value everywhere (unlike `invalidate`, which keeps it as last-known-good) and
+   * tells the fleet: afterwards no process answers it, `peek` answers `None`, and the next
+   * request is cold (one run for the fleet). A lookup running meanwhile cannot bring it back.
+   */
+  readonly purge: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
   /** Stores `value` as this window's, newer than anything stored or being computed. */
   readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError, Memo>
   /** The cache key of `k`. */
@@ -199,6 +217,60 @@ export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceede
  * @category errors
  */
 export type MaxRunExceeded = Leader.MaxRunExceeded
+
+/**
+ * A lookup answered `Memo.unchanged` with no previous value to stand (a cold or purged key).
+ * The run fails like any failed lookup: a stale value is served where one exists.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export const UnchangedWithoutPrevious: typeof Leader.UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
+
+/**
+ * @since 0.3.0
+ * @category errors
+ */
+export type UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type Unchanged = Core.Unchanged
+
+/**
+ * What a lookup answers when the value it was given as `previous` stands for this window too:
+ * the store gives that value a new version (the same guarantees as a commit: one run per
+ * window, fenced, notified to the fleet) without its payload being encoded or sent again.
+ *
+ * @example
+ * import { Effect, Option, Schema } from "effect"
+ * import { Memo } from "lockstep"
+ *
+ * const Stats = Schema.Struct({ trades: Schema.Number, computedAt: Schema.Number })
+ * // stand in for a cheap indexed query and the expensive aggregate
+ * const newestTrade = (_id: number) => Effect.succeed(0)
+ * const aggregate = (_id: number) => Effect.succeed({ trades: 42, computedAt: 1 })
+ *
+ * export const items = Memo.loader({
+ *   key: (id: number) => `market:item:${id}`,
+ *   window: "1 minute",
+ *   schema: Stats,
+ *   lookup: (id: number, previous) =>
+ *     Effect.gen(function*() {
+ *       if (Option.isSome(previous) && (yield* newestTrade(id)) <= previous.value.computedAt) return Memo.unchanged
+ *       return yield* aggregate(id)
+ *     })
+ * })
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const unchanged: Unchanged = Core.unchanged
+
+/** A loader's extra error when its lookup may answer `unchanged`. */
+type UnchangedError<O> = [Unchanged] extends [O] ? UnchangedWithoutPrevious : never
 
 /**
  * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`) to
@@ -336,7 +408,7 @@ const describe = (input: unknown) => {
 }
 
 /** Checks a loader's static options: a bad one throws `InvalidOptions`, once, here. */
-const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
+const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
   if (typeof options !== "object" || options === null) {
     return invalid("loader options must be an object { key, window, schema, lookup }")
   }
@@ -359,7 +431,11 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (tags !== undefined && typeof tags !== "function" && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
     invalid(`loader ${name}: tags must be an array of strings or a function of the key`)
   }
-  const spec: Core.Spec = { windowMs, retainMs, timeout, ...codecsOf(schema) }
+  const loaderName = options.name
+  if (loaderName !== undefined && (typeof loaderName !== "string" || loaderName.length === 0 || loaderName.length > 100)) {
+    invalid(`loader ${name}: name must be a string of 1 to 100 characters, got ${describe(loaderName)}`)
+  }
+  const spec: Core.Spec = { name: loaderName, windowMs, retainMs, timeout, ...codecsOf(schema) }
   return spec
 }
 
@@ -378,6 +454,18 @@ const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number): 
   }
 }
 
+/** The value a lookup replaces, as its `previous`: stale, since a run is replacing it. */
+const previousInfo = <A>(p: Core.Previous, now: number): Info<A> => ({
+  value: p.value as A,
+  bucket: p.bucket,
+  computedAt: p.computedAt,
+  stale: true,
+  nextBoundary: (Math.max(Math.floor(now / p.windowMs), p.bucket) + 1) * p.windowMs,
+  cache: "stale",
+  windowMs: p.windowMs,
+  serverNow: now
+})
+
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
 
@@ -389,10 +477,10 @@ interface Warmable<K> {
 }
 
 type LoaderFn = {
-  <A, I, E, R, K = void>(
-    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
-  ): Loader<K, A, E | WaitTimeout, R>
-  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(
+    options: LoaderOptions<K, A, I, E, R, O> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout | UnchangedError<O>, R>
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(options: LoaderOptions<K, A, I, E, R, O>): Loader<K, A, E | UnchangedError<O>, R>
 }
 
 /**
@@ -422,7 +510,9 @@ type LoaderFn = {
  * @since 0.2.0
  * @category constructors
  */
-export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
+export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
+  options: LoaderOptions<K, A, I, E, R, O>
+): Loader<K, A, any, R> => {
   const spec = specOf(options)
   const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
   const fixed = typeof options.key === "string" ? options.key : undefined
@@ -437,14 +527,23 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
     : typeof options.tags === "function"
     ? options.tags
     : ((tags) => () => tags)(options.tags)
+  // the hit path's counter, its labels made once
+  const countHit = spec.name === undefined
+    ? () => Metrics.requestsL1.unsafeUpdate(1, [])
+    : ((labels) => () => Metrics.requests.unsafeUpdate(1, labels))([Metrics.label("result", "l1"), Metrics.label("loader", spec.name)])
   const timeout = spec.timeout
   const onTimeout = timeout === undefined ? () => undefined : (key: string) => new WaitTimeout({ key, timeout })
 
   /** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
-  const jobOf = (k: K, key: string, context: Context.Context<never>): Core.Job<E> => ({
+  const jobOf = (k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
     spec,
     key,
-    lookup: Effect.suspend(() => Effect.provide(Effect.scoped(lookup(k)), Context.omit(Scope.Scope)(context as Context.Context<any>))),
+    lookup: (previous) =>
+      Effect.flatMap(Clock.currentTimeMillis, (t) =>
+        Effect.provide(
+          Effect.scoped(lookup(k, Option.map(previous, (p) => previousInfo<A>(p, t + engine.clock.skew)))),
+          Context.omit(Scope.Scope)(context as Context.Context<any>)
+        )),
     tags: () => tagsOf(k)
   })
 
@@ -469,7 +568,7 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
       // store's); further ahead, our clock went back: the slow path asks the store
       const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
       if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
-        Metrics.requestsL1.unsafeUpdate(1, [])
+        countHit()
         held.hits++
         return onHit(held, now)
       }
@@ -477,7 +576,7 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
       if (run !== undefined) run.waiters++
       const wait = run !== undefined
         ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
-        : engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout)
+        : engine.serve(jobOf(k, key, fiber.currentContext, engine), now, held, onTimeout)
       // an answer that waited reports staleness and the next boundary as of when it came
       return timed
         ? Effect.flatMap(wait, (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew))))
@@ -503,17 +602,18 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
           Option.isNone(o) ? Effect.succeed(Option.none()) : Effect.map(answer(engine, o.value), Option.some))
       ),
     invalidate: (k) => withEngine((engine) => engine.invalidate(keyOf(k))),
+    purge: (k) => withEngine((engine) => engine.purge(keyOf(k))),
     refresh: (k) =>
       Effect.withFiberRuntime<Info<A>, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
         const key = keyOf(k)
-        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, o))
+        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext, engine), onTimeout), (o) => answer(engine, o))
       }),
     set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, o))),
     [WarmId]: (k: K, at: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext), at)
+        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext, engine), at)
       })
   } as Loader<K, A, any, R>
 }
@@ -587,6 +687,16 @@ export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => 
  */
 export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
   Effect.flatMap(Memo, (runtime) => engineOf(runtime).invalidateTag(tag))
+
+/**
+ * Removes, everywhere, every value whose loader gave it `tag` (see `Loader.purge`). Answers how
+ * many keys it reached.
+ *
+ * @since 0.3.0
+ * @category combinators
+ */
+export const purgeTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
+  Effect.flatMap(Memo, (runtime) => engineOf(runtime).purgeTag(tag))
 
 /**
  * One key of the tenant as the store holds it (without the value itself), with this process's

@@ -173,6 +173,8 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     claim: (key, options) => call("claim", () => store.claim(key, options)),
     renew: (key, token, leaseMs) => call("renew", () => store.renew(key, token, leaseMs)),
     commit: (key, value, token, lifetimes) => call("commit", () => store.commit(key, value, token, lifetimes)),
+    unchanged: (key, value, token, details) => call("unchanged", () => store.unchanged(key, value, token, details)),
+    purge: (key) => call("purge", () => store.purge(key)),
     release: (key, token, backoff) => call("release", () => store.release(key, token, backoff)),
     invalidate: (key, options) => call("invalidate", () => store.invalidate(key, options)),
     tag: (key, tags, lifetimes) => call("tag", () => store.tag(key, tags, lifetimes)),

@@ -34,6 +34,8 @@ const breakered = (store: Redis.Store) => {
     renew: (key, token, lease) => guard("renew", () => store.renew(key, token, lease)),
     commit: (key, value, token, d) => guard("commit", () => store.commit(key, value, token, d)),
     release: (key, token, b) => store.release(key, token, b),
+    unchanged: (key, value, token, d) => guard("unchanged", () => store.unchanged(key, value, token, d)),
+    purge: (key) => guard("purge", () => store.purge(key)),
     invalidate: (key) => guard("invalidate", () => store.invalidate(key)),
     tag: (key, tags, l) => guard("tag", () => store.tag(key, tags, l)),
     tagged: (tag) => guard("tagged", () => store.tagged(tag)),

@@ -184,6 +184,52 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         committed(key, value, mark)
         return { _tag: "Committed", now, mark }
       }),
+    unchanged: (key, value, token, details) =>
+      atomically((now): Commit => {
+        const keys = Keys.make(prefix, key)
+        const r = record(keys, now)
+        const mark = markOf(keys, now)
+        const stored = Option.fromNullable(r)
+        if (value.bucket > Math.floor(now / value.windowMs)) return { _tag: "Refused", reason: "future", now, mark, stored }
+        if (value.fence < (num(keys.fence, now) ?? 0)) return { _tag: "Refused", reason: "fenced", now, mark, stored }
+        if (r === undefined || r.windowMs !== value.windowMs || r.bucket !== value.from.bucket || r.fence !== value.from.fence) {
+          return { _tag: "Refused", reason: "changed", now, mark, stored }
+        }
+        if (value.bucket < r.bucket || (value.bucket === r.bucket && value.fence < r.fence)) {
+          return { _tag: "Refused", reason: "older", now, mark, stored }
+        }
+        const cell = live(keys.value, now)!
+        const next: Stored = { data: r.data, bucket: value.bucket, fence: value.fence, windowMs: r.windowMs, computedAt: value.computedAt }
+        write(key, keys, next, now, { retainMs: details.retainMs, durationMs: details.durationMs ?? cell.durationMs, tags: cell.tags })
+        cells.delete(keys.failures)
+        follow(keys.fence, now, details.retainMs)
+        follow(keys.mark, now, details.retainMs)
+        if (str(keys.lock, now) === token) cells.delete(keys.lock)
+        notify({
+          _tag: "Committed",
+          key,
+          bucket: next.bucket,
+          fence: next.fence,
+          windowMs: next.windowMs,
+          computedAt: next.computedAt,
+          mark,
+          data: Option.none(),
+          from: value.from
+        })
+        return { _tag: "Committed", now, mark }
+      }),
+    purge: (key) =>
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        const fence = lastFence(keys, record(keys, now), now) + 1
+        cells.delete(keys.value)
+        cells.delete(keys.lock)
+        cells.delete(keys.failures)
+        cells.set(keys.fence, { value: fence, expiresAt: now + absentMarkMs })
+        cells.set(keys.mark, { value: fence, expiresAt: now + absentMarkMs })
+        notify({ _tag: "Purged", key, fence })
+        return { now, fence }
+      }),
     release: (key, token, backoff) =>
       atomically((now): Release => {
         const keys = Keys.make(prefix, key)

@@ -66,6 +66,8 @@ interface Heard {
   readonly bucket: number
   readonly fence: number
   readonly mark: number
+  /** The fence of the key's last purge (-1: none heard): no value at or below it is kept. */
+  readonly purged: number
 }
 
 export interface L1 {
@@ -80,6 +82,13 @@ export interface L1 {
   readonly heardCommit: (key: string, windowMs: number, bucket: number, fence: number, mark: number) => void
   /** An invalidation heard of: entries with a fence at or below `mark` are stale. */
   readonly heardInvalidation: (key: string, mark: number) => void
+  /**
+   * A purge heard of: the key's entry goes, and no value with a fence at or below `fence` is
+   * kept again (a reply or a run that was on its way when the purge came).
+   */
+  readonly heardPurge: (key: string, fence: number) => void
+  /** The fence of the key's last purge heard of, or -1. */
+  readonly purgedThrough: (key: string) => number
   /** The clock was corrected: entries of windows that have not begun go (a value made while ahead). */
   readonly dropAhead: (nowMs: number) => void
   readonly setRetry: (key: string, at: number) => void
@@ -137,6 +146,8 @@ export const make = (capacity: number): L1 => {
     const sameWindow = current !== undefined && current.windowMs === c.windowMs
     if (sameWindow && newer(current, c)) return current
     const h = heard.get(key)
+    // purged: the value answers the request it was on its way to, and is not kept
+    const gone = h !== undefined && c.fence <= h.purged && c.local !== true
     const latest = c.latest && (trusted || c.local === true) && c.fence > c.mark &&
       (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
     const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
@@ -156,6 +167,7 @@ export const make = (capacity: number): L1 => {
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0
     }
+    if (gone) return { ...entry, freshThrough: Untrusted }
     replace(key, entry)
     return entry
   }
@@ -179,7 +191,12 @@ export const make = (capacity: number): L1 => {
       const version = { bucket, fence }
       if (h === undefined || h.windowMs !== windowMs || newer(version, h) || mark > h.mark) {
         const keep = h !== undefined && h.windowMs === windowMs && newer(h, version)
-        remember(key, { windowMs, ...(keep ? { bucket: h.bucket, fence: h.fence } : version), mark: Math.max(mark, h?.mark ?? -1) })
+        remember(key, {
+          windowMs,
+          ...(keep ? { bucket: h.bucket, fence: h.fence } : version),
+          mark: Math.max(mark, h?.mark ?? -1),
+          purged: h?.purged ?? -1
+        })
       }
       const e = entries.get(key)
       if (e !== undefined && e.windowMs === windowMs && newer(version, e)) distrust(key)
@@ -187,11 +204,29 @@ export const make = (capacity: number): L1 => {
     heardInvalidation: (key, mark) => {
       const h = heard.get(key)
       if (h === undefined || mark > h.mark) {
-        remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark })
+        remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark, purged: h?.purged ?? -1 })
       }
       const e = entries.get(key)
       if (e !== undefined && e.fence <= mark) distrust(key)
     },
+    heardPurge: (key, fence) => {
+      const h = heard.get(key)
+      if (h === undefined || fence > h.purged) {
+        remember(key, {
+          windowMs: h?.windowMs ?? 0,
+          bucket: h?.bucket ?? -1,
+          fence: h?.fence ?? -1,
+          mark: Math.max(fence, h?.mark ?? -1),
+          purged: fence
+        })
+      }
+      const e = entries.get(key)
+      if (e !== undefined && (e.fence <= fence || e.fence === 0)) {
+        entries.delete(key)
+        Metrics.l1Entries.unsafeUpdate(entries.size, [])
+      }
+    },
+    purgedThrough: (key) => heard.get(key)?.purged ?? -1,
     dropAhead: (nowMs) => {
       for (const [key, e] of entries) if (e.bucket > Math.floor(nowMs / e.windowMs)) entries.delete(key)
       Metrics.l1Entries.unsafeUpdate(entries.size, [])

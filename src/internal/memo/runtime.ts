@@ -50,6 +50,9 @@ export interface Engine extends Core.Core {
   readonly peek: (spec: Core.Spec, key: string) => Effect.Effect<Option.Option<Core.Outcome>>
   readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
   readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
+  /** Removes the key's value everywhere: the next request is cold. */
+  readonly purge: (key: string) => Effect.Effect<void, RedisError>
+  readonly purgeTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
   readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError>
   /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
@@ -84,15 +87,14 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       nextToken: () => `${instance}:${++tokens}`
     }
     /** Answers are counted once per run, by kind, for every request that waited for it. */
-    const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters) => {
+    const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters, loader) => {
       if (waiters === 0) return
       if (Exit.isFailure(exit)) {
-        if (!Cause.isInterruptedOnly(exit.cause)) Metrics.requestsError.unsafeUpdate(waiters, [])
+        if (!Cause.isInterruptedOnly(exit.cause)) Metrics.countRequests("error", waiters, loader)
         return
       }
       const o = exit.value
-      ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
-        .unsafeUpdate(waiters, [])
+      Metrics.countRequests(o.cache === "miss" ? "cold" : o.cache === "hit" ? "redis" : "stale", waiters, loader)
       if (o.cache === "miss") o.entry.misses += waiters
       else if (o.cache === "hit") o.entry.hits += waiters
       else o.entry.stales += waiters
@@ -114,15 +116,18 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
             : Effect.void
         ),
-        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
+        Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key), captureStackTrace: false })
       )
 
     const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
-      inflight.start(job.key, () => work(job, refreshing), waiting)
+      inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
-      Metrics.requestsStale.unsafeUpdate(1, [])
-      Metrics.staleAge.unsafeUpdate(Math.max(0, Math.floor(at / held.windowMs) - held.bucket), [])
+      const loader = job.spec.name
+      Metrics.countRequests("stale", 1, loader)
+      const age = Math.max(0, Math.floor(at / held.windowMs) - held.bucket)
+      if (loader === undefined) Metrics.staleAge.unsafeUpdate(age, [])
+      else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
       if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
@@ -144,7 +149,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           Effect.tapError(() =>
             Effect.sync(() => {
               if (!run.answered) run.waiters--
-              Metrics.requestsError.unsafeUpdate(1, [])
+              Metrics.countRequests("error", 1, job.spec.name)
             })
           )
         )
@@ -198,6 +203,22 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
       )
 
+    const purge: Engine["purge"] = (key) =>
+      store.purge(key).pipe(
+        // told to this process at once, whether or not its notice comes back
+        Effect.tap((done) => Effect.sync(() => l1.heardPurge(key, done.fence))),
+        // this process at least stops answering hits with it
+        Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
+        Effect.asVoid,
+        Effect.withSpan("lockstep.purge", { attributes: { "lockstep.key": key }, captureStackTrace: false })
+      )
+
+    const purgeTag: Engine["purgeTag"] = (tag) =>
+      store.tagged(tag).pipe(
+        Effect.flatMap((keys) => Effect.forEach(keys, purge, { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))),
+        Effect.withSpan("lockstep.purgeTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
+      )
+
     const refresh: Engine["refresh"] = <E>(job: Core.Job<E>, onTimeout: OnTimeout) =>
       Effect.gen(function*() {
         const startedAt = yield* Core.now(core)
@@ -216,7 +237,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         return outcome
       }).pipe(
         (wait) => withTimeout(job, wait, onTimeout),
-        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key, "lockstep.forced": true }, captureStackTrace: false })
+        Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key, { "lockstep.forced": true }), captureStackTrace: false })
       )
 
     const set: Engine["set"] = (spec, key, value, tags) =>
@@ -244,7 +265,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         yield* Core.storeFailed(written.left)
         const at = Math.round(yield* Core.now(core))
         const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => tags }
+        const job: Core.Job = { spec, key, lookup: () => Effect.succeed(value), tags: () => tags }
         yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
         const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
         return { entry, cache: "hit" } satisfies Core.Outcome
@@ -277,5 +298,20 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       writeBacks
     }))
 
-    return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
+    return {
+      ...core,
+      [TypeId]: TypeId,
+      inflight,
+      serve,
+      peek,
+      invalidate,
+      invalidateTag,
+      purge,
+      purgeTag,
+      refresh,
+      set,
+      warm,
+      inspect,
+      sizes
+    } satisfies Engine
   })

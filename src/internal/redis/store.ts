@@ -88,6 +88,7 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
     case "older":
     case "fenced":
     case "future":
+    case "changed":
       return { _tag: "Refused", reason: h.status, now, mark, stored: parseStored(r, 3) }
   }
   return undefined
@@ -148,6 +149,33 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
       mark,
       data: data.length > 0 ? Option.some(data) : Option.none()
     }
+  }
+  if (kind === "u|") {
+    const f = fields(message.subarray(2), 8)
+    if (f === undefined) return undefined
+    const n = f.parts.map(Number)
+    if (!n.every(Number.isFinite)) return undefined
+    const [bucket, fence, windowMs, computedAt, mark, fromBucket, fromFence, length] = n as [number, number, number, number, number, number, number, number]
+    const start = 2 + f.rest
+    return {
+      _tag: "Committed",
+      key: Keys.unescape(message.toString("utf8", start, start + length)),
+      bucket,
+      fence,
+      windowMs,
+      computedAt,
+      mark,
+      data: Option.none(),
+      from: { bucket: fromBucket, fence: fromFence }
+    }
+  }
+  if (kind === "p|") {
+    const f = fields(message.subarray(2), 2)
+    if (f === undefined) return undefined
+    const [fence, length] = f.parts.map(Number) as [number, number]
+    if (!Number.isFinite(fence) || !Number.isFinite(length)) return undefined
+    const start = 2 + f.rest
+    return { _tag: "Purged", key: Keys.unescape(message.toString("utf8", start, start + length)), fence }
   }
   if (kind === "i|") {
     const f = fields(message.subarray(2), 2)
@@ -326,6 +354,36 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         ],
         decodeCommit
       )
+    },
+    unchanged: (key, value, token, details) => {
+      const k = Keys.make(prefix, key)
+      return call(
+        "unchanged",
+        [k.value, k.lock, k.fence, k.failures, k.mark],
+        [
+          value.from.bucket,
+          value.from.fence,
+          value.bucket,
+          value.fence,
+          value.windowMs,
+          Math.round(value.computedAt),
+          token,
+          k.full,
+          details.retainMs,
+          channel,
+          k.escaped,
+          details.durationMs === undefined ? "" : Math.round(details.durationMs)
+        ],
+        decodeCommit
+      )
+    },
+    purge: (key) => {
+      const k = Keys.make(prefix, key)
+      return call("purge", [k.value, k.lock, k.fence, k.failures, k.mark], [k.full, channel, k.escaped, absentMarkMs], (r) => {
+        const h = header(r)
+        const n = numbers(r, 3, 1)
+        return h === undefined || h.status !== "purged" || n === undefined ? undefined : { now: h.now, fence: n[0]! }
+      })
     },
     // past the breaker: a lock left behind costs the fleet a whole lease, and the release is
     // worth a try whatever the breaker counted (a refused commit may just have opened it)
