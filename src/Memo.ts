@@ -29,6 +29,7 @@ import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Batch from "./internal/memo/batch.js"
 import * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
@@ -101,6 +102,17 @@ export interface LoaderOptions<K, A, I, E, R, O extends A | Unchanged = A> {
    */
   readonly name?: string | undefined
   /**
+   * Looks many keys up at once, for `getMany`: the values in the order of `ks` (one query for
+   * a page's rows rather than one per row). Each key is still claimed under its own fleet lock,
+   * so a key runs at most once per window for the whole fleet; only the keys this process
+   * claimed are asked for, `batchSize` at most per call. Answering another number of values
+   * fails every key of the call with `LookupManyMismatch`. Without it, `getMany` runs `lookup`
+   * for the keys it claimed, at most 16 at a time.
+   */
+  readonly lookupMany?: ((ks: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<O>, E, R>) | undefined
+  /** Keys per `lookupMany` call (default 100; 1 to 10 000). */
+  readonly batchSize?: number | undefined
+  /**
    * How long a request may wait when no value exists anywhere (a cold start), before it fails
    * with `WaitTimeout`; the lookup goes on for later requests. Hits and stale values never wait.
    */
@@ -149,6 +161,15 @@ export interface Loader<K, A, E = never, R = never> {
   /** The value: from L1, the store, or (cold) the lookup. */
   readonly get: (k: K) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
   readonly getWithInfo: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /**
+   * The values of `ks`, in their order (duplicates allowed): L1's fresh values inline, every
+   * other key read from the store in one round trip, stale values answered at once and
+   * refreshed in the background, and the keys with no value anywhere looked up together
+   * (`lookupMany`), each still under its own fleet lock: one run per key per window for the
+   * fleet, however batches overlap.
+   */
+  readonly getMany: (ks: Iterable<K>) => Effect.Effect<Array<A>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>
+  readonly getManyWithInfo: (ks: Iterable<K>) => Effect.Effect<Array<Info<A>>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>
   /** What L1 or the store holds, never running the lookup; `None` when nothing is (or Redis is down). */
   readonly peek: (k: K) => Effect.Effect<Option.Option<Info<A>>, never, Memo>
   /**
@@ -238,6 +259,21 @@ export type UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
  * @category models
  */
 export type Unchanged = Core.Unchanged
+
+/**
+ * A loader's `lookupMany` answered another number of values than it was asked for: every key
+ * of that call fails with it (stale values are served where they exist).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export const LookupManyMismatch: typeof Batch.LookupManyMismatch = Batch.LookupManyMismatch
+
+/**
+ * @since 0.3.0
+ * @category errors
+ */
+export type LookupManyMismatch = Batch.LookupManyMismatch
 
 /**
  * What a lookup answers when the value it was given as `previous` stands for this window too:
@@ -435,6 +471,11 @@ const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
   if (loaderName !== undefined && (typeof loaderName !== "string" || loaderName.length === 0 || loaderName.length > 100)) {
     invalid(`loader ${name}: name must be a string of 1 to 100 characters, got ${describe(loaderName)}`)
   }
+  if (options.lookupMany !== undefined && typeof options.lookupMany !== "function") invalid(`loader ${name}: lookupMany must be a function`)
+  const batchSize = options.batchSize ?? 100
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    invalid(`loader ${name}: batchSize must be a whole number from 1 to 10000, got ${describe(options.batchSize)}`)
+  }
   const spec: Core.Spec = { name: loaderName, windowMs, retainMs, timeout, ...codecsOf(schema) }
   return spec
 }
@@ -583,6 +624,45 @@ export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
         : Effect.map(wait, (o) => onOutcome(o, 0))
     })
 
+  const batchSize = options.batchSize ?? 100
+  const lookupMany = options.lookupMany
+
+  /** `getMany`: one job per distinct key, answers in the order (and multiplicity) of `ks`. */
+  const many = <B>(ks: Iterable<K>, pick: (o: Core.Outcome, now: number) => B) =>
+    Effect.withFiberRuntime<Array<B>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+      const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+      const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
+        engine.clock.skew
+      const context = fiber.currentContext
+      const all = Array.from(ks)
+      const index = new Map<string, number>()
+      const distinct: Array<K> = []
+      const jobs: Array<Core.Job<E>> = []
+      const positions = all.map((k) => {
+        const key = keyOf(k)
+        let at = index.get(key)
+        if (at === undefined) {
+          at = jobs.length
+          index.set(key, at)
+          distinct.push(k)
+          jobs.push(jobOf(k, key, context, engine))
+        }
+        return at
+      })
+      const batch: Batch.Batch<E> = {
+        jobs,
+        batchSize,
+        lookupMany: lookupMany === undefined ? undefined : (indices) =>
+          Effect.provide(
+            Effect.scoped(lookupMany(indices.map((i) => distinct[i]!))),
+            Context.omit(Scope.Scope)(context as Context.Context<any>)
+          ) as Effect.Effect<ReadonlyArray<unknown>, E>
+      }
+      // answers that waited report staleness and the next boundary as of when they came
+      return Effect.flatMap(engine.getMany(batch, now, onTimeout), (outcomes) =>
+        Effect.map(Clock.currentTimeMillis, (t) => positions.map((p) => pick(outcomes[p]!, t + engine.clock.skew))))
+    })
+
   const withEngine = <B, E2, R2>(f: (engine: Engine.Engine) => Effect.Effect<B, E2, R2>) =>
     Effect.flatMap(Memo, (runtime) => f(engineOf(runtime)))
 
@@ -596,6 +676,8 @@ export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
     get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A, false),
     getWithInfo: (k) =>
       request(k, (entry, now) => Exit.succeed(toInfo<A>(entry, "hit", now)), (o, now) => toInfo<A>(o.entry, o.cache, now), true),
+    getMany: (ks) => many(ks, (o) => o.entry.value as A),
+    getManyWithInfo: (ks) => many(ks, (o, now) => toInfo<A>(o.entry, o.cache, now)),
     peek: (k) =>
       withEngine((engine) =>
         Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>

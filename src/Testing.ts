@@ -170,6 +170,7 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     health: Effect.sync(() => link.up ? "closed" : "open"),
     get: (key) => call("get", () => store.get(key)),
     read: (key) => call("read", () => store.read(key)),
+    readMany: (keys) => call("readMany", () => store.readMany(keys)),
     claim: (key, options) => call("claim", () => store.claim(key, options)),
     renew: (key, token, leaseMs) => call("renew", () => store.renew(key, token, leaseMs)),
     commit: (key, value, token, lifetimes) => call("commit", () => store.commit(key, value, token, lifetimes)),

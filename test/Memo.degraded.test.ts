@@ -30,6 +30,7 @@ const breakered = (store: Redis.Store) => {
     health: breaker.state,
     get: (key) => guard("get", () => store.get(key)),
     read: (key) => guard("read", () => store.read(key)),
+    readMany: (keys) => guard("readMany", () => store.readMany(keys)),
     claim: (key, o) => guard("claim", () => store.claim(key, o)),
     renew: (key, token, lease) => guard("renew", () => store.renew(key, token, lease)),
     commit: (key, value, token, d) => guard("commit", () => store.commit(key, value, token, d)),

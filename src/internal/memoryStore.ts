@@ -130,6 +130,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const keys = Keys.make(prefix, key)
         return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
       }),
+    readMany: (many) =>
+      atomically((now) =>
+        many.map((key) => {
+          const keys = Keys.make(prefix, key)
+          return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
+        })
+      ),
     claim: (key, o) =>
       atomically((now): Claim => {
         const keys = Keys.make(prefix, key)

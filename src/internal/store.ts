@@ -193,6 +193,11 @@ export interface Store {
    * value that this process then judges fresh or not by its own (corrected) clock.
    */
   readonly read: (key: string) => Effect.Effect<Omit<Read, "now">, RedisError>
+  /**
+   * `read` of many keys in one round trip (a pipeline; on a Cluster, one per node), answers in
+   * the order of `keys`.
+   */
+  readonly readMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Omit<Read, "now">>, RedisError>
   readonly claim: (key: string, options: Lifetimes & {
     readonly windowMs: number
     readonly leaseMs: number

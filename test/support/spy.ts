@@ -8,6 +8,7 @@ import { Redis } from "../../src/index.js"
 type Operation =
   | "get"
   | "read"
+  | "readMany"
   | "claim"
   | "renew"
   | "commit"
@@ -35,6 +36,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
     calls: {
       get: 0,
       read: 0,
+      readMany: 0,
       claim: 0,
       renew: 0,
       commit: 0,
@@ -68,6 +70,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       ...store,
       get: (key) => track("get", store.get(key)),
       read: (key) => track("read", store.read(key)),
+      readMany: (keys) => track("readMany", store.readMany(keys)),
       claim: (key, o) => track("claim", store.claim(key, o)),
       renew: (key, token, lease) => track("renew", store.renew(key, token, lease)),
       commit: (key, value, token, lifetimes) => track("commit", store.commit(key, value, token, lifetimes)),

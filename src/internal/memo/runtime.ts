@@ -21,6 +21,7 @@ import type * as Scope from "effect/Scope"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import type { Inspected, RedisError, Store } from "../store.js"
+import * as Batch from "./batch.js"
 import * as Core from "./core.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
@@ -46,6 +47,8 @@ export interface Engine extends Core.Core {
   readonly inflight: Inflight.Inflight<Core.Outcome>
   /** The request path below a fresh hit. */
   readonly serve: <E>(job: Core.Job<E>, at: number, held: L1.Entry | undefined, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
+  /** Many keys of one loader: one store round trip, one `lookupMany` per chunk (`batch.ts`). */
+  readonly getMany: <E>(batch: Batch.Batch<E>, at: number, onTimeout: OnTimeout) => Effect.Effect<Array<Core.Outcome>, E | Batch.LookupManyMismatch>
   /** L1 or the store, never the lookup. */
   readonly peek: (spec: Core.Spec, key: string) => Effect.Effect<Option.Option<Core.Outcome>>
   readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
@@ -157,6 +160,26 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
+
+    const getMany: Engine["getMany"] = (batch, at, onTimeout) =>
+      Batch.getMany({
+        core,
+        inflight,
+        scope,
+        serve: (job, at, held) => serve(job, at, held, onTimeout),
+        work: (job) => work(job, false),
+        awaitFirst: (job, run) => {
+          const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, never>
+          return job.spec.timeout === undefined ? wait : withTimeout(job, wait, onTimeout).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                if (!run.answered) run.waiters--
+                Metrics.countRequests("error", 1, job.spec.name)
+              })
+            )
+          )
+        }
+      }, batch, at)
 
     const peek: Engine["peek"] = (spec, key) =>
       Effect.suspend(() => {
@@ -303,6 +326,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       [TypeId]: TypeId,
       inflight,
       serve,
+      getMany,
       peek,
       invalidate,
       invalidateTag,

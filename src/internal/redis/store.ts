@@ -9,7 +9,7 @@ import * as Runtime from "effect/Runtime"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
-import type { Backoff, Claim, Commit, Inspected, Notice, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
+import type { Backoff, Claim, Commit, Inspected, Notice, Read, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
 import { absentMarkMs, RedisError } from "../store.js"
 import * as Breaker from "./breaker.js"
 import * as Client from "./client.js"
@@ -198,6 +198,49 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
 // ---------------------------------------------------------------------------------------------
 // store
 
+/** The fields a plain read takes of a record: `b f w t d`, the full key `k` and the mark `i`. */
+const recordFields = ["b", "f", "w", "t", "d", "k", "i"] as const
+
+/** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
+const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): Omit<Read, "now"> => {
+  const valid = (r[5] ?? "") === k.full && r[4] !== null && r[4] !== undefined
+  const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+  const mark = Number(r[6])
+  return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
+}
+
+/**
+ * `HMGET` of many records in one pipeline. A Cluster takes a pipeline only for keys of one node:
+ * the records are grouped by the node that serves their slot (as the client last learnt the
+ * slots), one pipeline each, all sent at once.
+ */
+const readPipelined = async (client: Client.Client, names: ReadonlyArray<string>): Promise<Array<ReadonlyArray<string | null>>> => {
+  const groups = new Map<string, Array<number>>()
+  if (client instanceof Cluster) {
+    const slots = (client as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string> | undefined> }).slots
+    names.forEach((name, i) => {
+      const node = slots[Keys.slotOf(name)]?.[0] ?? ""
+      const group = groups.get(node)
+      if (group === undefined) groups.set(node, [i])
+      else group.push(i)
+    })
+  } else {
+    groups.set("", names.map((_, i) => i))
+  }
+  const out: Array<ReadonlyArray<string | null>> = new Array(names.length)
+  await Promise.all([...groups.values()].map(async (indices) => {
+    const pipeline = client.pipeline()
+    for (const i of indices) pipeline.hmget(names[i]!, ...recordFields)
+    const results = await pipeline.exec()
+    if (results === null) throw new Error("the pipeline was discarded")
+    results.forEach(([error, reply], j) => {
+      if (error) throw error
+      out[indices[j]!] = (reply as ReadonlyArray<string | null>)
+    })
+  }))
+  return out
+}
+
 type Runner = (name: Scripts.Name, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
 
 /** ioredis sends `EVALSHA` and falls back to `EVAL` on `NOSCRIPT` (after a `SCRIPT FLUSH` or a restart). */
@@ -304,14 +347,13 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     read: (key) => {
       const k = Keys.make(prefix, key)
-      return tagCall("read", () => client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i")).pipe(
-        Effect.map((r) => {
-          // what the scripts would not pass on reads as absent, as they would
-          const valid = (r[5] ?? "") === k.full && r[4] !== null
-          const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
-          const mark = Number(r[6])
-          return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
-        })
+      return tagCall("read", () => client.hmget(k.value, ...recordFields)).pipe(Effect.map((r) => decodeRead(k, r)))
+    },
+    readMany: (keys) => {
+      if (keys.length === 0) return Effect.succeed([])
+      const names = keys.map((key) => Keys.make(prefix, key))
+      return tagCall("readMany", () => readPipelined(client, names.map((k) => k.value))).pipe(
+        Effect.map((replies) => replies.map((r, i) => decodeRead(names[i]!, r)))
       )
     },
     claim: (key, o) => {
