@@ -1,6 +1,7 @@
 /**
  * The store differential: random sequences of the fleet protocol's operations (claim, renew,
- * commit, release with and without back-off, invalidate, set, get, tag, tagged, scan) run on the
+ * commit, unchanged, release with and without back-off, invalidate, purge, set, get, readMany,
+ * tag, tagged, scan) run on the
  * in-memory store and on the suite's real redis-server (or Valkey) must give the same replies,
  * and publish the same notices. fast-check shrinks a difference to a short sequence.
  *
@@ -85,6 +86,20 @@ type Op =
     readonly durationMs: number | null
     readonly tags: ReadonlyArray<number>
   }
+  | {
+    readonly op: "unchanged"
+    readonly key: number
+    readonly token: number
+    /** Relative to the current window. */
+    readonly bucket: number
+    /** `null`: the fence of the key's last acquired claim. */
+    readonly fence: number | null
+    readonly win: number
+    /** `last`: the version last written (what the store should hold); `other`: one it does not. */
+    readonly from: "last" | "other"
+  }
+  | { readonly op: "purge"; readonly key: number }
+  | { readonly op: "readMany" }
   | { readonly op: "release"; readonly key: number; readonly token: number; readonly backoff: number | null }
   | { readonly op: "invalidate"; readonly key: number }
   | { readonly op: "set"; readonly key: number; readonly win: number; readonly data: string }
@@ -121,6 +136,20 @@ const opArb = (timed: boolean): fc.Arbitrary<Op> =>
         tags
       })
     },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant("unchanged" as const),
+        key: keyIndex,
+        token,
+        bucket: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1) }),
+        fence: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: 6 }) }),
+        win,
+        from: fc.oneof({ weight: 4, arbitrary: fc.constant("last" as const) }, { weight: 1, arbitrary: fc.constant("other" as const) })
+      })
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("purge" as const), key: keyIndex }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("readMany" as const) }) },
     { weight: 3, arbitrary: fc.record({ op: fc.constant("release" as const), key: keyIndex, token, backoff: fc.option(pair) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("invalidate" as const), key: keyIndex }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("set" as const), key: keyIndex, win, data }) },
@@ -274,6 +303,8 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
     const tolerance = () => (timed ? Q / 2 : Date.now() - base + 10)
     const claimed = new Map<number, number>()
     const holders = new Map<number, string>()
+    /** The version each key's last accepted write gave it (as the in-memory store answered). */
+    const written = new Map<number, { readonly bucket: number; readonly fence: number }>()
     const tokenOf = (key: number, t: number) => TOKENS[t] ?? holders.get(key % s.keys.length) ?? TOKENS[0]
 
     const perform = (store: Redis.Store, op: Op): Effect.Effect<unknown, Redis.RedisError> => {
@@ -303,6 +334,21 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
             tags: tagsOf(op.key, op.tags)
           })
         }
+        case "unchanged": {
+          const windowMs = WINDOWS[op.win]!
+          const last = written.get(op.key % s.keys.length) ?? { bucket: 0, fence: 0 }
+          return store.unchanged(keyOf(op.key), {
+            bucket: Math.floor(virtualNow() / windowMs) + op.bucket,
+            fence: op.fence ?? claimed.get(op.key % s.keys.length) ?? 0,
+            windowMs,
+            computedAt: virtualNow() - 1,
+            from: op.from === "last" ? last : { bucket: last.bucket, fence: last.fence + 1 }
+          }, tokenOf(op.key, op.token), { retainMs: retainOf(op.key), durationMs: 7 })
+        }
+        case "purge":
+          return store.purge(keyOf(op.key))
+        case "readMany":
+          return store.readMany(s.keys)
         case "release":
           return store.release(keyOf(op.key), tokenOf(op.key, op.token), op.backoff === null ? undefined : life.backoffs[op.backoff]!)
         case "invalidate":
@@ -349,6 +395,17 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
       const m = yield* Effect.either(perform(memory, op))
       const r = yield* Effect.either(perform(redis, op))
       lag = Math.max(lag, Date.now() - virtualNow())
+      if ((op.op === "commit" || op.op === "unchanged") && Either.isRight(m) && (m.right as Redis.Commit)._tag === "Committed") {
+        const windowMs = WINDOWS[op.win]!
+        written.set(op.key % s.keys.length, {
+          bucket: Math.floor(virtualNow() / windowMs) + op.bucket,
+          fence: op.fence ?? claimed.get(op.key % s.keys.length) ?? 0
+        })
+      }
+      if (op.op === "set" && Either.isRight(m)) {
+        const w = m.right as { readonly bucket: number; readonly fence: number }
+        written.set(op.key % s.keys.length, { bucket: w.bucket, fence: w.fence })
+      }
       if (op.op === "claim" && Either.isRight(m) && (m.right as Redis.Claim)._tag === "Acquired") {
         claimed.set(op.key % s.keys.length, (m.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
         holders.set(op.key % s.keys.length, tokenOf(op.key, op.token))

@@ -77,6 +77,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
   }
   const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) => Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
+  /** A plain read, as Redis' `HMGET`: the mark is the one the record carries, -1 without a record. */
+  const plainRead = (keys: Keys.Keys, now: number) => {
+    const r = record(keys, now)
+    return r === undefined ? { mark: -1, stored: Option.none<Stored>() } : { mark: markOf(keys, now), stored: Option.some(r) }
+  }
   const notify = (notice: Notice) => {
     const subscribers = server.subscribers.get(tenant)
     if (subscribers) for (const s of [...subscribers]) s.onNotice(notice)
@@ -125,18 +130,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const keys = Keys.make(prefix, key)
         return { now, mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
       }),
-    read: (key) =>
-      atomically((now) => {
-        const keys = Keys.make(prefix, key)
-        return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
-      }),
-    readMany: (many) =>
-      atomically((now) =>
-        many.map((key) => {
-          const keys = Keys.make(prefix, key)
-          return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
-        })
-      ),
+    read: (key) => atomically((now) => plainRead(Keys.make(prefix, key), now)),
+    readMany: (many) => atomically((now) => many.map((key) => plainRead(Keys.make(prefix, key), now))),
     claim: (key, o) =>
       atomically((now): Claim => {
         const keys = Keys.make(prefix, key)

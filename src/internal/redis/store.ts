@@ -205,7 +205,8 @@ const recordFields = ["b", "f", "w", "t", "d", "k", "i"] as const
 const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): Omit<Read, "now"> => {
   const valid = (r[5] ?? "") === k.full && r[4] !== null && r[4] !== undefined
   const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
-  const mark = Number(r[6])
+  // a missing field is null, which `Number` would read as 0
+  const mark = r[6] === null || r[6] === undefined || r[6] === "" ? -1 : Number(r[6])
   return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
 }
 
