@@ -87,13 +87,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
   const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) => Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
   /**
-   * The highest version issued or written: counter, record and mark (a mark from the future is
-   * foreign, repaired to the others), with the mark as it then is.
+   * The highest version issued or written: counter, record and mark (a mark more than a minute
+   * ahead of the store's clock is foreign, repaired to the others), with the mark as it then is.
    */
   const lastVersion = (keys: Keys.Keys, r: Stored | undefined, now: number, retainMs: number) => {
     const last = lastFence(keys, r, now)
     let mark = markOf(keys, now)
-    if (mark > Math.max(last, micros(now))) {
+    if (mark > Math.max(last, micros(now + 60_000))) {
       mark = last
       cells.set(keys.mark, { value: mark, expiresAt: until(now, retainMs) })
     }
@@ -232,7 +232,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           // value computed without the store (fence 0) may still be written back: the mark is the
           // store's clock, above every version issued before the loss; a commit gives the mark
           // the record's lifetime
-          const mark = Math.max(num(keys.mark, now) ?? 0, micros(now))
+          const mark = nextVersion(num(keys.mark, now) ?? 0, now)
           cells.set(keys.mark, { value: mark, expiresAt: now + absentMarkMs })
           notify({ _tag: "Invalidated", key, mark })
           return { now, mark: Option.some(mark) }

@@ -113,11 +113,11 @@ local function lastFence(counterKey, r)
   return last
 end
 -- the highest version issued or written: the counter, the record's fence and the mark (read into
--- 'mark'); a mark from the future is foreign and repaired to the others
+-- 'mark'); a mark more than a minute ahead of the store's clock is foreign, repaired to the others
 local function lastVersion(counterKey, r, markKey, retain)
   local last = lastFence(counterKey, r)
   mark = counter(markKey) or -1
-  if mark > math.max(last, nowUs) then
+  if mark > math.max(last, nowUs + 60000000) then
     mark = last
     setCounter(markKey, mark, retain)
   end
@@ -246,7 +246,7 @@ if not r and not counter(KEYS[2]) then
   -- processes still hold its values, and a value computed without the store (fence 0) may still
   -- be written back. The mark is the store's clock, above every version issued before the loss,
   -- so that it makes all of them stale; a commit gives it the record's lifetime
-  mark = math.max(counter(KEYS[3]) or 0, nowUs)
+  mark = nextVersion(counter(KEYS[3]) or 0)
   setCounter(KEYS[3], mark, tonumber(ARGV[4]))
   publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
   return reply('absent', {}, false)
