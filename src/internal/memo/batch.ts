@@ -104,6 +104,11 @@ const barrier = <E>(
     })
 }
 
+/** A key's answer: known at once, or to wait for. */
+type Answer<E> = Core.Outcome | Effect.Effect<Core.Outcome, E>
+
+const isKnown = <E>(a: Answer<E>): a is Core.Outcome => !Effect.isEffect(a)
+
 const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
@@ -115,7 +120,7 @@ export const getMany = <E>(deps: Deps, batch: Batch<E>, at: number): Effect.Effe
     const { core, inflight } = deps
     const { l1 } = core
     const { jobs } = batch
-    const answers: Array<Effect.Effect<Core.Outcome, E> | undefined> = new Array(jobs.length)
+    const answers: Array<Answer<E> | undefined> = new Array(jobs.length)
     const toRead: Array<number> = []
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]!
@@ -124,14 +129,27 @@ export const getMany = <E>(deps: Deps, batch: Batch<E>, at: number): Effect.Effe
       if (held !== undefined && held.windowMs === spec.windowMs && L1.isHit(held, Window.bucketOf(at, spec.windowMs))) {
         Metrics.countRequests("l1", 1, spec.name)
         held.hits++
-        answers[i] = Effect.succeed({ entry: held, cache: "hit" })
+        answers[i] = { entry: held, cache: "hit" }
       } else if (inflight.get(job.key) !== undefined) {
         answers[i] = deps.serve(job, at, held)
       } else {
         toRead.push(i)
       }
     }
-    const all = Effect.forEach(answers, (a) => a!, { concurrency: "unbounded" }) as Effect.Effect<Array<Core.Outcome>, E>
+    const all = Effect.suspend(() => {
+      // most answers are known at once: only those that wait get a fiber
+      const pending: Array<number> = []
+      for (let i = 0; i < answers.length; i++) if (!isKnown(answers[i]!)) pending.push(i)
+      const out = answers as Array<Core.Outcome | Effect.Effect<Core.Outcome, E>>
+      if (pending.length === 0) return Effect.succeed(out as Array<Core.Outcome>)
+      return Effect.map(
+        Effect.forEach(pending, (i) => out[i] as Effect.Effect<Core.Outcome, E>, { concurrency: "unbounded" }),
+        (done) => {
+          pending.forEach((i, j) => (out[i] = done[j]!))
+          return out as Array<Core.Outcome>
+        }
+      )
+    })
     if (toRead.length === 0) return all
     return Effect.zipRight(readAndRun(deps, batch, toRead, answers), all)
   })
@@ -141,7 +159,7 @@ const readAndRun = <E>(
   deps: Deps,
   batch: Batch<E>,
   indices: ReadonlyArray<number>,
-  answers: Array<Effect.Effect<Core.Outcome, E> | undefined>
+  answers: Array<Answer<E> | undefined>
 ): Effect.Effect<void> => {
   const { core } = deps
   const { l1, store } = core
@@ -172,14 +190,14 @@ const readAndRun = <E>(
           if (entry !== undefined && entry.windowMs === spec.windowMs && L1.isHit(entry, bucket)) {
             Metrics.countRequests("redis", 1, spec.name)
             entry.hits++
-            answers[i] = Effect.succeed({ entry, cache: "hit" })
+            answers[i] = { entry, cache: "hit" }
             return
           }
           if (entry !== undefined && entry.windowMs === spec.windowMs) {
             // stale: answered now; refreshed unless the key backs off
             Metrics.countRequests("stale", 1, spec.name)
             entry.stales++
-            answers[i] = Effect.succeed({ entry, cache: "stale" })
+            answers[i] = { entry, cache: "stale" }
             if (at >= entry.retryAt) needed.push(i)
             return
           }
@@ -197,7 +215,7 @@ const run = <E>(
   batch: Batch<E>,
   needed: ReadonlyArray<number>,
   waiting: ReadonlySet<number>,
-  answers: Array<Effect.Effect<Core.Outcome, E> | undefined>
+  answers: Array<Answer<E> | undefined>
 ): Effect.Effect<void> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const { core, inflight } = deps
