@@ -9,6 +9,7 @@
  *   its way when the notice arrived cannot make an older value fresh again.
  */
 import type * as Exit from "effect/Exit"
+import type { Info } from "../../Memo.js"
 import * as Metrics from "../../Metrics.js"
 
 /** How a stored value is decoded: kept with entries so a notice's value can be read. */
@@ -103,6 +104,36 @@ export const isTrusted = (e: Entry): boolean => e.freshThrough !== Untrusted
 export const isHit = (entry: Entry, bucket: number): boolean => {
   const ahead = entry.freshThrough - bucket
   return ahead === 0 || ahead === 1
+}
+
+/**
+ * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
+ * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
+ */
+export const hit = (l1: L1, key: string, windowMs: number, now: number): Entry | undefined => {
+  const held = l1.entries.get(key)
+  if (held === undefined || held.windowMs !== windowMs) return undefined
+  const ahead = held.freshThrough - Math.floor(now / windowMs)
+  if (ahead !== 0 && ahead !== 1) return undefined
+  Metrics.requestsL1.unsafeUpdate(1, [])
+  held.hits++
+  return held
+}
+
+/** An entry as a loader answers it at `now` (the store's clock). */
+export const info = <A>(entry: Entry, cache: "hit" | "stale" | "miss", now: number): Info<A> => {
+  const bucket = Math.floor(now / entry.windowMs)
+  const stale = !isHit(entry, bucket)
+  return {
+    value: entry.value as A,
+    bucket: entry.bucket,
+    computedAt: entry.computedAt,
+    stale,
+    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
+    cache: cache === "hit" && stale ? "stale" : cache,
+    windowMs: entry.windowMs,
+    serverNow: now
+  }
 }
 
 /** The entry's answer counts, as inspectors show them. */
