@@ -399,6 +399,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
     const name = typeof loaderOptions.key === "string" ? JSON.stringify(loaderOptions.key) : "(keyed)"
     const schema = effectSchemaOf(name, loaderOptions.schema)
     const userLookup = loaderOptions.lookup
+    if (typeof userLookup !== "function") throw new TypeError(`loader ${name} needs a lookup function`)
     let memo: Memo.Loader<K, A, unknown>
     try {
       memo = Memo.loader<A, unknown, unknown, never, K>({
