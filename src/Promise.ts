@@ -236,9 +236,19 @@ export type ErrorCode = "WaitTimeout" | "RedisError" | "MaxRunExceeded" | "Inval
  * @category errors
  */
 export class CacheError extends Error {
+  /**
+   * @since 0.2.0
+   */
   override readonly name = "CacheError"
-  constructor(readonly code: ErrorCode, message: string, options?: { readonly cause?: unknown }) {
+  /**
+   * What went wrong, for a program to tell apart.
+   *
+   * @since 0.2.0
+   */
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { readonly cause?: unknown }) {
     super(message, options)
+    this.code = code
   }
 }
 
@@ -445,7 +455,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         } catch (e) {
           return Promise.reject(fromDefect(e))
         }
-        return held !== undefined ? Promise.resolve(held.value as A) : run(memo.get(k))
+        return held !== undefined ? (held.resolved ??= Promise.resolve(held.value)) as Promise<A> : run(memo.get(k))
       },
       getWithInfo: (k) => {
         let held: L1.Entry | undefined

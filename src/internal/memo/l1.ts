@@ -37,6 +37,8 @@ export interface Entry {
   misses: number
   /** The hit answer of `get`, made once per entry rather than once per hit. */
   exit: Exit.Exit<unknown> | undefined
+  /** The same for the Promise facade's `get`: an already-resolved promise of the value. */
+  resolved: Promise<unknown> | undefined
   /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
@@ -183,6 +185,7 @@ export const make = (capacity: number): L1 => {
       stales: current?.stales ?? 0,
       misses: current?.misses ?? 0,
       exit: undefined,
+      resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0
