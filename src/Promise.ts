@@ -440,34 +440,36 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         throw e instanceof Settings.InvalidOptions ? typeError(e) : e
       }
     }
-    /** The fresh hit, without the runtime: `undefined` sends the request through it. */
-    const fresh = (k: K): L1.Entry | undefined => {
-      if (engine === undefined || isClosed) return undefined
-      return L1.hit(engine.l1, memo.keyOf(k), windowMs, clock!.unsafeCurrentTimeMillis() + engine.clock.skew)
+    /**
+     * The request path: a fresh hit without the runtime (one L1 lookup, one freshness check, as
+     * `Memo.loader`'s), everything else through it.
+     */
+    const request = <B>(
+      k: K,
+      onHit: (entry: L1.Entry, now: number) => Promise<B>,
+      slow: (k: K) => Effect.Effect<B, unknown, Memo.Memo>
+    ): Promise<B> => {
+      if (engine !== undefined && !isClosed) {
+        let key: string
+        try {
+          key = memo.keyOf(k)
+        } catch (e) {
+          return Promise.reject(fromDefect(e))
+        }
+        const now = clock!.unsafeCurrentTimeMillis() + engine.clock.skew
+        const held = L1.hit(engine.l1, key, windowMs, now)
+        if (held !== undefined) return onHit(held, now)
+      }
+      return run(slow(k))
     }
+    // one resolved promise per entry, made on its first hit
+    const hitValue = (entry: L1.Entry) => (entry.resolved ??= Promise.resolve(entry.value)) as Promise<A>
+    const hitInfo = (entry: L1.Entry, now: number) => Promise.resolve(L1.info<A>(entry, "hit", now))
     return {
       windowMs,
       keyOf,
-      get: (k) => {
-        let held: L1.Entry | undefined
-        try {
-          held = fresh(k)
-        } catch (e) {
-          return Promise.reject(fromDefect(e))
-        }
-        return held !== undefined ? (held.resolved ??= Promise.resolve(held.value)) as Promise<A> : run(memo.get(k))
-      },
-      getWithInfo: (k) => {
-        let held: L1.Entry | undefined
-        try {
-          held = fresh(k)
-        } catch (e) {
-          return Promise.reject(fromDefect(e))
-        }
-        return held !== undefined
-          ? Promise.resolve(L1.info<A>(held, "hit", clock!.unsafeCurrentTimeMillis() + engine!.clock.skew))
-          : run(memo.getWithInfo(k))
-      },
+      get: (k) => request(k, hitValue, memo.get),
+      getWithInfo: (k) => request(k, hitInfo, memo.getWithInfo),
       peek: (k) => run(Effect.map(memo.peek(k), Option.getOrUndefined)),
       invalidate: (k) => run(memo.invalidate(k)),
       refresh: (k) => run(memo.refresh(k)),
