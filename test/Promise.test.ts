@@ -9,7 +9,7 @@
  */
 import { Schema } from "effect"
 import { type Cache, CacheError, createCache } from "lockstep/promise"
-import { afterEach, describe, expect, inject, it } from "vitest"
+import { afterEach, describe, expect, expectTypeOf, inject, it } from "vitest"
 import { z } from "zod"
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -68,6 +68,8 @@ describe.each(Object.keys(stores) as Array<keyof typeof stores>)("lockstep/promi
     expect(answers[0]).toEqual(answers[1])
     expect(answers[0]).toEqual(answers[3])
     expect(answers[2]).toEqual(answers[4])
+    // the value is typed by the schema, with no Effect type in the signature
+    expectTypeOf(loader.get).toEqualTypeOf<(k: number) => Promise<{ id: number; run: number }>>()
     const hit = loader.get(1)
     expect(await resolved(hit)).toBe(true)
     expect(await resolved(loader.get(3))).toBe(false)
