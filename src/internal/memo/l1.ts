@@ -86,6 +86,12 @@ export interface L1 {
   /** The clock was corrected: entries of windows that have not begun go (a value made while ahead). */
   readonly dropAhead: (nowMs: number) => void
   readonly setRetry: (key: string, at: number) => void
+  /**
+   * The key's entry when it may be put back into a store that lost it: the store once vouched
+   * for it (a fence of its own), it is of `bucket`, and nothing heard says it is invalidated or
+   * superseded.
+   */
+  readonly restorable: (key: string, windowMs: number, bucket: number) => Entry | undefined
   /** How many versions it remembers having heard of (bounded like the entries). */
   readonly heardSize: () => number
 }
@@ -169,7 +175,12 @@ export const make = (capacity: number): L1 => {
     const current = entries.get(key)
     const sameWindow = current !== undefined && current.windowMs === c.windowMs
     if (sameWindow && newer(current, c)) return current
-    const h = heard.get(key)
+    let h = heard.get(key)
+    if (c.mark > (h?.mark ?? -1)) {
+      // an answer's mark is an invalidation heard of, as much as a notice's
+      h = { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark: c.mark }
+      remember(key, h)
+    }
     const latest = c.latest && (trusted || c.local === true) && c.fence > c.mark &&
       (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
     const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
@@ -233,6 +244,13 @@ export const make = (capacity: number): L1 => {
     setRetry: (key, at) => {
       const e = entries.get(key)
       if (e !== undefined) e.retryAt = at
+    },
+    restorable: (key, windowMs, bucket) => {
+      const e = entries.get(key)
+      if (e === undefined || e.windowMs !== windowMs || e.bucket !== bucket || e.fence <= 0) return undefined
+      const h = heard.get(key)
+      if (h !== undefined && (e.fence <= h.mark || (h.windowMs === windowMs && newer(h, e)))) return undefined
+      return e
     },
     heardSize: () => heard.size
   }
