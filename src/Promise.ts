@@ -382,10 +382,14 @@ const storeLayer = (options: CacheOptions): Layer.Layer<Redis.Redis> => {
  */
 export const createCache = (options: CacheOptions = {}): Cache => {
   if (typeof options !== "object" || options === null) throw new TypeError("createCache options must be an object { redis?, tenant? }")
-  const settings = Settings.resolve((options.settings ?? {}) as Partial<Settings.Settings>)
-  if (Either.isLeft(settings)) throw new TypeError(`settings: ${settings.left.message}`)
+  // a setting given as `undefined` is the default
+  const settings = Object.fromEntries(
+    Object.entries(options.settings ?? {}).filter(([, value]) => value !== undefined)
+  ) as Partial<Memo.Settings>
+  const resolved = Settings.resolve(settings)
+  if (Either.isLeft(resolved)) throw new TypeError(`settings: ${resolved.left.message}`)
   const managed = ManagedRuntime.make(
-    Memo.layerWith(options.settings as Partial<Memo.Settings> ?? {}).pipe(Layer.provide(storeLayer(options)), Layer.orDie)
+    Memo.layerWith(settings).pipe(Layer.provide(storeLayer(options)), Layer.orDie)
   )
   // once built, the hit path reads the engine's L1 and the runtime's clock directly
   let engine: Engine.Engine | undefined

@@ -240,6 +240,8 @@ describe("lockstep/promise options", () => {
     expect(() => createCache({ redis: "http://localhost" })).toThrow(/redis/)
     expect(() => createCache({ redis: { commandTimeout: -5 } })).toThrow(/commandTimeout/)
     expect(() => createCache({ settings: { lease: 1 } })).toThrow(/lease/)
+    // a setting left undefined is the default
+    await make({ settings: { lease: undefined, l1Capacity: 10 } }).loader({ ...base, key: "defaults" }).get()
     const loader = cache.loader({ ...base, key: (id: number) => (id === 0 ? (undefined as never) : `k:${id}`) })
     expect(await loader.get(0).catch((e) => e)).toBeInstanceOf(TypeError)
     await loader.get(1)
