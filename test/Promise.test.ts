@@ -148,6 +148,13 @@ describe.each(Object.keys(stores) as Array<keyof typeof stores>)("lockstep/promi
     expect(await slow.get(3)).toMatchObject({ id: 3 })
   })
 
+  it("a lookup past maxRun is stopped: its cold callers reject with MaxRunExceeded", async () => {
+    const cache = make({ ...stores[store](), settings: { maxRun: 100 } })
+    const { loader } = items(cache, { durationMs: 2_000 })
+    const failures = await Promise.all([loader.get(1).catch((e) => e), loader.get(1).catch((e) => e)])
+    for (const e of failures) expect(e).toMatchObject({ name: "CacheError", code: "MaxRunExceeded", message: expect.stringContaining("maxRun") })
+  })
+
   it("close ends the runtime: a waiting request and every later one reject with Closed, and close never hangs", async () => {
     const cache = createCache(stores[store]())
     const { loader } = items(cache, { durationMs: 5_000 })
