@@ -36,7 +36,6 @@ import * as Leader from "./internal/memo/leader.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
-import * as Metrics from "./Metrics.js"
 import type * as Redis from "./Redis.js"
 import * as Window from "./Window.js"
 
@@ -364,20 +363,7 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   return spec
 }
 
-const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number): Info<A> => {
-  const bucket = Math.floor(now / entry.windowMs)
-  const stale = !L1.isHit(entry, bucket)
-  return {
-    value: entry.value as A,
-    bucket: entry.bucket,
-    computedAt: entry.computedAt,
-    stale,
-    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
-    cache: cache === "hit" && stale ? "stale" : cache,
-    windowMs: entry.windowMs,
-    serverNow: now
-  }
-}
+const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number) => Info<A> = L1.info
 
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
@@ -463,15 +449,11 @@ export const loader: {
       const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
         engine.clock.skew
       const key = keyOf(k)
-      const held = engine.l1.entries.get(key)
       // a hit: trusted, and of our window or the next (our clock may be a little behind the
       // store's); further ahead, our clock went back: the slow path asks the store
-      const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
-      if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
-        Metrics.requestsL1.unsafeUpdate(1, [])
-        held.hits++
-        return onHit(held, now)
-      }
+      const fresh = L1.hit(engine.l1, key, windowMs, now)
+      if (fresh !== undefined) return onHit(fresh, now)
+      const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
       if (run !== undefined) run.waiters++
       const wait = run !== undefined
