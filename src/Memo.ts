@@ -244,19 +244,19 @@ export type MaxRunExceeded = Leader.MaxRunExceeded
  * A lookup answered `Memo.unchanged` with no previous value to stand (a cold or purged key).
  * The run fails like any failed lookup: a stale value is served where one exists.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category errors
  */
 export const UnchangedWithoutPrevious: typeof Leader.UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
 
 /**
- * @since 0.3.0
+ * @since 0.1.0
  * @category errors
  */
 export type UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
 
 /**
- * @since 0.3.0
+ * @since 0.1.0
  * @category models
  */
 export type Unchanged = Core.Unchanged
@@ -265,13 +265,13 @@ export type Unchanged = Core.Unchanged
  * A loader's `lookupMany` answered another number of values than it was asked for: every key
  * of that call fails with it (stale values are served where they exist).
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category errors
  */
 export const LookupManyMismatch: typeof Batch.LookupManyMismatch = Batch.LookupManyMismatch
 
 /**
- * @since 0.3.0
+ * @since 0.1.0
  * @category errors
  */
 export type LookupManyMismatch = Batch.LookupManyMismatch
@@ -301,7 +301,7 @@ export type LookupManyMismatch = Batch.LookupManyMismatch
  *     })
  * })
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category constructors
  */
 export const unchanged: Unchanged = Core.unchanged
@@ -760,7 +760,7 @@ export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisErr
  * Removes, everywhere, every value whose loader gave it `tag` (see `Loader.purge`). Answers how
  * many keys it reached.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category combinators
  */
 export const purgeTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
