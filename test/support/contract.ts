@@ -278,6 +278,30 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("readMany answers what read answers, key by key, in the order asked (hashed keys and keys of many slots included)", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const long = "k".repeat(300)
+          const keys = ["a", "nothing", long, "b", "a"]
+          yield* put(store, "a", "\"A\"")
+          yield* put(store, long, "\"long\"")
+          yield* put(store, "b", "\"B\"")
+          yield* store.invalidate("b")
+          const many = yield* store.readMany(keys)
+          const one = yield* Effect.forEach(keys, (k) => store.read(k))
+          expect(many).toEqual(one)
+          expect(many.map((r) => Option.map(r.stored, (s) => s.data))).toEqual([
+            Option.some("\"A\""),
+            Option.none(),
+            Option.some("\"long\""),
+            Option.some("\"B\""),
+            Option.some("\"A\"")
+          ])
+          expect(many[3]!.mark).toBeGreaterThan(-1)
+          expect(yield* store.readMany([])).toEqual([])
+        })
+      ))
+
     it.effect("unchanged gives the stored record a new version without its payload, as a commit would, and tells the fleet", () =>
       withStore((store) =>
         Effect.gen(function*() {
