@@ -5,26 +5,14 @@
  * cold, a running lookup fenced).
  */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, MetricState, Option, Schema, TestClock } from "effect"
+import { Effect, Exit, Fiber, Metric, Option, Schema, TestClock } from "effect"
 import { Memo } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
+import { counter } from "./support/metrics.js"
 
 const W = 10_000
 
 const Stats = Schema.Struct({ id: Schema.Number, run: Schema.Number })
-
-/** Sum of the counter `name` over the series carrying all of `tags`. */
-const counter = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    let total = 0
-    for (const pair of pairs) {
-      if (pair.metricKey.name !== name) continue
-      if (!Object.entries(tags).every(([k, v]) => pair.metricKey.tags.some((t) => t.key === k && t.value === v))) continue
-      const state: unknown = pair.metricState
-      if (MetricState.isCounterState(state)) total += Number(state.count)
-    }
-    return total
-  })
 
 /**
  * Items whose lookup records what it was given as `previous`, and answers `unchanged` while
