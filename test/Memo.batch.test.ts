@@ -156,6 +156,22 @@ describe("getMany", () => {
 })
 
 describe("getMany on a fleet", () => {
+  it.scoped("a process that goes down while its batch runs shuts down: nothing it started holds its scope open", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(2, { maxRun: "1 minute" })
+      const [a, b] = fleet.pods as [Testing.Pod, Testing.Pod]
+      const hanging = Memo.loader({ key: (id: number) => `hang:${id}`, window: W, schema: Row, lookup: () => Effect.never })
+      yield* Effect.fork(a.run(hanging.getMany(ids(1, 20))))
+      yield* TestClock.adjust(200) // the batch's lookupMany runs, and hangs
+      const crashed = yield* Effect.fork(a.crash)
+      yield* TestClock.adjust(0)
+      expect(crashed.unsafePoll()).not.toBeNull()
+      expect(a.status).toBe("crashed")
+      // its locks lapse; the other pod takes the keys over
+      expect(b.status).toBe("up")
+    }), 10_000)
+
+
   it.scoped("overlapping batches on several pods at once: every key is looked up once, and every pod answers every key", () =>
     Effect.gen(function*() {
       const fleet = yield* Testing.fleet(4)

@@ -92,7 +92,7 @@ const barrier = <E>(
   return (position: number): Effect.Effect<unknown, E | LookupManyMismatch> =>
     Effect.suspend(() => {
       const start = ++asked === keys.length
-        ? Effect.asVoid(Effect.forkIn(Effect.intoDeferred(call, result), scope))
+        ? Effect.asVoid(Effect.forkIn(Effect.interruptible(Effect.intoDeferred(call, result)), scope))
         : Effect.void
       return Effect.zipRight(
         start,
@@ -247,7 +247,9 @@ const run = <E>(
         for (const d of decisions.values()) Deferred.unsafeDone(d, Exit.succeed<Decision>({ _tag: "Alone" }))
       }))
     )
-    yield* Effect.forkIn(drive, deps.scope)
+    // interruptible: forked from this uninterruptible step it would not be, and a closing
+    // runtime would wait on it while it waits on the runs it cannot see interrupted
+    yield* Effect.forkIn(Effect.interruptible(drive), deps.scope)
   }))
 
 /** Claims a chunk's keys, each under its own lock, leads the claimed ones together, and waits for their runs. */
