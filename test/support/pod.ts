@@ -5,7 +5,7 @@
  * window) is reported to the parent, never through Redis, so the parent counts what happened
  * outside the processes under test.
  *
- * Run as `node --import tsx test/support/pod.ts` with `LOCKSTEP_POD` set to a JSON `PodConfig`.
+ * Run as `node --import tsx test/support/pod.ts` (or bundled, see `./bundles.js`) with `LOCKSTEP_POD` set to a JSON `PodConfig`.
  *
  * Shutdown: the `exit` message and `SIGTERM` both interrupt the load, close the `Memo` scope
  * (whose finalizers release a held fleet lock), report `closed`, then exit. `SIGKILL` and
