@@ -70,6 +70,7 @@ export const systemNeeds: ReadonlyArray<Need> = [
   ["chromium", "chromium"]
 ]
 
+/** A port free at the time of the call; it is released before it returns, so start a server on it with `onFreePort`. */
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = Net.createServer()
@@ -79,6 +80,55 @@ export const freePort = (): Promise<number> =>
       const address = server.address()
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
     })
+  })
+
+/** Whether some process listens on `port` now. */
+const portTaken = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.unref()
+    server.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "EADDRINUSE"))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(false)))
+  })
+
+/** A server found another process on the port it was given. */
+class PortTaken extends Error {}
+
+/**
+ * Starts a server on a free port. `freePort` releases the port before the server binds it, so
+ * another process (another suite on the same machine) can take it in between: when the server
+ * does not come up, or another one answers on its port, and the port is taken, `start` runs again
+ * on a new port, up to `attempts` times.
+ */
+export const onFreePort = async <A>(start: (port: number) => Promise<A>, attempts = 5): Promise<A> => {
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort()
+    try {
+      return await start(port)
+    } catch (e) {
+      if (attempt >= attempts || !(e instanceof PortTaken || (await portTaken(port)))) throw e
+    }
+  }
+}
+
+/** The `process_id` that `INFO server` gives on a raw connection (the server that answers on `port`). */
+const serverPid = (port: number): Promise<number | undefined> =>
+  new Promise((resolve) => {
+    const socket = Net.connect({ port, host: "127.0.0.1" })
+    let got = ""
+    const done = (pid: number | undefined) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(pid)
+    }
+    const timer = setTimeout(() => done(undefined), 2_000)
+    socket.once("connect", () => socket.write("INFO server\r\n"))
+    socket.on("data", (d) => {
+      got += d.toString()
+      const match = /process_id:(\d+)\r\n/.exec(got)
+      if (match) done(Number(match[1]))
+    })
+    socket.once("error", () => done(undefined))
   })
 
 /** `PING` answered with `PONG` (not `LOADING`), on a raw connection. */
@@ -249,8 +299,9 @@ export interface RedisServer extends Server {
 
 /** A private redis-server (or Valkey, see `serverKind`); no persistence unless `aof`. */
 export const startRedis = async (options: RedisOptions = {}): Promise<RedisServer> => {
+  if (options.port === undefined) return onFreePort((port) => startRedis({ ...options, port }))
   const { kind, server: bin } = serverBinaries()
-  const port = options.port ?? (await freePort())
+  const port = options.port
   const dir = tmpDir(kind)
   const args = [
     "--port", String(port),
@@ -270,8 +321,16 @@ export const startRedis = async (options: RedisOptions = {}): Promise<RedisServe
     child = spawn(bin, args, { stdio: ["ignore", "ignore", "inherit"] })
     // a server that loads its AOF accepts connections before it is done: wait for `PING`
     await waitFor(kind, () => canPing(port), child, 10_000)
+    // the `PONG` may have come from another server that took the port first
+    if ((await serverPid(port)) !== child.pid) throw new PortTaken(`${kind}: another server answers on port ${port}`)
   }
-  await spawnServer()
+  try {
+    await spawnServer()
+  } catch (e) {
+    await stopChild(child!)
+    Fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
   return {
     kind,
     port,
@@ -308,12 +367,13 @@ export const startRedis = async (options: RedisOptions = {}): Promise<RedisServe
 }
 
 /** A private MariaDB with a `root` user without password and an empty database `lockstep`. */
-export const startMariadb = async (): Promise<Server> => {
+export const startMariadb = (): Promise<Server> => onFreePort(startMariadbOn)
+
+const startMariadbOn = async (port: number): Promise<Server> => {
   ensureBinary("mariadbd", "mariadb-server")
   const installDb = ensureBinary("mariadb-install-db", "mariadb-server")
   const admin = ensureBinary("mariadb-admin", "mariadb-client")
   const client = ensureBinary("mariadb", "mariadb-client")
-  const port = await freePort()
   const dir = tmpDir("mariadb")
   const datadir = Path.join(dir, "data")
   execFileSync(installDb, [
@@ -342,7 +402,16 @@ export const startMariadb = async (): Promise<Server> => {
       p.on("exit", (code) => resolve(code === 0))
       p.on("error", () => resolve(false))
     })
-  await waitFor("mariadbd", ping, child, 30_000)
+  try {
+    await waitFor("mariadbd", ping, child, 30_000)
+    // the answer may have come from another server that took the port first
+    const served = execFileSync(client, ["--no-defaults", "-h127.0.0.1", `-P${port}`, "-uroot", "-N", "-e", "SELECT @@datadir"], { encoding: "utf8" })
+    if (Path.resolve(served.trim()) !== Path.resolve(datadir)) throw new PortTaken(`mariadbd: another server answers on port ${port}`)
+  } catch (e) {
+    await stopChild(child, 15_000)
+    Fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
   execFileSync(client, ["--no-defaults", "-h127.0.0.1", `-P${port}`, "-uroot", "-e", "CREATE DATABASE IF NOT EXISTS lockstep"])
   return {
     port,
