@@ -113,6 +113,8 @@ export type FromPod =
     readonly type: "claim"
     readonly id: number
     readonly key: string
+    /** When the claim was sent (`wallAt`: when its answer came). */
+    readonly sentAt: number
     readonly wallAt: number
     readonly outcome: "fresh" | "busy" | "backoff" | "acquired" | "error"
     readonly bucket?: number | undefined
@@ -398,26 +400,30 @@ const ReportingRedis = Layer.effect(
   Effect.map(Redis.Redis, (store): Redis.Store => ({
     ...store,
     claim: (key, o) =>
-      store.claim(key, o).pipe(Effect.tapBoth({
-        onSuccess: (c) => {
-          const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
-          claims[outcome] = (claims[outcome] ?? 0) + 1
-          if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
-          return send({
-            type: "claim",
-            id: config.id,
-            key,
-            wallAt: Date.now(),
-            outcome,
-            ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
-          })
-        },
-        onFailure: (e) => {
-          const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
-          claims[timeout] = (claims[timeout] ?? 0) + 1
-          return send({ type: "claim", id: config.id, key, wallAt: Date.now(), outcome: "error", error: errorText(e) })
-        }
-      })),
+      Effect.suspend(() => {
+        const sentAt = Date.now()
+        return store.claim(key, o).pipe(Effect.tapBoth({
+          onSuccess: (c) => {
+            const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
+            claims[outcome] = (claims[outcome] ?? 0) + 1
+            if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
+            return send({
+              type: "claim",
+              id: config.id,
+              key,
+              sentAt,
+              wallAt: Date.now(),
+              outcome,
+              ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
+            })
+          },
+          onFailure: (e) => {
+            const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
+            claims[timeout] = (claims[timeout] ?? 0) + 1
+            return send({ type: "claim", id: config.id, key, sentAt, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+          }
+        }))
+      }),
     commit: (key, value, token, lifetimes) => {
       const base = { type: "commit", id: config.id, key, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
       return store.commit(key, value, token, lifetimes).pipe(Effect.tapBoth({
