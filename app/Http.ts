@@ -24,11 +24,13 @@ import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import { Memo, Redis } from "../src/index.js"
 import * as Admin from "./Admin.js"
+import * as Assets from "./Assets.js"
 import { describeFailure } from "./Failure.js"
 import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Inspector from "./Inspector.js"
 import * as Ledger from "./Ledger.js"
+import * as LedgerEnv from "./Ledger/Env.js"
 import * as Loaders from "./Loaders.js"
 import * as Metrics from "./Metrics.js"
 import type { Drill, DrillLoader } from "./pages/Drill.js"
@@ -229,6 +231,8 @@ export const Routes = HttpLayerRouter.use((router) =>
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
     yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
+    // the style sheet and scripts, under their content hashes; any other /assets/ path is a 404
+    for (const asset of Assets.all) yield* router.add("GET", asset.path, Effect.succeed(Assets.response(asset)))
     // the router answers HEAD with the GET route when no HEAD route matches first
     for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const) yield* router.add(method, "*", notFound)
   })
@@ -295,5 +299,5 @@ export const TracingLive = Tracing.layerConfig
 export const Services = Layer.mergeAll(
   AppConfig.layer,
   Memo.layer.pipe(Layer.provide(Redis.layerFromEnv)),
-  Ledger.layerFromEnv
+  LedgerEnv.layerFromEnv
 )
