@@ -111,44 +111,39 @@ export const onFreePort = async <A>(start: (port: number) => Promise<A>, attempt
   }
 }
 
-/** The `process_id` that `INFO server` gives on a raw connection (the server that answers on `port`). */
-const serverPid = (port: number): Promise<number | undefined> =>
+/**
+ * Sends an inline command on a raw connection and reads the reply until `parse` makes something
+ * of it; `undefined` when nothing answers within `timeoutMs`.
+ */
+const rawCommand = <A>(port: number, command: string, parse: (reply: string) => A | undefined, timeoutMs: number): Promise<A | undefined> =>
   new Promise((resolve) => {
     const socket = Net.connect({ port, host: "127.0.0.1" })
     let got = ""
-    const done = (pid: number | undefined) => {
+    const done = (result: A | undefined) => {
       clearTimeout(timer)
       socket.destroy()
-      resolve(pid)
+      resolve(result)
     }
-    const timer = setTimeout(() => done(undefined), 2_000)
-    socket.once("connect", () => socket.write("INFO server\r\n"))
+    const timer = setTimeout(() => done(undefined), timeoutMs)
+    socket.once("connect", () => socket.write(`${command}\r\n`))
     socket.on("data", (d) => {
       got += d.toString()
-      const match = /process_id:(\d+)\r\n/.exec(got)
-      if (match) done(Number(match[1]))
+      const result = parse(got)
+      if (result !== undefined) done(result)
     })
     socket.once("error", () => done(undefined))
   })
 
-/** `PING` answered with `PONG` (not `LOADING`), on a raw connection. */
-const canPing = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = Net.connect({ port, host: "127.0.0.1" })
-    let got = ""
-    const done = (ok: boolean) => {
-      clearTimeout(timer)
-      socket.destroy()
-      resolve(ok)
-    }
-    const timer = setTimeout(() => done(false), 1_000)
-    socket.once("connect", () => socket.write("PING\r\n"))
-    socket.on("data", (d) => {
-      got += d.toString()
-      if (got.includes("\r\n")) done(got.startsWith("+PONG"))
-    })
-    socket.once("error", () => done(false))
-  })
+/** The `process_id` that `INFO server` gives (the server that answers on `port`). */
+const serverPid = (port: number): Promise<number | undefined> =>
+  rawCommand(port, "INFO server", (reply) => {
+    const match = /process_id:(\d+)\r\n/.exec(reply)
+    return match ? Number(match[1]) : undefined
+  }, 2_000)
+
+/** `PING` answered with `PONG` (not `LOADING`). */
+const canPing = async (port: number): Promise<boolean> =>
+  (await rawCommand(port, "PING", (reply) => (reply.includes("\r\n") ? reply.startsWith("+PONG") : undefined), 1_000)) ?? false
 
 const waitFor = async (what: string, check: () => Promise<boolean>, child: ChildProcess, timeoutMs: number) => {
   const deadline = Date.now() + timeoutMs
