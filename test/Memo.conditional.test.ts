@@ -117,6 +117,27 @@ describe("the lookup's previous value and Memo.unchanged", () => {
       }
     }))
 
+  it.scoped("unchanged over a store that lost the record sends the value whole", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(1)
+      const [a] = fleet.pods as [Testing.Pod]
+      let same = false
+      const { items, producer } = yield* makeItems({ same: () => same })
+      yield* Effect.fork(a.run(items.get(1)))
+      yield* TestClock.adjust(100)
+      const first = Option.getOrThrow((yield* fleet.store.get("item:1")).stored)
+      same = true
+      yield* TestClock.adjust(W)
+      yield* fleet.lose()
+      // the pod still holds the value: its run answers unchanged, and the store has no record
+      expect(yield* Testing.instantly(a.run(items.get(1)))).toEqual({ id: 1, run: 1 })
+      yield* TestClock.adjust(100)
+      expect(yield* producer.runs).toBe(2)
+      const stored = Option.getOrThrow((yield* fleet.store.get("item:1")).stored)
+      expect(stored).toMatchObject({ data: first.data, bucket: 1 })
+      expect(yield* Testing.instantly(a.run(items.getWithInfo(1)))).toMatchObject({ value: { id: 1, run: 1 }, cache: "hit", bucket: 1 })
+    }))
+
   it.effect("unchanged with no previous value is the typed error UnchangedWithoutPrevious", () =>
     Effect.gen(function*() {
       const { items } = yield* makeItems({ same: () => true })
