@@ -22,6 +22,7 @@ import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import type { Inspected, RedisError, Store } from "../store.js"
 import * as Core from "./core.js"
+import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
 import * as Leader from "./leader.js"
@@ -80,6 +81,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       l1,
       clock: { skew: 0, offset: 0 },
       notices,
+      failures: Failures.make(settings.l1Capacity),
       writeBacks: yield* FiberMap.make<string>(),
       nextToken: () => `${instance}:${++tokens}`
     }
@@ -103,6 +105,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
       Refresh.obtain(core, job, (entry, cache) => Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache }))), refreshing).pipe(
         Effect.flatMap((obtained) => {
+          core.failures.clear(job.key)
           if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
           const held = l1.entries.get(job.key)
           return held !== undefined
@@ -135,8 +138,14 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       return Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => onTimeout(job.key) as E })
     }
 
-    const awaitValue = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
-      Effect.flatMap(start(job, false, true), (run) => {
+    const awaitValue = <E>(job: Core.Job<E>, at: number, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> => {
+      // the key backs off after a failure: answered at once with it
+      const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
+      if (failed !== undefined) {
+        Metrics.requestsError.unsafeUpdate(1, [])
+        return Effect.failCause(failed.cause as Cause.Cause<E>)
+      }
+      return Effect.flatMap(start(job, false, true), (run) => {
         const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
         if (job.spec.timeout === undefined) return wait
         return withTimeout(job, wait, onTimeout).pipe(
@@ -149,9 +158,10 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           )
         )
       })
+    }
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
-      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
+      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
 
     const peek: Engine["peek"] = (spec, key) =>
       Effect.suspend(() => {
