@@ -3,7 +3,8 @@
  * the stale copy), and a key recovers within one window of its lookup succeeding again.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Data, Effect, Fiber, Schema, TestClock } from "effect"
+import { ConfigProvider, Data, Effect, Fiber, Layer, Schema, TestClock } from "effect"
+import * as AppConfig from "../app/Config.js"
 import { Memo, Redis } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import * as SpyStore from "./support/spy.js"
@@ -81,5 +82,26 @@ describe("a failing lookup", () => {
         if (waited > 3 * WINDOW) break
       }
       expect(waited).toBeLessThanOrEqual(WINDOW)
+    }))
+
+  it.scoped("the explorer's back-off comes from FAILURE_BACKOFF and MAX_FAILURE_BACKOFF", () =>
+    Effect.gen(function*() {
+      const env = new Map([["FAILURE_BACKOFF", "200 millis"], ["MAX_FAILURE_BACKOFF", "400 millis"]])
+      const runtime = yield* Layer.build(Memo.layerConfig(AppConfig.memo).pipe(Layer.provide(Redis.layerMemory))).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(env))
+      )
+      const memo = Layer.succeedContext(runtime)
+      let runs = 0
+      const failing = Memo.memo({ key: "k", window: "10 seconds", schema: Schema.Number }, Effect.suspend(() => (runs++, Effect.fail("down"))))
+      const attempt = () => Effect.flip(Effect.provide(failing, memo))
+      const times: Array<number> = []
+      for (let t = 0; t < 1_000; t += 50) {
+        const before = runs
+        yield* Testing.instantly(attempt())
+        if (runs > before) times.push(t)
+        yield* TestClock.adjust(50)
+      }
+      // attempts at 0, 200 ms later, then 400 ms later (doubled, at the cap)
+      expect(times).toEqual([0, 200, 600])
     }))
 })
