@@ -520,7 +520,9 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
         Fiber.interrupt
       )
     ),
-    Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
+    // the command connection already had its `connectTimeout`: when it is not up, Redis is
+    // down, and the subscription would only double the wait before the process starts degraded
+    Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), client.status === "ready" ? connectTimeoutMs : 0)),
     Effect.asVoid
   )
 
