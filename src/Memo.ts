@@ -28,6 +28,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import * as Scope from "effect/Scope"
 import type * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
@@ -97,6 +98,12 @@ export interface LoaderOptions<K, A, I, E, R> {
   readonly retain?: Duration.DurationInput | undefined
   /** Tags for `Memo.invalidateTag`, fixed or by key. */
   readonly tags?: ReadonlyArray<string> | ((k: K) => ReadonlyArray<string>) | undefined
+  /**
+   * A schema that contains `Redacted` (a password, a token) is refused: the value would be
+   * stored in Redis, and sent on its notices, in clear. Cache the public variant instead (for
+   * an `@effect/sql` model, `User.json`), or set this to `true` to store it knowingly.
+   */
+  readonly storeRedacted?: boolean | undefined
 }
 
 /**
@@ -112,6 +119,8 @@ export interface Options<A, I> {
   readonly timeout?: Duration.DurationInput | undefined
   readonly retain?: Duration.DurationInput | undefined
   readonly tags?: ReadonlyArray<string> | undefined
+  /** See `LoaderOptions.storeRedacted`. */
+  readonly storeRedacted?: boolean | undefined
 }
 
 /**
@@ -335,6 +344,33 @@ const describe = (input: unknown) => {
   }
 }
 
+/** Whether a schema holds a `Redacted` anywhere (fields, elements, unions, classes, recursion). */
+const containsRedacted = (ast: AST.AST, seen: Set<AST.AST> = new Set()): boolean => {
+  if (seen.has(ast)) return false
+  seen.add(ast)
+  const inner = (a: AST.AST) => containsRedacted(a, seen)
+  switch (ast._tag) {
+    case "Declaration": {
+      const constructor = ast.annotations[AST.TypeConstructorAnnotationId] as { readonly _tag?: unknown } | undefined
+      return constructor?._tag === "effect/Redacted" || ast.typeParameters.some(inner)
+    }
+    case "Transformation":
+      return inner(ast.from) || inner(ast.to)
+    case "Refinement":
+      return inner(ast.from)
+    case "Suspend":
+      return inner(ast.f())
+    case "Union":
+      return ast.types.some(inner)
+    case "TupleType":
+      return ast.elements.some((e) => inner(e.type)) || ast.rest.some((r) => inner(r.type))
+    case "TypeLiteral":
+      return ast.propertySignatures.some((p) => inner(p.type)) || ast.indexSignatures.some((i) => inner(i.type))
+    default:
+      return false
+  }
+}
+
 /** Checks a loader's static options: a bad one throws `InvalidOptions`, once, here. */
 const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (typeof options !== "object" || options === null) {
@@ -345,6 +381,12 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (typeof key !== "string" && typeof key !== "function") invalid(`loader key must be a string or a function, got ${describe(key)}`)
   if (!Schema.isSchema(schema)) invalid(`loader ${name} needs a Schema to store its value`)
   if (typeof options.lookup !== "function") invalid(`loader ${name} needs a lookup function`)
+  if (options.storeRedacted !== true && containsRedacted(schema.ast)) {
+    invalid(
+      `loader ${name}: its schema contains Redacted, which would be stored in Redis and sent on its notices in clear; ` +
+        "cache the public variant instead (for an @effect/sql Model, e.g. User.json), or set storeRedacted: true to store it knowingly"
+    )
+  }
   const windowMs = Either.getOrElse(Window.toMillis(options.window), (e) => invalid(`loader ${name}: ${e.message}`))
   const timeout = options.timeout === undefined
     ? undefined
