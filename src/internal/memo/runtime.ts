@@ -25,6 +25,7 @@ import * as Core from "./core.js"
 import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
+import * as Lifecycle from "./lifecycle.js"
 import * as Leader from "./leader.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
@@ -100,6 +101,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else o.entry.stales += waiters
     })
     yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
+    const builtAt = yield* Lifecycle.built
+    /** Workers interrupted: only the runtime's closing interrupts them. */
+    const interrupted = { runs: 0 }
 
     /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
     const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
@@ -117,6 +121,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
             : Effect.void
         ),
+        Effect.onInterrupt(() => Effect.sync(() => interrupted.runs++)),
         Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
       )
 
@@ -286,6 +291,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       inflight: inflight.size(),
       writeBacks
     }))
+
+    // runs after the workers (forked into the scope later) were interrupted by its closing
+    yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
 
     return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
   })
