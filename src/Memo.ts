@@ -570,13 +570,17 @@ const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect
 /** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
 type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
 
+/**
+ * The `(options, producer)` forms come last: when no form matches (options without a `schema`,
+ * say), TypeScript reports the last one's error, which then names what the options lack.
+ */
 type MemoFn<F extends "value" | "info"> = {
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Timed<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Timed<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
 }
 
 /** Both argument orders of the data-first form: `(options, producer)` as ever, and Effect's `(producer, options)`. */
