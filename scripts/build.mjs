@@ -69,7 +69,7 @@ Fs.writeFileSync(Path.join(cjs, "package.json"), JSON.stringify({ type: "commonj
 // The entry points check the installed effect before anything imports it: an ES module's imports
 // are all resolved before any of its code runs, so the ESM entry checks, then imports the
 // modules (top-level await); a CommonJS entry requires in order, so the check goes first.
-const entries = ["index", "Testing"]
+const entries = ["index", "Testing", "Promise"]
 for (const entry of entries) {
   const file = Path.join(esm, `${entry}.js`)
   const { pathToFileURL } = await import("node:url")
