@@ -268,6 +268,7 @@ describe("a project on effect 4", () => {
     const loads = {
       esm: ["--input-type=module", "-e", `import "lockstep"`],
       esmTesting: ["--input-type=module", "-e", `import "lockstep/testing"`],
+      esmPromise: ["--input-type=module", "-e", `import "lockstep/promise"`],
       cjs: ["-e", `require("lockstep")`]
     }
     for (const [name, args] of Object.entries(loads)) {
