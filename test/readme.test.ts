@@ -18,6 +18,7 @@ import * as HttpApi from "../examples/http-api.js"
 import * as Invalidation from "../examples/invalidation.js"
 import * as ItemPage from "../examples/item-page.js"
 import * as ManagedRuntimeExample from "../examples/managed-runtime.js"
+import * as MetricsExample from "../examples/metrics.js"
 import { CacheLive, program } from "../examples/page-loader.js"
 import { freePort } from "./support/services.js"
 
@@ -100,6 +101,7 @@ describe("README", () => {
     "examples/http-api.ts",
     "examples/managed-runtime.ts",
     "examples/from-client.ts",
+    "examples/metrics.ts",
     "test/readme-example.test.ts",
     "test/readme-fleet.test.ts"
   ]
@@ -247,6 +249,18 @@ describe("README", () => {
       expect(refused.length).toBeGreaterThan(0)
       expect(new Set(refused)).toEqual(new Set(["ECONNREFUSED"]))
     }), 20_000)
+
+  it.effect("runs the metrics example: /metrics has lockstep's metrics in the Prometheus format", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(program)
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.join(fiber)
+      const response = yield* MetricsExample.metricsResponse
+      expect(response.headers["content-type"]).toMatch(/^text\/plain/)
+      const body = response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : ""
+      expect(body).toMatch(/^lockstep_requests_total\{result="cold"\} \d+$/m)
+      expect(body).toContain("# TYPE lockstep_producer_duration_seconds histogram")
+    }).pipe(Effect.provide(CacheLive)))
 
   it.live("runs the ManagedRuntime example: three loader calls on one runtime are miss, hit, hit", () =>
     Effect.promise(async () => {
