@@ -34,6 +34,7 @@ import * as Scope from "effect/Scope"
 import type * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
+import * as Encryption from "./internal/encryption.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
@@ -104,6 +105,13 @@ export interface LoaderOptions<K, A, I, E, R> {
    * an `@effect/sql` model, `User.json`), or set this to `true` to store it knowingly.
    */
   readonly storeRedacted?: boolean | undefined
+  /**
+   * Encrypts the value in the store and on the fleet's notices (AES-256-GCM): `key` is 32 bytes,
+   * as bytes or base64 text, `Redacted`. To rotate, make the new key `key` and list the old one
+   * in `previousKeys` until every stored value was rewritten (a window, or `retain`). A value no
+   * listed key opens is recomputed. A schema with `Redacted` is then accepted.
+   */
+  readonly encrypt?: Encryption.Keys | undefined
 }
 
 /**
@@ -121,6 +129,8 @@ export interface Options<A, I> {
   readonly tags?: ReadonlyArray<string> | undefined
   /** See `LoaderOptions.storeRedacted`. */
   readonly storeRedacted?: boolean | undefined
+  /** See `LoaderOptions.encrypt`. */
+  readonly encrypt?: Encryption.Keys | undefined
 }
 
 /**
@@ -344,6 +354,18 @@ const describe = (input: unknown) => {
   }
 }
 
+/** A codec whose text is encrypted: what does not decrypt does not decode. */
+const encrypted = (
+  codec: Pick<Core.Spec, "decode" | "encode">,
+  cipher: Exclude<ReturnType<typeof Encryption.make>, string>
+): Pick<Core.Spec, "decode" | "encode"> => ({
+  encode: (value) => Either.map(codec.encode(value), cipher.encrypt),
+  decode: (data) => {
+    const plain = cipher.decrypt(data)
+    return plain === undefined ? { ok: false } : codec.decode(plain)
+  }
+})
+
 /** Whether a schema holds a `Redacted` anywhere (fields, elements, unions, classes, recursion). */
 const containsRedacted = (ast: AST.AST, seen: Set<AST.AST> = new Set()): boolean => {
   if (seen.has(ast)) return false
@@ -381,7 +403,9 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (typeof key !== "string" && typeof key !== "function") invalid(`loader key must be a string or a function, got ${describe(key)}`)
   if (!Schema.isSchema(schema)) invalid(`loader ${name} needs a Schema to store its value`)
   if (typeof options.lookup !== "function") invalid(`loader ${name} needs a lookup function`)
-  if (options.storeRedacted !== true && containsRedacted(schema.ast)) {
+  const encryption = options.encrypt === undefined ? undefined : Encryption.make(options.encrypt)
+  if (typeof encryption === "string") invalid(`loader ${name}: ${encryption}`)
+  if (options.storeRedacted !== true && options.encrypt === undefined && containsRedacted(schema.ast)) {
     invalid(
       `loader ${name}: its schema contains Redacted, which would be stored in Redis and sent on its notices in clear; ` +
         "cache the public variant instead (for an @effect/sql Model, e.g. User.json), or set storeRedacted: true to store it knowingly"
@@ -401,7 +425,8 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (tags !== undefined && typeof tags !== "function" && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
     invalid(`loader ${name}: tags must be an array of strings or a function of the key`)
   }
-  const spec: Core.Spec = { windowMs, retainMs, timeout, ...codecsOf(schema) }
+  const codec = codecsOf(schema)
+  const spec: Core.Spec = { windowMs, retainMs, timeout, ...(typeof encryption === "object" ? encrypted(codec, encryption) : codec) }
   return spec
 }
 
