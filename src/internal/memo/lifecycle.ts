@@ -2,7 +2,8 @@
  * A `Memo` runtime is meant to live as long as the process. One built over and over (a layer
  * provided per request) is a new, empty cache each time, with connections of its own, and its
  * background refreshes die with it: every answer stays `stale` (or `miss`) for ever, and nothing
- * fails. This notices it and says once, per process, what to do.
+ * fails. This notices it and says once, per process, what to do. Only runtimes over Redis count:
+ * the in-memory store is a test's or a single process's, where a runtime per test is the rule.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"

@@ -101,7 +101,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else o.entry.stales += waiters
     })
     yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
-    const builtAt = yield* Lifecycle.built
+    // over Redis only: a test suite builds an in-memory runtime per test, and that is no mistake
+    const builtAt = store.kind === "redis" ? yield* Lifecycle.built : undefined
     /** Workers interrupted: only the runtime's closing interrupts them. */
     const interrupted = { runs: 0 }
 
@@ -293,7 +294,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     }))
 
     // runs after the workers (forked into the scope later) were interrupted by its closing
-    yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
+    if (builtAt !== undefined) yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
 
     return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
   })
