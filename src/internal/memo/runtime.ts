@@ -23,8 +23,10 @@ import * as Window from "../../Window.js"
 import type { Inspected, RedisError, Store } from "../store.js"
 import * as Batch from "./batch.js"
 import * as Core from "./core.js"
+import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
+import * as Lifecycle from "./lifecycle.js"
 import * as Leader from "./leader.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
@@ -86,6 +88,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       l1,
       clock: { skew: 0, offset: 0 },
       notices,
+      failures: Failures.make(settings.l1Capacity),
       writeBacks: yield* FiberMap.make<string>(),
       nextToken: () => `${instance}:${++tokens}`
     }
@@ -103,11 +106,16 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else o.entry.stales += waiters
     })
     yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
+    // over Redis only: a test suite builds an in-memory runtime per test, and that is no mistake
+    const builtAt = store.kind === "redis" ? yield* Lifecycle.built : undefined
+    /** Workers interrupted: only the runtime's closing interrupts them. */
+    const interrupted = { runs: 0 }
 
     /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
     const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
       Refresh.obtain(core, job, (entry, cache) => Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache }))), refreshing).pipe(
         Effect.flatMap((obtained) => {
+          core.failures.clear(job.key)
           if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
           const held = l1.entries.get(job.key)
           return held !== undefined
@@ -119,6 +127,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
             : Effect.void
         ),
+        Effect.onInterrupt(() => Effect.sync(() => interrupted.runs++)),
         Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key), captureStackTrace: false })
       )
 
@@ -143,8 +152,14 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       return Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => onTimeout(job.key) as E })
     }
 
-    const awaitValue = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
-      Effect.flatMap(start(job, false, true), (run) => {
+    const awaitValue = <E>(job: Core.Job<E>, at: number, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> => {
+      // the key backs off after a failure: answered at once with it
+      const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
+      if (failed !== undefined) {
+        Metrics.requestsError.unsafeUpdate(1, [])
+        return Effect.failCause(failed.cause as Cause.Cause<E>)
+      }
+      return Effect.flatMap(start(job, false, true), (run) => {
         const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
         if (job.spec.timeout === undefined) return wait
         return withTimeout(job, wait, onTimeout).pipe(
@@ -157,9 +172,10 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           )
         )
       })
+    }
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
-      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
+      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
 
     const getMany: Engine["getMany"] = (batch, at, onTimeout) =>
       Batch.getMany({
@@ -320,6 +336,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       inflight: inflight.size(),
       writeBacks
     }))
+
+    // runs after the workers (forked into the scope later) were interrupted by its closing
+    if (builtAt !== undefined) yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
 
     return {
       ...core,
