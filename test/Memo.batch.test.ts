@@ -152,6 +152,8 @@ describe("getMany", () => {
       yield* TestClock.adjust(100)
       expect(yield* Fiber.join(cold)).toEqual(new Down())
       expect(yield* Testing.instantly(rows.get(1))).toEqual({ id: 1, run: 1 })
+      // while key 2 backs off, a cold request for it fails at once with that failure, as get's does
+      expect(yield* Effect.flip(Testing.instantly(rows.getMany([2])))).toEqual(new Down())
     }).pipe(Effect.provide(Testing.layer)))
 })
 

@@ -15,6 +15,7 @@
  *    process holds, or that the store did not answer for, goes on as a `get` would (its
  *    worker waits for the holder's commit notice, or degrades).
  */
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -133,7 +134,14 @@ export const getMany = <E>(deps: Deps, batch: Batch<E>, at: number): Effect.Effe
       } else if (inflight.get(job.key) !== undefined) {
         answers[i] = deps.serve(job, at, held)
       } else {
-        toRead.push(i)
+        // nothing held and the key backs off after a failure: answered at once with it, as `get` is
+        const failed = held === undefined ? core.failures.get(job.key, at) : undefined
+        if (failed !== undefined) {
+          Metrics.countRequests("error", 1, spec.name)
+          answers[i] = Effect.failCause(failed.cause as Cause.Cause<E>)
+        } else {
+          toRead.push(i)
+        }
       }
     }
     const all = Effect.suspend(() => {

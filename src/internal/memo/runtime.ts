@@ -156,7 +156,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       // the key backs off after a failure: answered at once with it
       const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
       if (failed !== undefined) {
-        Metrics.requestsError.unsafeUpdate(1, [])
+        Metrics.countRequests("error", 1, job.spec.name)
         return Effect.failCause(failed.cause as Cause.Cause<E>)
       }
       return Effect.flatMap(start(job, false, true), (run) => {
