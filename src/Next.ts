@@ -204,17 +204,26 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
   /** An entry as every process but the one re-rendering it serves it: fresh for its whole revalidate. */
   const asFresh = (found: Found, now: number) => toEntry(found.meta, { timestamp: now, revalidate: found.meta.revalidate })
 
-  /** Waits for another process's render of a cold key, until `deadline`; `undefined`: render here. */
-  const awaitCommit = (store: Store.Store, key: string, softTags: ReadonlyArray<string>, deadline: number) =>
+  /**
+   * Waits for another process's render of a cold key, until `deadline`; `undefined`: render here.
+   * Any value newer than `after` (a fence) will do, even one whose window has just ended.
+   */
+  const awaitCommit = (
+    store: Store.Store,
+    key: string,
+    softTags: ReadonlyArray<string>,
+    after: number,
+    deadline: number
+  ) =>
     Effect.gen(function*() {
       for (;;) {
         yield* Effect.sleep(pollMs)
         const now = yield* Clock.currentTimeMillis
         const r = yield* store.read(key)
         const found = decode(r.stored)
-        if (found) {
+        if (found && found.stored.fence > after) {
           const records = yield* tagRecords(store, [...found.meta.tags, ...softTags])
-          if (standing(found, r.mark, records, now) === "fresh") return asFresh(found, now)
+          if (standing(found, r.mark, records, now) !== "expired") return asFresh(found, now)
         }
         if (now >= deadline) return undefined
       }
@@ -258,7 +267,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
         case "Busy":
         case "Backoff": {
           if (latest && latestStanding === "stale") return asFresh(latest, now)
-          return yield* awaitCommit(store, key, softTags, now + Math.min(waitMs, claim.ttlMs))
+          return yield* awaitCommit(store, key, softTags, latest?.stored.fence ?? 0, now + Math.min(waitMs, claim.ttlMs))
         }
       }
     })
