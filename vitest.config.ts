@@ -10,7 +10,8 @@ export default defineConfig({
     alias: [
       { find: /^lockstep$/, replacement: source("./src/index.ts") },
       { find: /^lockstep\/testing$/, replacement: source("./src/Testing.ts") },
-      { find: /^lockstep\/promise$/, replacement: source("./src/Promise.ts") }
+      { find: /^lockstep\/promise$/, replacement: source("./src/Promise.ts") },
+      { find: /^lockstep\/next$/, replacement: source("./src/Next.ts") }
     ]
   },
   test: {

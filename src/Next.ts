@@ -11,14 +11,23 @@
  * Configured by `REDIS_*` and `TENANT`, as `Redis.layerFromEnv` is; one runtime (two
  * connections) per process. The handler does not import Next.
  *
- * @example
- * // next.config.mjs
- * import { fileURLToPath } from "node:url"
+ * In `next.config.mjs`: `cacheHandlers: { remote: import.meta.resolve("lockstep/next") }`.
  *
- * export default {
- *   cacheComponents: true,
- *   cacheHandlers: { remote: fileURLToPath(import.meta.resolve("lockstep/next")) }
- * }
+ * @example
+ * import { Redis } from "lockstep"
+ * import * as Next from "lockstep/next"
+ *
+ * // the handler Next loads is `make()` over Redis from the environment; here, the in-memory store
+ * const handler = Next.make({ layer: Redis.layerMemory })
+ * const entry = { value: new Response("<p>report</p>").body!, tags: ["report"], stale: 0, timestamp: 0, expire: 60, revalidate: 2 }
+ *
+ * handler.set("report", Promise.resolve(entry))
+ *   .then(() => handler.get("report", []))
+ *   .then((found) => new Response(found!.value).text())
+ *   .then((html) => {
+ *     assert.strictEqual(html, "<p>report</p>")
+ *     return handler.close()
+ *   })
  *
  * @since 0.2.0
  */
