@@ -296,9 +296,11 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
       const data = JSON.stringify(meta)
       const windowMs = toMs(entry.revalidate, maxMs)
       const retainMs = toMs(Math.max(entry.expire, entry.revalidate), 0)
+      const now = yield* Clock.currentTimeMillis
       const claim = claims.get(cacheKey)
       claims.delete(cacheKey)
-      if (claim === undefined) {
+      // a claim whose lease ended (its render never reached `set`) may be another process's now
+      if (claim === undefined || claim.now + leaseMs <= now) {
         yield* store.set(key, { data, windowMs }, { retainMs })
         return
       }

@@ -1,7 +1,7 @@
 /**
  * README's "Next.js" section and docs/next.md quote `examples/next/` verbatim, and the example's
  * `next.config.mjs` resolves `lockstep/next` to the module the package exports. The handler
- * itself runs in `test/next.test.ts`.
+ * itself runs in `test/next-fleet.test.ts`.
  */
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
