@@ -6,6 +6,7 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { Redis as IORedis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { buildFixture, bundleHandler, type NextServer, startNext } from "./support/next.js"
 import { type RedisServer, startRedis } from "./support/services.js"
@@ -95,6 +96,15 @@ describe("lockstep/next with two next start processes", () => {
     expect(new Set(warm.map((r) => r.run)).size).toBeGreaterThanOrEqual(3)
     // a warm page never waits for a render
     expect(slowest).toBeLessThan(renderMs)
+    // one runtime per process, not a connection per request: at most two connections each
+    const admin = new IORedis({ port: redis.port, host: "127.0.0.1", lazyConnect: true })
+    await admin.connect()
+    const self = await admin.client("ID")
+    const clients = String(await admin.client("LIST")).split("\n").filter((l) => l.startsWith("id=") && !l.startsWith(`id=${self} `))
+    await admin.quit()
+    console.log(`next fleet: ${clients.length} Redis connections for 2 processes`)
+    expect(clients.length).toBeGreaterThan(0)
+    expect(clients.length).toBeLessThanOrEqual(4)
   })
 
   it("revalidateTag on one process: the other serves the new render within a second, one run", async () => {
