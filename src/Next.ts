@@ -29,7 +29,7 @@
  *     return handler.close()
  *   })
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
 import * as Clock from "effect/Clock"
@@ -46,7 +46,7 @@ import * as Redis from "./Redis.js"
 /**
  * An entry as Next hands it over and takes it back (Next's `CacheEntry`).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface CacheEntry {
@@ -65,7 +65,7 @@ export interface CacheEntry {
 /**
  * Next's `CacheHandler` interface for `cacheHandlers`, with `close` for tests and scripts.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface CacheHandler {
@@ -79,7 +79,7 @@ export interface CacheHandler {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface HandlerOptions {
@@ -128,6 +128,10 @@ const tagWindowMs = maxMs
 const toMs = (seconds: number, fallback: number): number =>
   Number.isFinite(seconds) && seconds > 0 ? Math.min(Math.round(seconds * 1000), maxMs) : fallback
 
+/** How long an entry's records stay: its `expire` (Next treats it as a miss after that). */
+const retainOf = (entry: { readonly expire: number; readonly revalidate: number }): number =>
+  toMs(Math.max(entry.expire, entry.revalidate), dayMs)
+
 const decode = (stored: Option.Option<Store.Stored>): Found | undefined => {
   if (Option.isNone(stored)) return undefined
   try {
@@ -174,7 +178,7 @@ type Standing = "fresh" | "stale" | "expired"
 /**
  * A handler over its own runtime, built on first use.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const make = (options: HandlerOptions = {}): CacheHandler => {
@@ -254,7 +258,8 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
         leaseMs,
         token,
         force: found !== undefined && records.some((t) => t !== undefined && t.staleAt >= found.stored.computedAt),
-        retainMs: 0
+        // the key's records live as long as its entry: a claim that never commits leaves nothing for good
+        retainMs: found ? retainOf(found.meta) : dayMs
       })
       const latest = decode(claim._tag === "Fresh" ? Option.some(claim.stored) : claim.stored)
       const latestStanding = latest ? standing(latest, claim.mark, records, claim.now) : "expired"
@@ -295,7 +300,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
       }
       const data = JSON.stringify(meta)
       const windowMs = toMs(entry.revalidate, maxMs)
-      const retainMs = toMs(Math.max(entry.expire, entry.revalidate), 0)
+      const retainMs = retainOf(entry)
       const now = yield* Clock.currentTimeMillis
       const claim = claims.get(cacheKey)
       claims.delete(cacheKey)
@@ -350,7 +355,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
           const record: TagRecord = { staleAt: now, expiredAt: durations === undefined ? now : now + expireMs }
           yield* Effect.forEach(
             tags,
-            (tag) => store.set(tagKey(tag), { data: JSON.stringify(record), windowMs: tagWindowMs }, { retainMs: 0 }),
+            (tag) => store.set(tagKey(tag), { data: JSON.stringify(record), windowMs: tagWindowMs }, { retainMs: maxMs }),
             { concurrency: "unbounded", discard: true }
           )
         }),
@@ -364,7 +369,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
  * The handler Next loads from `cacheHandlers`: Redis from the environment (`REDIS_HOST`, …,
  * `TENANT`), or the in-memory store without `REDIS_HOST`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category handlers
  */
 const handler: CacheHandler = make()
