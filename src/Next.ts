@@ -8,8 +8,8 @@
  * is the entry's `revalidate`. Tags are kept per tenant and enforced on read. While Redis is
  * down, every call gives up within `REDIS_COMMAND_TIMEOUT` and Next renders locally.
  *
- * Configured by `REDIS_*` and `TENANT`, as `Redis.layerFromEnv` is; one runtime (two
- * connections) per process. The handler does not import Next.
+ * Configured by `REDIS_*` and `TENANT`, as `Redis.layerFromEnv` is; one runtime per process, on
+ * first use (its connections are the process's, not a request's). The handler does not import Next.
  *
  * In `next.config.mjs`: `cacheHandlers: { remote: import.meta.resolve("lockstep/next") }`.
  *
