@@ -22,5 +22,5 @@ export async function tagged() {
   "use cache: remote"
   cacheLife({ stale: 1, revalidate: 600, expire: 3600 })
   cacheTag("tagged")
-  return run("tagged", 300)
+  return run("tagged", 200)
 }
