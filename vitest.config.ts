@@ -17,7 +17,8 @@ const exclusive = [
   "test/soak.test.ts",
   "test/bench-smoke.test.ts",
   "test/proxy.test.ts",
-  "test/app/start.test.ts"
+  "test/app/start.test.ts",
+  "test/next-fleet.test.ts"
 ]
 
 export default defineConfig({
