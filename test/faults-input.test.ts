@@ -26,7 +26,12 @@ describe("faults: bad input", () => {
     /** Plants data, makes every pod forget its L1 (a restart), and reads through the fleet. */
     // a blob no pod happens to read (all hold a fresh L1 value) stays until the next window's
     // claim replaces it: each load crosses a window boundary
-    const decodeFailures = async () => (await b.fleet.stats()).map((st) => st.metrics["lockstep_decode_failures_total"] ?? 0)
+    /** Each pod's decode failures so far, by pod id (a reply may come twice: the last one counts). */
+    const decodeFailures = async () => {
+      const byPod = new Map<number, number>()
+      for (const st of await b.fleet.stats()) byPod.set(st.id, st.metrics["lockstep_decode_failures_total"] ?? 0)
+      return b.fleet.pods.map((p) => byPod.get(p.id) ?? 0)
+    }
     /** `undecodable`: the record is this window's and well formed, but its value does not decode: every pod reads it and counts it. */
     const plant = async (name: string, write: () => Promise<unknown>, options: { readonly undecodable?: boolean } = {}) => {
       const loadMs = WINDOW + 300
@@ -68,10 +73,12 @@ describe("faults: bad input", () => {
     const current = () => b.bucketOf(Date.now())
     const fields = (o: Record<string, string | number>) => raw.del(keys.value).then(() => raw.hset(keys.value, o))
 
+    // planted above the fence the store holds, as a foreign writer that outbids the fleet would
+    const above = (n: number) => b.watch.latest()!.fence + n
     await plant("not JSON, this window", () =>
-      fields({ b: current(), f: 1000, w: WINDOW, t: Date.now(), d: "{not json" }), { undecodable: true })
+      fields({ b: current(), f: above(1000), w: WINDOW, t: Date.now(), d: "{not json" }), { undecodable: true })
     await plant("JSON of another shape", () =>
-      fields({ b: current(), f: 2000, w: WINDOW, t: Date.now(), d: JSON.stringify({ foo: "bar" }) }), { undecodable: true })
+      fields({ b: current(), f: above(2000), w: WINDOW, t: Date.now(), d: JSON.stringify({ foo: "bar" }) }), { undecodable: true })
     await plant("a string instead of a hash", () => raw.set(keys.value, "garbage"))
     await plant("a hash without its fields", () => fields({ d: "1" }))
     await plant("non-numeric bucket and fence", () =>
