@@ -29,6 +29,7 @@ import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Inspector from "./Inspector.js"
 import * as Ledger from "./Ledger.js"
+import * as LedgerEnv from "./Ledger/Env.js"
 import * as Loaders from "./Loaders.js"
 import * as Metrics from "./Metrics.js"
 import type { Drill, DrillLoader } from "./pages/Drill.js"
@@ -295,5 +296,5 @@ export const TracingLive = Tracing.layerConfig
 export const Services = Layer.mergeAll(
   AppConfig.layer,
   Memo.layer.pipe(Layer.provide(Redis.layerFromEnv)),
-  Ledger.layerFromEnv
+  LedgerEnv.layerFromEnv
 )

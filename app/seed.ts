@@ -13,7 +13,8 @@ import * as Clock from "effect/Clock"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Ledger from "./Ledger.js"
+import * as LedgerMemory from "./Ledger/Memory.js"
+import * as LedgerMysql from "./Ledger/Mysql.js"
 import * as Load from "./Load.js"
 import * as Synthetic from "./Synthetic.js"
 
@@ -55,8 +56,8 @@ const progress = (label: string) => {
 }
 
 const program = Effect.gen(function*() {
-  const settings = yield* Ledger.mysqlConfig
-  const options = yield* Ledger.syntheticOptions
+  const settings = yield* LedgerMysql.config
+  const options = yield* LedgerMemory.syntheticOptions
   const t0 = yield* Clock.currentTimeMillis
   const data = Synthetic.generate(options)
   const t1 = yield* Clock.currentTimeMillis
@@ -76,6 +77,6 @@ const program = Effect.gen(function*() {
 
 const utcSeconds = (ms: number) => Math.floor(ms / 1000)
 
-const Client = Layer.unwrapEffect(Effect.map(Ledger.mysqlConfig, (settings) => MysqlClient.layer(Ledger.clientOptions(settings))))
+const Client = Layer.unwrapEffect(Effect.map(LedgerMysql.config, (settings) => MysqlClient.layer(LedgerMysql.clientOptions(settings))))
 
 program.pipe(Effect.provide(Client), Effect.withConfigProvider(provider), NodeRuntime.runMain)

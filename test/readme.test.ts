@@ -1,6 +1,8 @@
 /**
- * The README's examples are files of the project, quoted verbatim: `examples/*.ts` (run here as
- * written) and `test/readme-*.test.ts` (run as part of the suite).
+ * The documents' examples are files of the project, quoted verbatim: `examples/*.ts` (run here as
+ * written, or type-checked where they need a server) and `test/readme-*.test.ts` (run as part of
+ * the suite). This holds for README.md, CONTRIBUTING.md and every docs/*.md; their shell blocks
+ * name only scripts and files that exist.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -10,6 +12,8 @@ import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import * as Testing from "lockstep/testing"
 import { Memo, Redis } from "lockstep"
 import * as Fs from "node:fs"
+import * as Path from "node:path"
+import ts from "typescript"
 import * as HttpApi from "../examples/http-api.js"
 import * as Invalidation from "../examples/invalidation.js"
 import * as ItemPage from "../examples/item-page.js"
@@ -17,6 +21,74 @@ import * as ManagedRuntimeExample from "../examples/managed-runtime.js"
 import { CacheLive, program } from "../examples/page-loader.js"
 
 const root = new URL("../", import.meta.url)
+
+const documents = [
+  "README.md",
+  "CONTRIBUTING.md",
+  ...Fs.readdirSync(new URL("docs/", root)).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`)
+]
+
+/** The fenced blocks of a Markdown text, with their language. */
+const blocks = (markdown: string) =>
+  Array.from(markdown.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm), (match) => ({ lang: match[1]!, body: match[2]! }))
+
+/** The files of examples/ and test/ whose whole text a TypeScript block is. */
+const quotedFile = (body: string) =>
+  ["examples", "test"].flatMap((dir) =>
+    Fs.readdirSync(new URL(`${dir}/`, root)).filter((name) => name.endsWith(".ts")).map((name) => `${dir}/${name}`)
+  ).find((file) => Fs.readFileSync(new URL(file, root), "utf8") === body)
+
+describe("documents", () => {
+  const pkg = JSON.parse(Fs.readFileSync(new URL("package.json", root), "utf8")) as { scripts: Record<string, string> }
+
+  it.each(documents)("%s: every TypeScript block is a file of examples/ or test/, quoted whole", (document) => {
+    const markdown = Fs.readFileSync(new URL(document, root), "utf8")
+    for (const block of blocks(markdown)) {
+      if (block.lang !== "ts" && block.lang !== "typescript") continue
+      expect(quotedFile(block.body), `a block of ${document} that no file holds:\n${block.body.slice(0, 200)}`).toBeDefined()
+    }
+  })
+
+  it.each(documents)("%s: every shell line names a script or a file that exists", (document) => {
+    const markdown = Fs.readFileSync(new URL(document, root), "utf8")
+    for (const block of blocks(markdown)) {
+      if (block.lang !== "sh" && block.lang !== "bash") continue
+      for (const line of block.body.split("\n")) {
+        for (const match of line.matchAll(/npm run (\S+)/g)) expect(Object.keys(pkg.scripts), line).toContain(match[1])
+        for (const match of line.matchAll(/npx (?:tsx|vitest run) (\S+\.ts)/g)) {
+          expect(Fs.existsSync(new URL(match[1]!, root)), line).toBe(true)
+        }
+      }
+    }
+  })
+
+  it.each(documents)("%s: every relative link reaches a file", (document) => {
+    const markdown = Fs.readFileSync(new URL(document, root), "utf8")
+    for (const match of markdown.matchAll(/\]\(([^)#:\s]+)(?:#[^)]*)?\)/g)) {
+      expect(Fs.existsSync(new URL(match[1]!, new URL(document, root))), `${document}: ${match[0]}`).toBe(true)
+    }
+  })
+
+  it("every quoted file type-checks", () => {
+    const quoted = new Set(
+      documents.flatMap((document) =>
+        blocks(Fs.readFileSync(new URL(document, root), "utf8")).flatMap((block) => quotedFile(block.body) ?? [])
+      )
+    )
+    expect(quoted.size).toBeGreaterThan(0)
+    const rootPath = Path.resolve(new URL(".", root).pathname)
+    const config = ts.getParsedCommandLineOfConfigFile(Path.join(rootPath, "tsconfig.json"), {}, {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: () => {}
+    })!
+    const program = ts.createProgram([...quoted].map((file) => Path.join(rootPath, file)), config.options)
+    const diagnostics = ts.getPreEmitDiagnostics(program).map((diagnostic) =>
+      ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n") +
+      (diagnostic.file ? ` (${Path.relative(rootPath, diagnostic.file.fileName)})` : "")
+    )
+    expect(diagnostics).toEqual([])
+  }, 120_000)
+})
 
 describe("README", () => {
   const readme = Fs.readFileSync(new URL("README.md", root), "utf8")
@@ -26,6 +98,7 @@ describe("README", () => {
     "examples/invalidation.ts",
     "examples/http-api.ts",
     "examples/managed-runtime.ts",
+    "examples/from-client.ts",
     "test/readme-example.test.ts",
     "test/readme-fleet.test.ts"
   ]

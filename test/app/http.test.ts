@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema, TestClock } from "effect"
 import * as Ledger from "../../app/Ledger.js"
+import * as LedgerMysql from "../../app/Ledger/Mysql.js"
 import * as Chestshop from "../../app/pages/chestshop.js"
 import * as Dashboard from "../../app/pages/dashboard.js"
 import * as Health from "../../app/pages/health.js"
@@ -178,7 +179,7 @@ describe("explorer HTTP", () => {
           Effect.promise(() => freePort()).pipe(
             Effect.map((port) =>
               server(
-                Ledger.layerMysqlWith(
+                LedgerMysql.layerWith(
                   { host: "127.0.0.1", port, username: "root", password: Option.none(), database: "lockstep" },
                   "1 second"
                 )

@@ -10,6 +10,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Option, Schema } from "effect"
 import { inject } from "vitest"
 import * as Ledger from "../../app/Ledger.js"
+import * as LedgerEnv from "../../app/Ledger/Env.js"
+import * as LedgerMemory from "../../app/Ledger/Memory.js"
+import * as LedgerMysql from "../../app/Ledger/Mysql.js"
 import * as Load from "../../app/Load.js"
 import * as Stats from "../../app/Stats.js"
 import * as Synthetic from "../../app/Synthetic.js"
@@ -19,7 +22,7 @@ import * as Fixture from "./fixture.js"
 const port = inject("mariadbPort")
 const database = "explorer_ledger_test"
 
-const settings = (db: string, p = port): Ledger.MysqlSettings => ({
+const settings = (db: string, p = port): LedgerMysql.Settings => ({
   host: "127.0.0.1",
   port: p,
   username: "root",
@@ -28,13 +31,13 @@ const settings = (db: string, p = port): Ledger.MysqlSettings => ({
 })
 
 /** A client on the server's default database, used to create ours. */
-const Admin = MysqlClient.layer(Ledger.clientOptions(settings("lockstep")))
+const Admin = MysqlClient.layer(LedgerMysql.clientOptions(settings("lockstep")))
 
 const Client = Layer.unwrapEffect(
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE DATABASE IF NOT EXISTS ${sql(database)}`
-    return MysqlClient.layer(Ledger.clientOptions(settings(database)))
+    return MysqlClient.layer(LedgerMysql.clientOptions(settings(database)))
   }).pipe(Effect.provide(Admin))
 )
 
@@ -163,7 +166,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       yield* Load.write(sql, data, { batch: 7, concurrency: 3 })
     })
 
-  const mysql = Ledger.layerMysqlWith(settings(database), "5 seconds")
+  const mysql = LedgerMysql.layerWith(settings(database), "5 seconds")
 
   it.effect("answers the fixture's known aggregates, and the memory layer answers the same", () =>
     Effect.gen(function*() {
@@ -174,7 +177,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       expect(counted[0]?.n).toBe(Fixture.data.rows.length)
 
       const fromDb = yield* Effect.flatMap(Ledger.Ledger, everything).pipe(Effect.provide(mysql))
-      const fromMemory = yield* everything(Ledger.makeMemory(data))
+      const fromMemory = yield* everything(LedgerMemory.make(data))
       const e = Fixture.expected
       for (const result of [fromDb, fromMemory]) {
         expect(result.span).toEqual(e.span)
@@ -199,7 +202,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       const data = Synthetic.generate({ seed: 11, rows: 3_000, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
       yield* load(data)
       const fromDb = yield* Effect.flatMap(Ledger.Ledger, everything).pipe(Effect.provide(mysql))
-      const fromMemory = yield* everything(Ledger.makeMemory(data))
+      const fromMemory = yield* everything(LedgerMemory.make(data))
       expect(fromDb.totals.transactions).toBe(3_000)
       expect(fromDb.market.length).toBeGreaterThan(10)
       expect(fromDb.topShops.length).toBeGreaterThan(0)
@@ -211,7 +214,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       const data = Synthetic.fromRecords(Fixture.drillData)
       yield* load(data)
       const fromDb = yield* Effect.flatMap(Ledger.Ledger, drillDown).pipe(Effect.provide(mysql))
-      const fromMemory = yield* drillDown(Ledger.makeMemory(data))
+      const fromMemory = yield* drillDown(LedgerMemory.make(data))
       const d = Fixture.drill
       for (const r of [fromDb, fromMemory]) {
         expect(r.ids).toEqual(d.ids)
@@ -248,7 +251,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       const gappy = Synthetic.fromRecords({ ...Fixture.drillData, items: Fixture.drillData.items.filter((i) => i.id !== 2) })
       const dbIds = yield* Effect.flatMap(Ledger.Ledger, (l) => l.ids("item")).pipe(Effect.provide(mysql))
       expect(dbIds).toEqual([[1, 1], [3, 3]])
-      expect(yield* Ledger.makeMemory(gappy).ids("item")).toEqual(dbIds)
+      expect(yield* LedgerMemory.make(gappy).ids("item")).toEqual(dbIds)
     }))
 
   it.effect("gives the same drill-down answers as the memory layer on a generated ledger", () =>
@@ -263,7 +266,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
         accounts: [...busiest, data.accounts.length - 1, data.accounts.length, data.accounts.length + 1]
       }
       const fromDb = yield* Effect.flatMap(Ledger.Ledger, (l) => manyEntities(l, ids)).pipe(Effect.provide(mysql))
-      const fromMemory = yield* manyEntities(Ledger.makeMemory(data), ids)
+      const fromMemory = yield* manyEntities(LedgerMemory.make(data), ids)
       expect(fromDb.ids).toEqual([[[1, data.items.length]], [[1, data.shops.length]], [[1, data.accounts.length]]])
       expect(fromDb.items.filter(([, t]) => t.daily.length > 0).length).toBeGreaterThan(10)
       expect(fromDb.accounts[0]![1].length).toBeGreaterThan(10)
@@ -275,8 +278,8 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       const data = Synthetic.generate({ seed: 17, rows: 20_000, days: 90, end: Date.parse("2024-06-01T00:00:00Z") })
       yield* load(data)
       const sql = yield* SqlClient.SqlClient
-      const since = `${Option.getOrThrow(yield* Ledger.makeMemory(data).span).from} 00:00:00`
-      const q = Ledger.entityQueries
+      const since = `${Option.getOrThrow(yield* LedgerMemory.make(data).span).from} 00:00:00`
+      const q = LedgerMysql.entityQueries
       // 90 days, so that "before the span" is most of the ledger, as it is in a ledger that grows;
       // the busiest entity of each kind: the one an optimizer is most tempted to scan for
       const busiest = (column: Int32Array) => {
@@ -322,7 +325,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       expect(conn).toBeDefined()
       const started = Date.now()
       const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.totals(Fixture.expected.span))).pipe(
-        Effect.provide(Ledger.layerMysqlWith(settings(database), "300 millis"))
+        Effect.provide(LedgerMysql.layerWith(settings(database), "300 millis"))
       )
       const elapsed = Date.now() - started
       expect(Either.isLeft(result) && result.left._tag).toBe("LedgerTimeout")
@@ -337,14 +340,14 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       // DECIMAL arrives as a string: a schema that wants a number does not decode it
-      const bad = yield* Ledger.bounded(sql, 1, "probe", Schema.Struct({ x: Schema.Number }), (s) =>
+      const bad = yield* LedgerMysql.bounded(sql, 1, "probe", Schema.Struct({ x: Schema.Number }), (s) =>
         s`SELECT CAST(12.34 AS DECIMAL(10,2)) AS x`).pipe(Effect.either)
       expect(Either.isLeft(bad) && bad.left._tag === "LedgerError" && bad.left.reason).toBe("Decode")
-      const rows = yield* Ledger.bounded(
+      const rows = yield* LedgerMysql.bounded(
         sql,
         1,
         "probe",
-        Ledger.rowSchemas.totals,
+        LedgerMysql.rowSchemas.totals,
         (s) => s`SELECT 3 AS transactions, CAST(12.34 AS DECIMAL(10,2)) AS volume`
       )
       expect(rows).toEqual([{ transactions: 3, volume: 1_234 }])
@@ -354,7 +357,7 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
     Effect.gen(function*() {
       const closed = yield* Effect.promise(() => freePort())
       const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.span)).pipe(
-        Effect.provide(Ledger.layerMysqlWith(settings(database, closed), "1 second"))
+        Effect.provide(LedgerMysql.layerWith(settings(database, closed), "1 second"))
       )
       expect(Either.isLeft(result) && result.left._tag === "LedgerError" && result.left.reason).toBe("Unavailable")
       expect(Either.isLeft(result) && result.left.message).toMatch(/unavailable/)
@@ -364,13 +367,13 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
     Effect.gen(function*() {
       const backend = (env: Record<string, string>) =>
         Effect.map(Ledger.Ledger, (l) => l.backend).pipe(
-          Effect.provide(Ledger.layerFromEnv),
+          Effect.provide(LedgerEnv.layerFromEnv),
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
         )
       expect(yield* backend({ LEDGER_ROWS: "500", LEDGER_END: "2024-04-01" })).toBe("memory")
       expect(yield* backend({ MYSQL_HOST: "127.0.0.1", MYSQL_PORT: String(port), MYSQL_DATABASE: database })).toBe("mysql")
       const memory = yield* Effect.flatMap(Ledger.Ledger, (l) => l.span).pipe(
-        Effect.provide(Ledger.layerMemory),
+        Effect.provide(LedgerMemory.layer),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["LEDGER_ROWS", "500"], ["LEDGER_END", "2024-04-01"]])))
       )
       expect(memory).toEqual(Option.some({ from: "2024-03-02", to: "2024-03-31" }))

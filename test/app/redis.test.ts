@@ -10,7 +10,7 @@ import { expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, inject } from "vitest"
 import type * as Inspector from "../../app/Inspector.js"
-import * as Ledger from "../../app/Ledger.js"
+import * as LedgerMemory from "../../app/Ledger/Memory.js"
 import * as Synthetic from "../../app/Synthetic.js"
 import { Redis } from "../../src/index.js"
 import { command, type RedisCluster, startCluster } from "../support/cluster.js"
@@ -54,7 +54,7 @@ describe("a crawler walking ids, on a redis-server of its own", () => {
   // 6 000 rows: 40 accounts, 3 shops, 36 items, so the valid ids are walked well within DRILL_RETAIN
   const data = Synthetic.generate({ seed: 21, rows: 6_000, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
   const retainMs = 5_000
-  const ledger = counting(Ledger.makeMemory(data))
+  const ledger = counting(LedgerMemory.make(data))
 
   it.live("only ids of the directory create records; DBSIZE and memory stay bounded; retain removes them", () => {
     const families = [

@@ -10,6 +10,7 @@ import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import * as Config from "../../app/Config.js"
 import * as Http from "../../app/Http.js"
 import * as Ledger from "../../app/Ledger.js"
+import * as LedgerMemory from "../../app/Ledger/Memory.js"
 import * as Synthetic from "../../app/Synthetic.js"
 import { Memo, Redis } from "../../src/index.js"
 import * as Fixture from "./fixture.js"
@@ -48,7 +49,7 @@ export const server = (ledger: Layer.Layer<Ledger.Ledger>, env: Record<string, s
     Layer.provide(options.logs === undefined ? Logger.minimumLogLevel(LogLevel.Error) : collectLogs(options.logs))
   )
 
-export const fixtureLedger = () => Ledger.makeMemory(Synthetic.fromRecords(Fixture.data))
+export const fixtureLedger = () => LedgerMemory.make(Synthetic.fromRecords(Fixture.data))
 
 /**
  * A ledger over `records` (the fixture by default) that fails every query while `state.failing`
@@ -56,7 +57,7 @@ export const fixtureLedger = () => Ledger.makeMemory(Synthetic.fromRecords(Fixtu
  * (`state.use`), as if the database had changed.
  */
 export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] = Fixture.data) => {
-  let base = Ledger.makeMemory(Synthetic.fromRecords(records))
+  let base = LedgerMemory.make(Synthetic.fromRecords(records))
   const state = {
     failing: false as false | "unavailable" | "timeout" | "defect",
     /** While set, every query waits for it first (a slow database). */
@@ -64,7 +65,7 @@ export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] 
     queries: 0,
     byName: new Map<string, number>(),
     use: (next: Parameters<typeof Synthetic.fromRecords>[0]) => {
-      base = Ledger.makeMemory(Synthetic.fromRecords(next))
+      base = LedgerMemory.make(Synthetic.fromRecords(next))
     }
   }
   const guard = <A>(name: string, effect: () => Effect.Effect<A, Ledger.LedgerFailure>): Effect.Effect<A, Ledger.LedgerFailure> =>
