@@ -147,10 +147,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     read: (key) =>
       atomically((now) => {
         const keys = Keys.make(prefix, key)
+        const stored = record(keys, now)
+        const pending = pendingOf(keys, now)
+        // the mark as the record carries it: none without one
         return {
-          mark: markOf(keys, now),
-          stored: Option.fromNullable(record(keys, now)),
-          pending: Option.fromNullable(pendingOf(keys, now))
+          mark: stored === undefined && pending === undefined ? -1 : markOf(keys, now),
+          stored: Option.fromNullable(stored),
+          pending: Option.fromNullable(pending)
         }
       }),
     claim: (key, o) =>

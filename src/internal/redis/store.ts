@@ -304,7 +304,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
           const ours = (r[5] ?? "") === k.full
           const stored = ours && r[4] !== null ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
           const pending = ours && r[11] !== null ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
-          const mark = Number(r[6])
+          const mark = r[6] === null || r[6] === "" ? -1 : Number(r[6])
           return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
         })
       )
