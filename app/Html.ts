@@ -190,6 +190,8 @@ export interface RefreshMeta {
   readonly bucket: number
   readonly computedAt: number
   readonly nextBoundary: number
+  /** When the next value will be there: the boundary when it is computed ahead, later otherwise. */
+  readonly nextValueAt: number
   readonly serverNow: number
   readonly stale: boolean
   readonly cache: "hit" | "stale" | "miss"
@@ -260,7 +262,9 @@ footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px
 `
 
 /**
- * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
+ * The browser side of the window protocol: refresh when the next value will be there (the
+ * server's `nextValueAt`: the boundary for a page computed ahead, later by its run time
+ * otherwise) plus the lag,
  * on the server's clock (offset measured on every response, erring late rather than early); swap `<main>` in place so neither
  * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
  * after `retryMs` or the value's last compute time, whichever is longer.
@@ -283,7 +287,7 @@ const refreshScript = `
     state.dueAt = serverNow() + Math.max(0, delay);
     state.timer = setTimeout(refresh, Math.max(0, delay));
   }
-  function scheduleNext() { schedule(meta.nextBoundary + meta.lagMs - serverNow()); }
+  function scheduleNext() { schedule(Math.max(meta.nextBoundary, meta.nextValueAt || 0) + meta.lagMs - serverNow()); }
   function tick() {
     var el = document.getElementById("lockstep-countdown");
     if (el) el.textContent = "in " + Math.max(0, Math.ceil((state.dueAt - serverNow()) / 1000)) + " s";
@@ -457,8 +461,8 @@ export const page = (options: {
   ${options.period === undefined ? "" : html`<span>${options.period}</span> · `}
   Computed at <time id="lockstep-computed" datetime="${new Date(meta.computedAt).toISOString()}">${utcDateTime(meta.computedAt)}</time>
   (${ageS} s ago${meta.stale ? html`, <span class="stale">stale: a newer value is being computed</span>` : ""}) ·
-  next refresh at <time id="lockstep-next" datetime="${new Date(meta.nextBoundary + meta.lagMs).toISOString()}">${
-      utcTime(meta.nextBoundary + meta.lagMs)
+  next refresh at <time id="lockstep-next" datetime="${new Date(Math.max(meta.nextBoundary, meta.nextValueAt) + meta.lagMs).toISOString()}">${
+      utcTime(Math.max(meta.nextBoundary, meta.nextValueAt) + meta.lagMs)
     }</time> <span id="lockstep-countdown" class="muted"></span> ·
   window ${meta.windowMs / 1000} s
 </div>
