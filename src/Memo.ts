@@ -750,7 +750,8 @@ export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Eff
     ? 0
     : Either.getOrElse(internalSettings.millis("keepWarm lag", options.lag, 0), (e) => invalid(e.message))
   const lead = leadOf(options?.lead, windowMs)
-  const tick = Effect.withFiberRuntime<void, never, Memo>((fiber) => {
+  /** `attempted`: the window whose early run was last tried, so that it is tried once. */
+  const tick = (attempted: { bucket: number }) => Effect.withFiberRuntime<void, never, Memo>((fiber) => {
     const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
     // the store's clock as last measured (not only past the skew threshold): the boundary to
     // wake after is the store's
@@ -762,14 +763,20 @@ export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Eff
       const at = yield* storeNow
       const next = Window.nextBoundary(at, windowMs)
       const ahead = leadMs()
-      if (ahead > 0 && next - at <= ahead) yield* warmable[EarlyId](k, Math.round(next / windowMs))
-      else yield* warmable[WarmId](k, at)
+      const nextBucket = Math.round(next / windowMs)
+      if (ahead > 0 && next - at <= ahead && attempted.bucket !== nextBucket) {
+        attempted.bucket = nextBucket
+        yield* warmable[EarlyId](k, nextBucket)
+      } else {
+        yield* warmable[WarmId](k, at)
+      }
       const after = yield* storeNow
       const boundary = Window.nextBoundary(after, windowMs)
       const early = boundary - leadMs()
-      // before the next lead time: sleep until it; inside it (the early run is done, or another
-      // process runs it): until just after the boundary, to make sure of the window's value
-      yield* sleepUntil(early > after && early < boundary ? early : boundary + lagMs, storeNow)
+      // the next window's early run not tried yet: at its lead time (at once when inside it,
+      // e.g. just after start-up); else just after the boundary, to make sure of the window's value
+      const wake = early < boundary && attempted.bucket !== Math.round(boundary / windowMs) ? early : boundary + lagMs
+      yield* sleepUntil(wake, storeNow)
     })
   })
   const register = lead === 0 ? Effect.void : Effect.acquireRelease(
@@ -787,7 +794,11 @@ export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Eff
         else engine.earlyKeys.delete(key)
       })
   )
-  return Effect.asVoid(Effect.zipRight(register, Effect.forkScoped(Effect.forever(tick)))).pipe(Effect.withSpan("lockstep.keepWarm"))
+  const loop = Effect.suspend(() => {
+    const attempted = { bucket: Number.NaN }
+    return Effect.forever(tick(attempted))
+  })
+  return Effect.asVoid(Effect.zipRight(register, Effect.forkScoped(loop))).pipe(Effect.withSpan("lockstep.keepWarm"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -106,7 +106,9 @@ describe("Memo.loader", () => {
         "x-cache": "hit",
         "x-server-now": "2500",
         "x-next-boundary": "10000",
-        "x-computed-at": "100"
+        "x-computed-at": "100",
+        // not computed ahead: the next value comes the lookup's run time (100 ms) after the boundary
+        "x-next-value-at": "10100"
       })
       yield* TestClock.adjust(windowMs)
       expect(Memo.cacheHeaders(yield* items.getWithInfo(1))).toMatchObject({ "cache-control": "public, max-age=0, stale-while-revalidate=10", "x-cache": "stale" })
