@@ -5,11 +5,12 @@
  * Define a loader once, at module level; its options are checked there. A request then goes
  * top to bottom:
  * 1. `get`: a fresh L1 entry is returned at once (one map lookup, one bucket comparison);
- * 2. otherwise the engine (`internal/memo/runtime.ts`) answers a held value at once and
- *    refreshes it in the background, or waits for the key's worker when nothing is held;
- * 3. the worker (`internal/memo/refresh.ts`) claims the fleet lock and leads the lookup
- *    (`internal/memo/leader.ts`), waits for another process's commit, or runs on its own while
- *    the store is unreachable.
+ * 2. otherwise a held value is answered at once, stale, and refreshed in the background; with
+ *    nothing held, the request waits for the key's one run in this process;
+ * 3. that run claims the fleet lock and runs the lookup, waits for another process's commit,
+ *    or runs on its own while the store is unreachable.
+ *
+ * The guide is the README; what the fleet guarantees is in `docs/guarantees.md`.
  *
  * @since 0.1.0
  */
@@ -35,7 +36,6 @@ import * as Leader from "./internal/memo/leader.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
-import * as Metrics from "./Metrics.js"
 import type * as Redis from "./Redis.js"
 import * as Window from "./Window.js"
 
@@ -78,7 +78,7 @@ export interface Info<A> {
 /**
  * A loader's options, checked once when it is defined.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface LoaderOptions<K, A, I, E, R> {
@@ -121,13 +121,13 @@ export interface Options<A, I> {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category type ids
  */
 export const LoaderTypeId: unique symbol = Symbol.for("lockstep/Loader")
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category type ids
  */
 export type LoaderTypeId = typeof LoaderTypeId
@@ -135,7 +135,7 @@ export type LoaderTypeId = typeof LoaderTypeId
 /**
  * A family of cached values, one per key.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Loader<K, A, E = never, R = never> {
@@ -195,13 +195,13 @@ export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
 /**
  * A lookup ran longer than `maxRun` and was stopped; a cold request waiting for it dies with this.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceeded
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export type MaxRunExceeded = Leader.MaxRunExceeded
@@ -290,7 +290,7 @@ export const layerWith = (settings: Partial<Settings>): Layer.Layer<Memo, Invali
 /**
  * The runtime with settings from `Config`s (each setting may be one).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
@@ -369,35 +369,9 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   return spec
 }
 
-/** What an answer needs to tell when the key's next value comes. */
-interface Expect {
-  /** The next window's value is (or will be) computed before its boundary. */
-  readonly early: boolean
-  /** The key's measured run time (0 before any). */
-  readonly runMs: number
-}
+const expectOf = Engine.expectOf
 
-const expectOf = (engine: Engine.Engine, key: string, entry: L1.Entry): Expect => ({
-  early: engine.earlyKeys.has(key) || (entry.next !== undefined && L1.isTrusted(entry.next)),
-  runMs: Math.ceil(engine.durations.p90(key) ?? 0)
-})
-
-const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number, next: Expect): Info<A> => {
-  const bucket = Math.floor(now / entry.windowMs)
-  const stale = !L1.isHit(entry, bucket)
-  const nextBoundary = (Math.max(bucket, entry.bucket) + 1) * entry.windowMs
-  return {
-    value: entry.value as A,
-    bucket: entry.bucket,
-    computedAt: entry.computedAt,
-    stale,
-    nextBoundary,
-    cache: cache === "hit" && stale ? "stale" : cache,
-    windowMs: entry.windowMs,
-    serverNow: now,
-    nextValueAt: stale ? now + next.runMs : nextBoundary + (next.early ? 0 : next.runMs)
-  }
-}
+const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number, next: L1.Expect) => Info<A> = L1.info
 
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
@@ -411,13 +385,6 @@ const EarlyId: unique symbol = Symbol.for("lockstep/Loader/early")
 interface Warmable<K> {
   readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
   readonly [EarlyId]: (k: K, bucket: number) => Effect.Effect<void, never, Memo>
-}
-
-type LoaderFn = {
-  <A, I, E, R, K = void>(
-    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
-  ): Loader<K, A, E | WaitTimeout, R>
-  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
 }
 
 /**
@@ -444,10 +411,15 @@ type LoaderFn = {
  *
  * export const page = (id: number) => itemPage.getWithInfo(id)
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
-export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
+export const loader: {
+  <A, I, E, R, K = void>(
+    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout, R>
+  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
+} = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
   const spec = specOf(options)
   const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
   const fixed = typeof options.key === "string" ? options.key : undefined
@@ -486,24 +458,15 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
   ) =>
     Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
       const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-      const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
-        engine.clock.skew
+      const t = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis()
+      const now = t + engine.clock.skew
       const key = keyOf(k)
-      let held = engine.l1.entries.get(key)
-      // the next window's value, committed early, takes over at the store's boundary
-      if (held?.next !== undefined) {
-        const storeNow = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
-          engine.clock.offset
-        held = engine.l1.promote(key, Math.floor(storeNow / windowMs))
-      }
       // a hit: trusted, and of our window or the next (our clock may be a little behind the
-      // store's); further ahead, our clock went back: the slow path asks the store
-      const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
-      if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
-        Metrics.requestsL1.unsafeUpdate(1, [])
-        held.hits++
-        return onHit(held, now, engine, key)
-      }
+      // store's); further ahead, our clock went back: the slow path asks the store. A value
+      // committed early for the next window takes over at the store's boundary.
+      const fresh = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset)
+      if (fresh !== undefined) return onHit(fresh, now, engine, key)
+      const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
       if (run !== undefined) run.waiters++
       const wait = run !== undefined
@@ -567,18 +530,6 @@ const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect
   return loader<A, I, E, R, void>({ ...options, lookup: () => producer })
 }
 
-/** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
-type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
-
-type MemoFn<F extends "value" | "info"> = {
-  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Timed<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-}
-
 /** Both argument orders of the data-first form: `(options, producer)` as ever, and Effect's `(producer, options)`. */
 const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
   (Effect.isEffect(a) ? [b, a] : [a, b]) as [Options<A, I>, Effect.Effect<A, E, R>]
@@ -604,7 +555,14 @@ const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
  * @since 0.1.0
  * @category combinators
  */
-export const memo: MemoFn<"value"> = dual(2, (a: unknown, b: unknown) => {
+export const memo: {
+  <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+} = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).get()
 })
@@ -615,7 +573,14 @@ export const memo: MemoFn<"value"> = dual(2, (a: unknown, b: unknown) => {
  * @since 0.1.0
  * @category combinators
  */
-export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => {
+export const memoWithInfo: {
+  <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+} = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).getWithInfo()
 })
@@ -624,7 +589,7 @@ export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => 
  * Marks stale, everywhere, every value whose loader gave it `tag` (see `tags`). Answers how many
  * keys it reached.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category combinators
  */
 export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
@@ -634,7 +599,7 @@ export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisErr
  * One key of the tenant as the store holds it (without the value itself), with this process's
  * answers for it: for an inspector page.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface KeyState extends Redis.Inspected {
@@ -645,7 +610,7 @@ export interface KeyState extends Redis.Inspected {
 /**
  * A page of `inspect`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Inspection {
@@ -661,7 +626,7 @@ export interface Inspection {
  * each with its record, lock and back-off, and this process's answers for it. A page holds about
  * `count` keys (Redis may return a few more or fewer).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category combinators
  */
 export const inspect = (
@@ -698,18 +663,6 @@ export interface KeepWarmOptions {
   readonly lead?: "auto" | Duration.DurationInput | false | undefined
 }
 
-type KeepWarmFn = {
-  <K, A, E, R>(
-    loader: Loader<K, A, E, R>,
-    k: K,
-    options?: KeepWarmOptions
-  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
-  <A, I, E, R>(
-    options: Options<A, I> & KeepWarmOptions,
-    producer: Effect.Effect<A, E, R>
-  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
-}
-
 const isLoader = (u: unknown): u is Loader<any, any, any, any> =>
   typeof u === "object" && u !== null && LoaderTypeId in u
 
@@ -741,7 +694,17 @@ const leadOf = (input: KeepWarmOptions["lead"], windowMs: number): "auto" | numb
  * @since 0.1.0
  * @category combinators
  */
-export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
+export const keepWarm: {
+  <K, A, E, R>(
+    loader: Loader<K, A, E, R>,
+    k: K,
+    options?: KeepWarmOptions
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+  <A, I, E, R>(
+    options: Options<A, I> & KeepWarmOptions,
+    producer: Effect.Effect<A, E, R>
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+} = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
   const [target, k, options] = isLoader(first)
     ? [first, second, third as KeepWarmOptions | undefined]
     : [fixedLoader(first, second), undefined, first as KeepWarmOptions | undefined]
@@ -816,7 +779,7 @@ export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Eff
  * - `X-Next-Value-At`: when the next value will be there (the boundary itself when it is computed
  *   ahead, later by the key's run time when it is not), for a client that refreshes onto it.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category http
  */
 export const cacheHeaders = (info: Info<unknown>): Record<string, string> => {

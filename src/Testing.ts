@@ -121,6 +121,12 @@ export interface Fleet {
   readonly pods: ReadonlyArray<Pod>
   /** The shared store as it really is, unaffected by pods' links and skews: for assertions. */
   readonly store: Redis.Store
+  /**
+   * The store loses every record (tag sets included), as after a `FLUSHDB` or an eviction; with
+   * `restart`, as after a Redis restart without persistence: every pod's notice subscription
+   * drops and comes back too (notices may have been missed).
+   */
+  readonly lose: (options?: { readonly restart?: boolean | undefined }) => Effect.Effect<void>
 }
 
 /** The link between one process incarnation and the store; cut once, it stays cut. */
@@ -226,12 +232,16 @@ export const fleet = (
     if (!Number.isSafeInteger(n) || n < 1) {
       return yield* new Memo.InvalidOptions({ message: `a fleet needs a positive whole number of pods, got ${n}` })
     }
-    const store = yield* Effect.orDie(Redis.makeMemory())
+    const server = Redis.makeMemoryServer()
+    const store = yield* Effect.orDie(Redis.makeMemory({ server }))
     const fleetScope = yield* Effect.scope
+    const links = new Set<Link>()
 
     const boot = Effect.fnUntraced(function*() {
       const scope = yield* Scope.fork(fleetScope, ExecutionStrategy.sequential)
       const link: Link = { up: true, subscribers: new Set() }
+      links.add(link)
+      yield* Scope.addFinalizer(scope, Effect.sync(() => links.delete(link)))
       const runtime = yield* Memo.make(settings).pipe(
         Effect.provideService(Redis.Redis, connect(store, link)),
         Effect.provideService(Scope.Scope, scope),
@@ -289,7 +299,17 @@ export const fleet = (
     })
 
     const pods = yield* Effect.forEach(Array.from({ length: n }, (_, i) => i), makePod)
-    return { pods, store } satisfies Fleet
+    const lose: Fleet["lose"] = (options) =>
+      Effect.sync(() => {
+        server.cells.clear()
+        if (options?.restart !== true) return
+        for (const link of links) {
+          if (!link.up) continue
+          for (const s of [...link.subscribers]) s.onState("down")
+          for (const s of [...link.subscribers]) s.onState("up")
+        }
+      })
+    return { pods, store, lose } satisfies Fleet
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ describe("Testing.fleet", () => {
         expect(yield* Fiber.join(fiber)).toMatchObject({ value: 2, bucket: 0, cache: "miss" })
       }
       expect(yield* producer.stats).toMatchObject({ started: 2, succeeded: 1, maxRunning: 1 })
-      expect(Option.getOrThrow(yield* storedBucket(fleet)).fence).toBe(2)
+      // the taker's fence, above the crashed holder's (1, issued at t = 0)
+      expect(Option.getOrThrow(yield* storedBucket(fleet)).fence).toBeGreaterThan(1)
 
       // a dead pod takes no requests; restarted, it is a cold process that reads the store
       expect(Exit.isFailure(yield* Effect.exit(holder.run(page)))).toBe(true)

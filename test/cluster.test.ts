@@ -43,7 +43,19 @@ contract({
     TestServices.provideLive(Effect.gen(function*() {
       for (let i = 0; i < 200 && !done(); i++) yield* Effect.sleep(10)
     })),
-  raw: rawCluster
+  raw: rawCluster,
+  lose: (tenant) =>
+    Effect.promise(async () => {
+      const client = new Cluster(addresses())
+      try {
+        for (const node of client.nodes("master")) {
+          const names = await node.keys(`${tenant}:*`)
+          for (const name of names) await node.del(name)
+        }
+      } finally {
+        client.disconnect()
+      }
+    })
 })
 
 /** `[start, end, port]` for every slot range of the cluster's primaries. */

@@ -168,22 +168,54 @@ type Scenario = {
 const APPROX = new Set(["now", "ttlMs", "computedAt", "backoffMs"])
 
 /** A reply as plain data, with its time-like numbers set aside (by path) for a loose comparison. */
-const normalise = (x: unknown, path: string, approx: Array<readonly [string, number]>): unknown => {
-  if (Option.isOption(x)) return Option.isSome(x) ? { some: normalise(x.value, `${path}.some`, approx) } : "none"
-  if (Either.isEither(x)) return Either.isRight(x) ? { ok: normalise(x.right, path, approx) } : { error: (x.left as Redis.RedisError).reason }
-  if (Array.isArray(x)) return x.map((v, i) => normalise(v, `${path}[${i}]`, approx))
+/**
+ * Versions (fences, marks) take each store's clock into account, so they are compared by name:
+ * each one above `VERSION_FLOOR` is named by when its store first showed it for its key (`v1`,
+ * `v2`, …), and the two stores must show the same names in the same places; `versionOrder` then
+ * checks that the names of each key sort the same way on both.
+ */
+const VERSION = new Set(["fence", "mark"])
+const VERSION_FLOOR = 1_000_000_000
+type Versions = Map<number, string>
+/** One store's version names, by key (a reply without a key of its own is the operation's). */
+interface VersionBook {
+  readonly byKey: Map<string, Versions>
+  readonly key: string
+}
+const newBook = (): VersionBook => ({ byKey: new Map(), key: "" })
+const versionName = (book: VersionBook, v: number) => {
+  let versions = book.byKey.get(book.key)
+  if (versions === undefined) book.byKey.set(book.key, versions = new Map())
+  let name = versions.get(v)
+  if (name === undefined) versions.set(v, name = `v${versions.size + 1}`)
+  return name
+}
+const versionOrder = (book: VersionBook) =>
+  [...book.byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, versions]) =>
+    `${JSON.stringify(key)}: ${[...versions].sort(([a], [b]) => a - b).map(([, name]) => name).join(" ")}`
+  ).join("; ")
+
+const normalise = (x: unknown, path: string, approx: Array<readonly [string, number]>, book: VersionBook = newBook()): unknown => {
+  if (Option.isOption(x)) return Option.isSome(x) ? { some: normalise(x.value, `${path}.some`, approx, book) } : "none"
+  if (Either.isEither(x)) return Either.isRight(x) ? { ok: normalise(x.right, path, approx, book) } : { error: (x.left as Redis.RedisError).reason }
+  if (Array.isArray(x)) return x.map((v, i) => normalise(v, `${path}[${i}]`, approx, book))
   if (typeof x === "object" && x !== null) {
     const out: Record<string, unknown> = {}
+    const own = "key" in x && typeof x.key === "string" ? { byKey: book.byKey, key: x.key } : book
     // the same fields in the same order, whatever order each store builds them in
     for (const [k, v] of Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      if (APPROX.has(k) && typeof v === "number") {
+      if (VERSION.has(k) && typeof v === "number" && v > VERSION_FLOOR) {
+        out[k] = versionName(own, v)
+      } else if (VERSION.has(k) && Option.isOption(v) && Option.isSome(v) && typeof v.value === "number" && v.value > VERSION_FLOOR) {
+        out[k] = { some: versionName(own, v.value) }
+      } else if (APPROX.has(k) && typeof v === "number") {
         approx.push([`${path}.${k}`, v])
         out[k] = "≈"
       } else if (APPROX.has(k) && Option.isOption(v) && Option.isSome(v) && typeof v.value === "number") {
         approx.push([`${path}.${k}`, v.value])
         out[k] = { some: "≈" }
       } else {
-        out[k] = normalise(v, `${path}.${k}`, approx)
+        out[k] = normalise(v, `${path}.${k}`, approx, own)
       }
     }
     return out
@@ -194,12 +226,22 @@ const normalise = (x: unknown, path: string, approx: Array<readonly [string, num
 const show = (x: unknown) => JSON.stringify(x, (_, v) => (typeof v === "string" && v.length > 80 ? `${v.slice(0, 40)}…(${v.length})` : v))
 
 /** `undefined` when equal (loose on time), else what differs. */
-const difference = (memory: unknown, redis: unknown, tolerance: number): string | undefined => {
+const difference = (
+  memory: unknown,
+  redis: unknown,
+  tolerance: number,
+  versions: { readonly memory: Map<string, Versions>; readonly redis: Map<string, Versions> } = { memory: new Map(), redis: new Map() },
+  key = ""
+): string | undefined => {
   const ma: Array<readonly [string, number]> = []
   const ra: Array<readonly [string, number]> = []
-  const m = show(normalise(memory, "", ma))
-  const r = show(normalise(redis, "", ra))
+  const books = { memory: { byKey: versions.memory, key }, redis: { byKey: versions.redis, key } }
+  const m = show(normalise(memory, "", ma, books.memory))
+  const r = show(normalise(redis, "", ra, books.redis))
   if (m !== r) return `memory ${m}\n   redis ${r}`
+  const mo = versionOrder(books.memory)
+  const ro = versionOrder(books.redis)
+  if (mo !== ro) return `versions order differently: memory ${mo}, redis ${ro}`
   for (let i = 0; i < ma.length; i++) {
     const [path, a] = ma[i]!
     const b = ra[i]![1]
@@ -283,7 +325,9 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
     let lag = 0
     const virtualNow = () => base + ticks * Q
     const tolerance = () => (timed ? Q / 2 : Date.now() - base + 10)
-    const claimed = new Map<number, number>()
+    /** The fence of each key's latest acquired claim, on each store (versions take its clock in). */
+    const claimedOn = new Map<Redis.Store, Map<number, number>>([[memory, new Map()], [redis, new Map()]])
+    const versions = { memory: new Map<string, Versions>(), redis: new Map<string, Versions>() }
     const holders = new Map<number, string>()
     const tokenOf = (key: number, t: number) => TOKENS[t] ?? holders.get(key % s.keys.length) ?? TOKENS[0]
 
@@ -307,7 +351,7 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
           const value: Redis.Stored = {
             data: op.data,
             bucket: Math.floor(virtualNow() / windowMs) + op.bucket,
-            fence: op.fence ?? claimed.get(op.key % s.keys.length) ?? 0,
+            fence: op.fence ?? claimedOn.get(store)!.get(op.key % s.keys.length) ?? 0,
             windowMs,
             computedAt: virtualNow() - 1
           }
@@ -364,12 +408,15 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
       const r = yield* Effect.either(perform(redis, op))
       lag = Math.max(lag, Date.now() - virtualNow())
       if (op.op === "claim" && Either.isRight(m) && (m.right as Redis.Claim)._tag === "Acquired") {
-        claimed.set(op.key % s.keys.length, (m.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
+        claimedOn.get(memory)!.set(op.key % s.keys.length, (m.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
         holders.set(op.key % s.keys.length, tokenOf(op.key, op.token))
+      }
+      if (op.op === "claim" && Either.isRight(r) && (r.right as Redis.Claim)._tag === "Acquired") {
+        claimedOn.get(redis)!.set(op.key % s.keys.length, (r.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
       }
       log.push(`#${i} ${show(op)} → ${show(normalise(m, "", []))}`)
       tally(timed, `${op.op} ${outcome(m)}`)
-      const diff = difference(m, r, tolerance())
+      const diff = difference(m, r, tolerance(), versions, "key" in op ? keyOf(op.key) : "")
       if (diff !== undefined) {
         if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
         throw new Error(`the stores differ at operation #${i} ${op.op} (key ${JSON.stringify(keyOf("key" in op ? op.key : 0))}):\n   ${diff}\nafter:\n${log.join("\n")}`)
@@ -378,7 +425,7 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
     // the notices, in order, once Redis' have all arrived
     for (let i = 0; i < 400 && heard.redis.length < heard.memory.length; i++) yield* realSleep(5)
     yield* realSleep(5) // and any extra one
-    const diff = difference(heard.memory.map((n) => noticeView(n, "memory")), heard.redis.map((n) => noticeView(n, "redis")), tolerance())
+    const diff = difference(heard.memory.map((n) => noticeView(n, "memory")), heard.redis.map((n) => noticeView(n, "redis")), tolerance(), versions)
     if (diff !== undefined) {
       if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
       throw new Error(`the stores published different notices:\n   ${diff}\nafter:\n${log.join("\n")}`)
@@ -499,10 +546,12 @@ describe("model: differences it found between the stores", () => {
         yield* pass(500)
         const read = yield* store.get("k")
         const again = yield* store.claim("k", { windowMs: WINDOWS[0], leaseMs: 10_000, token: "B", force: false, retainMs: 0 })
-        return `${Option.isSome(read.stored) ? "value kept" : "value gone"}, mark ${read.mark}, next claim ${again._tag}`
+        const marked = read.mark === c.fence ? "the value's fence" : String(read.mark)
+        return `${Option.isSome(read.stored) ? "value kept" : "value gone"}, mark ${marked}, next claim ${again._tag}`
       })
     )
     // was: redis "value kept, mark -1, next claim Fresh"
-    expect(marks).toEqual({ memory: "value kept, mark 1, next claim Acquired", redis: "value kept, mark 1, next claim Acquired" })
+    const expected = "value kept, mark the value's fence, next claim Acquired"
+    expect(marks).toEqual({ memory: expected, redis: expected })
   })
 })

@@ -45,6 +45,15 @@ const utf8 = new TextEncoder()
 
 const isRecord = (v: Cell["value"]): v is Stored => typeof v === "object" && !(v instanceof Set)
 
+/** The store's clock in microseconds: the floor of every new version, as on Redis. */
+const micros = (now: number) => Math.floor(now * 1000)
+
+/**
+ * A new version: above every one issued or written, and at least the store's clock in
+ * microseconds, so that it is above every version issued before the key's records were lost.
+ */
+const nextVersion = (last: number, now: number) => Math.max(last + 1, micros(now))
+
 export const make = (tenant: string, server: Server = makeServer()): Store => {
   const { cells } = server
   const prefix = Keys.tenantPrefix(tenant)
@@ -93,6 +102,19 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
   const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) =>
     Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0, pendingOf(keys, now)?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
+  /**
+   * The highest version issued or written: counter, record and mark (a mark more than a minute
+   * ahead of the store's clock is foreign, repaired to the others), with the mark as it then is.
+   */
+  const lastVersion = (keys: Keys.Keys, r: Stored | undefined, now: number, retainMs: number) => {
+    const last = lastFence(keys, r, now)
+    let mark = markOf(keys, now)
+    if (mark > Math.max(last, micros(now + 60_000))) {
+      mark = last
+      cells.set(keys.mark, { value: mark, expiresAt: until(now, retainMs) })
+    }
+    return { last: Math.max(last, mark), mark }
+  }
   const notify = (notice: Notice) => {
     const subscribers = server.subscribers.get(tenant)
     if (subscribers) for (const s of [...subscribers]) s.onNotice(notice)
@@ -164,8 +186,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const early = o.bucket === current + 1
         const bucket = early ? current + 1 : current
         const r = record(keys, now)
-        const last = lastFence(keys, r, now)
-        const mark = markOf(keys, now)
+        const { last, mark } = lastVersion(keys, r, now, o.retainMs)
         const stored = Option.fromNullable(r)
         if (r && !o.force && r.windowMs === o.windowMs && r.bucket >= bucket && r.fence > mark) {
           return { _tag: "Fresh", now, mark, stored: r }
@@ -179,7 +200,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             ? { _tag: "Backoff", now, mark, stored, ttlMs }
             : { _tag: "Busy", now, mark, stored, ttlMs }
         }
-        const fence = last + 1
+        const fence = nextVersion(last, now)
         cells.set(keys.fence, { value: fence, expiresAt: until(now, o.retainMs) })
         cells.set(keys.lock, { value: o.token, expiresAt: now + o.leaseMs })
         return { _tag: "Acquired", now, mark, stored, bucket, fence }
@@ -274,16 +295,18 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const r = record(keys, now)
         if (r === undefined && num(keys.fence, now) === undefined) {
           if (options?.markAbsent === false) return { now, mark: Option.none() }
-          // a value computed without the store may still be written back (fence 0): mark 0 keeps
-          // it stale; a commit gives the mark the record's lifetime
-          const mark = Math.max(num(keys.mark, now) ?? 0, 0)
+          // the store may have lost the key's records while processes hold its values, and a
+          // value computed without the store (fence 0) may still be written back: the mark is the
+          // store's clock, above every version issued before the loss; a commit gives the mark
+          // the record's lifetime
+          const mark = nextVersion(num(keys.mark, now) ?? 0, now)
           cells.set(keys.mark, { value: mark, expiresAt: now + absentMarkMs })
           notify({ _tag: "Invalidated", key, mark })
-          return { now, mark: Option.none() }
+          return { now, mark: Option.some(mark) }
         }
         // the mark lives as long as the records do
         const expiresAt = live(keys.value, now)?.expiresAt ?? live(keys.fence, now)?.expiresAt ?? Infinity
-        const mark = lastFence(keys, r, now)
+        const mark = lastVersion(keys, r, now, 0).last
         cells.set(keys.mark, { value: mark, expiresAt })
         if ((num(keys.fence, now) ?? -1) < mark) cells.set(keys.fence, { value: mark, expiresAt })
         notify({ _tag: "Invalidated", key, mark })
@@ -310,8 +333,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       atomically((now) => {
         const keys = Keys.make(prefix, key)
         const bucket = Math.floor(now / value.windowMs)
-        const fence = lastFence(keys, record(keys, now), now) + 1
-        const mark = markOf(keys, now)
+        const { last, mark } = lastVersion(keys, record(keys, now), now, retainMs)
+        const fence = nextVersion(last, now)
         const stored: Stored = { data: value.data, bucket, fence, windowMs: value.windowMs, computedAt: now }
         cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
         write(key, keys, stored, now, { retainMs })

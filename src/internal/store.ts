@@ -83,7 +83,6 @@ export interface Written extends Answer {
   readonly fence: number
 }
 
-/** `mark`: the new invalidation mark, `None` when the key held nothing to invalidate. */
 /**
  * How long the invalidation mark of a key with nothing stored lasts: a value computed without
  * the store before the invalidation may be written back later, and must land stale. A commit
@@ -100,6 +99,11 @@ export interface InvalidateOptions {
   readonly markAbsent?: boolean | undefined
 }
 
+/**
+ * `mark`: the new invalidation mark; `None` when the key held nothing and was left unmarked
+ * (`markAbsent: false`). A key that holds nothing is marked with the store's clock (in
+ * microseconds), above every version issued before its records were lost.
+ */
 export interface Invalidated {
   readonly now: number
   readonly mark: Option.Option<number>

@@ -97,7 +97,8 @@ describe("cache inspector", () => {
       release()
       yield* settle()
       const done = (yield* rowOf("explorer:account:v1:1"))!
-      expect(done).toMatchObject({ lock: null, state: "fresh", bucket: 1, fence: 2, computedAt: 12_000, durationMs: 2_000 })
+      // claimed at t = 10 s: a fence is at least the store's clock in microseconds
+      expect(done).toMatchObject({ lock: null, state: "fresh", bucket: 1, fence: 10_000 * 1000, computedAt: 12_000, durationMs: 2_000 })
     }).pipe(Effect.provide(server(ledger.layer)))
   })
 

@@ -16,6 +16,11 @@ export interface StoreCase {
   readonly settle: (done: () => boolean) => Effect.Effect<void>
   /** Raw access to the server, for planting foreign data; absent for the in-memory store. */
   readonly raw?: () => IORedis
+  /**
+   * The server loses every record of the tenant, as after a restart without persistence, a
+   * `FLUSHDB` or an eviction (tag sets included).
+   */
+  readonly lose: (tenant: string) => Effect.Effect<void>
 }
 
 const memoryServer = Redis.makeMemoryServer()
@@ -24,7 +29,11 @@ export const memoryCase: StoreCase = {
   name: "memory",
   layer: (tenant) => Layer.effect(Redis.Redis, Redis.makeMemory({ tenant, server: memoryServer })),
   advance: (ms) => TestClock.adjust(ms),
-  settle: () => Effect.void
+  settle: () => Effect.void,
+  lose: (tenant) =>
+    Effect.sync(() => {
+      for (const name of [...memoryServer.cells.keys()]) if (name.startsWith(`${tenant}:`)) memoryServer.cells.delete(name)
+    })
 }
 
 export const redisCase = (): StoreCase => {
@@ -39,7 +48,21 @@ export const redisCase = (): StoreCase => {
           for (let i = 0; i < 200 && !done(); i++) yield* Effect.sleep(10)
         })
       ),
-    raw: () => new IORedis({ host: "127.0.0.1", port, lazyConnect: false })
+    raw: () => new IORedis({ host: "127.0.0.1", port, lazyConnect: false }),
+    lose: (tenant) =>
+      Effect.promise(async () => {
+        const raw = new IORedis({ host: "127.0.0.1", port })
+        try {
+          let cursor = "0"
+          do {
+            const [next, names] = await raw.scan(cursor, "MATCH", `${tenant}:*`, "COUNT", 1000)
+            if (names.length > 0) await raw.del(...names)
+            cursor = next
+          } while (cursor !== "0")
+        } finally {
+          raw.disconnect()
+        }
+      })
   }
 }
 

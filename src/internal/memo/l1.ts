@@ -9,6 +9,7 @@
  *   its way when the notice arrived cannot make an older value fresh again.
  */
 import type * as Exit from "effect/Exit"
+import type { Info } from "../../Memo.js"
 import * as Metrics from "../../Metrics.js"
 
 /** How a stored value is decoded: kept with entries so a notice's value can be read. */
@@ -36,6 +37,8 @@ export interface Entry {
   misses: number
   /** The hit answer of `get`, made once per entry rather than once per hit. */
   exit: Exit.Exit<unknown> | undefined
+  /** The same for the Promise facade's `get`: an already-resolved promise of the value. */
+  resolved: Promise<unknown> | undefined
   /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
@@ -96,6 +99,12 @@ export interface L1 {
   /** The clock was corrected: entries of windows that have not begun go (a value made while ahead). */
   readonly dropAhead: (nowMs: number) => void
   readonly setRetry: (key: string, at: number) => void
+  /**
+   * The key's entry when it may be put back into a store that lost it: the store once vouched
+   * for it (a fence of its own), it is of `bucket`, and nothing heard says it is invalidated or
+   * superseded.
+   */
+  readonly restorable: (key: string, windowMs: number, bucket: number) => Entry | undefined
   /** How many versions it remembers having heard of (bounded like the entries). */
   readonly heardSize: () => number
 }
@@ -116,6 +125,48 @@ export const isTrusted = (e: Entry): boolean => e.freshThrough !== Untrusted
 export const isHit = (entry: Entry, bucket: number): boolean => {
   const ahead = entry.freshThrough - bucket
   return ahead === 0 || ahead === 1
+}
+
+/**
+ * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
+ * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
+ */
+export const hit = (l1: L1, key: string, windowMs: number, now: number, storeNow: number): Entry | undefined => {
+  let held = l1.entries.get(key)
+  // the next window's value, committed early, takes over at the store's boundary
+  if (held?.next !== undefined) held = l1.promote(key, Math.floor(storeNow / windowMs))
+  if (held === undefined || held.windowMs !== windowMs) return undefined
+  const ahead = held.freshThrough - Math.floor(now / windowMs)
+  if (ahead !== 0 && ahead !== 1) return undefined
+  Metrics.requestsL1.unsafeUpdate(1, [])
+  held.hits++
+  return held
+}
+
+/** What an answer tells of the key's next value. */
+export interface Expect {
+  /** The next window's value is (or will be) computed before its boundary. */
+  readonly early: boolean
+  /** The key's measured run time (0 before any). */
+  readonly runMs: number
+}
+
+/** An entry as a loader answers it at `now` (the store's clock). */
+export const info = <A>(entry: Entry, cache: "hit" | "stale" | "miss", now: number, next: Expect): Info<A> => {
+  const bucket = Math.floor(now / entry.windowMs)
+  const stale = !isHit(entry, bucket)
+  const nextBoundary = (Math.max(bucket, entry.bucket) + 1) * entry.windowMs
+  return {
+    value: entry.value as A,
+    bucket: entry.bucket,
+    computedAt: entry.computedAt,
+    stale,
+    nextBoundary,
+    cache: cache === "hit" && stale ? "stale" : cache,
+    windowMs: entry.windowMs,
+    serverNow: now,
+    nextValueAt: stale ? now + next.runMs : nextBoundary + (next.early ? 0 : next.runMs)
+  }
 }
 
 /** The entry's answer counts, as inspectors show them. */
@@ -146,7 +197,12 @@ export const make = (capacity: number): L1 => {
   const untrusted = (e: Entry): Entry => (isTrusted(e) ? { ...e, freshThrough: Untrusted } : e)
 
   const isLatest = (key: string, c: Candidate) => {
-    const h = heard.get(key)
+    let h = heard.get(key)
+    if (c.mark > (h?.mark ?? -1)) {
+      // an answer's mark is an invalidation heard of, as much as a notice's
+      h = { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark: c.mark }
+      remember(key, h)
+    }
     return c.latest && (trusted || c.local === true) && c.fence > c.mark &&
       (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
   }
@@ -170,6 +226,7 @@ export const make = (capacity: number): L1 => {
       stales: current?.stales ?? 0,
       misses: current?.misses ?? 0,
       exit: undefined,
+      resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0,
@@ -196,6 +253,7 @@ export const make = (capacity: number): L1 => {
       stales: 0,
       misses: 0,
       exit: undefined,
+      resolved: undefined,
       retryAt: 0,
       localFailures: 0,
       next: undefined
@@ -262,6 +320,13 @@ export const make = (capacity: number): L1 => {
     setRetry: (key, at) => {
       const e = entries.get(key)
       if (e !== undefined) e.retryAt = at
+    },
+    restorable: (key, windowMs, bucket) => {
+      const e = entries.get(key)
+      if (e === undefined || e.windowMs !== windowMs || e.bucket !== bucket || e.fence <= 0) return undefined
+      const h = heard.get(key)
+      if (h !== undefined && (e.fence <= h.mark || (h.windowMs === windowMs && newer(h, e)))) return undefined
+      return e
     },
     heardSize: () => heard.size
   }

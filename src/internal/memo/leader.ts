@@ -213,6 +213,37 @@ export const lead = <E>(
   }))
 
 /**
+ * The store lost the key's records (a restart without persistence, `FLUSHDB`, eviction) while
+ * this process holds the value of the store's window, which it does not know to be invalidated or
+ * superseded: it puts that value back under the claim's fence (newer than every version issued
+ * before the loss) instead of running the lookup again. Under the lock, so once per key for the
+ * fleet: the others wait for its commit like for any run. `None` when it did not land (the lock
+ * is still ours: the lookup runs).
+ */
+export const restore = (
+  core: Core.Core,
+  job: Core.Job,
+  claim: Extract<Claim, { _tag: "Acquired" }>,
+  token: string,
+  held: L1.Entry
+): Effect.Effect<Option.Option<L1.Entry>> =>
+  Effect.gen(function*() {
+    const stored = toStored(job, held.value, claim.bucket, claim.fence, held.computedAt)
+    if (Either.isLeft(stored)) return Option.none()
+    const tags = job.tags()
+    // the tag sets were lost with the records
+    if (tags.length > 0) yield* Effect.catchAll(core.store.tag(job.key, tags, job.spec), (e) => Core.storeFailed(e))
+    const committed = yield* Effect.either(core.store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, tags }))
+    if (Either.isLeft(committed)) {
+      yield* Core.storeFailed(committed.left)
+      return Option.none()
+    }
+    if (committed.right._tag !== "Committed") return Option.none()
+    Metrics.update(Metrics.commits, 1, { outcome: "restored" })
+    return Option.some(core.l1.publish(job.key, own(job, held.value, claim.bucket, claim.fence, held.computedAt, committed.right.mark)))
+  })
+
+/**
  * Offers a value produced without the store back to it, every `redisRetry`, until it lands or its
  * window is over (then the fleet computes the next one anyway).
  */

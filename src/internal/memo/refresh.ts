@@ -4,7 +4,8 @@
  *
  * - `Read` (when nothing older is held here): read the record without a script; a value of this window (by this process's
  *   corrected clock) not invalidated is the answer, else it is offered as stale and we claim.
- * - `Claim`: ask the store, which decides by its own clock. `Fresh` → done. `Acquired` → lead the run (`leader.ts`).
+ * - `Claim`: ask the store, which decides by its own clock. `Fresh` → done. `Acquired` → lead the run (`leader.ts`),
+ *   or put back the window's value we hold when the store lost it (`Leader.restore`).
  *   `Busy` → wait for the holder. `Backoff` → done for now if we hold a value, else wait it out.
  * - `Unreachable`: the store did not answer a read or a claim: serve what we hold until the
  *   breaker's probe, retry a cold key a few times, then run locally (`leader.local`).
@@ -113,6 +114,12 @@ const claimStep = <E>(
       }
       switch (c._tag) {
         case "Acquired": {
+          const held = Option.isNone(c.stored) ? l1.restorable(job.key, job.spec.windowMs, c.bucket) : undefined
+          if (held !== undefined) {
+            // the store lost the key while we hold its window's value: put it back, not recompute
+            const restored = yield* Leader.restore(core, job, c, token, held)
+            if (Option.isSome(restored)) return done(Option.some({ entry: restored.value, cache: "hit" }))
+          }
           const led = yield* Leader.lead(core, job, c, token, (entry) => offer(entry, "miss"))
           // invalidated while it ran: the requests have their answer; the window's value is
           // what the next claim says

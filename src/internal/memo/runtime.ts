@@ -74,6 +74,12 @@ export interface Engine extends Core.Core {
   readonly earlyKeys: Map<string, number>
 }
 
+/** What an answer tells of the key's next value: computed ahead, or its run time after the boundary. */
+export const expectOf = (engine: Engine, key: string, entry: L1.Entry): L1.Expect => ({
+  early: engine.earlyKeys.has(key) || (entry.next !== undefined && L1.isTrusted(entry.next)),
+  runMs: Math.ceil(engine.durations.p90(key) ?? 0)
+})
+
 export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope

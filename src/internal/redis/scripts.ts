@@ -27,6 +27,8 @@
 const prelude = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- the store's clock in microseconds: the floor of every new version (a safe integer until 2255)
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local mark = -1
 local function num(s)
   local n = tonumber(s)
@@ -121,7 +123,15 @@ local function committed(channel, key, b, f, w, tt, d)
 end
 `
 
-/** The highest fence issued: the counter or the stored record's, whichever is higher. */
+/**
+ * Versions. A key's version (fence, and invalidation mark) never goes back, whatever the store
+ * lost: a new fence is above every fence issued and every mark written that the store still
+ * holds, and at least the store's clock in microseconds, so that it is also above every version
+ * issued before the key's records were lost (a restart without persistence, `FLUSHDB`,
+ * eviction, `retain` lapsing), which processes may still hold or have heard of. This assumes the
+ * store's clock does not step back by more than the time between the loss and the next version
+ * (docs/versions.md).
+ */
 const lastFence = `
 local function lastFence(counterKey, r, valueKey)
   local last = counter(counterKey) or 0
@@ -129,6 +139,20 @@ local function lastFence(counterKey, r, valueKey)
   local p = valueKey and pending(valueKey)
   if p and p.f > last then last = p.f end
   return last
+end
+-- the highest version issued or written: the counter, the record's fence and the mark (read into
+-- 'mark'); a mark more than a minute ahead of the store's clock is foreign, repaired to the others
+local function lastVersion(counterKey, r, markKey, retain, valueKey)
+  local last = lastFence(counterKey, r, valueKey)
+  mark = counter(markKey) or -1
+  if mark > math.max(last, nowUs + 60000000) then
+    mark = last
+    setCounter(markKey, mark, retain)
+  end
+  return math.max(last, mark)
+end
+local function nextVersion(last)
+  return math.max(last + 1, nowUs)
 end
 `
 
@@ -155,13 +179,7 @@ local bucket = math.floor(now / w)
 local early = tonumber(ARGV[7]) == bucket + 1
 if early then bucket = bucket + 1 end
 local r = record(KEYS[1], ARGV[5])
-local last = lastFence(KEYS[3], r, KEYS[1])
-mark = counter(KEYS[4]) or -1
-if mark > last then
-  -- no invalidation can be newer than the last fence issued: a foreign mark, repaired
-  mark = last
-  setCounter(KEYS[4], mark, retain)
-end
+local last = lastVersion(KEYS[3], r, KEYS[4], retain, KEYS[1])
 if r and ARGV[4] ~= '1' and r.w == w and r.b >= bucket and r.f > mark then
   return reply('fresh', {}, r)
 end
@@ -182,7 +200,7 @@ if held then
   if string.sub(held, 1, 8) == 'backoff:' then return reply('backoff', { pttl }, r) end
   return reply('busy', { pttl }, r)
 end
-local fence = last + 1
+local fence = nextVersion(last)
 setCounter(KEYS[3], fence, retain)
 redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
 return reply('acquired', { bucket, fence }, r)
@@ -274,18 +292,21 @@ return reply('released', {}, false)
 /**
  * KEYS: value, fence, mark. ARGV: full, channel, key, absentMs (how long the mark of a key with
  * nothing stored lasts before a commit adopts it; 0: leave such a key unmarked). Marks every value computed so far stale:
- * the mark becomes the last fence issued, so that a lookup running now commits a stale value
+ * the mark becomes the last version issued (the store's clock when the key holds nothing), so that a lookup running now commits a stale value
  * and the next claim recomputes. The value itself stays (last-known-good). The mark lives as
  * long as the value (or the fence counter) does.
- * Reply: `invalidated now mark`, or `absent now mark` when the key holds nothing.
+ * Reply: `invalidated now mark`, or `absent now mark` when the key holds nothing (mark -1: not
+ * marked, absentMs being 0).
  */
 export const invalidate = `${prelude}${lastFence}
 local r = record(KEYS[1], ARGV[1])
 if not r and not counter(KEYS[2]) then
   if tonumber(ARGV[4]) <= 0 then return reply('absent', {}, false) end
-  -- nothing stored and no fence issued: a value computed without the store may still be written
-  -- back (fence 0), so the mark is 0 and keeps it stale; a commit gives it the record's lifetime
-  mark = math.max(counter(KEYS[3]) or 0, 0)
+  -- nothing stored and no fence issued: the store may have lost the key's records while
+  -- processes still hold its values, and a value computed without the store (fence 0) may still
+  -- be written back. The mark is the store's clock, above every version issued before the loss,
+  -- so that it makes all of them stale; a commit gives it the record's lifetime
+  mark = nextVersion(counter(KEYS[3]) or 0)
   setCounter(KEYS[3], mark, tonumber(ARGV[4]))
   publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
   return reply('absent', {}, false)
@@ -294,7 +315,7 @@ end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
-mark = lastFence(KEYS[2], r, KEYS[1])
+mark = lastVersion(KEYS[2], r, KEYS[3], ttl, KEYS[1])
 setCounter(KEYS[3], mark, ttl)
 if r or pending(KEYS[1]) then redis.call('HSET', KEYS[1], 'i', str(mark)) end
 if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end
@@ -313,12 +334,7 @@ local w = int(ARGV[1])
 local retain = tonumber(ARGV[4])
 local bucket = math.floor(now / w)
 local r = record(KEYS[1], ARGV[3])
-local fence = lastFence(KEYS[2], r, KEYS[1]) + 1
-mark = counter(KEYS[4]) or -1
-if mark >= fence then
-  mark = fence - 1
-  setCounter(KEYS[4], mark, retain)
-end
+local fence = nextVersion(lastVersion(KEYS[2], r, KEYS[4], retain, KEYS[1]))
 setCounter(KEYS[2], fence, retain)
 write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
 redis.call('DEL', KEYS[3])

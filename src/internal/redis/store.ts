@@ -358,7 +358,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call("invalidate", [k.value, k.fence, k.mark], [k.full, channel, k.escaped, options?.markAbsent === false ? 0 : absentMarkMs], (r) => {
         const h = header(r)
         if (h === undefined || (h.status !== "invalidated" && h.status !== "absent")) return undefined
-        return { now: h.now, mark: h.status === "absent" ? Option.none() : Option.some(h.mark) }
+        return { now: h.now, mark: h.status === "absent" && h.mark < 0 ? Option.none() : Option.some(h.mark) }
       })
     },
     tag: (key, tags, { retainMs }) => {
