@@ -655,7 +655,7 @@ const sleepUntil = (target: number, nowMs: Effect.Effect<number>): Effect.Effect
  *   window); a duration fixes it (less than the window); `false` turns early runs off (the run
  *   starts at the boundary, and the window opens on the previous value, stale).
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category models
  */
 export interface KeepWarmOptions {
