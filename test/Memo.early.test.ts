@@ -25,6 +25,20 @@ const lookupOf = (ms: number) => Effect.runSync(Testing.producer((run) => Effect
 
 const at = (t: number) => Effect.flatMap(TestClock.currentTimeMillis, (now) => TestClock.adjust(t - now))
 
+/** Two processes, `a` keeping the key warm (1 s runs), once the first run is done and `b` holds it. */
+const warmed = Effect.gen(function*() {
+  const server = Redis.makeMemoryServer()
+  const p = lookupOf(1_000)
+  const a = yield* pod(server)
+  const b = yield* pod(server)
+  const page = Memo.memoWithInfo(options, p.effect)
+  const loader = Memo.loader({ ...options, lookup: () => p.effect })
+  yield* a.run(Memo.keepWarm(options, p.effect))
+  yield* at(1_500)
+  expect(yield* Testing.instantly(b.run(page))).toMatchObject({ value: 1 })
+  return { a, b, loader, p, page }
+})
+
 describe("Memo early runs", () => {
   it.scoped("at the boundary every process answers the early value as a hit, with no store call", () =>
     Effect.gen(function*() {
@@ -71,15 +85,7 @@ describe("Memo early runs", () => {
 
   it.scoped("an invalidation after an early commit makes that value stale when its window opens", () =>
     Effect.gen(function*() {
-      const server = Redis.makeMemoryServer()
-      const p = lookupOf(1_000)
-      const a = yield* pod(server)
-      const b = yield* pod(server)
-      const page = Memo.memoWithInfo(options, p.effect)
-      const loader = Memo.loader({ ...options, lookup: () => p.effect })
-      yield* a.run(Memo.keepWarm(options, p.effect))
-      yield* at(1_500)
-      expect(yield* Testing.instantly(b.run(page))).toMatchObject({ value: 1 })
+      const { a, b, loader, p, page } = yield* warmed
       yield* at(W - 100) // run 2 committed for window 1
       expect(yield* p.runs).toBe(2)
       yield* b.run(loader.invalidate())
@@ -94,15 +100,7 @@ describe("Memo early runs", () => {
 
   it.scoped("a set after an early commit wins: no process switches to the early value", () =>
     Effect.gen(function*() {
-      const server = Redis.makeMemoryServer()
-      const p = lookupOf(1_000)
-      const a = yield* pod(server)
-      const b = yield* pod(server)
-      const page = Memo.memoWithInfo(options, p.effect)
-      const loader = Memo.loader({ ...options, lookup: () => p.effect })
-      yield* a.run(Memo.keepWarm(options, p.effect))
-      yield* at(1_500)
-      expect(yield* Testing.instantly(b.run(page))).toMatchObject({ value: 1 })
+      const { a, b, loader, page } = yield* warmed
       yield* at(W - 100)
       yield* b.run(loader.set(undefined, 42))
       yield* at(W + 1)

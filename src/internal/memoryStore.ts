@@ -138,17 +138,17 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       ...(keys.full ? { full: keys.full } : {})
     })
   }
-  const committed = (key: string, value: Stored, mark: number) =>
-    notify({
-      _tag: "Committed",
-      key,
-      bucket: value.bucket,
-      fence: value.fence,
-      windowMs: value.windowMs,
-      computedAt: value.computedAt,
-      mark,
-      data: Option.some(value.data)
-    })
+  /** A notice's version and value. */
+  const told = (key: string, value: Stored, mark: number) => ({
+    key,
+    bucket: value.bucket,
+    fence: value.fence,
+    windowMs: value.windowMs,
+    computedAt: value.computedAt,
+    mark,
+    data: Option.some(value.data)
+  })
+  const committed = (key: string, value: Stored, mark: number) => notify({ _tag: "Committed", ...told(key, value, mark) })
 
   /** Runs one operation at the store's time, as one atomic step (a script on Redis). */
   const atomically = <A>(f: (now: number) => A) =>
@@ -251,17 +251,7 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           follow(keys.fence, now, details.retainMs)
           follow(keys.mark, now, details.retainMs)
           if (str(keys.lock, now) === token) cells.delete(keys.lock)
-          notify({
-            _tag: "Pending",
-            key,
-            bucket: value.bucket,
-            fence: value.fence,
-            windowMs: value.windowMs,
-            computedAt: value.computedAt,
-            mark,
-            durationMs: Math.round(details.durationMs ?? 0),
-            data: Option.some(value.data)
-          })
+          notify({ _tag: "Pending", ...told(key, value, mark), durationMs: Math.round(details.durationMs ?? 0) })
           return { _tag: "Committed", now, mark, pending: true }
         }
         write(key, keys, value, now, details)
