@@ -238,14 +238,12 @@ describe("a consumer with only effect 3 and ioredis", () => {
 })
 
 describe("a project on effect 4", () => {
-  it("cannot install lockstep: npm stops with a peer conflict", async (ctx) => {
+  it("cannot install lockstep: npm stops with a peer conflict", async () => {
     const dir = project(Path.join(work, "effect4"))
-    const result = await run("npm", ["install", "--offline", "--dry-run", "--no-audit", "--no-fund", "effect@4", tarball], dir)
+    // effect 4's metadata comes from the registry when npm's cache does not have it yet
+    const result = await run("npm", ["install", "--prefer-offline", "--dry-run", "--no-audit", "--no-fund", "effect@4", tarball], dir)
     const output = result.stdout + result.stderr
-    if (/ENOTCACHED/.test(output)) {
-      // the cache has no metadata for effect yet, and this check stays offline
-      ctx.skip()
-    }
+    expect(output, "npm could not resolve effect@4 (no registry and no cached metadata)").not.toMatch(/ENOTCACHED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/)
     expect(result.code, output).not.toBe(0)
     expect(output).toMatch(/ERESOLVE/)
     expect(output).toMatch(/peer effect@"\^3\.22\.0" from lockstep/)
