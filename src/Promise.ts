@@ -41,7 +41,7 @@ import * as Schema from "effect/Schema"
 import type { RedisOptions as IORedisOptions } from "ioredis"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
-import type * as Engine from "./internal/memo/runtime.js"
+import * as Engine from "./internal/memo/runtime.js"
 import * as Settings from "./internal/memo/settings.js"
 import * as RedisConfig from "./internal/redis/config.js"
 import * as Store from "./internal/store.js"
@@ -450,7 +450,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
      */
     const request = <B>(
       k: K,
-      onHit: (entry: L1.Entry, now: number) => Promise<B>,
+      onHit: (entry: L1.Entry, now: number, key: string) => Promise<B>,
       slow: (k: K) => Effect.Effect<B, unknown, Memo.Memo>
     ): Promise<B> => {
       if (engine !== undefined && !isClosed) {
@@ -460,15 +460,17 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         } catch (e) {
           return Promise.reject(fromDefect(e))
         }
-        const now = clock!.unsafeCurrentTimeMillis() + engine.clock.skew
-        const held = L1.hit(engine.l1, key, windowMs, now)
-        if (held !== undefined) return onHit(held, now)
+        const t = clock!.unsafeCurrentTimeMillis()
+        const now = t + engine.clock.skew
+        const held = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset)
+        if (held !== undefined) return onHit(held, now, key)
       }
       return run(slow(k))
     }
     // one resolved promise per entry, made on its first hit
     const hitValue = (entry: L1.Entry) => (entry.resolved ??= Promise.resolve(entry.value)) as Promise<A>
-    const hitInfo = (entry: L1.Entry, now: number) => Promise.resolve(L1.info<A>(entry, "hit", now))
+    const hitInfo = (entry: L1.Entry, now: number, key: string) =>
+      Promise.resolve(L1.info<A>(entry, "hit", now, Engine.expectOf(engine!, key, entry)))
     return {
       windowMs,
       keyOf,
