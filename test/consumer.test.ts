@@ -252,11 +252,10 @@ describe("a consumer with only effect 3 and ioredis", () => {
 })
 
 describe("the published package.json", () => {
-  it("has no scripts (none an install script, none naming unshipped files), no dev fields, and a repository", () => {
+  it("has no scripts (none an install script, none naming unshipped files), and no dev fields", () => {
     const published = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/lockstep/package.json"), "utf8"))
     expect(published.scripts).toBeUndefined()
     expect(published.devDependencies).toBeUndefined()
-    expect(published.repository).toMatchObject({ type: "git", url: expect.stringMatching(/^git\+https:\/\//) })
     expect(published.peerDependencies).toEqual({ effect: "^3.22.0" })
     // npm lists no install script for it
     const lock = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/.package-lock.json"), "utf8"))
