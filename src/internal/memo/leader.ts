@@ -103,6 +103,7 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
       yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
     }
     const value = yield* (exit as Exit.Exit<unknown, E>)
+    core.durations.record(job.key, finished - started)
     if (Core.isUnchanged(value) && Option.isSome(previous)) {
       const p = previous.value
       return { value: p.value, durationMs: finished - started, from: Option.some({ bucket: p.bucket, fence: p.fence }) }
@@ -202,8 +203,11 @@ export const lead = <E>(
     const { durationMs, from, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
     const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
+    // an early run's value is the next window's: it waits beside the current one (`pending`)
+    // and answers nobody before its window opens
+    const early = claim.bucket > Window.bucketOf(claim.now, job.spec.windowMs)
     // the waiting requests need not wait for the commit's round trip
-    yield* answer(l1.publish(job.key, mine))
+    if (!early) yield* answer(l1.publish(job.key, mine))
     const details = { retainMs: job.spec.retainMs, durationMs, tags }
     const whole = Effect.suspend(() => {
       const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
@@ -215,15 +219,12 @@ export const lead = <E>(
         : Effect.map(store.commit(job.key, stored.right, token, details), Option.some)
     })
     // unchanged: the stored record takes the new version, its payload stays where it is; a
-    // record that is not the previous value any more (lost, replaced) gets the value whole
-    const send = Option.match(from, {
-      onNone: () => whole,
-      onSome: (version) =>
-        Effect.flatMap(
-          store.unchanged(job.key, { from: version, bucket: claim.bucket, fence: claim.fence, windowMs: job.spec.windowMs, computedAt }, token, details),
-          (c) => c._tag === "Refused" && c.reason === "changed" ? whole : Effect.succeed(Option.some<Commit>(c))
-        )
-    })
+    // record that is not the previous value any more (lost, replaced) gets the value whole, and
+    // so does an early run's (the next window's value waits beside the record, whole)
+    const send = Option.isNone(from) || early ? whole : Effect.flatMap(
+      store.unchanged(job.key, { from: from.value, bucket: claim.bucket, fence: claim.fence, windowMs: job.spec.windowMs, computedAt }, token, details),
+      (c) => c._tag === "Refused" && c.reason === "changed" ? whole : Effect.succeed(Option.some<Commit>(c))
+    )
     // a shutdown does not lose a value already computed: an attempt under way (bounded by the
     // command timeout) completes; the pauses between attempts stay interruptible
     const sent = yield* Effect.uninterruptible(send).pipe(
@@ -232,11 +233,13 @@ export const lead = <E>(
     )
     if (Either.isLeft(sent)) {
       yield* Core.storeFailed(sent.left)
+      // an early value is not offered back: past its boundary the window's run makes it anew
+      if (early) return Option.none()
       const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
       if (Either.isRight(stored)) yield* writeBack(core, job, stored.right, durationMs)
       return led(l1.publish(job.key, { ...mine, local: true }))
     }
-    if (Option.isNone(sent.right)) return led(l1.publish(job.key, mine))
+    if (Option.isNone(sent.right)) return early ? Option.none() : led(l1.publish(job.key, mine))
     const c = sent.right.value
     // a committed value released the lock; a refused one did not: the finalizer drops it if it
     // is still ours, rather than leave the fleet waiting out the lease
@@ -244,8 +247,12 @@ export const lead = <E>(
     Metrics.update(
       Metrics.commits,
       1,
-      Metrics.forLoader({ outcome: c._tag === "Committed" ? (Option.isSome(from) ? "unchanged" : "committed") : c.reason }, job.spec.name)
+      Metrics.forLoader({ outcome: c._tag === "Committed" ? (Option.isSome(from) && !early ? "unchanged" : "committed") : c.reason }, job.spec.name)
     )
+    if (c._tag === "Committed" && c.pending === true) {
+      l1.publishPending(job.key, { ...mine, mark: c.mark })
+      return Option.none()
+    }
     if (c._tag === "Committed") {
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)

@@ -9,7 +9,7 @@ import * as Runtime from "effect/Runtime"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
-import type { Backoff, Claim, Commit, Inspected, Notice, Read, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
+import type { Backoff, Claim, Commit, Inspected, Notice, PlainRead, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
 import { absentMarkMs, RedisError } from "../store.js"
 import * as Breaker from "./breaker.js"
 import * as Client from "./client.js"
@@ -85,6 +85,8 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
   switch (h.status) {
     case "committed":
       return { _tag: "Committed", now, mark }
+    case "pending":
+      return { _tag: "Committed", now, mark, pending: true }
     case "older":
     case "fenced":
     case "future":
@@ -150,6 +152,26 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
       data: data.length > 0 ? Option.some(data) : Option.none()
     }
   }
+  if (kind === "p|") {
+    const f = fields(message.subarray(2), 7)
+    if (f === undefined) return undefined
+    const n = f.parts.map(Number) as [number, number, number, number, number, number, number]
+    if (!n.every(Number.isFinite)) return undefined
+    const [bucket, fence, windowMs, computedAt, mark, durationMs, length] = n
+    const start = 2 + f.rest
+    const data = message.toString("utf8", start + length)
+    return {
+      _tag: "Pending",
+      key: Keys.unescape(message.toString("utf8", start, start + length)),
+      bucket,
+      fence,
+      windowMs,
+      computedAt,
+      mark,
+      durationMs,
+      data: data.length > 0 ? Option.some(data) : Option.none()
+    }
+  }
   if (kind === "u|") {
     const f = fields(message.subarray(2), 8)
     if (f === undefined) return undefined
@@ -169,7 +191,7 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
       from: { bucket: fromBucket, fence: fromFence }
     }
   }
-  if (kind === "p|") {
+  if (kind === "x|") {
     const f = fields(message.subarray(2), 2)
     if (f === undefined) return undefined
     const [fence, length] = f.parts.map(Number) as [number, number]
@@ -198,16 +220,20 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
 // ---------------------------------------------------------------------------------------------
 // store
 
-/** The fields a plain read takes of a record: `b f w t d`, the full key `k` and the mark `i`. */
-const recordFields = ["b", "f", "w", "t", "d", "k", "i"] as const
+/**
+ * The fields a plain read takes of a record: `b f w t d`, the full key `k`, the mark `i`, and the
+ * value committed early for the next window (`pb pf pw pt pd`).
+ */
+const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd"] as const
 
 /** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
-const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): Omit<Read, "now"> => {
-  const valid = (r[5] ?? "") === k.full && r[4] !== null && r[4] !== undefined
-  const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): PlainRead => {
+  const ours = (r[5] ?? "") === k.full
+  const stored = ours && r[4] !== null && r[4] !== undefined ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+  const pending = ours && r[11] !== null && r[11] !== undefined ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
   // a missing field is null, which `Number` would read as 0
   const mark = r[6] === null || r[6] === undefined || r[6] === "" ? -1 : Number(r[6])
-  return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
+  return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
 }
 
 /**
@@ -369,7 +395,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call(
         "claim",
         [k.value, k.lock, k.fence, k.mark],
-        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs],
+        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? ""],
         decodeClaim
       ).pipe(
         // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
