@@ -247,6 +247,11 @@ export interface Service {
   /** Every id of a kind, as ranges. */
   readonly ids: (kind: EntityKind) => Effect.Effect<IdRanges, LedgerFailure>
   readonly itemInfo: (id: number) => Effect.Effect<Option.Option<ItemInfo>, LedgerFailure>
+  /**
+   * When the item's latest market trade happened (epoch ms), `None` without any: one index
+   * lookup (`ledger_item_kind_ts`), cheap enough to ask before the full aggregate.
+   */
+  readonly itemLastTrade: (id: number) => Effect.Effect<Option.Option<number>, LedgerFailure>
   /** The item's market trades per day, and their median unit price. */
   readonly itemTrades: (id: number, span: Span) => Effect.Effect<ItemTrades, LedgerFailure>
   /** The shop and its owner; `None` when either is missing. */

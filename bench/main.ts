@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/main.ts                 the whole run (< 10 min), results in bench/results/
  *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, cold, stale, early, fleet, rollover,
- *                                          invalidate, commands, http)
+ *                                          invalidate, commands, batch, http)
  *   npx tsx bench/main.ts --smoke          a tiny run that checks the harness, not the figures
  *   --rounds=N (default 7, at least 5 outside smoke runs), --no-write (print only)
  *   --cpu-prof                             V8 CPU profiles per section in bench/results/profiles/,
@@ -22,7 +22,7 @@ import { machine, renderHeader } from "./machine.js"
 import * as Profile from "./profile.js"
 import { renderSection, type Section } from "./stats.js"
 
-export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "early", "fleet", "rollover", "invalidate", "commands", "http"] as const
+export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "early", "fleet", "rollover", "invalidate", "commands", "batch", "http"] as const
 export type SectionId = (typeof sectionIds)[number]
 
 interface SectionModule {
@@ -42,6 +42,7 @@ const load: Record<SectionId, () => Promise<SectionModule>> = {
   rollover: () => import("./sections/fleet.js").then((m) => ({ run: m.runRollover })),
   invalidate: () => import("./sections/invalidate.js"),
   commands: () => import("./sections/commands.js"),
+  batch: () => import("./sections/batch.js"),
   http: () => import("./sections/http.js")
 }
 

@@ -31,13 +31,15 @@ import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import * as Scope from "effect/Scope"
-import type * as Core from "./internal/memo/core.js"
+import * as Batch from "./internal/memo/batch.js"
+import * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
 import * as Encryption from "./internal/encryption.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
+import * as Metrics from "./Metrics.js"
 import type * as Redis from "./Redis.js"
 import * as Window from "./Window.js"
 
@@ -83,7 +85,7 @@ export interface Info<A> {
  * @since 0.1.0
  * @category models
  */
-export interface LoaderOptions<K, A, I, E, R> {
+export interface LoaderOptions<K, A, I, E, R, O extends A | Unchanged = A> {
   /** The cache key, or how to make it from the lookup's argument. Any string is a key of its own. */
   readonly key: string | ((k: K) => string)
   /** The window length: the lookup runs at most once per window for the whole fleet. */
@@ -94,8 +96,31 @@ export interface LoaderOptions<K, A, I, E, R> {
    * The expensive computation. It runs in the runtime, with the services of the request that
    * started it but never that request's `Scope` (a lookup that needs one gets its own): it must
    * not read request-specific services such as the current user.
+   *
+   * `previous` is the value it replaces (`None` on a cold key), from L1 or decoded from the
+   * store. When a cheap check shows nothing changed, the lookup may answer `Memo.unchanged`:
+   * that value stands for this window, committed under a new version without its payload
+   * crossing the wire again. Answering `unchanged` with no previous value fails the run with
+   * `UnchangedWithoutPrevious`.
    */
-  readonly lookup: (k: K) => Effect.Effect<A, E, R>
+  readonly lookup: (k: K, previous: Option.Option<Info<A>>) => Effect.Effect<O, E, R>
+  /**
+   * Names the loader: its metrics carry it as the label `loader` (so the label set is the set
+   * of loader names, never keys) and its spans as `lockstep.loader`. Unnamed loaders keep
+   * unlabelled metrics. 1 to 100 characters.
+   */
+  readonly name?: string | undefined
+  /**
+   * Looks many keys up at once, for `getMany`: the values in the order of `ks` (one query for
+   * a page's rows rather than one per row). Each key is still claimed under its own fleet lock,
+   * so a key runs at most once per window for the whole fleet; only the keys this process
+   * claimed are asked for, `batchSize` at most per call. Answering another number of values
+   * fails every key of the call with `LookupManyMismatch`. Without it, `getMany` runs `lookup`
+   * for the keys it claimed, at most 16 at a time.
+   */
+  readonly lookupMany?: ((ks: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<O>, E, R>) | undefined
+  /** Keys per `lookupMany` call (default 100; 1 to 10 000). */
+  readonly batchSize?: number | undefined
   /**
    * How long a request may wait when no value exists anywhere (a cold start), before it fails
    * with `WaitTimeout`; the lookup goes on for later requests. Hits and stale values never wait.
@@ -162,6 +187,15 @@ export interface Loader<K, A, E = never, R = never> {
   /** The value: from L1, the store, or (cold) the lookup. */
   readonly get: (k: K) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
   readonly getWithInfo: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /**
+   * The values of `ks`, in their order (duplicates allowed): L1's fresh values inline, every
+   * other key read from the store in one round trip, stale values answered at once and
+   * refreshed in the background, and the keys with no value anywhere looked up together
+   * (`lookupMany`), each still under its own fleet lock: one run per key per window for the
+   * fleet, however batches overlap.
+   */
+  readonly getMany: (ks: Iterable<K>) => Effect.Effect<Array<A>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>
+  readonly getManyWithInfo: (ks: Iterable<K>) => Effect.Effect<Array<Info<A>>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>
   /** What L1 or the store holds, never running the lookup; `None` when nothing is (or Redis is down). */
   readonly peek: (k: K) => Effect.Effect<Option.Option<Info<A>>, never, Memo>
   /**
@@ -172,6 +206,12 @@ export interface Loader<K, A, E = never, R = never> {
   readonly invalidate: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
   /** Recomputes now (one run fleet-wide) and answers the new value. */
   readonly refresh: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  /**
+   * Removes the value everywhere (unlike `invalidate`, which keeps it as last-known-good) and
+   * tells the fleet: afterwards no process answers it, `peek` answers `None`, and the next
+   * request is cold (one run for the fleet). A lookup running meanwhile cannot bring it back.
+   */
+  readonly purge: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
   /** Stores `value` as this window's, newer than anything stored or being computed. */
   readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError, Memo>
   /** The cache key of `k`. */
@@ -224,6 +264,75 @@ export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceede
  * @category errors
  */
 export type MaxRunExceeded = Leader.MaxRunExceeded
+
+/**
+ * A lookup answered `Memo.unchanged` with no previous value to stand (a cold or purged key).
+ * The run fails like any failed lookup: a stale value is served where one exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const UnchangedWithoutPrevious: typeof Leader.UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnchangedWithoutPrevious = Leader.UnchangedWithoutPrevious
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Unchanged = Core.Unchanged
+
+/**
+ * A loader's `lookupMany` answered another number of values than it was asked for: every key
+ * of that call fails with it (stale values are served where they exist).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const LookupManyMismatch: typeof Batch.LookupManyMismatch = Batch.LookupManyMismatch
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type LookupManyMismatch = Batch.LookupManyMismatch
+
+/**
+ * What a lookup answers when the value it was given as `previous` stands for this window too:
+ * the store gives that value a new version (the same guarantees as a commit: one run per
+ * window, fenced, notified to the fleet) without its payload being encoded or sent again.
+ *
+ * @example
+ * import { Effect, Option, Schema } from "effect"
+ * import { Memo } from "lockstep"
+ *
+ * const Stats = Schema.Struct({ trades: Schema.Number, computedAt: Schema.Number })
+ * // stand in for a cheap indexed query and the expensive aggregate
+ * const newestTrade = (_id: number) => Effect.succeed(0)
+ * const aggregate = (_id: number) => Effect.succeed({ trades: 42, computedAt: 1 })
+ *
+ * export const items = Memo.loader({
+ *   key: (id: number) => `market:item:${id}`,
+ *   window: "1 minute",
+ *   schema: Stats,
+ *   lookup: (id: number, previous) =>
+ *     Effect.gen(function*() {
+ *       if (Option.isSome(previous) && (yield* newestTrade(id)) <= previous.value.computedAt) return Memo.unchanged
+ *       return yield* aggregate(id)
+ *     })
+ * })
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unchanged: Unchanged = Core.unchanged
+
+/** A loader's extra error when its lookup may answer `unchanged`. */
+type UnchangedError<O> = [Unchanged] extends [O] ? UnchangedWithoutPrevious : never
 
 /**
  * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`) to
@@ -400,7 +509,7 @@ const containsRedacted = (ast: AST.AST, seen: Set<AST.AST> = new Set()): boolean
 }
 
 /** Checks a loader's static options: a bad one throws `InvalidOptions`, once, here. */
-const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
+const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
   if (typeof options !== "object" || options === null) {
     return invalid("loader options must be an object { key, window, schema, lookup }")
   }
@@ -431,14 +540,43 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (tags !== undefined && typeof tags !== "function" && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
     invalid(`loader ${name}: tags must be an array of strings or a function of the key`)
   }
+  const loaderName = options.name
+  if (loaderName !== undefined && (typeof loaderName !== "string" || loaderName.length === 0 || loaderName.length > 100)) {
+    invalid(`loader ${name}: name must be a string of 1 to 100 characters, got ${describe(loaderName)}`)
+  }
+  if (options.lookupMany !== undefined && typeof options.lookupMany !== "function") invalid(`loader ${name}: lookupMany must be a function`)
+  const batchSize = options.batchSize ?? 100
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    invalid(`loader ${name}: batchSize must be a whole number from 1 to 10000, got ${describe(options.batchSize)}`)
+  }
   const codec = codecsOf(schema)
-  const spec: Core.Spec = { windowMs, retainMs, timeout, ...(typeof encryption === "object" ? encrypted(codec, encryption) : codec) }
+  const spec: Core.Spec = {
+    name: loaderName,
+    windowMs,
+    retainMs,
+    timeout,
+    ...(typeof encryption === "object" ? encrypted(codec, encryption) : codec)
+  }
   return spec
 }
 
 const expectOf = Engine.expectOf
 
 const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number, next: L1.Expect) => Info<A> = L1.info
+
+/** The value a lookup replaces, as its `previous`: stale, since a run is replacing it. */
+const previousInfo = <A>(p: Core.Previous, now: number): Info<A> => ({
+  value: p.value as A,
+  bucket: p.bucket,
+  computedAt: p.computedAt,
+  stale: true,
+  nextBoundary: (Math.max(Math.floor(now / p.windowMs), p.bucket) + 1) * p.windowMs,
+  cache: "stale",
+  windowMs: p.windowMs,
+  serverNow: now,
+  // a run is replacing it right now
+  nextValueAt: now
+})
 
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
@@ -452,6 +590,13 @@ const EarlyId: unique symbol = Symbol.for("lockstep/Loader/early")
 interface Warmable<K> {
   readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
   readonly [EarlyId]: (k: K, bucket: number) => Effect.Effect<void, never, Memo>
+}
+
+type LoaderFn = {
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(
+    options: LoaderOptions<K, A, I, E, R, O> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout | UnchangedError<O>, R>
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(options: LoaderOptions<K, A, I, E, R, O>): Loader<K, A, E | UnchangedError<O>, R>
 }
 
 /**
@@ -481,12 +626,9 @@ interface Warmable<K> {
  * @since 0.1.0
  * @category constructors
  */
-export const loader: {
-  <A, I, E, R, K = void>(
-    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
-  ): Loader<K, A, E | WaitTimeout, R>
-  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
-} = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
+export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
+  options: LoaderOptions<K, A, I, E, R, O>
+): Loader<K, A, any, R> => {
   const spec = specOf(options)
   const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
   const fixed = typeof options.key === "string" ? options.key : undefined
@@ -501,14 +643,23 @@ export const loader: {
     : typeof options.tags === "function"
     ? options.tags
     : ((tags) => () => tags)(options.tags)
+  // the hit path's counter, its labels made once
+  const countHit = spec.name === undefined
+    ? () => Metrics.requestsL1.unsafeUpdate(1, [])
+    : ((labels) => () => Metrics.requests.unsafeUpdate(1, labels))([Metrics.label("result", "l1"), Metrics.label("loader", spec.name)])
   const timeout = spec.timeout
   const onTimeout = timeout === undefined ? () => undefined : (key: string) => new WaitTimeout({ key, timeout })
 
   /** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
-  const jobOf = (k: K, key: string, context: Context.Context<never>): Core.Job<E> => ({
+  const jobOf = (k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
     spec,
     key,
-    lookup: Effect.suspend(() => Effect.provide(Effect.scoped(lookup(k)), Context.omit(Scope.Scope)(context as Context.Context<any>))),
+    lookup: (previous) =>
+      Effect.flatMap(Clock.currentTimeMillis, (t) =>
+        Effect.provide(
+          Effect.scoped(lookup(k, Option.map(previous, (p) => previousInfo<A>(p, t + engine.clock.skew)))),
+          Context.omit(Scope.Scope)(context as Context.Context<any>)
+        )),
     tags: () => tagsOf(k)
   })
 
@@ -531,19 +682,58 @@ export const loader: {
       // a hit: trusted, and of our window or the next (our clock may be a little behind the
       // store's); further ahead, our clock went back: the slow path asks the store. A value
       // committed early for the next window takes over at the store's boundary.
-      const fresh = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset)
+      const fresh = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset, countHit)
       if (fresh !== undefined) return onHit(fresh, now, engine, key)
       const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
       if (run !== undefined) run.waiters++
       const wait = run !== undefined
         ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
-        : engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout)
+        : engine.serve(jobOf(k, key, fiber.currentContext, engine), now, held, onTimeout)
       // an answer that waited reports staleness and the next boundary as of when it came
       return timed
         ? Effect.flatMap(wait, (o) =>
           Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew, engine, key))))
         : Effect.map(wait, (o) => onOutcome(o, 0, engine, key))
+    })
+
+  const batchSize = options.batchSize ?? 100
+  const lookupMany = options.lookupMany
+
+  /** `getMany`: one job per distinct key, answers in the order (and multiplicity) of `ks`. */
+  const many = <B>(ks: Iterable<K>, pick: (o: Core.Outcome, now: number, engine: Engine.Engine, key: string) => B) =>
+    Effect.withFiberRuntime<Array<B>, E | LookupManyMismatch, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+      const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+      const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
+        engine.clock.skew
+      const context = fiber.currentContext
+      const all = Array.from(ks)
+      const index = new Map<string, number>()
+      const distinct: Array<K> = []
+      const jobs: Array<Core.Job<E>> = []
+      const positions = all.map((k) => {
+        const key = keyOf(k)
+        let at = index.get(key)
+        if (at === undefined) {
+          at = jobs.length
+          index.set(key, at)
+          distinct.push(k)
+          jobs.push(jobOf(k, key, context, engine))
+        }
+        return at
+      })
+      const batch: Batch.Batch<E> = {
+        jobs,
+        batchSize,
+        lookupMany: lookupMany === undefined ? undefined : (indices) =>
+          Effect.provide(
+            Effect.scoped(lookupMany(indices.map((i) => distinct[i]!))),
+            Context.omit(Scope.Scope)(context as Context.Context<any>)
+          ) as Effect.Effect<ReadonlyArray<unknown>, E>
+      }
+      // answers that waited report staleness and the next boundary as of when they came
+      return Effect.flatMap(engine.getMany(batch, now, onTimeout), (outcomes) =>
+        Effect.map(Clock.currentTimeMillis, (t) => positions.map((p) => pick(outcomes[p]!, t + engine.clock.skew, engine, jobs[p]!.key))))
     })
 
   const withEngine = <B, E2, R2>(f: (engine: Engine.Engine) => Effect.Effect<B, E2, R2>) =>
@@ -564,28 +754,31 @@ export const loader: {
         (o, now, engine, key) => toInfo<A>(o.entry, o.cache, now, expectOf(engine, key, o.entry)),
         true
       ),
+    getMany: (ks) => many(ks, (o) => o.entry.value as A),
+    getManyWithInfo: (ks) => many(ks, (o, now, engine, key) => toInfo<A>(o.entry, o.cache, now, expectOf(engine, key, o.entry))),
     peek: (k) =>
       withEngine((engine) =>
         Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>
           Option.isNone(o) ? Effect.succeed(Option.none()) : Effect.map(answer(engine, keyOf(k), o.value), Option.some))
       ),
     invalidate: (k) => withEngine((engine) => engine.invalidate(keyOf(k))),
+    purge: (k) => withEngine((engine) => engine.purge(keyOf(k))),
     refresh: (k) =>
       Effect.withFiberRuntime<Info<A>, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
         const key = keyOf(k)
-        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, key, o))
+        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext, engine), onTimeout), (o) => answer(engine, key, o))
       }),
     set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, keyOf(k), o))),
     [WarmId]: (k: K, at: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext), at)
+        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext, engine), at)
       }),
     [EarlyId]: (k: K, bucket: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-        return engine.early(jobOf(k, keyOf(k), fiber.currentContext), bucket)
+        return engine.early(jobOf(k, keyOf(k), fiber.currentContext, engine), bucket)
       })
   } as Loader<K, A, any, R>
 }
@@ -663,6 +856,16 @@ export const memoWithInfo: {
  */
 export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
   Effect.flatMap(Memo, (runtime) => engineOf(runtime).invalidateTag(tag))
+
+/**
+ * Removes, everywhere, every value whose loader gave it `tag` (see `Loader.purge`). Answers how
+ * many keys it reached.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const purgeTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
+  Effect.flatMap(Memo, (runtime) => engineOf(runtime).purgeTag(tag))
 
 /**
  * One key of the tenant as the store holds it (without the value itself), with this process's

@@ -175,6 +175,33 @@ export const update = (
   metric.unsafeUpdate(input, set)
 }
 
+/** The request counters by result, for a loader without a name. */
+const byResult = {
+  l1: requestsL1,
+  redis: requestsRedis,
+  stale: requestsStale,
+  cold: requestsCold,
+  error: requestsError
+} as const
+
+/**
+ * Counts `n` requests answered as `result`: for a named loader under its `loader` label too.
+ *
+ * @internal
+ */
+export const countRequests = (result: keyof typeof byResult, n: number, loader: string | undefined): void => {
+  if (loader === undefined) byResult[result].unsafeUpdate(n, [])
+  else update(requests, n, { result, loader })
+}
+
+/**
+ * `labels` with the loader's name as `loader`, when it has one.
+ *
+ * @internal
+ */
+export const forLoader = (labels: Readonly<Record<string, string>>, loader: string | undefined): Readonly<Record<string, string>> =>
+  loader === undefined ? labels : { ...labels, loader }
+
 /**
  * Notices received from the fleet (commits, invalidations, `set`s).
  *

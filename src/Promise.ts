@@ -420,9 +420,10 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         key: loaderOptions.key,
         window: loaderOptions.window,
         schema,
-        lookup: (k) =>
+        // the value it replaces, from L1 or decoded from the store
+        lookup: (k, previous) =>
           Effect.tryPromise({
-            try: async () => userLookup(k, previousOf(memo.keyOf(k))),
+            try: async () => userLookup(k, Option.isSome(previous) ? previous.value.value : undefined),
             catch: (e) => e
           }),
         timeout: loaderOptions.timeout,
@@ -433,10 +434,6 @@ export const createCache = (options: CacheOptions = {}): Cache => {
       throw e instanceof Settings.InvalidOptions ? typeError(e) : e
     }
     const windowMs = memo.windowMs
-    const previousOf = (key: string): A | undefined => {
-      const held = engine?.l1.entries.get(key)
-      return held !== undefined && held.windowMs === windowMs ? held.value as A : undefined
-    }
     const keyOf = (k: K): string => {
       try {
         return memo.keyOf(k)

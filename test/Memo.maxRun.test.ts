@@ -6,9 +6,10 @@
  * another pod takes over and the key gets its value.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Logger, Metric, MetricState, Option, Schema, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Logger, Option, Schema, TestClock } from "effect"
 import { Memo } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
+import { counter } from "./support/metrics.js"
 
 const T0 = 1_700_000_000_000
 const WINDOW = 60_000
@@ -16,18 +17,6 @@ const MAX_RUN = 3_000
 const LEASE = 1_000
 const BACKOFF = 2_000
 const settings = { maxRun: MAX_RUN, lease: LEASE, failureBackoff: BACKOFF, maxFailureBackoff: 8_000, pollInterval: 50 } satisfies Partial<Memo.Settings>
-
-/** The count of a counter's series that carries all of `tags`. */
-const counter = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    let total = 0
-    for (const pair of pairs) {
-      if (pair.metricKey.name !== name) continue
-      if (!Object.entries(tags).every(([k, v]) => pair.metricKey.tags.some((t) => t.key === k && t.value === v))) continue
-      if (MetricState.isCounterState(pair.metricState)) total += Number(pair.metricState.count)
-    }
-    return total
-  })
 
 const timeouts = counter("lockstep_producer_runs_total", { outcome: "timeout", mode: "leader" })
 

@@ -64,6 +64,22 @@ describe("bench smoke", () => {
     expect(s.tables).toHaveLength(2)
   })
 
+  it("batch: getMany against gets, a cold getMany on 4 runtimes, and unchanged's bytes", async () => {
+    const s = await smoke("batch")
+    const data = s.data as {
+      readonly times: Record<"many" | "sequential" | "concurrent", Array<number>>
+      readonly cold: { readonly lookedUp: number; readonly calls: number }
+      readonly fullBytes: number
+      readonly unchangedBytes: number
+    }
+    for (const name of ["many", "sequential", "concurrent"] as const) expect(data.times[name].length).toBeGreaterThan(0)
+    // each key once for the fleet, whichever runtime ran it
+    expect(data.cold.lookedUp).toBe(100)
+    expect(data.fullBytes).toBeGreaterThan(0)
+    expect(data.unchangedBytes).toBeGreaterThan(0)
+    expect(s.tables).toHaveLength(3)
+  })
+
   it("cold: a one-process stampede against Effect's Cache", async () => {
     const s = await smoke("cold")
     expect(rowsOf(s)).toContain("Effect `Cache.get` (in-process)")

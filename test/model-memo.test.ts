@@ -1,5 +1,6 @@
 /**
- * The memo model: random sequences of requests (pod i, key k), clock advances, invalidations,
+ * The memo model: random sequences of requests (pod i, key k; through `get` or the batch path,
+ * `getMany`), clock advances, invalidations,
  * lookups that fail or hang, and pod crashes, restarts, disconnects, reconnects and clock skews,
  * run on `Testing.fleet` under `TestClock`, checked against the fleet's promises:
  *
@@ -199,7 +200,8 @@ const loader = Memo.loader({ key: (k: number) => `key:${k}`, window: W, schema: 
 // scenarios
 
 type Step =
-  | { readonly s: "request"; readonly pod: number; readonly key: number; readonly n: number }
+  /** `many`: through `getManyWithInfo` (the key twice), the batch path, rather than `getWithInfo`. */
+  | { readonly s: "request"; readonly pod: number; readonly key: number; readonly n: number; readonly many: boolean }
   | { readonly s: "advance"; readonly ms: number }
   | { readonly s: "invalidate"; readonly pod: number; readonly key: number }
   | { readonly s: "mode"; readonly key: number; readonly mode: LookupMode }
@@ -218,7 +220,8 @@ const request = fc.record({
   s: fc.constant("request" as const),
   pod: podIndex,
   key: keyIndex,
-  n: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) })
+  n: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) }),
+  many: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })
 })
 const invalidate = fc.record({ s: fc.constant("invalidate" as const), pod: podIndex, key: keyIndex })
 const keepWarm = fc.record({ s: fc.constant("keepWarm" as const), pod: podIndex, key: keyIndex, early: fc.boolean() })
@@ -332,7 +335,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       }`)
     }
 
-    const doRequest = (pod: number, key: number) =>
+    const doRequest = (pod: number, key: number, many: boolean) =>
       Effect.gen(function*() {
         const p = fleet.pods[pod]!
         if (p.status === "crashed") return
@@ -353,7 +356,8 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
           why: knows ? "the pod answered the key before" : expectInstant ? "the store holds a value" : "cold"
         }
         requests.push(r)
-        const effect = p.run(Effect.provideService(loader.getWithInfo(key), Caller, { world, pod }))
+        const get = many ? Effect.map(loader.getManyWithInfo([key, key]), (infos) => infos[0]!) : loader.getWithInfo(key)
+        const effect = p.run(Effect.provideService(get, Caller, { world, pod }))
         world.log.push(`t=${r.at - T0} request ${r.id} on pod ${pod} (${p.status}) for key ${key}: expected ${expectInstant ? `at once (${r.why})` : "to wait"}`)
         if (expectInstant) {
           finish(r)(yield* Effect.exit(Testing.instantly(effect)))
@@ -382,7 +386,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     for (const step of s.steps) {
       switch (step.s) {
         case "request":
-          for (let i = 0; i < step.n; i++) yield* doRequest(step.pod % s.pods, step.key)
+          for (let i = 0; i < step.n; i++) yield* doRequest(step.pod % s.pods, step.key, step.many)
           break
         case "advance":
           world.log.push(`advance ${step.ms} ms`)
@@ -493,7 +497,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       converged.set(key, false)
       for (let i = 0; i < 30 && !converged.get(key); i++) {
         const before = requests.length
-        yield* doRequest(live, key)
+        yield* doRequest(live, key, i % 2 === 1)
         yield* settle
         const last = requests[before]
         if (last?.exit !== undefined && Exit.isSuccess(last.exit) && last.exit.value.cache === "hit") converged.set(key, true)

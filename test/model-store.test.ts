@@ -1,6 +1,7 @@
 /**
  * The store differential: random sequences of the fleet protocol's operations (claim, renew,
- * commit, release with and without back-off, invalidate, set, get, tag, tagged, scan) run on the
+ * commit, unchanged, release with and without back-off, invalidate, purge, set, get, readMany,
+ * tag, tagged, scan) run on the
  * in-memory store and on the suite's real redis-server (or Valkey) must give the same replies,
  * and publish the same notices. fast-check shrinks a difference to a short sequence.
  *
@@ -95,6 +96,20 @@ type Op =
     readonly durationMs: number | null
     readonly tags: ReadonlyArray<number>
   }
+  | {
+    readonly op: "unchanged"
+    readonly key: number
+    readonly token: number
+    /** Relative to the current window. */
+    readonly bucket: number
+    /** `null`: the fence of the key's last acquired claim. */
+    readonly fence: number | null
+    readonly win: number
+    /** `last`: the version last written (what the store should hold); `other`: one it does not. */
+    readonly from: "last" | "other"
+  }
+  | { readonly op: "purge"; readonly key: number }
+  | { readonly op: "readMany" }
   | { readonly op: "release"; readonly key: number; readonly token: number; readonly backoff: number | null }
   | { readonly op: "invalidate"; readonly key: number }
   | { readonly op: "set"; readonly key: number; readonly win: number; readonly data: string }
@@ -132,6 +147,20 @@ const opArb = (timed: boolean): fc.Arbitrary<Op> =>
         tags
       })
     },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant("unchanged" as const),
+        key: keyIndex,
+        token,
+        bucket: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1) }),
+        fence: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: 6 }) }),
+        win,
+        from: fc.oneof({ weight: 4, arbitrary: fc.constant("last" as const) }, { weight: 1, arbitrary: fc.constant("other" as const) })
+      })
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("purge" as const), key: keyIndex }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("readMany" as const) }) },
     { weight: 3, arbitrary: fc.record({ op: fc.constant("release" as const), key: keyIndex, token, backoff: fc.option(pair) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("invalidate" as const), key: keyIndex }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("set" as const), key: keyIndex, win, data }) },
@@ -329,6 +358,8 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
     const claimedOn = new Map<Redis.Store, Map<number, number>>([[memory, new Map()], [redis, new Map()]])
     const versions = { memory: new Map<string, Versions>(), redis: new Map<string, Versions>() }
     const holders = new Map<number, string>()
+    /** The version each key's last accepted write gave it, on each store. */
+    const writtenOn = new Map<Redis.Store, Map<number, { readonly bucket: number; readonly fence: number }>>([[memory, new Map()], [redis, new Map()]])
     const tokenOf = (key: number, t: number) => TOKENS[t] ?? holders.get(key % s.keys.length) ?? TOKENS[0]
 
     const perform = (store: Redis.Store, op: Op): Effect.Effect<unknown, Redis.RedisError> => {
@@ -361,6 +392,21 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
             tags: tagsOf(op.key, op.tags)
           })
         }
+        case "unchanged": {
+          const windowMs = WINDOWS[op.win]!
+          const last = writtenOn.get(store)!.get(op.key % s.keys.length) ?? { bucket: 0, fence: 0 }
+          return store.unchanged(keyOf(op.key), {
+            bucket: Math.floor(virtualNow() / windowMs) + op.bucket,
+            fence: op.fence ?? claimedOn.get(store)!.get(op.key % s.keys.length) ?? 0,
+            windowMs,
+            computedAt: virtualNow() - 1,
+            from: op.from === "last" ? last : { bucket: last.bucket, fence: last.fence + 1 }
+          }, tokenOf(op.key, op.token), { retainMs: retainOf(op.key), durationMs: 7 })
+        }
+        case "purge":
+          return store.purge(keyOf(op.key))
+        case "readMany":
+          return store.readMany(s.keys)
         case "release":
           return store.release(keyOf(op.key), tokenOf(op.key, op.token), op.backoff === null ? undefined : life.backoffs[op.backoff]!)
         case "invalidate":
@@ -407,6 +453,18 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
       const m = yield* Effect.either(perform(memory, op))
       const r = yield* Effect.either(perform(redis, op))
       lag = Math.max(lag, Date.now() - virtualNow())
+      for (const [store, reply] of [[memory, m], [redis, r]] as const) {
+        if ((op.op === "commit" || op.op === "unchanged") && Either.isRight(reply) && (reply.right as Redis.Commit)._tag === "Committed") {
+          writtenOn.get(store)!.set(op.key % s.keys.length, {
+            bucket: Math.floor(virtualNow() / WINDOWS[op.win]!) + op.bucket,
+            fence: op.fence ?? claimedOn.get(store)!.get(op.key % s.keys.length) ?? 0
+          })
+        }
+        if (op.op === "set" && Either.isRight(reply)) {
+          const w = reply.right as { readonly bucket: number; readonly fence: number }
+          writtenOn.get(store)!.set(op.key % s.keys.length, { bucket: w.bucket, fence: w.fence })
+        }
+      }
       if (op.op === "claim" && Either.isRight(m) && (m.right as Redis.Claim)._tag === "Acquired") {
         claimedOn.get(memory)!.set(op.key % s.keys.length, (m.right as Extract<Redis.Claim, { _tag: "Acquired" }>).fence)
         holders.set(op.key % s.keys.length, tokenOf(op.key, op.token))
@@ -416,7 +474,11 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
       }
       log.push(`#${i} ${show(op)} → ${show(normalise(m, "", []))}`)
       tally(timed, `${op.op} ${outcome(m)}`)
-      const diff = difference(m, r, tolerance(), versions, "key" in op ? keyOf(op.key) : "")
+      // readMany answers for every key: each compared with its own key's versions
+      const diff = op.op === "readMany" && Either.isRight(m) && Either.isRight(r)
+        ? (m.right as ReadonlyArray<unknown>).map((x, j) => difference(x, (r.right as ReadonlyArray<unknown>)[j], tolerance(), versions, s.keys[j]!))
+          .find((d) => d !== undefined)
+        : difference(m, r, tolerance(), versions, "key" in op ? keyOf(op.key) : "")
       if (diff !== undefined) {
         if (timed && lag >= Q / 2 - 5) throw new Inconclusive(`Redis lagged ${lag} ms behind the steps`)
         throw new Error(`the stores differ at operation #${i} ${op.op} (key ${JSON.stringify(keyOf("key" in op ? op.key : 0))}):\n   ${diff}\nafter:\n${log.join("\n")}`)

@@ -14,6 +14,7 @@ import { Memo, Redis } from "lockstep"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import ts from "typescript"
+import * as Batch from "../examples/batch.js"
 import * as HttpApi from "../examples/http-api.js"
 import * as Invalidation from "../examples/invalidation.js"
 import * as ItemPage from "../examples/item-page.js"
@@ -98,6 +99,7 @@ describe("README", () => {
     "examples/page-loader.ts",
     "examples/item-page.ts",
     "examples/invalidation.ts",
+    "examples/batch.ts",
     "examples/http-api.ts",
     "examples/managed-runtime.ts",
     "examples/from-client.ts",
@@ -203,6 +205,30 @@ describe("README", () => {
       // the tag reaches the key
       expect(yield* Invalidation.afterDeploy).toBe(1)
       expect(yield* Testing.instantly(memo)).toMatchObject({ cache: "stale" })
+    }).pipe(Effect.provide(Memo.layer.pipe(Layer.provide(Redis.layerMemory)))))
+
+  it.effect("runs the batch example: one lookupMany for a cold list page, unchanged once nothing changed, purge", () =>
+    Effect.gen(function*() {
+      const rows = yield* Batch.marketPage
+      expect(rows).toHaveLength(200)
+      expect(rows[41]).toEqual({ id: 42, trades: 420 })
+      expect(Batch.queries).toEqual({ one: 0, many: 2 }) // two batches of 100
+      expect((yield* Testing.instantly(Batch.items.getManyWithInfo([1, 2]))).map((i) => i.cache)).toEqual(["hit", "hit"])
+      // next window: computedAt 0 is not after the last trade (0), so it runs; the one after, unchanged
+      yield* TestClock.adjust("1 minute")
+      yield* Batch.items.get(1)
+      yield* TestClock.adjust("1 millis")
+      expect(Batch.queries.one).toBe(1)
+      yield* TestClock.adjust("1 minute")
+      yield* Batch.items.get(1)
+      yield* TestClock.adjust("1 millis")
+      expect(Batch.queries.one).toBe(1)
+      expect(yield* Testing.instantly(Batch.items.getWithInfo(1))).toMatchObject({ value: { id: 1, trades: 10 }, cache: "hit", bucket: 2 })
+      // purge: gone, the next request cold
+      yield* Batch.afterDelete(1)
+      expect(yield* Batch.items.peek(1)).toEqual(Option.none())
+      expect(yield* Batch.afterReset).toBe(200)
+      expect(yield* Batch.items.peek(2)).toEqual(Option.none())
     }).pipe(Effect.provide(Memo.layer.pipe(Layer.provide(Redis.layerMemory)))))
 
   it.live("runs the HttpApi example: the first request computes, the next one is a hit, with the cache's headers", () =>

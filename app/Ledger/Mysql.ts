@@ -131,6 +131,7 @@ export const rowSchemas = {
   supply: Schema.Struct({ supply: Cents }),
   range: Schema.Struct({ lo: Count, hi: Count }),
   itemInfo: Schema.Struct({ id: Count, name: Schema.String }),
+  itemLastTrade: Schema.Struct({ last: Schema.NullOr(Count) }),
   itemDay: Schema.Struct({
     day: Schema.String,
     trades: Count,
@@ -162,6 +163,9 @@ export const entityQueries = {
         FROM (SELECT id, CAST(id AS SIGNED) - ROW_NUMBER() OVER (ORDER BY id) AS run FROM ${sql(tables[kind])}) AS t
         GROUP BY run ORDER BY lo`,
   itemInfo: (sql: SqlClient.SqlClient, id: number) => sql`SELECT id, name FROM items WHERE id = ${id}`,
+  itemLastTrade: (sql: SqlClient.SqlClient, id: number) =>
+    sql`SELECT TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', MAX(ts)) AS last
+        FROM ledger WHERE item_id = ${id} AND kind = 'market_trade'`,
   itemTrades: (sql: SqlClient.SqlClient, id: number, since: string) =>
     sql`SELECT day, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume, SUM(unit_price) AS price_sum,
                MAX(day_median) AS median_price, MAX(all_median) AS all_median
@@ -487,6 +491,10 @@ export const make = (client: Effect.Effect<Connected, LedgerError>): Service => 
     itemInfo: (id) =>
       q("item", rowSchemas.itemInfo, (sql) => entityQueries.itemInfo(sql, id)).pipe(
         Effect.map((r) => Option.map(Option.fromNullable(r[0]), (x): ItemInfo => ({ id: x.id, name: x.name })))
+      ),
+    itemLastTrade: (id) =>
+      q("item last trade", rowSchemas.itemLastTrade, (sql) => entityQueries.itemLastTrade(sql, id)).pipe(
+        Effect.map((r) => Option.map(Option.fromNullable(r[0]?.last), (seconds) => seconds * 1000))
       ),
     itemTrades: (id, span) =>
       q("item trades", rowSchemas.itemDay, (sql) => entityQueries.itemTrades(sql, id, since(span))).pipe(

@@ -81,12 +81,25 @@ export const drillLoader = <A, I>(options: {
   readonly tag: string
   readonly stored: Schema.Schema<Timed<A>, I>
   readonly produce: (id: number) => Effect.Effect<A, DrillFailure, Ledger>
+  /**
+   * A cheap check that the previous value still stands (nothing it was made from changed since
+   * `computedAt`): then the lookup answers `Memo.unchanged` instead of running `produce`.
+   */
+  readonly stillCurrent?: ((id: number, previous: A, computedAt: number) => Effect.Effect<boolean, DrillFailure, Ledger>) | undefined
 }) => {
   const tags = [drilldownTag, options.tag]
   const key = (id: number) => `${options.keyPrefix}${id}`
-  const lookup = (id: number) => timed(options.produce(id))
+  const stillCurrent = options.stillCurrent
+  const lookup = (id: number, previous: Option.Option<Memo.Info<Timed<A>>>) =>
+    stillCurrent === undefined || Option.isNone(previous)
+      ? timed(options.produce(id))
+      : Effect.flatMap(
+        stillCurrent(id, previous.value.value.value, previous.value.computedAt),
+        (same): Effect.Effect<Timed<A> | Memo.Unchanged, DrillFailure, Ledger> => same ? Effect.succeed(Memo.unchanged) : timed(options.produce(id))
+      )
   return (window: Duration.DurationInput, timeout: Duration.DurationInput, retain: Duration.DurationInput): DrillLoader<A> =>
-    Memo.loader({ key, window, schema: options.stored, lookup, timeout, retain, tags })
+    // answers unchanged only with a previous value: UnchangedWithoutPrevious cannot happen
+    Memo.loader({ key, window, schema: options.stored, lookup, timeout, retain, tags }) as DrillLoader<A>
 }
 
 /** The id of one of a family's keys (`<keyPrefix><id>` with a canonical id), if it is one. */

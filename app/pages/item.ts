@@ -72,7 +72,22 @@ export const produce = (id: number) =>
 
 const stored = Timed(ItemPage)
 
-export const loader = drillLoader({ keyPrefix, tag, stored, produce })
+/**
+ * The page stands while the ledger's span is the same and the item has no trade newer than the
+ * page: one index lookup instead of the aggregate.
+ */
+export const stillCurrent = (id: number, previous: ItemPage, computedAt: number) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger
+    const [span, last] = yield* Effect.all([ledger.span, ledger.itemLastTrade(id)], { concurrency: "unbounded" })
+    const sameSpan = Option.match(span, {
+      onNone: () => previous.span === null,
+      onSome: (s) => previous.span !== null && s.from === previous.span.from && s.to === previous.span.to
+    })
+    return sameSpan && Option.match(last, { onNone: () => true, onSome: (at) => at < computedAt })
+  }).pipe(Effect.withSpan("explorer.item.stillCurrent", { attributes: { "explorer.id": id } }))
+
+export const loader = drillLoader({ keyPrefix, tag, stored, produce, stillCurrent })
 
 type Row = ItemPage["daily"][number]
 

@@ -124,3 +124,21 @@ export const unescape = (escaped: string): string => {
   flush()
   return out
 }
+
+/** CRC16/XMODEM, the checksum Redis Cluster maps keys to slots with. */
+const crc16 = (bytes: Uint8Array): number => {
+  let crc = 0
+  for (const byte of bytes) {
+    crc ^= byte << 8
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  }
+  return crc
+}
+
+/** The Cluster slot of a Redis key name: of its hash tag (`{...}`, when not empty), else of the whole name. */
+export const slotOf = (name: string): number => {
+  const open = name.indexOf("{")
+  const close = open < 0 ? -1 : name.indexOf("}", open + 1)
+  const hashed = close > open + 1 ? name.slice(open + 1, close) : name
+  return crc16(Buffer.from(hashed, "utf8")) % 16384
+}

@@ -102,6 +102,16 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
   const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) =>
     Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0, pendingOf(keys, now)?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
+  /** A plain read, as Redis' `HMGET`: the mark as the record carries it, -1 without one. */
+  const plainRead = (keys: Keys.Keys, now: number) => {
+    const stored = record(keys, now)
+    const pending = pendingOf(keys, now)
+    return {
+      mark: stored === undefined && pending === undefined ? -1 : markOf(keys, now),
+      stored: Option.fromNullable(stored),
+      pending: Option.fromNullable(pending)
+    }
+  }
   /**
    * The highest version issued or written: counter, record and mark (a mark more than a minute
    * ahead of the store's clock is foreign, repaired to the others), with the mark as it then is.
@@ -166,18 +176,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const keys = Keys.make(prefix, key)
         return { now, mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
       }),
-    read: (key) =>
-      atomically((now) => {
-        const keys = Keys.make(prefix, key)
-        const stored = record(keys, now)
-        const pending = pendingOf(keys, now)
-        // the mark as the record carries it: none without one
-        return {
-          mark: stored === undefined && pending === undefined ? -1 : markOf(keys, now),
-          stored: Option.fromNullable(stored),
-          pending: Option.fromNullable(pending)
-        }
-      }),
+    read: (key) => atomically((now) => plainRead(Keys.make(prefix, key), now)),
+    readMany: (many) => atomically((now) => many.map((key) => plainRead(Keys.make(prefix, key), now))),
     claim: (key, o) =>
       atomically((now): Claim => {
         const keys = Keys.make(prefix, key)
@@ -261,6 +261,52 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         if (token !== undefined && str(keys.lock, now) === token) cells.delete(keys.lock)
         committed(key, value, mark)
         return { _tag: "Committed", now, mark }
+      }),
+    unchanged: (key, value, token, details) =>
+      atomically((now): Commit => {
+        const keys = Keys.make(prefix, key)
+        const r = record(keys, now)
+        const mark = markOf(keys, now)
+        const stored = Option.fromNullable(r)
+        if (value.bucket > Math.floor(now / value.windowMs)) return { _tag: "Refused", reason: "future", now, mark, stored }
+        if (value.fence < (num(keys.fence, now) ?? 0)) return { _tag: "Refused", reason: "fenced", now, mark, stored }
+        if (r === undefined || r.windowMs !== value.windowMs || r.bucket !== value.from.bucket || r.fence !== value.from.fence) {
+          return { _tag: "Refused", reason: "changed", now, mark, stored }
+        }
+        if (value.bucket < r.bucket || (value.bucket === r.bucket && value.fence < r.fence)) {
+          return { _tag: "Refused", reason: "older", now, mark, stored }
+        }
+        const cell = live(keys.value, now)!
+        const next: Stored = { data: r.data, bucket: value.bucket, fence: value.fence, windowMs: r.windowMs, computedAt: value.computedAt }
+        write(key, keys, next, now, { retainMs: details.retainMs, durationMs: details.durationMs ?? cell.durationMs, tags: cell.tags })
+        cells.delete(keys.failures)
+        follow(keys.fence, now, details.retainMs)
+        follow(keys.mark, now, details.retainMs)
+        if (str(keys.lock, now) === token) cells.delete(keys.lock)
+        notify({
+          _tag: "Committed",
+          key,
+          bucket: next.bucket,
+          fence: next.fence,
+          windowMs: next.windowMs,
+          computedAt: next.computedAt,
+          mark,
+          data: Option.none(),
+          from: value.from
+        })
+        return { _tag: "Committed", now, mark }
+      }),
+    purge: (key) =>
+      atomically((now) => {
+        const keys = Keys.make(prefix, key)
+        const fence = nextVersion(lastVersion(keys, record(keys, now), now, absentMarkMs).last, now)
+        cells.delete(keys.value)
+        cells.delete(keys.lock)
+        cells.delete(keys.failures)
+        cells.set(keys.fence, { value: fence, expiresAt: now + absentMarkMs })
+        cells.set(keys.mark, { value: fence, expiresAt: now + absentMarkMs })
+        notify({ _tag: "Purged", key, fence })
+        return { now, fence }
       }),
     release: (key, token, backoff) =>
       atomically((now): Release => {

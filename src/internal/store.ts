@@ -62,7 +62,11 @@ export type Commit =
   | Answer & { readonly _tag: "Committed"; readonly pending?: boolean | undefined }
   | Answer & {
     readonly _tag: "Refused"
-    readonly reason: "older" | "fenced" | "future"
+    /**
+     * `changed` (only for `unchanged`): the stored record is not the version the lookup saw,
+     * so the value must be sent whole.
+     */
+    readonly reason: "older" | "fenced" | "future" | "changed"
     readonly stored: Option.Option<Stored>
   }
 
@@ -99,6 +103,11 @@ export interface InvalidateOptions {
   readonly markAbsent?: boolean | undefined
 }
 
+export interface Purged {
+  readonly now: number
+  readonly fence: number
+}
+
 /**
  * `mark`: the new invalidation mark; `None` when the key held nothing and was left unmarked
  * (`markAbsent: false`). A key that holds nothing is marked with the store's clock (in
@@ -126,6 +135,11 @@ export type Notice =
     readonly mark: number
     /** The encoded value, when small enough to travel with the notice. */
     readonly data: Option.Option<string>
+    /**
+     * Set when the value is the one of version `from` committed again (`unchanged`): a process
+     * holding that version has the value without it travelling.
+     */
+    readonly from?: { readonly bucket: number; readonly fence: number } | undefined
   }
   /**
    * A value committed early for the next window: it answers from the start of its window (by
@@ -146,6 +160,11 @@ export type Notice =
   | { readonly _tag: "Invalidated"; readonly key: string; readonly mark: number }
   /** A holder let go of the key's lock without a value (interrupted, shut down): waiters may claim. */
   | { readonly _tag: "Released"; readonly key: string }
+  /**
+   * The key's records were removed (`purge`): every value with a fence at or below `fence` is
+   * gone for good, and a lookup running under an older fence cannot commit.
+   */
+  | { readonly _tag: "Purged"; readonly key: string; readonly fence: number }
 
 /** The subscription's state: while it is not `up`, notices may be missing. */
 export type BusState = "up" | "down"
@@ -207,6 +226,11 @@ export interface Store {
    * value that this process then judges fresh or not by its own (corrected) clock.
    */
   readonly read: (key: string) => Effect.Effect<PlainRead, RedisError>
+  /**
+   * `read` of many keys in one round trip (a pipeline; on a Cluster, one per node), answers in
+   * the order of `keys`.
+   */
+  readonly readMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<PlainRead>, RedisError>
   readonly claim: (key: string, options: Lifetimes & {
     readonly windowMs: number
     readonly leaseMs: number
@@ -231,6 +255,24 @@ export interface Store {
     token: string | undefined,
     details: CommitDetails
   ) => Effect.Effect<Commit, RedisError>
+  /**
+   * Commits the stored value of version `from` again as `(bucket, fence)` (a lookup answered
+   * `Memo.unchanged`), without sending its payload: accepted as `commit` would accept it, and
+   * refused as `changed` when the stored record is not version `from` (the caller then commits
+   * the value whole).
+   */
+  readonly unchanged: (
+    key: string,
+    value: Omit<Stored, "data"> & { readonly from: { readonly bucket: number; readonly fence: number } },
+    token: string,
+    details: CommitDetails
+  ) => Effect.Effect<Commit, RedisError>
+  /**
+   * Removes the key's record, lock and back-off and tells the fleet; the fence counter moves
+   * past every fence issued so far (kept for `absentMarkMs`, as an absent key's mark is), so a
+   * lookup running now cannot commit and versions never go back. `fence`: the purge's fence.
+   */
+  readonly purge: (key: string) => Effect.Effect<Purged, RedisError>
   /**
    * Drops our lock or, with `backoff`, turns it into a back-off marker lasting
    * `baseMs * 2^(n-1)` (at most `maxMs`), `n` counting failures fleet-wide since the last commit.

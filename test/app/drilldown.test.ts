@@ -52,6 +52,37 @@ describe("explorer drill-down pages", () => {
     }).pipe(Effect.provide(server(ledger.layer)))
   })
 
+  it.scoped("an item page whose item had no trade since it was computed stands for the next window without the aggregate (Memo.unchanged)", () => {
+    const ledger = switchable(Fixture.drillData)
+    return Effect.gen(function*() {
+      // the store's clock after the fixture's trades, so that "newer than the page" means something
+      yield* TestClock.setTime(Date.parse("2024-04-01T00:00:00Z"))
+      const first = yield* getJson("/api/market/items/1")
+      expect(first.json.data.trades).toBe(5)
+      expect(ledger.state.byName.get("itemTrades")).toBe(1)
+      yield* TestClock.adjust("10 seconds")
+      yield* getJson("/api/market/items/1") // stale, and the next window's run starts
+      yield* settle()
+      const again = yield* getJson("/api/market/items/1")
+      expect(again.headers["x-cache"]).toBe("hit")
+      expect(again.json.meta.bucket).toBe(first.json.meta.bucket + 1)
+      expect(again.json.data).toEqual(first.json.data)
+      // one cheap lookup, no aggregate
+      expect(ledger.state.byName.get("itemLastTrade")).toBe(1)
+      expect(ledger.state.byName.get("itemTrades")).toBe(1)
+      // a new trade of the item (later than the page): the next window recomputes it
+      ledger.state.use({
+        ...Fixture.drillData,
+        rows: [...Fixture.drillData.rows, { ts: "2024-04-01T00:00:05", kind: "market_trade", from: 4, to: 5, item: 1, quantity: 1, unitPriceCents: 6_000, amountCents: 6_000 }]
+      })
+      yield* TestClock.adjust("10 seconds")
+      yield* getJson("/api/market/items/1")
+      yield* settle()
+      expect((yield* getJson("/api/market/items/1")).json.data.trades).toBe(6)
+      expect(ledger.state.byName.get("itemTrades")).toBe(2)
+    }).pipe(Effect.provide(server(ledger.layer)))
+  })
+
   it.scoped("a shop page and an account page, with their JSON twins", () => {
     const ledger = switchable(Fixture.drillData)
     return Effect.gen(function*() {

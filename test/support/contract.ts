@@ -278,6 +278,90 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("readMany answers what read answers, key by key, in the order asked (hashed keys and keys of many slots included)", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const long = "k".repeat(300)
+          const keys = ["a", "nothing", long, "b", "a"]
+          yield* put(store, "a", "\"A\"")
+          yield* put(store, long, "\"long\"")
+          yield* put(store, "b", "\"B\"")
+          yield* store.invalidate("b")
+          const many = yield* store.readMany(keys)
+          const one = yield* Effect.forEach(keys, (k) => store.read(k))
+          expect(many).toEqual(one)
+          expect(many.map((r) => Option.map(r.stored, (s) => s.data))).toEqual([
+            Option.some("\"A\""),
+            Option.none(),
+            Option.some("\"long\""),
+            Option.some("\"B\""),
+            Option.some("\"A\"")
+          ])
+          expect(many[3]!.mark).toBeGreaterThan(-1)
+          expect(yield* store.readMany([])).toEqual([])
+        })
+      ))
+
+    it.effect("unchanged gives the stored record a new version without its payload, as a commit would, and tells the fleet", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const { notices, result, settle } = yield* noticesDuring(store, c, Effect.gen(function*() {
+            const first = yield* put(store, "k", "\"payload\"")
+            yield* store.invalidate("k")
+            const next = yield* acquire(store, "k", "B")
+            const version = { bucket: next.bucket, fence: next.fence, windowMs: W, computedAt: next.now }
+            // a version of another record, or an older fence, is not taken
+            const other = yield* store.unchanged("k", { ...version, from: { bucket: first.bucket, fence: first.fence + 5 } }, "B", forever)
+            expect(other).toMatchObject({ _tag: "Refused", reason: "changed" })
+            expect(Option.getOrThrow(other._tag === "Refused" ? other.stored : Option.none())).toMatchObject({ data: "\"payload\"" })
+            const stale = yield* store.unchanged("k", { ...version, fence: first.fence, from: first }, "B", forever)
+            expect(stale).toMatchObject({ _tag: "Refused", reason: "fenced" })
+            expect(yield* store.unchanged("k", { ...version, from: first }, "B", forever)).toMatchObject({ _tag: "Committed", mark: first.fence })
+            return { first, next }
+          }))
+          const { first, next } = result
+          const now = Option.getOrThrow((yield* store.get("k")).stored)
+          expect(now).toEqual({ data: "\"payload\"", bucket: next.bucket, fence: next.fence, windowMs: W, computedAt: next.now })
+          // fresh, and the lock was released
+          expect((yield* claimOf(store, "k", "C"))._tag).toBe("Fresh")
+          yield* settle(3)
+          const last = notices[notices.length - 1]!
+          expect(last).toMatchObject({ _tag: "Committed", key: "k", fence: next.fence, data: Option.none(), from: { bucket: first.bucket, fence: first.fence } })
+          // a record that is gone cannot stand: the caller must send the value whole
+          yield* store.purge("k")
+          const after = yield* acquire(store, "k", "D")
+          const gone = yield* store.unchanged("k", { bucket: after.bucket, fence: after.fence, windowMs: W, computedAt: after.now, from: next }, "D", forever)
+          expect(gone).toMatchObject({ _tag: "Refused", reason: "changed", stored: Option.none() })
+        })
+      ))
+
+    it.effect("purge removes the record and the lock, fences a running lookup, and the next claim is cold with a newer fence", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const { notices, result: purged, settle } = yield* noticesDuring(store, c, Effect.gen(function*() {
+            yield* put(store, "k")
+            const running = yield* acquire(store, "k", "A", true)
+            const purged = yield* store.purge("k")
+            expect(purged.fence).toBeGreaterThan(running.fence)
+            expect(Option.isNone((yield* store.get("k")).stored)).toBe(true)
+            expect(yield* store.renew("k", "A", LEASE)).toBe(false)
+            const late = yield* store.commit("k", stored(running.bucket, running.fence, "\"late\""), "A", forever)
+            expect(late).toMatchObject({ _tag: "Refused", reason: "fenced" })
+            expect(Option.isNone((yield* store.get("k")).stored)).toBe(true)
+            return purged
+          }))
+          const next = yield* acquire(store, "k", "B")
+          expect(next.fence).toBeGreaterThan(purged.fence)
+          expect(Option.isNone(next.stored)).toBe(true)
+          expect((yield* store.commit("k", stored(next.bucket, next.fence), "B", forever))._tag).toBe("Committed")
+          expect((yield* claimOf(store, "k", "C"))._tag).toBe("Fresh")
+          yield* settle(2)
+          expect(notices.filter((n) => n._tag === "Purged")).toEqual([{ _tag: "Purged", key: "k", fence: purged.fence }])
+          // purging a key that holds nothing is harmless, and fences still go up
+          expect((yield* store.purge("never")).fence).toBeGreaterThan(0)
+        })
+      ))
+
     it.effect("tags find the keys they were given to", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -132,7 +132,7 @@ export type FromPod =
     readonly fence: number
     /** `false` for a value produced without Redis, offered back without a lock. */
     readonly withToken: boolean
-    readonly outcome: "committed" | "older" | "fenced" | "future" | "error"
+    readonly outcome: "committed" | "older" | "fenced" | "future" | "changed" | "error"
     readonly error?: string | undefined
   }
   | { readonly type: "renew"; readonly id: number; readonly key: string; readonly wallAt: number; readonly outcome: "held" | "lost" | "error" }

@@ -5,7 +5,21 @@
 import { Effect, Layer } from "effect"
 import { Redis } from "../../src/index.js"
 
-type Operation = "get" | "read" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "set" | "scan"
+type Operation =
+  | "get"
+  | "read"
+  | "readMany"
+  | "claim"
+  | "renew"
+  | "commit"
+  | "release"
+  | "invalidate"
+  | "tag"
+  | "tagged"
+  | "set"
+  | "scan"
+  | "unchanged"
+  | "purge"
 
 export interface Spy {
   readonly calls: Record<Operation, number>
@@ -19,7 +33,22 @@ export interface Spy {
 export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonly spy: Spy } => {
   const subscribers = new Set<Redis.Subscriber>()
   const spy: Spy = {
-    calls: { get: 0, read: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, set: 0, scan: 0 },
+    calls: {
+      get: 0,
+      read: 0,
+      readMany: 0,
+      claim: 0,
+      renew: 0,
+      commit: 0,
+      release: 0,
+      invalidate: 0,
+      tag: 0,
+      tagged: 0,
+      set: 0,
+      scan: 0,
+      unchanged: 0,
+      purge: 0
+    },
     total: () => Object.values(spy.calls).reduce((a, b) => a + b, 0),
     reset: () => {
       for (const k of Object.keys(spy.calls) as Array<Operation>) spy.calls[k] = 0
@@ -41,10 +70,13 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       ...store,
       get: (key) => track("get", store.get(key)),
       read: (key) => track("read", store.read(key)),
+      readMany: (keys) => track("readMany", store.readMany(keys)),
       claim: (key, o) => track("claim", store.claim(key, o)),
       renew: (key, token, lease) => track("renew", store.renew(key, token, lease)),
       commit: (key, value, token, lifetimes) => track("commit", store.commit(key, value, token, lifetimes)),
       release: (key, token, backoff) => track("release", store.release(key, token, backoff)),
+      unchanged: (key, value, token, details) => track("unchanged", store.unchanged(key, value, token, details)),
+      purge: (key) => track("purge", store.purge(key)),
       invalidate: (key, options) => track("invalidate", store.invalidate(key, options)),
       tag: (key, tags, lifetimes) => track("tag", store.tag(key, tags, lifetimes)),
       tagged: (tag) => track("tagged", store.tagged(tag)),

@@ -8,6 +8,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as FiberMap from "effect/FiberMap"
+import type * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Metrics from "../../Metrics.js"
 import type { Store } from "../store.js"
@@ -19,6 +20,8 @@ import type { Resolved } from "./settings.js"
 
 /** What a loader knows about its values, worked out once when it is defined. */
 export interface Spec {
+  /** The loader's `name`: its metrics' `loader` label and its spans' `lockstep.loader`. */
+  readonly name: string | undefined
   readonly windowMs: number
   readonly retainMs: number
   readonly timeout: Duration.Duration | undefined
@@ -34,9 +37,29 @@ export interface Spec {
 export interface Job<E = unknown> {
   readonly spec: Spec
   readonly key: string
-  readonly lookup: Effect.Effect<unknown, E>
+  /** Given the value it replaces (none on a cold key); it may answer `unchanged`. */
+  readonly lookup: (previous: Option.Option<Previous>) => Effect.Effect<unknown, E>
   readonly tags: () => ReadonlyArray<string>
 }
+
+/** The value a lookup replaces, as L1 holds it. */
+export type Previous = Pick<L1.Entry, "value" | "bucket" | "fence" | "computedAt" | "windowMs">
+
+export const UnchangedTypeId: unique symbol = Symbol.for("lockstep/Memo/unchanged")
+export type UnchangedTypeId = typeof UnchangedTypeId
+
+/** What a lookup answers when the value it replaces stands for this window too. */
+export interface Unchanged {
+  readonly [UnchangedTypeId]: UnchangedTypeId
+}
+
+export const unchanged: Unchanged = { [UnchangedTypeId]: UnchangedTypeId }
+
+export const isUnchanged = (u: unknown): u is Unchanged => u === unchanged
+
+/** A span's attributes for a key of a loader. */
+export const attributes = (spec: Spec, key: string, more?: Record<string, unknown>): Record<string, unknown> =>
+  spec.name === undefined ? { "lockstep.key": key, ...more } : { "lockstep.key": key, "lockstep.loader": spec.name, ...more }
 
 /** `hit`: fresh from the store; `stale`: an earlier or invalidated value; `miss`: waited for a lookup. */
 export interface Outcome {

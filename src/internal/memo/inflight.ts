@@ -25,6 +25,8 @@ export interface Run<A> {
   readonly final: Deferred.Deferred<A, unknown>
   /** Requests waiting on `first`, told of together when it is given. */
   waiters: number
+  /** The loader's name, for its metrics. */
+  readonly loader: string | undefined
   answered: boolean
 }
 
@@ -38,7 +40,8 @@ export interface Inflight<A> {
   readonly start: (
     key: string,
     work: () => (run: Run<A>) => Effect.Effect<A, unknown>,
-    waiting: boolean
+    waiting: boolean,
+    loader?: string | undefined
   ) => Effect.Effect<Run<A>>
   /** Gives `first` (once; later answers are ignored). */
   readonly answer: (run: Run<A>, exit: Exit.Exit<A, unknown>) => void
@@ -48,18 +51,18 @@ export interface Inflight<A> {
 export const make = <A>(
   scope: Scope.Scope,
   /** Told of `first` with how many requests were waiting for it, as it is given. */
-  onAnswer: (exit: Exit.Exit<A, unknown>, waiters: number) => void
+  onAnswer: (exit: Exit.Exit<A, unknown>, waiters: number, loader: string | undefined) => void
 ): Inflight<A> => {
   const running = new Map<string, Run<A>>()
 
   const answer = (run: Run<A>, exit: Exit.Exit<A, unknown>) => {
     if (run.answered) return
     run.answered = true
-    onAnswer(exit, run.waiters)
+    onAnswer(exit, run.waiters, run.loader)
     Deferred.unsafeDone(run.first, exit)
   }
 
-  const start: Inflight<A>["start"] = (key, work, waiting) =>
+  const start: Inflight<A>["start"] = (key, work, waiting, loader) =>
     Effect.suspend(() => {
       const existing = running.get(key)
       if (existing !== undefined) {
@@ -72,6 +75,7 @@ export const make = <A>(
           first: Deferred.unsafeMake(FiberId.none),
           final: Deferred.unsafeMake(FiberId.none),
           waiters: waiting ? 1 : 0,
+          loader,
           answered: false
         }
         running.set(key, run)

@@ -75,6 +75,8 @@ interface Heard {
   readonly bucket: number
   readonly fence: number
   readonly mark: number
+  /** The fence of the key's last purge (-1: none heard): no value at or below it is kept. */
+  readonly purged: number
 }
 
 export interface L1 {
@@ -96,6 +98,13 @@ export interface L1 {
   readonly heardCommit: (key: string, windowMs: number, bucket: number, fence: number, mark: number) => void
   /** An invalidation heard of: entries with a fence at or below `mark` are stale. */
   readonly heardInvalidation: (key: string, mark: number) => void
+  /**
+   * A purge heard of: the key's entry goes, and no value with a fence at or below `fence` is
+   * kept again (a reply or a run that was on its way when the purge came).
+   */
+  readonly heardPurge: (key: string, fence: number) => void
+  /** The fence of the key's last purge heard of, or -1. */
+  readonly purgedThrough: (key: string) => number
   /** The clock was corrected: entries of windows that have not begun go (a value made while ahead). */
   readonly dropAhead: (nowMs: number) => void
   readonly setRetry: (key: string, at: number) => void
@@ -131,14 +140,24 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
  * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
  * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
  */
-export const hit = (l1: L1, key: string, windowMs: number, now: number, storeNow: number): Entry | undefined => {
+/** An unnamed loader's hit count. */
+const countL1 = () => Metrics.requestsL1.unsafeUpdate(1, [])
+
+export const hit = (
+  l1: L1,
+  key: string,
+  windowMs: number,
+  now: number,
+  storeNow: number,
+  count: () => void = countL1
+): Entry | undefined => {
   let held = l1.entries.get(key)
   // the next window's value, committed early, takes over at the store's boundary
   if (held?.next !== undefined) held = l1.promote(key, Math.floor(storeNow / windowMs))
   if (held === undefined || held.windowMs !== windowMs) return undefined
   const ahead = held.freshThrough - Math.floor(now / windowMs)
   if (ahead !== 0 && ahead !== 1) return undefined
-  Metrics.requestsL1.unsafeUpdate(1, [])
+  count()
   held.hits++
   return held
 }
@@ -200,7 +219,7 @@ export const make = (capacity: number): L1 => {
     let h = heard.get(key)
     if (c.mark > (h?.mark ?? -1)) {
       // an answer's mark is an invalidation heard of, as much as a notice's
-      h = { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark: c.mark }
+      h = { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark: c.mark, purged: h?.purged ?? -1 }
       remember(key, h)
     }
     return c.latest && (trusted || c.local === true) && c.fence > c.mark &&
@@ -212,6 +231,9 @@ export const make = (capacity: number): L1 => {
     const sameWindow = current !== undefined && current.windowMs === c.windowMs
     if (sameWindow && newer(current, c)) return current
     const latest = isLatest(key, c)
+    // purged: the value answers the request it was on its way to, and is not kept
+    const purged = heard.get(key)?.purged ?? -1
+    const gone = c.fence <= purged && c.local !== true
     const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
     const pending = sameWindow ? current.next : undefined
     const entry: Entry = {
@@ -233,6 +255,7 @@ export const make = (capacity: number): L1 => {
       // an early value stays only while it is ahead of this one and was claimed after it
       next: pending !== undefined && newer(pending, c) && pending.fence > c.fence ? pending : undefined
     }
+    if (gone) return { ...entry, freshThrough: Untrusted }
     replace(key, entry)
     return entry
   }
@@ -293,7 +316,12 @@ export const make = (capacity: number): L1 => {
       const version = { bucket, fence }
       if (h === undefined || h.windowMs !== windowMs || newer(version, h) || mark > h.mark) {
         const keep = h !== undefined && h.windowMs === windowMs && newer(h, version)
-        remember(key, { windowMs, ...(keep ? { bucket: h.bucket, fence: h.fence } : version), mark: Math.max(mark, h?.mark ?? -1) })
+        remember(key, {
+          windowMs,
+          ...(keep ? { bucket: h.bucket, fence: h.fence } : version),
+          mark: Math.max(mark, h?.mark ?? -1),
+          purged: h?.purged ?? -1
+        })
       }
       const e = entries.get(key)
       if (e !== undefined && e.windowMs === windowMs && newer(version, e)) distrust(key, false)
@@ -306,13 +334,31 @@ export const make = (capacity: number): L1 => {
     heardInvalidation: (key, mark) => {
       const h = heard.get(key)
       if (h === undefined || mark > h.mark) {
-        remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark })
+        remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark, purged: h?.purged ?? -1 })
       }
       const e = entries.get(key)
       if (e !== undefined && e.fence <= mark) distrust(key, false)
       const n = entries.get(key)?.next
       if (n !== undefined && n.fence <= mark) entries.get(key)!.next = untrusted(n)
     },
+    heardPurge: (key, fence) => {
+      const h = heard.get(key)
+      if (h === undefined || fence > h.purged) {
+        remember(key, {
+          windowMs: h?.windowMs ?? 0,
+          bucket: h?.bucket ?? -1,
+          fence: h?.fence ?? -1,
+          mark: Math.max(fence, h?.mark ?? -1),
+          purged: fence
+        })
+      }
+      const e = entries.get(key)
+      if (e !== undefined && (e.fence <= fence || e.fence === 0)) {
+        entries.delete(key)
+        Metrics.l1Entries.unsafeUpdate(entries.size, [])
+      }
+    },
+    purgedThrough: (key) => heard.get(key)?.purged ?? -1,
     dropAhead: (nowMs) => {
       for (const [key, e] of entries) if (e.bucket > Math.floor(nowMs / e.windowMs)) entries.delete(key)
       Metrics.l1Entries.unsafeUpdate(entries.size, [])

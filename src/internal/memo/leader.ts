@@ -15,7 +15,7 @@ import * as Schedule from "effect/Schedule"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import * as Backoff from "../backoff.js"
-import type { Claim, Stored } from "../store.js"
+import type { Claim, Commit, Stored } from "../store.js"
 import * as Core from "./core.js"
 import type * as L1 from "./l1.js"
 
@@ -35,21 +35,47 @@ export class MaxRunExceeded extends Data.TaggedError("MaxRunExceeded")<{
   }
 }
 
+/**
+ * A lookup answered `Memo.unchanged` for a key that had no value to stand: a cold key, or one
+ * whose value was purged.
+ */
+export class UnchangedWithoutPrevious extends Data.TaggedError("UnchangedWithoutPrevious")<{
+  readonly key: string
+}> {
+  override get message() {
+    return `lockstep: the lookup of ${JSON.stringify(this.key)} answered unchanged, but there was no previous value`
+  }
+}
+
 type Mode = "leader" | "local"
 
-/** A lookup's value and how long it took. */
+/**
+ * A lookup's value and how long it took. `from`: the version of the previous value when the
+ * lookup answered `unchanged` (then `value` is that value).
+ */
 interface Produced {
   readonly value: unknown
   readonly durationMs: number
+  readonly from: Option.Option<{ readonly bucket: number; readonly fence: number }>
 }
 
-/** Runs the lookup with its span, metrics and `maxRun`; a run past `maxRun` dies with `MaxRunExceeded`. */
+/** The value the run replaces: what L1 holds of the loader's window length (a claim put the store's there). */
+const previousOf = (core: Core.Core, job: Core.Job): Option.Option<Core.Previous> => {
+  const held = core.l1.entries.get(job.key)
+  return held !== undefined && held.windowMs === job.spec.windowMs ? Option.some(held) : Option.none()
+}
+
+/**
+ * Runs the lookup with its span, metrics and `maxRun`; a run past `maxRun` dies with
+ * `MaxRunExceeded`, and `unchanged` without a previous value fails with `UnchangedWithoutPrevious`.
+ */
 const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effect<Produced, E> =>
   Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
-    const exit = yield* job.lookup.pipe(
+    const previous = previousOf(core, job)
+    const ran = yield* job.lookup(previous).pipe(
       Effect.withSpan("lockstep.produce", {
-        attributes: { "lockstep.key": job.key, "lockstep.mode": mode },
+        attributes: Core.attributes(job.spec, job.key, { "lockstep.mode": mode }),
         captureStackTrace: false
       }),
       // returns at the deadline even if the lookup takes its time to stop
@@ -60,6 +86,9 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
       }),
       Effect.exit
     )
+    const exit: Exit.Exit<unknown, unknown> = Exit.isSuccess(ran) && Core.isUnchanged(ran.value) && Option.isNone(previous)
+      ? Exit.fail(new UnchangedWithoutPrevious({ key: job.key }))
+      : ran
     const finished = yield* Clock.currentTimeMillis
     const outcome = Exit.isSuccess(exit)
       ? "success"
@@ -68,14 +97,18 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
       : isMaxRun(exit.cause)
       ? "timeout"
       : "failure"
-    Metrics.update(Metrics.producerRuns, 1, { outcome, mode })
-    Metrics.producerDuration.unsafeUpdate((finished - started) / 1000, [])
+    Metrics.update(Metrics.producerRuns, 1, Metrics.forLoader({ outcome, mode }, job.spec.name))
+    Metrics.update(Metrics.producerDuration, (finished - started) / 1000, Metrics.forLoader({}, job.spec.name))
     if (outcome === "timeout") {
       yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
     }
-    const value = yield* exit
+    const value = yield* (exit as Exit.Exit<unknown, E>)
     core.durations.record(job.key, finished - started)
-    return { value, durationMs: finished - started }
+    if (Core.isUnchanged(value) && Option.isSome(previous)) {
+      const p = previous.value
+      return { value: p.value, durationMs: finished - started, from: Option.some({ bucket: p.bucket, fence: p.fence }) }
+    }
+    return { value, durationMs: finished - started, from: Option.none() }
   })
 
 const isMaxRun = (cause: Cause.Cause<unknown>) =>
@@ -165,7 +198,9 @@ export const lead = <E>(
       })
     )
     if (Option.isNone(result)) return Option.none<Led>()
-    const { durationMs, value } = result.value
+    // purged while it ran: its value must not come back; the next claim starts afresh
+    if (l1.purgedThrough(job.key) >= claim.fence) return Option.none<Led>()
+    const { durationMs, from, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
     const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
     // an early run's value is the next window's: it waits beside the current one (`pending`)
@@ -173,31 +208,47 @@ export const lead = <E>(
     const early = claim.bucket > Window.bucketOf(claim.now, job.spec.windowMs)
     // the waiting requests need not wait for the commit's round trip
     if (!early) yield* answer(l1.publish(job.key, mine))
-    const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
-    if (Either.isLeft(stored)) {
-      yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
-      return early ? Option.none() : led(l1.publish(job.key, mine))
-    }
+    const details = { retainMs: job.spec.retainMs, durationMs, tags }
+    const whole = Effect.suspend(() => {
+      const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
+      return Either.isLeft(stored)
+        ? Effect.as(
+          Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left),
+          Option.none<Commit>()
+        )
+        : Effect.map(store.commit(job.key, stored.right, token, details), Option.some)
+    })
+    // unchanged: the stored record takes the new version, its payload stays where it is; a
+    // record that is not the previous value any more (lost, replaced) gets the value whole, and
+    // so does an early run's (the next window's value waits beside the record, whole)
+    const send = Option.isNone(from) || early ? whole : Effect.flatMap(
+      store.unchanged(job.key, { from: from.value, bucket: claim.bucket, fence: claim.fence, windowMs: job.spec.windowMs, computedAt }, token, details),
+      (c) => c._tag === "Refused" && c.reason === "changed" ? whole : Effect.succeed(Option.some<Commit>(c))
+    )
     // a shutdown does not lose a value already computed: an attempt under way (bounded by the
     // command timeout) completes; the pauses between attempts stay interruptible
-    const committed = yield* Effect.uninterruptible(
-      store.commit(job.key, stored.right, token, { retainMs: job.spec.retainMs, durationMs, tags })
-    ).pipe(
+    const sent = yield* Effect.uninterruptible(send).pipe(
       Effect.retry(Schedule.spaced(settings.pollMs).pipe(Schedule.intersect(Schedule.recurs(2)))),
       Effect.either
     )
-    if (Either.isLeft(committed)) {
-      yield* Core.storeFailed(committed.left)
+    if (Either.isLeft(sent)) {
+      yield* Core.storeFailed(sent.left)
       // an early value is not offered back: past its boundary the window's run makes it anew
       if (early) return Option.none()
-      yield* writeBack(core, job, stored.right, durationMs)
+      const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
+      if (Either.isRight(stored)) yield* writeBack(core, job, stored.right, durationMs)
       return led(l1.publish(job.key, { ...mine, local: true }))
     }
-    const c = committed.right
+    if (Option.isNone(sent.right)) return early ? Option.none() : led(l1.publish(job.key, mine))
+    const c = sent.right.value
     // a committed value released the lock; a refused one did not: the finalizer drops it if it
     // is still ours, rather than leave the fleet waiting out the lease
     lock.settled = c._tag === "Committed"
-    Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "committed" : c.reason })
+    Metrics.update(
+      Metrics.commits,
+      1,
+      Metrics.forLoader({ outcome: c._tag === "Committed" ? (Option.isSome(from) && !early ? "unchanged" : "committed") : c.reason }, job.spec.name)
+    )
     if (c._tag === "Committed" && c.pending === true) {
       l1.publishPending(job.key, { ...mine, mark: c.mark })
       return Option.none()
@@ -206,6 +257,8 @@ export const lead = <E>(
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
     }
+    // fenced with nothing stored: purged while it ran; its value must not come back
+    if (c.reason === "fenced" && Option.isNone(c.stored)) return Option.none<Led>()
     // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
     // the latest if it belongs to the store's window and no invalidation came after it
     const newer = Option.flatMap(c.stored, (s) => {

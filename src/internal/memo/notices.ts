@@ -1,6 +1,6 @@
 /**
- * The fleet's notices, as this process handles them: commits and invalidations update what L1
- * trusts, and a worker waiting on another process's run wakes on the commit instead of its next
+ * The fleet's notices, as this process handles them: commits, invalidations and purges update
+ * what L1 trusts (a purge drops the key), and a worker waiting on another process's run wakes on the commit instead of its next
  * poll; a small value travels with the notice, so the woken worker has it without a read.
  */
 import * as Deferred from "effect/Deferred"
@@ -73,7 +73,22 @@ export const make = (l1: L1.L1, durations: Durations): Notices => {
     if (w === undefined && held === undefined) return
     let published: L1.Entry | undefined
     const decode = w?.decode ?? held?.decode
-    if (Option.isSome(n.data) && decode !== undefined) {
+    if (
+      n.from !== undefined && held !== undefined && held.windowMs === n.windowMs && held.bucket === n.from.bucket &&
+      held.fence === n.from.fence
+    ) {
+      // the value we hold, committed again under a new version: it needs no payload
+      published = l1.publish(n.key, {
+        value: held.value,
+        bucket: n.bucket,
+        fence: n.fence,
+        computedAt: n.computedAt,
+        windowMs: n.windowMs,
+        decode: held.decode,
+        latest: true,
+        mark: n.mark
+      })
+    } else if (Option.isSome(n.data) && decode !== undefined) {
       const decoded = decode(n.data.value)
       if (decoded.ok) {
         published = l1.publish(n.key, {
@@ -134,7 +149,11 @@ export const make = (l1: L1.L1, durations: Durations): Notices => {
       if (notice._tag === "Committed") committed(notice)
       else if (notice._tag === "Pending") pending(notice)
       else if (notice._tag === "Invalidated") l1.heardInvalidation(notice.key, notice.mark)
-      else released(notice.key)
+      else if (notice._tag === "Purged") {
+        l1.heardPurge(notice.key, notice.fence)
+        // the lock went with the records: a waiting worker claims at once
+        released(notice.key)
+      } else released(notice.key)
     },
     onState: (next) => {
       if (next === state) return

@@ -21,6 +21,7 @@ import type * as Scope from "effect/Scope"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import type { Inspected, RedisError, Store } from "../store.js"
+import * as Batch from "./batch.js"
 import * as Core from "./core.js"
 import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
@@ -48,10 +49,15 @@ export interface Engine extends Core.Core {
   readonly inflight: Inflight.Inflight<Core.Outcome>
   /** The request path below a fresh hit. */
   readonly serve: <E>(job: Core.Job<E>, at: number, held: L1.Entry | undefined, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
+  /** Many keys of one loader: one store round trip, one `lookupMany` per chunk (`batch.ts`). */
+  readonly getMany: <E>(batch: Batch.Batch<E>, at: number, onTimeout: OnTimeout) => Effect.Effect<Array<Core.Outcome>, E | Batch.LookupManyMismatch>
   /** L1 or the store, never the lookup. */
   readonly peek: (spec: Core.Spec, key: string) => Effect.Effect<Option.Option<Core.Outcome>>
   readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
   readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
+  /** Removes the key's value everywhere: the next request is cold. */
+  readonly purge: (key: string) => Effect.Effect<void, RedisError>
+  readonly purgeTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
   readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError>
   /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
@@ -103,15 +109,14 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       nextToken: () => `${instance}:${++tokens}`
     }
     /** Answers are counted once per run, by kind, for every request that waited for it. */
-    const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters) => {
+    const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters, loader) => {
       if (waiters === 0) return
       if (Exit.isFailure(exit)) {
-        if (!Cause.isInterruptedOnly(exit.cause)) Metrics.requestsError.unsafeUpdate(waiters, [])
+        if (!Cause.isInterruptedOnly(exit.cause)) Metrics.countRequests("error", waiters, loader)
         return
       }
       const o = exit.value
-      ;(o.cache === "miss" ? Metrics.requestsCold : o.cache === "hit" ? Metrics.requestsRedis : Metrics.requestsStale)
-        .unsafeUpdate(waiters, [])
+      Metrics.countRequests(o.cache === "miss" ? "cold" : o.cache === "hit" ? "redis" : "stale", waiters, loader)
       if (o.cache === "miss") o.entry.misses += waiters
       else if (o.cache === "hit") o.entry.hits += waiters
       else o.entry.stales += waiters
@@ -139,15 +144,18 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             : Effect.void
         ),
         Effect.onInterrupt(() => Effect.sync(() => interrupted.runs++)),
-        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
+        Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key), captureStackTrace: false })
       )
 
     const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
-      inflight.start(job.key, () => work(job, refreshing), waiting)
+      inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
-      Metrics.requestsStale.unsafeUpdate(1, [])
-      Metrics.staleAge.unsafeUpdate(Math.max(0, Math.floor(at / held.windowMs) - held.bucket), [])
+      const loader = job.spec.name
+      Metrics.countRequests("stale", 1, loader)
+      const age = Math.max(0, Math.floor(at / held.windowMs) - held.bucket)
+      if (loader === undefined) Metrics.staleAge.unsafeUpdate(age, [])
+      else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
       if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
@@ -164,7 +172,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       // the key backs off after a failure: answered at once with it
       const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
       if (failed !== undefined) {
-        Metrics.requestsError.unsafeUpdate(1, [])
+        Metrics.countRequests("error", 1, job.spec.name)
         return Effect.failCause(failed.cause as Cause.Cause<E>)
       }
       return Effect.flatMap(start(job, false, true), (run) => {
@@ -175,7 +183,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           Effect.tapError(() =>
             Effect.sync(() => {
               if (!run.answered) run.waiters--
-              Metrics.requestsError.unsafeUpdate(1, [])
+              Metrics.countRequests("error", 1, job.spec.name)
             })
           )
         )
@@ -184,6 +192,26 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
+
+    const getMany: Engine["getMany"] = (batch, at, onTimeout) =>
+      Batch.getMany({
+        core,
+        inflight,
+        scope,
+        serve: (job, at, held) => serve(job, at, held, onTimeout),
+        work: (job) => work(job, false),
+        awaitFirst: (job, run) => {
+          const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, never>
+          return job.spec.timeout === undefined ? wait : withTimeout(job, wait, onTimeout).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                if (!run.answered) run.waiters--
+                Metrics.countRequests("error", 1, job.spec.name)
+              })
+            )
+          )
+        }
+      }, batch, at)
 
     const peek: Engine["peek"] = (spec, key) =>
       Effect.flatMap(Core.storeNow(core), (storeAt) => {
@@ -230,6 +258,22 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
       )
 
+    const purge: Engine["purge"] = (key) =>
+      store.purge(key).pipe(
+        // told to this process at once, whether or not its notice comes back
+        Effect.tap((done) => Effect.sync(() => l1.heardPurge(key, done.fence))),
+        // this process at least stops answering hits with it
+        Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
+        Effect.asVoid,
+        Effect.withSpan("lockstep.purge", { attributes: { "lockstep.key": key }, captureStackTrace: false })
+      )
+
+    const purgeTag: Engine["purgeTag"] = (tag) =>
+      store.tagged(tag).pipe(
+        Effect.flatMap((keys) => Effect.forEach(keys, purge, { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))),
+        Effect.withSpan("lockstep.purgeTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
+      )
+
     const refresh: Engine["refresh"] = <E>(job: Core.Job<E>, onTimeout: OnTimeout) =>
       Effect.gen(function*() {
         const startedAt = yield* Core.now(core)
@@ -248,7 +292,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         return outcome
       }).pipe(
         (wait) => withTimeout(job, wait, onTimeout),
-        Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key, "lockstep.forced": true }, captureStackTrace: false })
+        Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key, { "lockstep.forced": true }), captureStackTrace: false })
       )
 
     const set: Engine["set"] = (spec, key, value, tags) =>
@@ -276,7 +320,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         yield* Core.storeFailed(written.left)
         const at = Math.round(yield* Core.now(core))
         const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => tags }
+        const job: Core.Job = { spec, key, lookup: () => Effect.succeed(value), tags: () => tags }
         yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
         const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
         return { entry, cache: "hit" } satisfies Core.Outcome
@@ -363,9 +407,12 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       [TypeId]: TypeId,
       inflight,
       serve,
+      getMany,
       peek,
       invalidate,
       invalidateTag,
+      purge,
+      purgeTag,
       refresh,
       set,
       warm,

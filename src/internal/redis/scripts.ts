@@ -344,6 +344,54 @@ return reply('set', { bucket, fence }, false)
 `
 
 /**
+ * KEYS: value, lock, fence, failures, mark. ARGV: fromBucket, fromFence, bucket, fence,
+ * windowMs, computedAt, token, full, retainMs, channel, key, the lookup's duration in ms ("" for
+ * none). A lookup answered that the value of version `from` stands: the record becomes version
+ * `(bucket, fence)` without its payload crossing the wire, under the checks of `commit`, and only
+ * when the stored record still is version `from` (else `changed`, and the caller commits the
+ * value whole). Its notice, `u|<b>|<f>|<w>|<t>|<mark>|<from b>|<from f>|<key length>|<key>`,
+ * carries no payload either: a process holding version `from` has it.
+ * Reply: `committed now mark`, or `future|fenced|older|changed now mark | b f w t d`.
+ */
+export const unchanged = `${prelude}
+local fb, ff, b, f, w, tt = int(ARGV[1]), int(ARGV[2]), int(ARGV[3]), int(ARGV[4]), int(ARGV[5]), int(ARGV[6])
+local retain = tonumber(ARGV[9])
+mark = counter(KEYS[5]) or -1
+local r = record(KEYS[1], ARGV[8])
+if b > math.floor(now / w) then return reply('future', {}, r) end
+if f < (counter(KEYS[3]) or 0) then return reply('fenced', {}, r) end
+if not r or r.w ~= w or r.b ~= fb or r.f ~= ff then return reply('changed', {}, r) end
+if b < r.b or (b == r.b and f < r.f) then return reply('older', {}, r) end
+redis.call('HSET', KEYS[1], 'b', str(b), 'f', str(f), 't', str(tt), 'i', str(mark))
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'u', ARGV[12]) end
+follow(KEYS[1], retain)
+redis.call('DEL', KEYS[4])
+follow(KEYS[3], retain)
+follow(KEYS[5], retain)
+if stringAt(KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
+publish(ARGV[10], 'u|' .. str(b) .. '|' .. str(f) .. '|' .. str(w) .. '|' .. str(tt) .. '|' .. str(mark) .. '|' .. str(fb) .. '|' .. str(ff) .. '|' .. #ARGV[11] .. '|' .. ARGV[11])
+return reply('committed', {}, false)
+`
+
+/**
+ * KEYS: value, lock, fence, failures, mark. ARGV: full, channel, key, keepMs. Removes the key's
+ * record, lock and back-off for good. The fence counter moves past every fence issued and the
+ * mark to it, both kept for `keepMs`: a lookup running now is fenced, a value written back later
+ * lands stale, and versions never go back. Notice: `x|<fence>|<key length>|<key>`.
+ * Reply: `purged now mark fence`.
+ */
+export const purge = `${prelude}${lastFence}
+local keep = tonumber(ARGV[4])
+local fence = nextVersion(lastVersion(KEYS[3], record(KEYS[1], ARGV[1]), KEYS[5], keep))
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+setCounter(KEYS[3], fence, keep)
+mark = fence
+setCounter(KEYS[5], mark, keep)
+publish(ARGV[2], 'x|' .. str(fence) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
+return reply('purged', { fence }, false)
+`
+
+/**
  * KEYS: value, lock, mark. ARGV: full. What an inspector shows of a key, without the payload.
  * Reply: `ok now mark lock pttl has [b f w t size u g]`, `has` "1" when a record follows.
  */
@@ -380,8 +428,20 @@ return { 'tagged', str(now), '-1' }
 `
 
 /** How many of each script's arguments are keys (all in one hash tag). */
-export const keyCounts = { get: 2, claim: 4, renew: 1, commit: 5, release: 2, invalidate: 3, set: 4, inspect: 3, tag: 1 } as const
+export const keyCounts = {
+  get: 2,
+  claim: 4,
+  renew: 1,
+  commit: 5,
+  release: 2,
+  invalidate: 3,
+  set: 4,
+  inspect: 3,
+  tag: 1,
+  unchanged: 5,
+  purge: 5
+} as const
 
 export type Name = keyof typeof keyCounts
 
-export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set, inspect, tag }
+export const all: Record<Name, string> = { get, claim, renew, commit, release, invalidate, set, inspect, tag, unchanged, purge }

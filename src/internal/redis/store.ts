@@ -9,7 +9,7 @@ import * as Runtime from "effect/Runtime"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Metrics from "../../Metrics.js"
 import * as Keys from "../keys.js"
-import type { Backoff, Claim, Commit, Inspected, Notice, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
+import type { Backoff, Claim, Commit, Inspected, Notice, PlainRead, Release, Scanned, Store, Stored, Subscriber } from "../store.js"
 import { absentMarkMs, RedisError } from "../store.js"
 import * as Breaker from "./breaker.js"
 import * as Client from "./client.js"
@@ -90,6 +90,7 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
     case "older":
     case "fenced":
     case "future":
+    case "changed":
       return { _tag: "Refused", reason: h.status, now, mark, stored: parseStored(r, 3) }
   }
   return undefined
@@ -171,6 +172,33 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
       data: data.length > 0 ? Option.some(data) : Option.none()
     }
   }
+  if (kind === "u|") {
+    const f = fields(message.subarray(2), 8)
+    if (f === undefined) return undefined
+    const n = f.parts.map(Number)
+    if (!n.every(Number.isFinite)) return undefined
+    const [bucket, fence, windowMs, computedAt, mark, fromBucket, fromFence, length] = n as [number, number, number, number, number, number, number, number]
+    const start = 2 + f.rest
+    return {
+      _tag: "Committed",
+      key: Keys.unescape(message.toString("utf8", start, start + length)),
+      bucket,
+      fence,
+      windowMs,
+      computedAt,
+      mark,
+      data: Option.none(),
+      from: { bucket: fromBucket, fence: fromFence }
+    }
+  }
+  if (kind === "x|") {
+    const f = fields(message.subarray(2), 2)
+    if (f === undefined) return undefined
+    const [fence, length] = f.parts.map(Number) as [number, number]
+    if (!Number.isFinite(fence) || !Number.isFinite(length)) return undefined
+    const start = 2 + f.rest
+    return { _tag: "Purged", key: Keys.unescape(message.toString("utf8", start, start + length)), fence }
+  }
   if (kind === "i|") {
     const f = fields(message.subarray(2), 2)
     if (f === undefined) return undefined
@@ -191,6 +219,54 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
 
 // ---------------------------------------------------------------------------------------------
 // store
+
+/**
+ * The fields a plain read takes of a record: `b f w t d`, the full key `k`, the mark `i`, and the
+ * value committed early for the next window (`pb pf pw pt pd`).
+ */
+const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd"] as const
+
+/** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
+const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): PlainRead => {
+  const ours = (r[5] ?? "") === k.full
+  const stored = ours && r[4] !== null && r[4] !== undefined ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+  const pending = ours && r[11] !== null && r[11] !== undefined ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
+  // a missing field is null, which `Number` would read as 0
+  const mark = r[6] === null || r[6] === undefined || r[6] === "" ? -1 : Number(r[6])
+  return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
+}
+
+/**
+ * `HMGET` of many records in one pipeline. A Cluster takes a pipeline only for keys of one node:
+ * the records are grouped by the node that serves their slot (as the client last learnt the
+ * slots), one pipeline each, all sent at once.
+ */
+const readPipelined = async (client: Client.Client, names: ReadonlyArray<string>): Promise<Array<ReadonlyArray<string | null>>> => {
+  const groups = new Map<string, Array<number>>()
+  if (client instanceof Cluster) {
+    const slots = (client as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string> | undefined> }).slots
+    names.forEach((name, i) => {
+      const node = slots[Keys.slotOf(name)]?.[0] ?? ""
+      const group = groups.get(node)
+      if (group === undefined) groups.set(node, [i])
+      else group.push(i)
+    })
+  } else {
+    groups.set("", names.map((_, i) => i))
+  }
+  const out: Array<ReadonlyArray<string | null>> = new Array(names.length)
+  await Promise.all([...groups.values()].map(async (indices) => {
+    const pipeline = client.pipeline()
+    for (const i of indices) pipeline.hmget(names[i]!, ...recordFields)
+    const results = await pipeline.exec()
+    if (results === null) throw new Error("the pipeline was discarded")
+    results.forEach(([error, reply], j) => {
+      if (error) throw error
+      out[indices[j]!] = (reply as ReadonlyArray<string | null>)
+    })
+  }))
+  return out
+}
 
 type Runner = (name: Scripts.Name, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => Promise<unknown>
 
@@ -305,15 +381,13 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     read: (key) => {
       const k = Keys.make(prefix, key)
-      return tagCall("read", () => client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd")).pipe(
-        Effect.map((r) => {
-          // what the scripts would not pass on reads as absent, as they would
-          const ours = (r[5] ?? "") === k.full
-          const stored = ours && r[4] !== null ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
-          const pending = ours && r[11] !== null ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
-          const mark = r[6] === null || r[6] === "" ? -1 : Number(r[6])
-          return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
-        })
+      return tagCall("read", () => client.hmget(k.value, ...recordFields)).pipe(Effect.map((r) => decodeRead(k, r)))
+    },
+    readMany: (keys) => {
+      if (keys.length === 0) return Effect.succeed([])
+      const names = keys.map((key) => Keys.make(prefix, key))
+      return tagCall("readMany", () => readPipelined(client, names.map((k) => k.value))).pipe(
+        Effect.map((replies) => replies.map((r, i) => decodeRead(names[i]!, r)))
       )
     },
     claim: (key, o) => {
@@ -356,6 +430,36 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         ],
         decodeCommit
       )
+    },
+    unchanged: (key, value, token, details) => {
+      const k = Keys.make(prefix, key)
+      return call(
+        "unchanged",
+        [k.value, k.lock, k.fence, k.failures, k.mark],
+        [
+          value.from.bucket,
+          value.from.fence,
+          value.bucket,
+          value.fence,
+          value.windowMs,
+          Math.round(value.computedAt),
+          token,
+          k.full,
+          details.retainMs,
+          channel,
+          k.escaped,
+          details.durationMs === undefined ? "" : Math.round(details.durationMs)
+        ],
+        decodeCommit
+      )
+    },
+    purge: (key) => {
+      const k = Keys.make(prefix, key)
+      return call("purge", [k.value, k.lock, k.fence, k.failures, k.mark], [k.full, channel, k.escaped, absentMarkMs], (r) => {
+        const h = header(r)
+        const n = numbers(r, 3, 1)
+        return h === undefined || h.status !== "purged" || n === undefined ? undefined : { now: h.now, fence: n[0]! }
+      })
     },
     // past the breaker: a lock left behind costs the fleet a whole lease, and the release is
     // worth a try whatever the breaker counted (a refused commit may just have opened it)
