@@ -256,7 +256,9 @@ describe("the published package.json", () => {
     const published = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/lockstep/package.json"), "utf8"))
     expect(published.scripts).toBeUndefined()
     expect(published.devDependencies).toBeUndefined()
-    expect(published.peerDependencies).toEqual({ effect: "^3.22.0" })
+    // effect is the one required peer; next only for lockstep/next
+    expect(published.peerDependencies).toEqual({ effect: "^3.22.0", next: ">=16.0.0" })
+    expect(published.peerDependenciesMeta).toEqual({ next: { optional: true } })
     // npm lists no install script for it
     const lock = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/.package-lock.json"), "utf8"))
     expect(lock.packages["node_modules/lockstep"].hasInstallScript).toBeUndefined()
