@@ -147,8 +147,12 @@ export interface Loader<K, A, E = never, R = never> {
   readonly invalidate: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
   /** Recomputes now (one run fleet-wide) and answers the new value. */
   readonly refresh: (k: K) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  /** Stores `value` as this window's, newer than anything stored or being computed. */
-  readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError, Memo>
+  /**
+   * Stores `value` as this window's, newer than anything stored or being computed. Fails with
+   * `RedisError` when the store is unreachable: a `set` that returns is never lost (this process
+   * stops answering hits with the value it replaces even then).
+   */
+  readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError | Redis.RedisError, Memo>
   /** The cache key of `k`. */
   readonly keyOf: (k: K) => string
   /** The window length in milliseconds. */

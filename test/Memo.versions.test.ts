@@ -5,8 +5,8 @@
  * that holds the window's value puts it back instead of the fleet recomputing it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Schema, TestClock } from "effect"
-import { Memo } from "lockstep"
+import { Effect, Either, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Memo, Redis } from "lockstep"
 import * as Testing from "lockstep/testing"
 
 const W = 60_000
@@ -117,5 +117,81 @@ describe("versions after the store loses data", () => {
       const after = Option.getOrThrow((yield* fleet.store.get("page")).stored)
       expect(after.data).toBe(before.data)
       expect(after.fence).toBeGreaterThan(before.fence)
+    }))
+})
+
+describe("values made while the store was unreachable", () => {
+  it.scoped("a set that returns is never lost: with the store unreachable it fails, and the old value is no hit", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, settled } = yield* setup(2)
+      yield* get(0)
+      yield* get(1)
+      yield* fleet.pods[0]!.disconnect
+      const written = yield* Effect.either(fleet.pods[0]!.run(page.set(undefined, 100)))
+      if (Either.isRight(written)) {
+        // had it returned, the value would have to reach every pod once the store is back
+        yield* fleet.pods[0]!.reconnect
+        yield* TestClock.adjust(1_000)
+        for (const info of yield* settled) expect(info.value).toBe(100)
+        return
+      }
+      expect(written.left).toBeInstanceOf(Redis.RedisError)
+      const after = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(after.value === 1 && after.cache === "hit").toBe(false)
+    }))
+
+  it.scoped("a value computed during an outage is no hit after an invalidation the outage hid", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page } = yield* setup(2)
+      yield* get(0)
+      yield* fleet.pods[0]!.disconnect
+      // the next window, past degradedAfter: the cut-off pod runs the lookup on its own
+      yield* TestClock.adjust(W + 1_000)
+      yield* get(0)
+      const local = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(local.value).toBe(2)
+      expect(local.cache).not.toBe("hit") // nobody vouched for it yet
+      // meanwhile, the fleet invalidates the key; the cut-off pod does not hear of it
+      yield* fleet.pods[1]!.run(page.invalidate())
+      yield* fleet.pods[0]!.reconnect
+      const after = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(after.value === 2 && after.cache === "hit", JSON.stringify(after)).toBe(false)
+    }))
+
+  it.scoped("refresh with the store unreachable runs the lookup on this pod at once, and its value is not passed off as fresh", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, producer } = yield* setup(2)
+      yield* get(0)
+      // the next window, before degradedAfter: a request alone would keep serving the last value
+      yield* TestClock.adjust(W)
+      yield* fleet.pods[0]!.disconnect
+      const fiber = yield* Effect.fork(fleet.pods[0]!.run(page.refresh()))
+      yield* TestClock.adjust(1_000)
+      const refreshed = yield* Fiber.join(fiber)
+      expect(refreshed.value).toBe(2)
+      expect(refreshed.stale).toBe(true)
+      expect(yield* producer.runs).toBe(2)
+    }))
+})
+
+describe("invalidate with the store unreachable", () => {
+  it.scoped("fails with RedisError, and this process stops answering hits with the value at once", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const memory = yield* Redis.makeMemory()
+      // the store refuses invalidations (their commands time out) while notices still arrive
+      const store: Redis.Store = {
+        ...memory,
+        invalidate: (key) => Effect.fail(new Redis.RedisError({ reason: "Timeout", operation: "invalidate", cause: key }))
+      }
+      const context = yield* Layer.build(Memo.layerWith({}).pipe(Layer.provide(Layer.succeed(Redis.Redis, store))))
+      const producer = yield* Testing.producer((run) => Effect.succeed(run))
+      const page = Memo.loader({ key: "k", window: W, schema: Schema.Number, lookup: () => producer.effect })
+      expect(yield* page.getWithInfo().pipe(Effect.provide(context))).toMatchObject({ value: 1, cache: "miss" })
+      expect(yield* page.getWithInfo().pipe(Effect.provide(context))).toMatchObject({ value: 1, cache: "hit" })
+      const failed = yield* Effect.either(page.invalidate().pipe(Effect.provide(context)))
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("RedisError")
+      const after = yield* Testing.instantly(page.getWithInfo().pipe(Effect.provide(context)))
+      expect(after).toMatchObject({ value: 1, cache: "stale", stale: true })
     }))
 })

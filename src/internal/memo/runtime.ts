@@ -24,7 +24,6 @@ import type { Inspected, RedisError, Store } from "../store.js"
 import * as Core from "./core.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
-import * as Leader from "./leader.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
 import type { Resolved } from "./settings.js"
@@ -51,7 +50,7 @@ export interface Engine extends Core.Core {
   readonly invalidate: (key: string) => Effect.Effect<void, RedisError>
   readonly invalidateTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
-  readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError>
+  readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError | RedisError>
   /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
   readonly inspect: (options: { readonly cursor?: string | undefined; readonly count: number }) => Effect.Effect<Inspection, RedisError>
   /** Every piece of per-key state, by how many keys it holds: each is bounded. */
@@ -241,13 +240,11 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           })
           return { entry, cache: "hit" } satisfies Core.Outcome
         }
+        // a set that returns is never lost: with the store unreachable it fails, and this process
+        // stops answering hits with the value it replaces, as an invalidation would
+        l1.distrust(key)
         yield* Core.storeFailed(written.left)
-        const at = Math.round(yield* Core.now(core))
-        const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: Effect.succeed(value), tags: () => tags }
-        yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
-        const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
-        return { entry, cache: "hit" } satisfies Core.Outcome
+        return yield* written.left
       }).pipe(Effect.withSpan("lockstep.set", { attributes: { "lockstep.key": key }, captureStackTrace: false }))
 
     const warm: Engine["warm"] = (job, at) =>
