@@ -3,8 +3,8 @@
  * Test files call `contract(case)` for each store they stand up.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Option, type Scope } from "effect"
-import { Redis } from "../../src/index.js"
+import { Effect, Exit, Layer, Option, Schema, type Scope } from "effect"
+import { Memo, Redis } from "../../src/index.js"
 import { freshTenant, type StoreCase } from "./stores.js"
 
 const W = 60_000 // long enough that no test crosses a window by accident
@@ -465,8 +465,69 @@ export const contract = (c: StoreCase) =>
         if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("TENANT")
       }))
 
+    it.effect("reads do not extend retain: only a commit, a write-back or a set does", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const a = yield* acquire(store, "k", "A", false, 400)
+          yield* store.commit("k", stored(a.bucket, a.fence), "A", { retainMs: 400 })
+          yield* c.advance(250)
+          // every way a process reads it, the fresh claim included
+          expect(Option.isSome((yield* store.get("k")).stored)).toBe(true)
+          expect(Option.isSome((yield* store.read("k")).stored)).toBe(true)
+          expect((yield* claimOf(store, "k", "B", false, 400))._tag).toBe("Fresh")
+          yield* c.advance(250)
+          expect(Option.isNone((yield* store.get("k")).stored)).toBe(true)
+        })
+      ))
+
     if (c.raw) {
       const raw = c.raw
+      it.effect("a plain read of a value key that holds another type answers nothing, and is no fault", () =>
+        Effect.gen(function*() {
+          const tenant = freshTenant("wrongtype")
+          const client = raw()
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+          const keys = ["a", "b", "c", "d"]
+          yield* Effect.promise(() => Promise.all(keys.map((k) => client.set(`${tenant}:lockstep:{${k}}:v`, "foreign"))))
+          yield* withStore((store) =>
+            Effect.gen(function*() {
+              for (let round = 0; round < 3; round++) {
+                for (const k of keys) expect(yield* store.read(k)).toEqual({ mark: -1, stored: Option.none() })
+              }
+              // data never trips the breaker
+              expect(yield* store.health).toBe("closed")
+              const a = yield* acquire(store, "a", "A")
+              expect((yield* store.commit("a", stored(a.bucket, a.fence), "A", forever))._tag).toBe("Committed")
+              expect(Option.isSome((yield* store.read("a")).stored)).toBe(true)
+            }), tenant)
+        }).pipe(Effect.scoped))
+
+      it.live("a record stamped in a window that has not begun is never served, and never holds back the real value", () =>
+        Effect.gen(function*() {
+          const tenant = freshTenant("future")
+          const client = raw()
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+          const [seconds] = yield* Effect.promise(() => client.time())
+          const future = Math.floor(Number(seconds) * 1000 / W) + 5
+          yield* Effect.promise(() =>
+            client.hset(`${tenant}:lockstep:{k}:v`, { b: String(future), f: "1", w: String(W), t: "1", d: JSON.stringify("foreign") })
+          )
+          let runs = 0
+          const page = Memo.loader({
+            key: "k",
+            window: W,
+            schema: Schema.String,
+            lookup: () => Effect.sync(() => `run ${++runs}`)
+          })
+          const answers = yield* Effect.gen(function*() {
+            const first = yield* page.getWithInfo()
+            const second = yield* page.getWithInfo()
+            return [first, second]
+          }).pipe(Effect.provide(Memo.layerWith({}).pipe(Layer.provide(c.layer(tenant)))))
+          expect(answers[0]).toMatchObject({ value: "run 1", cache: "miss" })
+          expect(answers[1]).toMatchObject({ value: "run 1", cache: "hit" })
+          expect(runs).toBe(1)
+        }).pipe(Effect.scoped))
       it.effect("foreign or corrupt data under the cache's keys reads as a miss and is replaced", () =>
         Effect.gen(function*() {
           const tenant = freshTenant("corrupt")

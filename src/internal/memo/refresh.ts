@@ -188,6 +188,9 @@ const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<S
         if (Option.isNone(read.stored)) return Effect.succeed(firstClaim)
         const stored = read.stored.value
         const bucket = Window.bucketOf(at, job.spec.windowMs)
+        // a window that has not begun (foreign data, or a clock that went back) is not taken in,
+        // as the scripts would not pass it on: the claim decides, by the store's own clock
+        if (stored.bucket > bucket) return Effect.succeed(firstClaim)
         const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
         if (c === undefined) return Effect.succeed(firstClaim)
         const entry = core.l1.publish(job.key, c)

@@ -276,7 +276,14 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     read: (key) => {
       const k = Keys.make(prefix, key)
-      return tagCall("read", () => client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i")).pipe(
+      return tagCall("read", () =>
+        client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i").catch((e: unknown) => {
+          // another type under the value key (foreign data) is data, not a fault: it reads as
+          // absent, as the scripts read it, and the next commit replaces it
+          if (e instanceof Error && e.message.startsWith("WRONGTYPE")) return [] as Array<string | null>
+          throw e
+        })
+      ).pipe(
         Effect.map((r) => {
           // what the scripts would not pass on reads as absent, as they would
           const valid = (r[5] ?? "") === k.full && r[4] !== null
