@@ -315,12 +315,15 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   if (found === undefined) {
     const json = Schema.parseJson(schema)
     const decode = Schema.decodeEither(json)
+    const encode = Schema.encodeEither(json)
     found = {
       decode: (data) => {
         const decoded = decode(data)
         return Either.isRight(decoded) ? { ok: true, value: decoded.right } : { ok: false }
       },
-      encode: Schema.encodeEither(json)
+      // a value the fleet could not read back (a NaN that JSON stores as null) does not encode:
+      // committed, it would make every other process recompute it
+      encode: (value) => Either.flatMap(encode(value), (data) => Either.map(decode(data), () => data))
     }
     codecs.set(schema, found)
   }

@@ -195,3 +195,23 @@ describe("invalidate with the store unreachable", () => {
       expect(after).toMatchObject({ value: 1, cache: "stale", stale: true })
     }))
 })
+
+describe("a value the fleet cannot read back", () => {
+  it.scoped("a NaN (stored as null by JSON) is never committed: one run per pod and window, not one per request", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(2)
+      const producer = yield* Testing.producer(() => Effect.succeed(Number.NaN), { duration: "100 millis" })
+      const page = Memo.loader({ key: "nan", window: W, schema: Schema.Number, lookup: () => producer.effect })
+      const answers: Array<Memo.Info<number>> = []
+      for (let i = 0; i < 20; i++) {
+        const fiber = yield* Effect.fork(fleet.pods[i % 2]!.run(page.getWithInfo()))
+        yield* TestClock.adjust(200)
+        answers.push(yield* Fiber.join(fiber))
+      }
+      expect(yield* producer.runs).toBeLessThanOrEqual(2)
+      expect(answers.every((a) => Number.isNaN(a.value))).toBe(true)
+      // nothing the fleet cannot read was stored
+      expect(Option.isNone((yield* fleet.store.get("nan")).stored)).toBe(true)
+    }))
+})

@@ -168,7 +168,13 @@ export const lead = <E>(
     yield* answer(l1.publish(job.key, mine))
     const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
     if (Either.isLeft(stored)) {
-      yield* Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left)
+      Metrics.encodeFailures.unsafeUpdate(1, [])
+      if (Core.firstInWindow(core, job.key, claim.bucket)) {
+        yield* Effect.logError(
+          `lockstep: the value of ${job.key} does not survive encode then decode with its schema; kept in this process only`,
+          stored.left
+        )
+      }
       return led(l1.publish(job.key, mine))
     }
     // a shutdown does not lose a value already computed: an attempt under way (bounded by the

@@ -80,7 +80,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       clock: { skew: 0, offset: 0 },
       notices,
       writeBacks: yield* FiberMap.make<string>(),
-      nextToken: () => `${instance}:${++tokens}`
+      nextToken: () => `${instance}:${++tokens}`,
+      unencodable: new Map()
     }
     /** Answers are counted once per run, by kind, for every request that waited for it. */
     const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters) => {
