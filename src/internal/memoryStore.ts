@@ -226,7 +226,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       atomically((now) => {
         const keys = Keys.make(prefix, key)
         const r = record(keys, now)
-        if (r === undefined && num(keys.fence, now) === undefined) {
+        const issued = num(keys.fence, now) !== undefined
+        if (r === undefined && !issued) {
           if (options?.markAbsent === false) return { now, mark: Option.none() }
           // the store may have lost the key's records while processes hold its values, and a
           // value computed without the store (fence 0) may still be written back: the mark is the
@@ -239,7 +240,10 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         }
         // the mark lives as long as the records do
         const expiresAt = live(keys.value, now)?.expiresAt ?? live(keys.fence, now)?.expiresAt ?? Infinity
-        const mark = lastVersion(keys, r, now, 0).last
+        const last = lastVersion(keys, r, now, 0).last
+        // a record but no fence counter: a value written back without a fence after the store
+        // lost the key's records; versions issued before may be higher than any it holds
+        const mark = issued ? last : nextVersion(last, now)
         cells.set(keys.mark, { value: mark, expiresAt })
         if ((num(keys.fence, now) ?? -1) < mark) cells.set(keys.fence, { value: mark, expiresAt })
         notify({ _tag: "Invalidated", key, mark })

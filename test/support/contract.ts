@@ -465,6 +465,22 @@ export const contract = (c: StoreCase) =>
         if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("TENANT")
       }))
 
+    it.effect("after a data loss, a value written back without a fence and then invalidated is marked above every version before the loss", () =>
+      Effect.gen(function*() {
+        const tenant = freshTenant("lostwb")
+        yield* withStore((store) =>
+          Effect.gen(function*() {
+            const before = yield* store.set("k", { data: "\"set\"", windowMs: W }, forever)
+            yield* c.lose(tenant)
+            yield* c.advance(5)
+            // a process that computed a value without the store offers it back (fence 0)
+            expect((yield* store.commit("k", stored(before.bucket, 0), undefined, forever))._tag).toBe("Committed")
+            const mark = Option.getOrThrow((yield* store.invalidate("k")).mark)
+            expect(mark).toBeGreaterThan(before.fence)
+            expect((yield* acquire(store, "k", "A")).fence).toBeGreaterThan(mark)
+          }), tenant)
+      }))
+
     it.effect("reads do not extend retain: only a commit, a write-back or a set does", () =>
       withStore((store) =>
         Effect.gen(function*() {

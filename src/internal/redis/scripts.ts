@@ -240,7 +240,8 @@ return reply('released', {}, false)
  */
 export const invalidate = `${prelude}${lastFence}
 local r = record(KEYS[1], ARGV[1])
-if not r and not counter(KEYS[2]) then
+local issued = counter(KEYS[2])
+if not r and not issued then
   if tonumber(ARGV[4]) <= 0 then return reply('absent', {}, false) end
   -- nothing stored and no fence issued: the store may have lost the key's records while
   -- processes still hold its values, and a value computed without the store (fence 0) may still
@@ -256,6 +257,10 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
 mark = lastVersion(KEYS[2], r, KEYS[3], ttl)
+-- a record but no fence counter: a value written back without a fence after the store lost the
+-- key's records (or the counter was evicted); versions issued before may be higher than any the
+-- store holds, and the store's clock is above them
+if not issued then mark = nextVersion(mark) end
 setCounter(KEYS[3], mark, ttl)
 if r then redis.call('HSET', KEYS[1], 'i', str(mark)) end
 if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end
