@@ -82,6 +82,8 @@ interface Run {
   readonly skewed: boolean
   readonly seq: number
   outcome: "running" | "ok" | "failed" | "interrupted"
+  /** A value written by `set` rather than a lookup: its fence is learnt from its commit. */
+  readonly set?: boolean
 }
 
 interface Incarnation {
@@ -119,6 +121,8 @@ interface Invalidation {
   readonly absent: boolean
   /** A lookup of the key was running (somewhere) when it came. */
   readonly runInFlight: boolean
+  /** A `set` rather than an invalidation: it too makes every value computed before it old. */
+  readonly set?: boolean
 }
 
 /** The world the lookups see: which pod runs them, what they should do, what they did. */
@@ -202,6 +206,9 @@ type Step =
   | { readonly s: "disconnect"; readonly pod: number }
   | { readonly s: "reconnect"; readonly pod: number }
   | { readonly s: "skew"; readonly pod: number; readonly ms: number }
+  /** The store loses every record; `restart`: every pod's notice subscription drops and comes back too. */
+  | { readonly s: "lose"; readonly restart: boolean }
+  | { readonly s: "set"; readonly pod: number; readonly key: number }
 
 const podIndex = fc.nat({ max: 3 })
 const keyIndex = fc.nat({ max: 1 })
@@ -214,10 +221,13 @@ const request = fc.record({
 })
 const invalidate = fc.record({ s: fc.constant("invalidate" as const), pod: podIndex, key: keyIndex })
 
+const set = fc.record({ s: fc.constant("set" as const), pod: podIndex, key: keyIndex })
+
 const faultFreeStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: request },
   { weight: 5, arbitrary: advance },
-  { weight: 1, arbitrary: invalidate }
+  { weight: 1, arbitrary: invalidate },
+  { weight: 1, arbitrary: set }
 )
 
 const faultyStep: fc.Arbitrary<Step> = fc.oneof(
@@ -229,7 +239,9 @@ const faultyStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ s: fc.constant("restart" as const), pod: podIndex }) },
   { weight: 1, arbitrary: fc.record({ s: fc.constant("disconnect" as const), pod: podIndex }) },
   { weight: 2, arbitrary: fc.record({ s: fc.constant("reconnect" as const), pod: podIndex }) },
-  { weight: 1, arbitrary: fc.record({ s: fc.constant("skew" as const), pod: podIndex, ms: fc.constantFrom(-12_000, -4_000, -300, 0, 0, 300, 4_000, 12_000) }) }
+  { weight: 1, arbitrary: fc.record({ s: fc.constant("skew" as const), pod: podIndex, ms: fc.constantFrom(-12_000, -4_000, -300, 0, 0, 300, 4_000, 12_000) }) },
+  { weight: 1, arbitrary: set },
+  { weight: 1, arbitrary: fc.record({ s: fc.constant("lose" as const), restart: fc.boolean() }) }
 )
 
 interface Scenario {
@@ -271,6 +283,9 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       log: []
     }
     let incarnations = s.pods
+    let losses = 0
+    /** When each incarnation reconnected to the store (and so resubscribed to its notices). */
+    const reconnects: Array<{ readonly incarnation: number; readonly seq: number }> = []
     const requests: Array<Request> = []
     const invalidations: Array<Invalidation> = []
     /** Per key and window: what permits another start under the lock. */
@@ -287,7 +302,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         if (n._tag !== "Committed" || Option.isNone(n.data)) return
         const { run } = JSON.parse(n.data.value) as Value
         const r = world.runs[run - 1]
-        if (r === undefined || r.fence !== n.fence || (r.leader && r.bucket !== n.bucket)) {
+        // a set learns its fence from its commit
+        if (r?.set === true && r.fence === 0) (r as { fence: number }).fence = n.fence
+        // a value put back into a store that lost it, under a newer fence
+        const restored = r !== undefined && losses > 0 && n.fence > r.fence
+        if (r === undefined || (r.fence !== n.fence && !restored) || (r.leader && r.bucket !== n.bucket && !restored)) {
           bookkeeping.push(`commit of run ${run} with (${n.bucket}, ${n.fence}); the model has ${JSON.stringify(r)}`)
         }
         world.log.push(`  t=${world.trueNow() - T0} committed run ${run} as (${n.bucket}, ${n.fence}), mark ${n.mark}`)
@@ -426,7 +445,57 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         case "reconnect": {
           const pod = step.pod % s.pods
           world.log.push(`t=${world.trueNow() - T0} reconnect pod ${pod}`)
+          if (fleet.pods[pod]!.status === "disconnected") reconnects.push({ incarnation: world.incarnationOf[pod]!.id, seq: world.next() })
           yield* fleet.pods[pod]!.reconnect
+          break
+        }
+        case "lose": {
+          losses++
+          world.log.push(`t=${world.trueNow() - T0} the store loses every record${step.restart ? " (a restart: subscriptions drop)" : ""}`)
+          yield* fleet.lose({ restart: step.restart })
+          // a key no pod holds the window's value of is computed again; a run in flight lost its lock
+          for (const key of [0, 1]) allow(key, Math.floor(world.trueNow() / W), "a data loss")
+          break
+        }
+        case "set": {
+          const pod = step.pod % s.pods
+          const p = fleet.pods[pod]!
+          if (p.status === "crashed") break
+          const callSeq = world.next()
+          const at = world.trueNow()
+          const run: Run = {
+            run: world.runs.length + 1,
+            key: step.key,
+            pod,
+            incarnation: world.incarnationOf[pod]!.id,
+            at,
+            bucket: Math.floor(at / W),
+            leader: false,
+            fence: 0,
+            mode: "ok",
+            skewed: world.skews[pod] !== 0,
+            seq: world.next(),
+            outcome: "ok",
+            set: true
+          }
+          world.runs.push(run)
+          const exit = yield* Effect.exit(p.run(loader.set(step.key, { key: step.key, run: run.run })))
+          world.log.push(`t=${at - T0} set key ${step.key} on pod ${pod} (${p.status}) to run ${run.run}: ${Exit.isSuccess(exit) ? "done" : "failed"}`)
+          if (Exit.isFailure(exit)) {
+            run.outcome = "failed"
+            break
+          }
+          invalidations.push({
+            key: step.key,
+            pod,
+            callSeq,
+            returnSeq: world.next(),
+            bucket: Math.floor(world.trueNow() / W),
+            covered: new Set(fleet.pods.flatMap((q, i) => (q.status === "up" ? [world.incarnationOf[i]!.id] : []))),
+            absent: false,
+            runInFlight: world.runs.some((r) => r.key === step.key && r.outcome === "running"),
+            set: true
+          })
           break
         }
         case "skew": {
@@ -481,8 +550,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     if (!faults) {
       const end = world.trueNow()
       for (const inv of invalidations) {
+        if (inv.set === true) continue
         const next = requests.find((r) => r.key === inv.key && r.startSeq > inv.returnSeq)
         if (next === undefined || next.at + D + 400 > end) continue
+        // a set since stored the window's value: nothing is left to recompute
+        if (invalidations.some((o) => o.set === true && o.key === inv.key && o.callSeq > inv.returnSeq)) continue
         const recompute = world.runs.find((r) => r.key === inv.key && r.leader && r.seq > inv.callSeq && r.at <= next.at + D + 400)
         if (recompute === undefined) {
           violations.push(`no recompute of key ${inv.key} within ${D + 400} ms of request ${next.id}, the first after its invalidation on pod ${inv.pod}`)
@@ -494,6 +566,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     const leaderStarts = new Map<string, Array<Run>>()
     const ownStarts = new Map<string, Array<Run>>()
     for (const r of world.runs) {
+      if (r.set === true) continue
       const into = r.leader ? leaderStarts : ownStarts
       const k = r.leader ? `${r.key}@${r.bucket}` : `${r.incarnation}/${r.key}@${r.bucket}`
       into.set(k, [...(into.get(k) ?? []), r])
@@ -531,9 +604,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         const run = world.runs[info.value.run - 1]!
         for (const inv of invalidations) {
           if (inv.key !== b.key || inv.returnSeq >= b.startSeq) continue
-          const covered = inv.covered.has(b.incarnation) || (bootSeqs.get(b.incarnation) ?? 0) > inv.returnSeq
+          // a pod cut off when it returned hears of it once it reconnects (it resubscribes)
+          const covered = inv.covered.has(b.incarnation) || (bootSeqs.get(b.incarnation) ?? 0) > inv.returnSeq ||
+            reconnects.some((c) => c.incarnation === b.incarnation && c.seq > inv.returnSeq && c.seq < b.startSeq)
           if (covered && run.seq < inv.callSeq) {
-            violations.push(`request ${b.id} on pod ${b.pod} answered hit with run ${run.run}, which started before the invalidation of key ${b.key} on pod ${inv.pod}`)
+            violations.push(`request ${b.id} on pod ${b.pod} answered hit with run ${run.run}, which started before the ${inv.set === true ? "set" : "invalidation"} of key ${b.key} on pod ${inv.pod}`)
           }
         }
       }
