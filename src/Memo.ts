@@ -439,10 +439,17 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
     if (typeof key !== "string") throw new InvalidOptions({ message: `a loader's key function returned ${describe(key)}, not a string` })
     return key
   }
+  const tagsFn = options.tags as (k: K) => ReadonlyArray<string>
   const tagsOf: (k: K) => ReadonlyArray<string> = options.tags === undefined
     ? () => []
     : typeof options.tags === "function"
-    ? options.tags
+    ? (k) => {
+      const tags = tagsFn(k)
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string")) {
+        throw new InvalidOptions({ message: `a loader's tags function returned ${describe(tags)}, not an array of strings` })
+      }
+      return tags
+    }
     : ((tags) => () => tags)(options.tags)
   const timeout = spec.timeout
   const onTimeout = timeout === undefined ? () => undefined : (key: string) => new WaitTimeout({ key, timeout })
@@ -633,7 +640,11 @@ export const inspect = (
   options: { readonly cursor?: string | undefined; readonly count?: number | undefined } = {}
 ): Effect.Effect<Inspection, Redis.RedisError, Memo> =>
   Effect.flatMap(Memo, (runtime) =>
-    engineOf(runtime).inspect({ cursor: options.cursor, count: Math.max(1, Math.min(options.count ?? 100, 1000)) }))
+    engineOf(runtime).inspect({
+      cursor: options.cursor,
+      // a whole number of keys, as SCAN's COUNT must be
+      count: Math.max(1, Math.min(Number.isFinite(options.count) ? Math.floor(options.count!) : 100, 1000))
+    }))
 
 // ---------------------------------------------------------------------------------------------
 // keepWarm

@@ -5,7 +5,7 @@
  * that holds the window's value puts it back instead of the fleet recomputing it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { Memo, Redis } from "lockstep"
 import * as Testing from "lockstep/testing"
 
@@ -214,4 +214,29 @@ describe("a value the fleet cannot read back", () => {
       // nothing the fleet cannot read was stored
       expect(Option.isNone((yield* fleet.store.get("nan")).stored)).toBe(true)
     }))
+})
+
+describe("bad input", () => {
+  it.scoped("a tags function that returns something other than strings is an InvalidOptions defect, not a store fault", () =>
+    Effect.gen(function*() {
+      const page = Memo.loader({
+        key: (id: number) => `item:${id}`,
+        window: W,
+        schema: Schema.Number,
+        lookup: (id: number) => Effect.succeed(id),
+        tags: () => [1 as unknown as string]
+      })
+      const exit = yield* Effect.exit(page.get(1).pipe(Effect.provide(Testing.layer)))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      if (Exit.isFailure(exit)) expect(Cause.squash(exit.cause)).toBeInstanceOf(Memo.InvalidOptions)
+    }))
+
+  it.effect("Memo.inspect takes a fractional count as a whole one: a page, not every key", () =>
+    Effect.gen(function*() {
+      const page = Memo.loader({ key: (id: number) => `item:${id}`, window: W, schema: Schema.Number, lookup: (id: number) => Effect.succeed(id) })
+      for (let id = 0; id < 5; id++) yield* page.get(id)
+      const first = yield* Memo.inspect({ count: 2.5 })
+      expect(first.keys.length).toBe(2)
+      expect(Option.isSome(first.cursor)).toBe(true)
+    }).pipe(Effect.provide(Testing.layer)))
 })

@@ -282,25 +282,25 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       }),
     scan: ({ count, cursor }) =>
       atomically((now) => {
-        // the cursor is how many of the tenant's records were listed before this page
-        const from = Math.max(0, Number(cursor ?? "0") || 0)
+        // records in the order of their names; the cursor is the last name listed, so a key
+        // present for the whole walk is listed whatever expires or is added meanwhile
         const head = `${prefix}:lockstep:{`
-        const keys: Array<Inspected> = []
-        let seen = 0
-        let more = false
+        const names: Array<string> = []
         for (const [name, cell] of cells) {
           if (!name.startsWith(head) || !name.endsWith("}:v") || cell.key === undefined || cell.expiresAt <= now) continue
-          if (seen++ < from) continue
-          if (keys.length === count) {
-            more = true
-            break
-          }
-          const k = Keys.make(prefix, cell.key)
+          if (cursor !== undefined && name <= cursor) continue
+          names.push(name)
+        }
+        names.sort()
+        const page = names.slice(0, count)
+        const keys: Array<Inspected> = page.map((name) => {
+          const cell = cells.get(name)!
+          const k = Keys.make(prefix, cell.key!)
           const r = record(k, now)
           const lock = str(k.lock, now)
           const ttlMs = lock === undefined ? 0 : live(k.lock, now)!.expiresAt - now
-          keys.push({
-            key: cell.key,
+          return {
+            key: cell.key!,
             mark: markOf(k, now),
             stored: r === undefined ? Option.none() : Option.some({
               bucket: r.bucket,
@@ -313,9 +313,9 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             }),
             lock: lock !== undefined && !lock.startsWith("backoff:") ? Option.some({ holder: lock, ttlMs }) : Option.none(),
             backoffMs: lock !== undefined && lock.startsWith("backoff:") ? Option.some(ttlMs) : Option.none()
-          })
-        }
-        return { now, keys, cursor: more ? Option.some(String(from + keys.length)) : Option.none() }
+          }
+        })
+        return { now, keys, cursor: names.length > page.length ? Option.some(page[page.length - 1]!) : Option.none() }
       }),
     subscribe: (subscriber) =>
       Effect.acquireRelease(

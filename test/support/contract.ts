@@ -481,6 +481,38 @@ export const contract = (c: StoreCase) =>
           }), tenant)
       }))
 
+    it.effect("scan lists every key present for the whole walk, though earlier records expire between pages", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const kept = ["b1", "b2", "b3", "b4", "b5"]
+          for (const [key, retainMs] of [["a0", 300], ["a1", 300], ...kept.map((k) => [k, 0] as const)] as const) {
+            const a = yield* acquire(store, key, "A", false, retainMs)
+            yield* store.commit(key, stored(a.bucket, a.fence), "A", { retainMs })
+          }
+          const seen = new Set<string>()
+          let cursor: string | undefined = undefined
+          let pages = 0
+          do {
+            const page: Scanned = yield* store.scan({ cursor, count: 2 })
+            for (const k of page.keys) seen.add(k.key)
+            cursor = Option.getOrUndefined(page.cursor)
+            // after the first page, the retained records expire
+            if (pages++ === 0) yield* c.advance(400)
+          } while (cursor !== undefined && pages < 1_000_000)
+          for (const key of kept) expect(seen.has(key), key).toBe(true)
+        })
+      ))
+
+    it.effect("scan takes a fractional count as a whole one", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          for (const key of ["k1", "k2", "k3", "k4"]) yield* put(store, key)
+          const page = yield* store.scan({ count: 2.5 })
+          expect(page.keys.length).toBeLessThanOrEqual(4)
+          expect(yield* store.health).toBe("closed")
+        })
+      ))
+
     it.effect("reads do not extend retain: only a commit, a write-back or a set does", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -397,7 +397,7 @@ const scan = async (
   const node = nodes[at] ?? nodes[0]!
   const [[seconds, micros], [next, names]] = await Promise.all([
     node.time(),
-    nodes[at] === undefined ? Promise.resolve(["0", []] as [string, Array<string>]) : node.scan(from, "MATCH", Keys.valuePattern(prefix), "COUNT", Math.max(1, count))
+    nodes[at] === undefined ? Promise.resolve(["0", []] as [string, Array<string>]) : node.scan(from, "MATCH", Keys.valuePattern(prefix), "COUNT", Math.max(1, Math.floor(count) || 1))
   ])
   const found = await Promise.all(names.map(async (name) => {
     const key = Keys.keyOfValue(prefix, name)
