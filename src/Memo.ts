@@ -205,8 +205,8 @@ export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceede
 export type MaxRunExceeded = Leader.MaxRunExceeded
 
 /**
- * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`) to
- * 24.8 days, what timers support.
+ * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`; 0 for
+ * `failureBackoff`, `maxFailureBackoff` and `degradedAfter`) to 24.8 days, what timers support.
  *
  * @since 0.1.0
  * @category models
