@@ -170,7 +170,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             : { _tag: "Busy", now, mark, stored, ttlMs }
         }
         const fence = nextVersion(last, now)
-        cells.set(keys.fence, { value: fence, expiresAt: until(now, o.retainMs) })
+        // the counter of a key that has no value yet expires, whatever its retain
+        cells.set(keys.fence, { value: fence, expiresAt: until(now, r !== undefined || o.retainMs > 0 ? o.retainMs : absentMarkMs) })
         cells.set(keys.lock, { value: o.token, expiresAt: now + o.leaseMs })
         return { _tag: "Acquired", now, mark, stored, bucket, fence }
       }),

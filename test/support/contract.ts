@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Schema, type Scope } from "effect"
 import { Memo, Redis } from "../../src/index.js"
+import { absentMarkMs } from "../../src/internal/store.js"
 import { freshTenant, type StoreCase } from "./stores.js"
 
 const W = 60_000 // long enough that no test crosses a window by accident
@@ -512,6 +513,33 @@ export const contract = (c: StoreCase) =>
           expect(yield* store.health).toBe("closed")
         })
       ))
+
+    it.effect("the records of a key that never had a value expire; a value's are kept as retain says", () =>
+      Effect.gen(function*() {
+        const tenant = freshTenant("novalue")
+        yield* withStore((store) =>
+          Effect.gen(function*() {
+            // a lookup that fails: claim, then a back-off marker
+            yield* acquire(store, "failing", "A")
+            yield* store.release("failing", "A", { baseMs: 100, maxMs: 100 })
+            yield* put(store, "valued")
+            const fences = { failing: `${tenant}:lockstep:{failing}:f`, valued: `${tenant}:lockstep:{valued}:f` }
+            if (c.raw !== undefined) {
+              const client = c.raw()
+              const [failing, valued] = yield* Effect.promise(() =>
+                Promise.all([client.pttl(fences.failing), client.pttl(fences.valued)]).finally(() => client.quit())
+              )
+              expect(failing).toBeGreaterThan(0)
+              expect(failing).toBeLessThanOrEqual(absentMarkMs)
+              expect(valued).toBe(-1) // kept for ever, as its record
+            } else if (c.live !== undefined) {
+              yield* c.advance(absentMarkMs + 1)
+              const left = yield* c.live(tenant)
+              expect(left.filter((name) => name.includes("{failing}"))).toEqual([])
+              expect(left.some((name) => name.includes("{valued}"))).toBe(true)
+            }
+          }), tenant)
+      }))
 
     it.effect("reads do not extend retain: only a commit, a write-back or a set does", () =>
       withStore((store) =>

@@ -9,6 +9,9 @@
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
  * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
  *
+ * Records of a key that has no value expire: its fence counter and mark last `absentMarkMs` (a
+ * day) at most until a commit gives them the record's lifetime.
+ *
  * Anything under the cache's keys may be foreign or corrupt (another deployment, a restore, a
  * hand edit). The scripts never pass such data on: a record that is not a hash of whole
  * numbers `b f w`, a finite `t` and a string `d` (or whose window has not begun, or whose `k`
@@ -23,6 +26,8 @@
  * and
  * `i|<mark>|<key length>|<key>`.
  */
+
+import { absentMarkMs } from "../store.js"
 
 const prelude = `
 local t = redis.call('TIME')
@@ -162,7 +167,9 @@ if held then
   return reply('busy', { pttl }, r)
 end
 local fence = nextVersion(last)
-setCounter(KEYS[3], fence, retain)
+-- the counter of a key that has no value yet expires, whatever its retain: a lookup that always
+-- fails (a crawler's unknown ids) leaves nothing for ever; a commit gives it the record's lifetime
+setCounter(KEYS[3], fence, (r or retain > 0) and retain or ${absentMarkMs})
 redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
 return reply('acquired', { bucket, fence }, r)
 `
