@@ -6,10 +6,11 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 export default defineConfig({
   resolve: {
     // the package's exports point at dist/ (built on `npm pack`); inside the repository
-    // `lockstep` and `lockstep/testing` are the sources, so no build step comes before a test
+    // `lockstep` and its subpaths are the sources, so no build step comes before a test
     alias: [
       { find: /^lockstep$/, replacement: source("./src/index.ts") },
-      { find: /^lockstep\/testing$/, replacement: source("./src/Testing.ts") }
+      { find: /^lockstep\/testing$/, replacement: source("./src/Testing.ts") },
+      { find: /^lockstep\/promise$/, replacement: source("./src/Promise.ts") }
     ]
   },
   test: {

@@ -1,10 +1,11 @@
 /**
  * HTML for the explorer: an escaping template tag (every interpolated value is escaped with
- * escape-html unless it is already `Html`), the page layout, SVG charts and the browser script
- * that refreshes a page right after the server's next window boundary.
+ * escape-html unless it is already `Html`), the page layout and SVG charts. The style sheet and
+ * the browser scripts (the refresh right after the server's next window boundary, the
+ * inspector's admin buttons) are files of their own in `app/assets/`, linked by `Assets.ts`.
  */
 import escapeHtml from "escape-html"
-import { createHash } from "node:crypto"
+import * as Assets from "./Assets.js"
 import type { PageName } from "./Config.js"
 
 /** Where a page belongs in the navigation: one of the pages, or the cache inspector. */
@@ -208,209 +209,12 @@ export const nav: ReadonlyArray<{ readonly name: Section; readonly title: string
   { name: "cache", title: "Cache", path: "/cache" }
 ]
 
-const styles = `
-:root { color-scheme: light dark; --fg: #1d2330; --muted: #5d6678; --bg: #f6f7fb; --panel: #fff; --line: #e2e5ee; --accent: #2f6fde; --warn: #b85c00; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6e9f0; --muted: #9aa3b5; --bg: #12151c; --panel: #1b1f29; --line: #2b3140; --accent: #6ea0ff; --warn: #ffb25b; } }
-* { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-header { background: var(--panel); border-bottom: 1px solid var(--line); }
-header .inner, main { max-width: 1120px; margin: 0 auto; padding: 0 20px; }
-header .inner { display: flex; gap: 24px; align-items: center; height: 56px; }
-header .brand { font-weight: 700; letter-spacing: .02em; }
-header nav a { color: var(--muted); text-decoration: none; margin-right: 16px; padding: 16px 0; border-bottom: 2px solid transparent; }
-header nav a.active, header nav a:hover { color: var(--fg); border-bottom-color: var(--accent); }
-main { padding-top: 20px; padding-bottom: 48px; }
-h1 { font-size: 24px; margin: 8px 0 4px; }
-h2 { font-size: 18px; margin: 28px 0 10px; }
-.freshness { color: var(--muted); font-size: 13px; margin-bottom: 16px; }
-.freshness .stale { color: var(--warn); font-weight: 600; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; }
-.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; }
-.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
-.card .note { color: var(--muted); font-size: 12px; }
-table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
-th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-tbody tr:last-child td { border-bottom: 0; }
-.chart { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 10px; }
-.chart svg { width: 100%; height: auto; display: block; }
-.chart figcaption { color: var(--muted); font-size: 12px; text-align: center; }
-.chart .bar { fill: var(--accent); opacity: .85; } .chart .bar:hover { opacity: 1; }
-.chart .line { fill: none; stroke: var(--accent); stroke-width: 2; } .chart .dot { fill: var(--accent); }
-.chart .grid { stroke: var(--line); } .chart .axis { fill: var(--muted); font-size: 11px; }
-.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; } @media (max-width: 800px) { .grid2 { grid-template-columns: 1fr; } }
-.empty { color: var(--muted); font-style: italic; }
-.error { background: var(--panel); border: 1px solid var(--warn); border-radius: 10px; padding: 16px 20px; }
-ul.items { margin: 0; padding-left: 18px; } .muted { color: var(--muted); }
-a { color: var(--accent); } td a, .card a { text-decoration: none; } td a:hover, .card a:hover { text-decoration: underline; }
-.crumbs { color: var(--muted); font-size: 13px; margin: 0 0 12px; }
-.admin { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 10px 14px; margin-bottom: 16px; display: flex; flex-wrap: wrap; gap: 12px; align-items: center; }
-.admin input { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
-button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); cursor: pointer; }
-button:hover { border-color: var(--accent); }
-#admin-result.ok { color: var(--accent); } #admin-result.failed { color: var(--warn); }
-main.wide { max-width: 1480px; }
-.keys table { font-size: 13px; } .keys td { padding: 6px 8px; } .keys code { font-size: 12px; word-break: break-all; }
-.keys td button { margin: 1px 0; }
-.state-fresh { color: var(--accent); } .state-stale, .state-invalidated { color: var(--warn); }
-.pager { margin-top: 12px; display: flex; gap: 16px; }
-footer { color: var(--muted); font-size: 12px; text-align: center; padding: 24px; }
-`
-
-/**
- * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
- * on the server's clock (offset measured on every response, erring late rather than early); swap `<main>` in place so neither
- * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
- * after `retryMs` or the value's last compute time, whichever is longer.
- * `window.__lockstep` exposes what happened, for people and for the end-to-end test.
- */
-const refreshScript = `
-(function () {
-  "use strict";
-  function readMeta(doc) {
-    var el = doc.getElementById("lockstep-meta");
-    return el ? JSON.parse(el.textContent) : null;
-  }
-  var meta = readMeta(document);
-  if (!meta) return;
-  var state = { offset: meta.serverNow - Date.now(), timer: 0, refreshes: 0, errors: 0, retried: false, history: [], dueAt: 0 };
-  window.__lockstep = state;
-  function serverNow() { return Date.now() + state.offset; }
-  function schedule(delay) {
-    clearTimeout(state.timer);
-    state.dueAt = serverNow() + Math.max(0, delay);
-    state.timer = setTimeout(refresh, Math.max(0, delay));
-  }
-  function scheduleNext() { schedule(meta.nextBoundary + meta.lagMs - serverNow()); }
-  function tick() {
-    var el = document.getElementById("lockstep-countdown");
-    if (el) el.textContent = "in " + Math.max(0, Math.ceil((state.dueAt - serverNow()) / 1000)) + " s";
-  }
-  function refresh() {
-    var t0 = Date.now();
-    var requestedAt = serverNow();
-    fetch(location.pathname + location.search, { cache: "no-store", headers: { "Accept": "text/html", "X-Lockstep-Refresh": "1" } })
-      .then(function (res) {
-        var t1 = Date.now();
-        var now = Number(res.headers.get("X-Server-Now"));
-        // the server stamped X-Server-Now at some point before t1: taking t1 can only make the
-        // offset too small, so the next refresh can come a round trip late but never early
-        if (now > 0) state.offset = now - t1;
-        return res.text().then(function (text) { return { res: res, text: text }; });
-      })
-      .then(function (r) {
-        if (!r.res.ok) throw new Error("HTTP " + r.res.status);
-        var doc = new DOMParser().parseFromString(r.text, "text/html");
-        var next = readMeta(doc);
-        var main = doc.querySelector("main");
-        var current = document.querySelector("main");
-        if (!next || !main || !current) throw new Error("unexpected page");
-        var x = window.scrollX, y = window.scrollY;
-        current.replaceWith(document.adoptNode(main));
-        window.scrollTo(x, y);
-        meta = next;
-        var cache = r.res.headers.get("X-Cache");
-        state.refreshes++;
-        state.history.push({ cache: cache, bucket: next.bucket, computedAt: next.computedAt, requestedAt: requestedAt, status: r.res.status });
-        if (cache === "stale" && !state.retried) {
-          state.retried = true;
-          schedule(Math.max(meta.retryMs, (meta.computeMs || 0) + 100));
-          return;
-        }
-        state.retried = false;
-        scheduleNext();
-        tick();
-      })
-      .catch(function () {
-        state.errors++;
-        schedule(Math.max(meta.retryMs, 5000));
-      });
-  }
-  scheduleNext();
-  tick();
-  setInterval(tick, 1000);
-})();
-`
-
-/**
- * The cache inspector's admin buttons: each posts its action with the token typed into the
- * page (`Authorization: Bearer`, never a cookie: `credentials: "omit"`), shows the answer, and
- * swaps the key table for a fresh one. Without `ADMIN_TOKEN` the page has no buttons and this
- * script does nothing.
- */
-const adminScript = `
-(function () {
-  "use strict";
-  var admin = document.getElementById("admin");
-  if (!admin || admin.getAttribute("data-enabled") !== "true") return;
-  var result = document.getElementById("admin-result");
-  var state = { actions: 0, failures: 0, last: null };
-  window.__lockstepAdmin = state;
-  function say(text, ok) {
-    result.textContent = text;
-    result.className = ok ? "ok" : "failed";
-  }
-  function reloadTable() {
-    return fetch(location.pathname + location.search, { cache: "no-store", credentials: "omit" })
-      .then(function (res) { return res.text(); })
-      .then(function (text) {
-        var next = new DOMParser().parseFromString(text, "text/html").getElementById("inspector-table");
-        var current = document.getElementById("inspector-table");
-        if (next && current) current.replaceWith(document.adoptNode(next));
-      });
-  }
-  document.addEventListener("click", function (event) {
-    var button = event.target && event.target.closest ? event.target.closest("button[data-action]") : null;
-    if (!button) return;
-    var action = button.getAttribute("data-action");
-    var body = action === "invalidate-tag"
-      ? { tag: button.getAttribute("data-tag") || document.getElementById("admin-tag").value }
-      : { key: button.getAttribute("data-key") };
-    say(action + " …", true);
-    fetch("/api/cache/" + action, {
-      method: "POST",
-      credentials: "omit",
-      cache: "no-store",
-      headers: { "Authorization": "Bearer " + document.getElementById("admin-token").value, "Content-Type": "application/json" },
-      body: JSON.stringify(body)
-    })
-      .then(function (res) { return res.json().then(function (json) { return { status: res.status, ok: res.ok, json: json }; }); })
-      .then(function (r) {
-        state.last = { action: action, status: r.status, body: r.json };
-        if (!r.ok) {
-          state.failures++;
-          say(r.status + ": " + (r.json && r.json.error ? r.json.error.message : "failed"), false);
-          return;
-        }
-        state.actions++;
-        say(r.json.message, true);
-        return reloadTable();
-      })
-      .catch(function (e) {
-        state.failures++;
-        say("failed: " + e.message, false);
-      });
-  });
-})();
-`
-
-const sha256 = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`
-
-/**
- * The CSP sources of the inline script and style blocks: the only ones the pages have, each
- * allowed by its hash (no `'unsafe-inline'`).
- */
-export const inlineSources = {
-  scripts: [sha256(refreshScript), sha256(adminScript)],
-  styles: [sha256(styles)]
-} as const
-
-/** Which of the two inline scripts a page runs. */
+/** Which of the two scripts a page runs. */
 export type Script = "refresh" | "admin"
 
-const scripts: Record<Script, Html> = { refresh: raw(`<script>${refreshScript}</script>`), admin: raw(`<script>${adminScript}</script>`) }
+const scriptTag = (asset: Assets.Asset): Html => html`<script src="${asset.path}" integrity="${asset.integrity}"></script>`
+
+const scripts: Record<Script, Html> = { refresh: scriptTag(Assets.refreshScript), admin: scriptTag(Assets.adminScript) }
 
 const shell = (
   title: string,
@@ -425,7 +229,7 @@ const shell = (
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · lockstep explorer</title>
-<style>${raw(styles)}</style>
+<link rel="stylesheet" href="${Assets.styles.path}" integrity="${Assets.styles.integrity}">
 ${extraHead}
 </head>
 <body>

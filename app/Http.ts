@@ -24,6 +24,7 @@ import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import { Memo, Redis } from "../src/index.js"
 import * as Admin from "./Admin.js"
+import * as Assets from "./Assets.js"
 import { describeFailure } from "./Failure.js"
 import { app as appConfig, AppConfig } from "./Config.js"
 import * as Html from "./Html.js"
@@ -230,6 +231,8 @@ export const Routes = HttpLayerRouter.use((router) =>
     yield* router.add("GET", "/healthz", Effect.succeed(healthz))
     yield* router.add("GET", "/metrics", metrics)
     yield* router.add("GET", "/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 })))
+    // the style sheet and scripts, under their content hashes; any other /assets/ path is a 404
+    for (const asset of Assets.all) yield* router.add("GET", asset.path, Effect.succeed(Assets.response(asset)))
     // the router answers HEAD with the GET route when no HEAD route matches first
     for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const) yield* router.add(method, "*", notFound)
   })

@@ -22,13 +22,19 @@ import * as Synthetic from "./Synthetic.js"
 // ---------------------------------------------------------------------------------------------
 // errors
 
-/** The database stopped a statement at its `max_statement_time`. */
+/**
+ * The database stopped a statement at its `max_statement_time` (`seconds`: the limit it ran
+ * under). Only that: a statement the database ended for another reason is a `LedgerError`.
+ */
 export class LedgerTimeout extends Data.TaggedError("LedgerTimeout")<{
   readonly query: string
   readonly seconds: number
+  /** What the database said, with its error code. */
+  readonly databaseMessage?: string
 }> {
   override get message() {
-    return `the ledger query "${this.query}" was stopped by the database after ${this.seconds} s (max_statement_time)`
+    const said = this.databaseMessage === undefined ? "" : `: ${this.databaseMessage}`
+    return `the ledger query "${this.query}" was stopped by the database after ${this.seconds} s (max_statement_time)${said}`
   }
 }
 
@@ -37,9 +43,15 @@ export class LedgerError extends Data.TaggedError("LedgerError")<{
   readonly query: string
   readonly reason: "Unavailable" | "Query" | "Decode"
   readonly cause?: unknown
+  /** What the database said, with its error code (a lock wait timeout, a deadlock, …). */
+  readonly databaseMessage?: string
 }> {
   override get message() {
-    const detail = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    const detail = this.databaseMessage !== undefined
+      ? `: ${this.databaseMessage}`
+      : this.cause instanceof Error
+      ? `: ${this.cause.message}`
+      : ""
     switch (this.reason) {
       case "Unavailable":
         return `the ledger database is unavailable (${this.query})${detail}`

@@ -2,9 +2,9 @@
  * The security headers every response carries (pages, JSON, errors, 404s, `/metrics`), added by
  * a pre-response handler that the server runs on every response it writes, error responses
  * included:
- * - `Content-Security-Policy`: nothing but this origin, and the pages' inline script and style
- *   blocks by their SHA-256 hashes (no `'unsafe-inline'`); no framing (`frame-ancestors
- *   'none'`), no forms, no `<base>`;
+ * - `Content-Security-Policy`: nothing but this origin: the pages' scripts and style sheet are
+ *   files served from `/assets/` (`Assets.ts`), never inline (no `'unsafe-inline'`); no framing
+ *   (`frame-ancestors 'none'`), no forms, no `<base>`;
  * - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
  *   (for browsers without `frame-ancestors`), `Cross-Origin-Opener-Policy` and
  *   `Cross-Origin-Resource-Policy: same-origin`.
@@ -12,12 +12,11 @@
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as Html from "./Html.js"
 
 export const contentSecurityPolicy = [
   "default-src 'none'",
-  `script-src ${Html.inlineSources.scripts.join(" ")}`,
-  `style-src ${Html.inlineSources.styles.join(" ")}`,
+  "script-src 'self'",
+  "style-src 'self'",
   "img-src 'self'",
   "connect-src 'self'",
   "base-uri 'none'",

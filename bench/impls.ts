@@ -6,6 +6,7 @@
  *
  * - lockstep: `Memo.memo` over `Redis.layer` (or the in-memory store), one effect per key built
  *   once, run with `ManagedRuntime.runPromise` per call;
+ * - lockstep/promise: `createCache` (the Promise facade), one keyed loader, `get` per call;
  * - bentocache: L1 memory + L2 Redis + Redis bus, `getOrSet` with `grace` (stale serving);
  * - cache-manager: `wrap` over an L1 Keyv (Map) and an L2 `@keyv/redis`, `refreshThreshold`
  *   for refresh-ahead (it has no stale serving after expiry);
@@ -25,6 +26,7 @@ import { createKeyv as createKeyvRedis } from "@keyv/redis"
 import { Keyv } from "keyv"
 import { LRUCache } from "lru-cache"
 import { Memo, Redis } from "../src/index.js"
+import { createCache } from "../src/Promise.js"
 import { Dashboard } from "./fixtures.js"
 
 export const implNames = ["lockstep", "bentocache", "cache-manager", "lru-cache", "async-cache-dedupe"] as const
@@ -110,6 +112,21 @@ export const makeLockstep = async (
       return (i) => runtime.runPromise(effs[i]!)
     },
     close: () => runtime.dispose()
+  }
+}
+
+/** The Promise facade: one keyed loader over Redis (or the in-memory store). */
+export const makeLockstepPromise = async (o: CacheOptions): Promise<Cache> => {
+  const cache = createCache({
+    ...(o.redis === undefined ? {} : { redis: { redis: { host: o.redis.host, port: o.redis.port } } }),
+    tenant: o.namespace,
+    settings: o.capacity === undefined ? {} : { l1Capacity: o.capacity }
+  })
+  const dashboards = cache.loader({ key: (key: string) => key, window: o.windowMs, schema: Dashboard, lookup: o.produce })
+  return {
+    name: "lockstep/promise `get`",
+    bind: (keys) => (i) => dashboards.get(keys[i]!),
+    close: () => cache.close()
   }
 }
 

@@ -5,11 +5,12 @@
  * Define a loader once, at module level; its options are checked there. A request then goes
  * top to bottom:
  * 1. `get`: a fresh L1 entry is returned at once (one map lookup, one bucket comparison);
- * 2. otherwise the engine (`internal/memo/runtime.ts`) answers a held value at once and
- *    refreshes it in the background, or waits for the key's worker when nothing is held;
- * 3. the worker (`internal/memo/refresh.ts`) claims the fleet lock and leads the lookup
- *    (`internal/memo/leader.ts`), waits for another process's commit, or runs on its own while
- *    the store is unreachable.
+ * 2. otherwise a held value is answered at once, stale, and refreshed in the background; with
+ *    nothing held, the request waits for the key's one run in this process;
+ * 3. that run claims the fleet lock and runs the lookup, waits for another process's commit,
+ *    or runs on its own while the store is unreachable.
+ *
+ * The guide is the README; what the fleet guarantees is in `docs/guarantees.md`.
  *
  * @since 0.1.0
  */
@@ -35,7 +36,6 @@ import * as Leader from "./internal/memo/leader.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
-import * as Metrics from "./Metrics.js"
 import type * as Redis from "./Redis.js"
 import * as Window from "./Window.js"
 
@@ -72,7 +72,7 @@ export interface Info<A> {
 /**
  * A loader's options, checked once when it is defined.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface LoaderOptions<K, A, I, E, R> {
@@ -115,13 +115,13 @@ export interface Options<A, I> {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category type ids
  */
 export const LoaderTypeId: unique symbol = Symbol.for("lockstep/Loader")
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category type ids
  */
 export type LoaderTypeId = typeof LoaderTypeId
@@ -129,7 +129,7 @@ export type LoaderTypeId = typeof LoaderTypeId
 /**
  * A family of cached values, one per key.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Loader<K, A, E = never, R = never> {
@@ -193,13 +193,13 @@ export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
 /**
  * A lookup ran longer than `maxRun` and was stopped; a cold request waiting for it dies with this.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const MaxRunExceeded: typeof Leader.MaxRunExceeded = Leader.MaxRunExceeded
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export type MaxRunExceeded = Leader.MaxRunExceeded
@@ -288,7 +288,7 @@ export const layerWith = (settings: Partial<Settings>): Layer.Layer<Memo, Invali
 /**
  * The runtime with settings from `Config`s (each setting may be one).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
@@ -370,20 +370,7 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   return spec
 }
 
-const toInfo = <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number): Info<A> => {
-  const bucket = Math.floor(now / entry.windowMs)
-  const stale = !L1.isHit(entry, bucket)
-  return {
-    value: entry.value as A,
-    bucket: entry.bucket,
-    computedAt: entry.computedAt,
-    stale,
-    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
-    cache: cache === "hit" && stale ? "stale" : cache,
-    windowMs: entry.windowMs,
-    serverNow: now
-  }
-}
+const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number) => Info<A> = L1.info
 
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
@@ -393,13 +380,6 @@ const WarmId: unique symbol = Symbol.for("lockstep/Loader/warm")
 
 interface Warmable<K> {
   readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
-}
-
-type LoaderFn = {
-  <A, I, E, R, K = void>(
-    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
-  ): Loader<K, A, E | WaitTimeout, R>
-  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
 }
 
 /**
@@ -426,10 +406,15 @@ type LoaderFn = {
  *
  * export const page = (id: number) => itemPage.getWithInfo(id)
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
-export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
+export const loader: {
+  <A, I, E, R, K = void>(
+    options: LoaderOptions<K, A, I, E, R> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout, R>
+  <A, I, E, R, K = void>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, E, R>
+} = <A, I, E, R, K>(options: LoaderOptions<K, A, I, E, R>): Loader<K, A, any, R> => {
   const spec = specOf(options)
   const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
   const fixed = typeof options.key === "string" ? options.key : undefined
@@ -478,15 +463,11 @@ export const loader: LoaderFn = <A, I, E, R, K>(options: LoaderOptions<K, A, I, 
       const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
         engine.clock.skew
       const key = keyOf(k)
-      const held = engine.l1.entries.get(key)
       // a hit: trusted, and of our window or the next (our clock may be a little behind the
       // store's); further ahead, our clock went back: the slow path asks the store
-      const ahead = held === undefined ? -1 : held.freshThrough - Math.floor(now / windowMs)
-      if (held !== undefined && held.windowMs === windowMs && (ahead === 0 || ahead === 1)) {
-        Metrics.requestsL1.unsafeUpdate(1, [])
-        held.hits++
-        return onHit(held, now)
-      }
+      const fresh = L1.hit(engine.l1, key, windowMs, now)
+      if (fresh !== undefined) return onHit(fresh, now)
+      const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
       if (run !== undefined) run.waiters++
       const wait = run !== undefined
@@ -539,18 +520,6 @@ const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect
   return loader<A, I, E, R, void>({ ...options, lookup: () => producer })
 }
 
-/** Options with a `timeout`: the request may also fail with `WaitTimeout`. */
-type Timed<A, I> = Options<A, I> & { readonly timeout: Duration.DurationInput }
-
-type MemoFn<F extends "value" | "info"> = {
-  <A, I>(options: Timed<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, I, E, R>(options: Timed<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Timed<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<F extends "value" ? A : Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-}
-
 /** Both argument orders of the data-first form: `(options, producer)` as ever, and Effect's `(producer, options)`. */
 const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
   (Effect.isEffect(a) ? [b, a] : [a, b]) as [Options<A, I>, Effect.Effect<A, E, R>]
@@ -576,7 +545,14 @@ const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
  * @since 0.1.0
  * @category combinators
  */
-export const memo: MemoFn<"value"> = dual(2, (a: unknown, b: unknown) => {
+export const memo: {
+  <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
+} = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).get()
 })
@@ -587,7 +563,14 @@ export const memo: MemoFn<"value"> = dual(2, (a: unknown, b: unknown) => {
  * @since 0.1.0
  * @category combinators
  */
-export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => {
+export const memoWithInfo: {
+  <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
+} = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).getWithInfo()
 })
@@ -596,7 +579,7 @@ export const memoWithInfo: MemoFn<"info"> = dual(2, (a: unknown, b: unknown) => 
  * Marks stale, everywhere, every value whose loader gave it `tag` (see `tags`). Answers how many
  * keys it reached.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category combinators
  */
 export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisError, Memo> =>
@@ -606,7 +589,7 @@ export const invalidateTag = (tag: string): Effect.Effect<number, Redis.RedisErr
  * One key of the tenant as the store holds it (without the value itself), with this process's
  * answers for it: for an inspector page.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface KeyState extends Redis.Inspected {
@@ -617,7 +600,7 @@ export interface KeyState extends Redis.Inspected {
 /**
  * A page of `inspect`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Inspection {
@@ -633,7 +616,7 @@ export interface Inspection {
  * each with its record, lock and back-off, and this process's answers for it. A page holds about
  * `count` keys (Redis may return a few more or fewer).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category combinators
  */
 export const inspect = (
@@ -657,18 +640,6 @@ const sleepUntil = (target: number, nowMs: Effect.Effect<number>): Effect.Effect
       Effect.suspend(() => sleepUntil(target, nowMs))
     ))
 
-type KeepWarmFn = {
-  <K, A, E, R>(
-    loader: Loader<K, A, E, R>,
-    k: K,
-    options?: { readonly lag?: Duration.DurationInput | undefined }
-  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
-  <A, I, E, R>(
-    options: Options<A, I> & { readonly lag?: Duration.DurationInput | undefined },
-    producer: Effect.Effect<A, E, R>
-  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
-}
-
 const isLoader = (u: unknown): u is Loader<any, any, any, any> =>
   typeof u === "object" && u !== null && LoaderTypeId in u
 
@@ -680,7 +651,17 @@ const isLoader = (u: unknown): u is Loader<any, any, any, any> =>
  * @since 0.1.0
  * @category combinators
  */
-export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
+export const keepWarm: {
+  <K, A, E, R>(
+    loader: Loader<K, A, E, R>,
+    k: K,
+    options?: { readonly lag?: Duration.DurationInput | undefined }
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+  <A, I, E, R>(
+    options: Options<A, I> & { readonly lag?: Duration.DurationInput | undefined },
+    producer: Effect.Effect<A, E, R>
+  ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
+} = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
   const [target, k, lagInput] = isLoader(first)
     ? [first, second, third?.lag]
     : [fixedLoader(first, second), undefined, first?.lag]
@@ -716,7 +697,7 @@ export const keepWarm: KeepWarmFn = (first: any, second?: any, third?: any): Eff
  * - `X-Server-Now`, `X-Next-Boundary`, `X-Computed-At`: epoch milliseconds on the store's clock,
  *   for a client that schedules its refresh just after the boundary.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category http
  */
 export const cacheHeaders = (info: Info<unknown>): Record<string, string> => {

@@ -190,7 +190,7 @@ export const update = (
 /**
  * Notices received from the fleet (commits, invalidations, `set`s).
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const noticesReceived = Metric.counter("lockstep_notices_total", {
   description: "fleet notices received",
@@ -200,7 +200,7 @@ export const noticesReceived = Metric.counter("lockstep_notices_total", {
 /**
  * Notices that told nothing new (repeated, late or reordered): harmless, thanks to versions.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const noticesSkipped = Metric.counter("lockstep_notices_skipped_total", {
   description: "fleet notices older than what this process held",
@@ -210,7 +210,7 @@ export const noticesSkipped = Metric.counter("lockstep_notices_skipped_total", {
 /**
  * Times the notice subscription came (back) up; each one distrusts L1 until the store confirms.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const resyncs = Metric.counter("lockstep_notice_resyncs_total", {
   description: "notice subscriptions (re)established",
@@ -220,7 +220,7 @@ export const resyncs = Metric.counter("lockstep_notice_resyncs_total", {
 /**
  * 1 while the notice subscription is up; 0 while it is down (no L1 hits are answered then).
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const busState = Metric.gauge("lockstep_notice_subscription_up", {
   description: "notice subscription: 1 up, 0 down"

@@ -4,8 +4,8 @@
  * (standalone, Cluster or Sentinel) and an in-memory store with the same semantics, for one
  * process.
  *
- * The contract lives in `internal/store.ts`, the Redis implementation in `internal/redis/`
- * (clients, scripts, config), the in-memory one in `internal/memoryStore.ts`.
+ * Build it with `layerFromEnv` (Redis when `REDIS_HOST` is set, memory otherwise), `layer` or
+ * `layerConfig`, or over a client of your own with `fromClient`; `Memo.layer` runs on it.
  *
  * @since 0.1.0
  */
@@ -16,8 +16,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type { Cluster, Redis as IORedis } from "ioredis"
+import type { Cluster, Redis as IORedis, RedisOptions } from "ioredis"
 import * as MemoryStore from "./internal/memoryStore.js"
 import type * as Addresses from "./internal/redis/addresses.js"
 import type * as Breaker from "./internal/redis/breaker.js"
@@ -62,7 +63,7 @@ export type Stored = internal.Stored
 /**
  * What a read finds: the store's clock, the key's invalidation mark, the record.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Read = internal.Read
@@ -87,7 +88,7 @@ export type Commit = internal.Commit
  * The outcome of a release: the lock dropped, turned into a back-off marker (for how long), or
  * already someone else's.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Release = internal.Release
@@ -99,13 +100,13 @@ export type Release = internal.Release
 export type Backoff = internal.Backoff
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Written = internal.Written
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Invalidated = internal.Invalidated
@@ -113,19 +114,19 @@ export type Invalidated = internal.Invalidated
 /**
  * A commit or an invalidation, as the fleet is told of it.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Notice = internal.Notice
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Subscriber = internal.Subscriber
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Lifetimes = internal.Lifetimes
@@ -133,7 +134,7 @@ export type Lifetimes = internal.Lifetimes
 /**
  * What a commit records beside the value: lifetimes, the lookup's duration and tags.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type CommitDetails = internal.CommitDetails
@@ -141,7 +142,7 @@ export type CommitDetails = internal.CommitDetails
 /**
  * One key of the tenant as the store holds it, for an inspector.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Inspected = internal.Inspected
@@ -149,7 +150,7 @@ export type Inspected = internal.Inspected
 /**
  * A page of `Store.scan`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Scanned = internal.Scanned
@@ -234,7 +235,34 @@ export const layerMemory: Layer.Layer<Redis> = Layer.effect(Redis, Effect.orDie(
  * @since 0.1.0
  * @category models
  */
-export type Options = RedisConfig.Options
+export interface Options {
+  /** ioredis options; lockstep overrides the ones that make ioredis queue or retry commands. */
+  readonly redis?: Omit<RedisOptions, "replyMapping"> | undefined
+  /** The password of `redis` (of the primary, under Sentinel), kept redacted. Overrides `redis.password`. */
+  readonly password?: Redacted.Redacted<string> | string | undefined
+  /** Key prefix: processes of one tenant share values (default `"default"`, 1 to 128 characters). */
+  readonly tenant?: string | undefined
+  /** Per-command time limit inside ioredis: 1 ms to 1 minute (default 500 ms). */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How long layer construction waits for the first connection before going on degraded (default 2 s). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Consecutive failures that open the breaker (default 3). */
+  readonly breakerThreshold?: number | undefined
+  /** How long the breaker stays open before a probe (default 1 s). */
+  readonly breakerCooldown?: Duration.DurationInput | undefined
+  /**
+   * Redis Cluster: seed nodes (any reachable subset; ioredis discovers the others). `redis`
+   * then applies to every node connection, except `host`, `port` and `db` (a cluster has only
+   * db 0). Exclusive with `sentinel`.
+   */
+  readonly cluster?: ReadonlyArray<Address> | undefined
+  /**
+   * Sentinel: the sentinels to ask and the name of the primary they monitor. `redis` applies to
+   * the primary's connection (`sentinelUsername` / `sentinelPassword` to the sentinels'); its
+   * `host` and `port` are ignored.
+   */
+  readonly sentinel?: { readonly sentinels: ReadonlyArray<Address>; readonly name: string } | undefined
+}
 
 /**
  * A Redis, Cluster node or Sentinel address.
@@ -387,7 +415,7 @@ export const layerFromEnv: Layer.Layer<Redis, RedisConfigError | ConfigError.Con
  * `REDIS_HOST` (or `REDIS_CLUSTER_NODES`, or `REDIS_SENTINELS`) it fails, for deployments where
  * running without the fleet's store would be a mistake.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layerRedisFromEnv: Layer.Layer<Redis, RedisConfigError | ConfigError.ConfigError> = Layer.scoped(

@@ -40,8 +40,9 @@ describe("bench smoke", () => {
 
   it("l1: every implementation measured against the floors", async () => {
     const s = await smoke("l1")
-    for (const name of [...impls.filter((n) => n !== "lockstep"), "floor: `map.get`"]) expect(rowsOf(s)).toContain(name)
+    for (const name of [...impls.filter((n) => n !== "lockstep"), "floor: `map.get`", "lockstep/promise `get`"]) expect(rowsOf(s)).toContain(name)
     expect(s.targets.length).toBeGreaterThan(0)
+    expect(s.targets.map((t) => t.name)).toContain("1 key: lockstep/promise `get` / lru-cache `fetch`")
   })
 
   it("l2: reads from Redis through each shared tier", async () => {

@@ -117,7 +117,7 @@ describe("the packed package", () => {
   it("holds only dist/, the README, LICENSE, CHANGELOG and package.json", () => {
     const stray = packed.filter((path) => !/^(dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(path))
     expect(stray).toEqual([])
-    for (const expected of ["README.md", "LICENSE", "CHANGELOG.md", "package.json", "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/Testing.js", "dist/cjs/index.js", "dist/cjs/Testing.d.ts", "dist/cjs/package.json"]) {
+    for (const expected of ["README.md", "LICENSE", "CHANGELOG.md", "package.json", "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/Testing.js", "dist/cjs/index.js", "dist/cjs/Testing.d.ts", "dist/esm/Promise.js", "dist/cjs/Promise.d.ts", "dist/cjs/package.json"]) {
       expect(packed).toContain(expected)
     }
   })
@@ -167,6 +167,23 @@ describe("a consumer with only effect 3 and ioredis", () => {
       expect.stringMatching(/node_modules\/lockstep\/dist\/cjs\/index\.js$/),
       expect.stringMatching(/node_modules\/lockstep\/dist\/cjs\/Testing\.js$/)
     ])
+  })
+
+  it("runs lockstep/promise with no Effect in its own code, as an ES module and through require", async () => {
+    const expected = {
+      values: [10, 10, 20],
+      runs: 2,
+      cache: "hit",
+      header: "hit",
+      error: expect.stringMatching(/^TypeError: loader "bad": window/),
+      closed: "Closed"
+    }
+    for (const [file, dir] of [["promise.mjs", "esm"], ["promise.cjs", "cjs"]] as const) {
+      Fs.copyFileSync(Path.join(fixtures, file), Path.join(consumer, file))
+      const out = parse(await ok(process.execPath, [file], consumer))
+      expect(out).toMatchObject(expected)
+      expect(out.resolved).toMatch(new RegExp(`node_modules/lockstep/dist/${dir}/Promise\\.js$`))
+    }
   })
 
   // The consumer's own node_modules has no @types/node; lockstep's Redis types come from

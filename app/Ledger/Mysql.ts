@@ -57,7 +57,7 @@ export const config = Config.all({
 
 export type Settings = Config.Config.Success<typeof config>
 
-/** The per-statement limit, `LEDGER_STATEMENT_TIMEOUT` (default 10 seconds). */
+/** The per-statement limit, `LEDGER_STATEMENT_TIMEOUT` (default 10 seconds); a stricter global `max_statement_time` of the server wins. */
 export const statementTimeout = Config.duration("LEDGER_STATEMENT_TIMEOUT").pipe(
   Config.withDefault(Duration.seconds(10)),
   Config.validate({
@@ -73,7 +73,12 @@ export const clientOptions = (c: Settings): MysqlClient.MysqlClientConfig => ({
   username: c.username,
   database: c.database,
   maxConnections: 8,
-  poolConfig: { connectTimeout: 3_000, dateStrings: true },
+  // `@effect/sql-mysql2` keeps no idle connection unless told (`maxIdle` 0): every aggregate run
+  // would open a connection and the pool's reaper would drop it a second later, which MariaDB
+  // logs as an aborted connection. Keep a few open between runs, for `connectionTTL` of idleness,
+  // and close them with COM_QUIT.
+  connectionTTL: Duration.minutes(2),
+  poolConfig: { connectTimeout: 3_000, dateStrings: true, maxIdle: 2, gracefulEnd: true },
   ...(Option.isSome(c.password) ? { password: c.password.value } : {})
 })
 
@@ -222,28 +227,90 @@ const connectionCodes = new Set([
 /** MariaDB's `ER_STATEMENT_TIMEOUT`; MySQL's `ER_QUERY_TIMEOUT` for good measure. */
 const timeoutErrnos = new Set([1969, 3024])
 
-/** Maps a driver failure to the ledger's typed errors. */
-export const classify = (query: string, seconds: number) => (error: SqlError | LedgerError): LedgerFailure => {
-  if (error._tag === "LedgerError") return error
-  const cause = error.cause as { readonly errno?: unknown; readonly code?: unknown; readonly fatal?: unknown } | undefined
-  if (cause !== undefined && timeoutErrnos.has(cause.errno as number)) return new LedgerTimeout({ query, seconds })
-  const unavailable = cause !== undefined && (cause.fatal === true || connectionCodes.has(cause.code as string))
-  return new LedgerError({ query, reason: unavailable ? "Unavailable" : "Query", cause: error.cause ?? error })
+/** The driver's error fields, when the failure came from the server or the socket. */
+interface DriverError {
+  readonly errno?: unknown
+  readonly code?: unknown
+  readonly fatal?: unknown
+  readonly sqlMessage?: unknown
+  readonly message?: unknown
+}
+
+/** What the database said, with its code: `Lock wait timeout exceeded; … (ER_LOCK_WAIT_TIMEOUT, errno 1205)`. */
+const databaseMessage = (cause: DriverError | undefined): string | undefined => {
+  if (cause === undefined) return undefined
+  const text = typeof cause.sqlMessage === "string" ? cause.sqlMessage : typeof cause.message === "string" ? cause.message : undefined
+  if (text === undefined) return undefined
+  const code = [typeof cause.code === "string" ? cause.code : undefined, typeof cause.errno === "number" ? `errno ${cause.errno}` : undefined]
+    .filter((part) => part !== undefined)
+  return code.length === 0 ? text : `${text} (${code.join(", ")})`
 }
 
 /**
- * A `SqlClient` that connects on first use and again after a failed attempt, so the server
- * starts (and `/healthz` answers) while the database is down. Its pool lives in `scope`.
+ * Maps a driver failure to the ledger's typed errors: `LedgerTimeout` only when the database
+ * says the statement hit its `max_statement_time`; anything else keeps the database's own words.
  */
-const lazyClient = (options: MysqlClient.MysqlClientConfig, scope: Scope.Scope) =>
+export const classify = (query: string, seconds: number) => (error: SqlError | LedgerError): LedgerFailure => {
+  if (error._tag === "LedgerError") return error
+  const cause = error.cause as DriverError | undefined
+  const said = databaseMessage(cause)
+  if (cause !== undefined && timeoutErrnos.has(cause.errno as number)) {
+    return new LedgerTimeout({ query, seconds, ...(said === undefined ? {} : { databaseMessage: said }) })
+  }
+  const unavailable = cause !== undefined && (cause.fatal === true || connectionCodes.has(cause.code as string))
+  return new LedgerError({
+    query,
+    reason: unavailable ? "Unavailable" : "Query",
+    cause: error.cause ?? error,
+    ...(said === undefined ? {} : { databaseMessage: said })
+  })
+}
+
+/**
+ * The limit a statement runs under: the stricter of the configured one and the server's global
+ * `max_statement_time` (0 there means none). `SET STATEMENT max_statement_time=N FOR` replaces
+ * the server's limit for that statement, so sending the configured one alone would loosen a
+ * stricter guard a DBA set.
+ */
+export const stricterLimit = (configured: number, server: number): number =>
+  server > 0 ? Math.min(configured, server) : configured
+
+/** A connected client and the limit its statements run under. */
+interface Connected {
+  readonly sql: SqlClient.SqlClient
+  readonly seconds: number
+}
+
+/** The server's global `max_statement_time` in seconds, read once per connected pool (0: none). */
+const serverLimit = (sql: SqlClient.SqlClient) =>
+  sql<{ readonly server_limit: number | string | null }>`SELECT @@GLOBAL.max_statement_time AS server_limit`.pipe(
+    Effect.map((rows) => Number(rows[0]?.server_limit ?? 0) || 0)
+  )
+
+/**
+ * A `SqlClient` that connects on first use and again after a failed attempt, so the server
+ * starts (and `/healthz` answers) while the database is down. Its pool lives in `scope`. On
+ * connecting it reads the server's statement limit once, and keeps the stricter one.
+ */
+const lazyClient = (options: MysqlClient.MysqlClientConfig, scope: Scope.Scope, configured: number) =>
   Effect.gen(function*() {
-    const ref = yield* SynchronizedRef.make(Option.none<SqlClient.SqlClient>())
+    const ref = yield* SynchronizedRef.make(Option.none<Connected>())
     const connect = Effect.gen(function*() {
       const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-      return yield* Layer.buildWithScope(MysqlClient.layer(options), child).pipe(
+      const sql = yield* Layer.buildWithScope(MysqlClient.layer(options), child).pipe(
         Effect.map(Context.get(SqlClient.SqlClient)),
         Effect.tapError(() => Scope.close(child, Exit.void))
       )
+      const server = yield* serverLimit(sql).pipe(
+        Effect.tapError((e) => Scope.close(child, Exit.fail(e)))
+      )
+      const seconds = stricterLimit(configured, server)
+      if (seconds < configured) {
+        yield* Effect.logInfo(
+          `explorer: the server's max_statement_time (${server} s) is stricter than LEDGER_STATEMENT_TIMEOUT (${configured} s); ledger statements run under ${seconds} s`
+        )
+      }
+      return { sql, seconds } satisfies Connected
     })
     return SynchronizedRef.modifyEffect(ref, (current) =>
       Option.isSome(current)
@@ -280,13 +347,10 @@ const first = <A>(name: string, rows: ReadonlyArray<A>): Effect.Effect<A, Ledger
     ? Effect.fail(new LedgerError({ query: name, reason: "Decode", cause: new Error("no row") }))
     : Effect.succeed(rows[0])
 
-/** The MariaDB queries over a client (obtained per query, see `lazyClient`). */
-export const make = (
-  client: Effect.Effect<SqlClient.SqlClient, LedgerError>,
-  seconds: number
-): Service => {
+/** The MariaDB queries over a client and its statement limit (obtained per query, see `lazyClient`). */
+export const make = (client: Effect.Effect<Connected, LedgerError>): Service => {
   const q = <A, I>(name: string, schema: Schema.Schema<A, I>, query: (sql: SqlClient.SqlClient) => Statement.Fragment) =>
-    Effect.flatMap(client, (sql) => bounded(sql, seconds, name, schema, query))
+    Effect.flatMap(client, ({ seconds, sql }) => bounded(sql, seconds, name, schema, query))
   const since = (span: Span) => `${span.from} 00:00:00`
 
   return {
@@ -478,13 +542,12 @@ export const layerWith = (settings: Settings, timeout: Duration.DurationInput): 
     Ledger,
     Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const client = yield* lazyClient(clientOptions(settings), scope)
-      const seconds = Duration.toMillis(timeout) / 1000
+      const client = yield* lazyClient(clientOptions(settings), scope, Duration.toMillis(timeout) / 1000)
       yield* client.pipe(
         Effect.zipRight(Effect.logInfo(`explorer: ledger on MariaDB ${settings.host}:${settings.port}/${settings.database}`)),
         Effect.catchAll((e) => Effect.logWarning(`explorer: ${e.message}; will retry on demand`))
       )
-      return make(client, seconds)
+      return make(client)
     })
   )
 

@@ -11,7 +11,7 @@ import * as Runtime from "effect/Runtime"
 import { Memo } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
 import { keysOf, producer } from "../fixtures.js"
-import { type Cache, makeAcd, makeBentocache, makeCacheManager, makeLockstep, makeLruCache } from "../impls.js"
+import { type Cache, makeAcd, makeBentocache, makeCacheManager, makeLockstep, makeLockstepPromise, makeLruCache } from "../impls.js"
 import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
 
 interface Runner {
@@ -80,6 +80,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
     }
     const lockstep = await makeLockstep(options)
     const peers: Array<Cache> = [
+      await makeLockstepPromise(options),
       await makeBentocache(options),
       await makeCacheManager(options),
       await makeLruCache(options),
@@ -144,10 +145,12 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       const vsBento = ratios(ops.get(names.lockstep)!, ops.get("bentocache")!)
       const managedVsFloor = ratios(ops.get(names.lockstepManaged)!, ops.get(names.floorManaged)!)
       const fiberVsFloor = ratios(ops.get(names.fiberLockstep)!, fiberBase)
+      const promiseVsLru = ratios(ops.get(peers[0]!.name)!, ops.get("lru-cache")!)
       const label = k === 1 ? "1 key" : `${k} keys`
       targets.push(
         { name: `${label}: lockstep / \`runPromise(Effect.sync(map.get))\``, figure: fmtRatio(vsFloor.median), target: "≥ 0.80×", met: vsFloor.median >= 0.8 },
         { name: `${label}: lockstep / bentocache`, figure: fmtRatio(vsBento.median), target: "≥ 2×", met: vsBento.median >= 2 },
+        { name: `${label}: lockstep/promise \`get\` / lru-cache \`fetch\``, figure: fmtRatio(promiseVsLru.median), target: "≥ 0.50×", met: promiseVsLru.median >= 0.5 },
         { name: `${label}: lockstep / floor, both through \`ManagedRuntime\``, figure: fmtRatio(managedVsFloor.median), target: "0.80×, for information", met: undefined },
         { name: `${label}: lockstep / \`Effect.sync(map.get)\`, many calls in one fiber`, figure: fmtRatio(fiberVsFloor.median), target: "0.80×, for information", met: undefined }
       )
@@ -162,7 +165,8 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       "Every key is warm in every implementation's in-process tier; calls run back to back, one awaited promise per call,",
       `cycling over the keys. ${ctx.rounds} interleaved rounds of ${sliceMs} ms per implementation. bentocache: L1 memory`,
       "(`serialize: false`) + Redis L2 + bus; cache-manager: `wrap` over a Keyv Map L1 (no serialisation) and `@keyv/redis`;",
-      "lru-cache: `fetch`; async-cache-dedupe: memory storage; lockstep: `memo` over `Redis.layer`, one effect per key built once."
+      "lru-cache: `fetch`; async-cache-dedupe: memory storage; lockstep: `memo` over `Redis.layer`, one effect per key built once;",
+      "lockstep/promise: `createCache` over Redis, one keyed loader, `get` per call (a fresh hit never enters the Effect runtime)."
     ].join(" "),
     tables,
     targets,

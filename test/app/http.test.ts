@@ -55,7 +55,7 @@ describe("explorer HTTP", () => {
         expect(page.headers["content-type"]).toBe("text/html; charset=utf-8")
         expect(page.headers["x-cache"]).toBe("miss")
         expect(page.body).toContain(`<script type="application/json" id="lockstep-meta">`)
-        expect(page.body).toContain("window.__lockstep")
+        expect(page.body).toMatch(/<script src="\/assets\/refresh\.[0-9a-f]{16}\.js"/)
         const api = yield* getJson(p.api)
         expect(api.status).toBe(200)
         expect(api.headers["content-type"]).toBe("application/json")
@@ -149,8 +149,11 @@ describe("explorer HTTP", () => {
       expect(bodies[1]).toContain("&quot;&gt;&lt;svg onload=alert(2)&gt;")
       expect(bodies[1]).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
       expect(bodies[1]).toContain("Alice&#39;s Shop")
-      // exactly one executable script per page: the refresh script
-      for (const body of bodies) expect(body.match(/<script>/g)).toHaveLength(1)
+      // exactly one executable script per page, the refresh script, from a file: nothing inline
+      for (const body of bodies) {
+        expect(body.match(/<script>/g)).toBeNull()
+        expect(body.match(/<script src="\/assets\/refresh\.[0-9a-f]{16}\.js"/g)).toHaveLength(1)
+      }
     }).pipe(Effect.provide(server(fixture))))
 
   it.scoped("with a dead database: /healthz is 200, a cold page is a 503 with a clear message", () =>

@@ -336,6 +336,93 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       expect(elapsed).toBeLessThan(3_000)
     }).pipe(Effect.scoped))
 
+  /** Sets a global variable of the test's MariaDB for the scope, then puts the old value back. */
+  const withGlobal = (name: "max_statement_time" | "lock_wait_timeout", value: number) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const [before] = yield* sql.unsafe<{ readonly value: number | string }>(`SELECT @@GLOBAL.${name} AS value`)
+      yield* Effect.acquireRelease(
+        sql.unsafe(`SET GLOBAL ${name} = ${Number(value)}`),
+        () => Effect.orDie(sql.unsafe(`SET GLOBAL ${name} = ${Number(before!.value)}`))
+      )
+    })
+
+  /** Holds a write lock on the ledger from another connection for the scope: every read waits for it. */
+  const lockLedger = Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.acquireRelease(
+      Effect.tap(sql.reserve, (c) => c.executeRaw("LOCK TABLES ledger WRITE", [])),
+      (c) => Effect.orDie(c.executeRaw("UNLOCK TABLES", []))
+    )
+  })
+
+  it.effect("never loosens a stricter global max_statement_time: the stricter limit stops the statement", () =>
+    Effect.gen(function*() {
+      yield* load(Synthetic.fromRecords(Fixture.data))
+      yield* lockLedger
+      // the server's own limit, 0.4 s, is stricter than the configured 10 s
+      yield* withGlobal("max_statement_time", 0.4)
+      const started = Date.now()
+      const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.totals(Fixture.expected.span))).pipe(
+        Effect.provide(LedgerMysql.layerWith(settings(database), "10 seconds"))
+      )
+      const elapsed = Date.now() - started
+      expect(Either.isLeft(result) && result.left._tag).toBe("LedgerTimeout")
+      if (Either.isLeft(result) && result.left._tag === "LedgerTimeout") expect(result.left.seconds).toBe(0.4)
+      expect(elapsed).toBeLessThan(5_000)
+    }).pipe(Effect.scoped))
+
+  it.effect("the statement limit is the stricter of the configured one and the server's (0: none)", () =>
+    Effect.sync(() => {
+      expect(LedgerMysql.stricterLimit(10, 0)).toBe(10)
+      expect(LedgerMysql.stricterLimit(10, 3.5)).toBe(3.5)
+      expect(LedgerMysql.stricterLimit(0.3, 3.5)).toBe(0.3)
+    }))
+
+  it.effect("names the cause the database gave for a query that failed otherwise: a lock wait timeout", () =>
+    Effect.gen(function*() {
+      yield* load(Synthetic.fromRecords(Fixture.data))
+      yield* lockLedger
+      // the lock wait gives up (1 s) long before the statement limit (10 s)
+      yield* withGlobal("lock_wait_timeout", 1)
+      const result = yield* Effect.flatMap(Ledger.Ledger, (l) => Effect.either(l.totals(Fixture.expected.span))).pipe(
+        Effect.provide(LedgerMysql.layerWith(settings(database), "10 seconds"))
+      )
+      expect(Either.isLeft(result) && result.left._tag).toBe("LedgerError")
+      if (Either.isLeft(result)) {
+        expect(result.left.message).toMatch(/Lock wait timeout exceeded/)
+        expect(result.left.message).toMatch(/ER_LOCK_WAIT_TIMEOUT, errno 1205/)
+        expect(result.left.message).not.toMatch(/stopped by the database/)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("keeps connections open between aggregate runs and closes them cleanly", () =>
+    Effect.gen(function*() {
+      yield* load(Synthetic.fromRecords(Fixture.data))
+      const sql = yield* SqlClient.SqlClient
+      const status = (name: string) =>
+        Effect.map(sql.unsafe<{ readonly Value: string }>(`SHOW GLOBAL STATUS LIKE '${name}'`), (rows) => Number(rows[0]!.Value))
+      const connections = yield* status("Connections")
+      const aborted = yield* status("Aborted_clients")
+      const runs = 4
+      yield* Effect.gen(function*() {
+        const ledger = yield* Ledger.Ledger
+        for (let i = 0; i < runs; i++) {
+          yield* ledger.totals(Fixture.expected.span)
+          // the pool's reaper runs every second: an idle connection it closes is reopened next run
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1_200)))
+        }
+      }).pipe(Effect.provide(LedgerMysql.layerWith(settings(database), "5 seconds")), Effect.scoped)
+      const opened = (yield* status("Connections")) - connections
+      const abortedNow = (yield* status("Aborted_clients")) - aborted
+      console.log(`[ledger] ${runs} aggregate runs 1.2 s apart: ${opened} connections opened, ${abortedNow} aborted`)
+      // one connection serves every run (the status queries here use the test's own pool)
+      expect(opened).toBeLessThanOrEqual(2)
+      expect(opened).toBeLessThan(runs)
+      // closed with COM_QUIT, not dropped: the server counts no aborted client
+      expect(abortedNow).toBe(0)
+    }), 30_000)
+
   it.effect("decodes DECIMAL strings and rejects rows of the wrong shape as LedgerError(Decode)", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient

@@ -1,12 +1,14 @@
 /**
  * The security headers on every kind of response the explorer writes (pages, JSON twins,
  * drill-down pages, 404s of both kinds, 400, 401, 403, 405, 503 and 500 answers, `/healthz`,
- * `/metrics`, `/favicon.ico`, the inspector), and a Content-Security-Policy that allows exactly
- * the inline blocks the pages have, by hash.
+ * `/metrics`, `/favicon.ico`, the inspector, the assets), and a Content-Security-Policy that
+ * allows scripts and styles from this origin only: the pages have no inline script, style,
+ * handler or style attribute, and their files are served under their content hashes.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
+import * as Assets from "../../app/Assets.js"
 import * as Security from "../../app/Security.js"
 import * as Fixture from "./fixture.js"
 import { get, post, server, switchable } from "./support.js"
@@ -25,16 +27,14 @@ const expectHeaders = (what: string, headers: Record<string, string | undefined>
   expect(headers["x-frame-options"], what).toBe("DENY")
 }
 
-/** The `'sha256-…'` source of each inline `<script>` (not the JSON data blocks) and `<style>`. */
-const inlineHashes = (body: string) => {
-  const hash = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`
-  return {
-    scripts: [...body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => hash(m[1]!)),
-    styles: [...body.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => hash(m[1]!)),
-    inlineHandlers: [...body.matchAll(/\son[a-z]+\s*=/g)].length,
-    styleAttributes: [...body.matchAll(/\sstyle\s*=/g)].length
-  }
-}
+/** What a page holds that a CSP must allow: inline blocks (JSON data blocks aside), handlers, style attributes, and the files it links. */
+const scan = (body: string) => ({
+  inlineScripts: [...body.matchAll(/<script>([\s\S]*?)<\/script>/g)].length,
+  inlineStyles: [...body.matchAll(/<style[\s>]/g)].length,
+  inlineHandlers: [...body.matchAll(/\son[a-z]+\s*=/g)].length,
+  styleAttributes: [...body.matchAll(/\sstyle\s*=/g)].length,
+  files: [...body.matchAll(/<(?:script src|link rel="stylesheet" href)="([^"]+)" integrity="([^"]+)"/g)].map((m) => ({ path: m[1]!, integrity: m[2]! }))
+})
 
 describe("security headers", () => {
   it.scoped("are on every response: pages, JSON, drill-down pages, errors and 404s, probes and the inspector", () => {
@@ -54,6 +54,8 @@ describe("security headers", () => {
         ["/healthz", 200],
         ["/metrics", 200],
         ["/favicon.ico", 204],
+        [Assets.refreshScript.path, 200],
+        ["/assets/refresh.0000000000000000.js", 404],
         ["/cache", 200],
         ["/api/cache", 200],
         ["/api/cache?count=0", 400],
@@ -94,23 +96,31 @@ describe("security headers", () => {
       expectHeaders("403", r.headers)
     }).pipe(Effect.provide(server(switchable().layer))))
 
-  it.scoped("the policy allows exactly the pages' inline script and style blocks, by hash, and they have no inline handlers", () =>
+  it.scoped("the pages have nothing inline: their script and style sheet are files under their content hashes, cached for a year", () =>
     Effect.gen(function*() {
       const csp = Security.contentSecurityPolicy
+      expect(csp).toContain("script-src 'self'")
+      expect(csp).toContain("style-src 'self'")
+      expect(csp).not.toContain("'sha256-")
       const used = new Set<string>()
       for (const path of ["/", "/market/items/1", "/accounts/1", "/cache", "/no/such/page"]) {
-        const body = (yield* get(path)).body
-        const found = inlineHashes(body)
-        expect(found.styles, path).toHaveLength(1)
-        for (const h of [...found.scripts, ...found.styles]) {
-          expect(csp, `${path}: ${h}`).toContain(h)
-          used.add(h)
+        const found = scan((yield* get(path)).body)
+        expect(found, path).toMatchObject({ inlineScripts: 0, inlineStyles: 0, inlineHandlers: 0, styleAttributes: 0 })
+        expect(found.files.filter((f) => f.path.endsWith(".css")), path).toHaveLength(1)
+        for (const file of found.files) {
+          used.add(file.path)
+          const served = yield* get(file.path)
+          expect(served.status, file.path).toBe(200)
+          expect(served.headers["cache-control"], file.path).toBe("public, max-age=31536000, immutable")
+          expect(served.headers["content-type"], file.path).toMatch(file.path.endsWith(".css") ? /^text\/css/ : /^text\/javascript/)
+          expectHeaders(file.path, served.headers)
+          // the URL names the content: its hash, and the tag's integrity, are the served body's
+          const digest = createHash("sha256").update(served.body, "utf8").digest()
+          expect(file.path, file.path).toContain(`.${digest.toString("hex").slice(0, 16)}.`)
+          expect(file.integrity, file.path).toBe(`sha256-${digest.toString("base64")}`)
         }
-        expect(found.inlineHandlers, path).toBe(0)
-        expect(found.styleAttributes, path).toBe(0)
       }
       // the refresh script (pages), the admin script (inspector) and the style sheet: all in use
-      expect(used.size).toBe(3)
-      expect([...csp.matchAll(/'sha256-/g)]).toHaveLength(3)
+      expect([...used].sort()).toEqual(Assets.all.map((a) => a.path).sort())
     }).pipe(Effect.provide(server(switchable(Fixture.drillData).layer, { ADMIN_TOKEN: token }))))
 })

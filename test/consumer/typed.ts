@@ -2,6 +2,7 @@
 // declarations. The `@ts-expect-error` lines prove the types are real, not `any`.
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { Memo, Redis } from "lockstep"
+import { createCache } from "lockstep/promise"
 import * as Testing from "lockstep/testing"
 
 const Dashboard = Schema.Struct({ volume: Schema.Number })
@@ -33,3 +34,11 @@ export const counted = Effect.gen(function*() {
   const query = yield* Testing.producer((run) => Effect.succeed(run * 100), { duration: "2 seconds" })
   return yield* query.runs
 }).pipe(Effect.provide(Testing.layer))
+
+// the Promise facade: the value typed by its schema, no Effect type in sight
+
+const facade = createCache()
+const counts = facade.loader({ key: (id: number) => `count:${id}`, window: "1 minute", schema: Schema.Number, lookup: async (id) => id })
+export const count = async (): Promise<number> => counts.get(1)
+// @ts-expect-error the key is a number
+export const wrongKey = () => counts.get("one")

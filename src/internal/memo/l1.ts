@@ -9,6 +9,7 @@
  *   its way when the notice arrived cannot make an older value fresh again.
  */
 import type * as Exit from "effect/Exit"
+import type { Info } from "../../Memo.js"
 import * as Metrics from "../../Metrics.js"
 
 /** How a stored value is decoded: kept with entries so a notice's value can be read. */
@@ -36,6 +37,8 @@ export interface Entry {
   misses: number
   /** The hit answer of `get`, made once per entry rather than once per hit. */
   exit: Exit.Exit<unknown> | undefined
+  /** The same for the Promise facade's `get`: an already-resolved promise of the value. */
+  resolved: Promise<unknown> | undefined
   /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
@@ -111,6 +114,36 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
   return ahead === 0 || ahead === 1
 }
 
+/**
+ * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
+ * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
+ */
+export const hit = (l1: L1, key: string, windowMs: number, now: number): Entry | undefined => {
+  const held = l1.entries.get(key)
+  if (held === undefined || held.windowMs !== windowMs) return undefined
+  const ahead = held.freshThrough - Math.floor(now / windowMs)
+  if (ahead !== 0 && ahead !== 1) return undefined
+  Metrics.requestsL1.unsafeUpdate(1, [])
+  held.hits++
+  return held
+}
+
+/** An entry as a loader answers it at `now` (the store's clock). */
+export const info = <A>(entry: Entry, cache: "hit" | "stale" | "miss", now: number): Info<A> => {
+  const bucket = Math.floor(now / entry.windowMs)
+  const stale = !isHit(entry, bucket)
+  return {
+    value: entry.value as A,
+    bucket: entry.bucket,
+    computedAt: entry.computedAt,
+    stale,
+    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
+    cache: cache === "hit" && stale ? "stale" : cache,
+    windowMs: entry.windowMs,
+    serverNow: now
+  }
+}
+
 /** The entry's answer counts, as inspectors show them. */
 export const served = (e: Entry): Served => ({ hit: e.hits, stale: e.stales, miss: e.misses })
 
@@ -165,6 +198,7 @@ export const make = (capacity: number): L1 => {
       stales: current?.stales ?? 0,
       misses: current?.misses ?? 0,
       exit: undefined,
+      resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0

@@ -8,37 +8,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { RedisOptions } from "ioredis"
 import { RedisConfigError } from "../store.js"
 import * as Addresses from "./addresses.js"
 
-export interface Options {
-  /** ioredis options; lockstep overrides the ones that make ioredis queue or retry commands. */
-  readonly redis?: Omit<RedisOptions, "replyMapping"> | undefined
-  /** The password of `redis` (of the primary, under Sentinel), kept redacted. Overrides `redis.password`. */
-  readonly password?: Redacted.Redacted<string> | string | undefined
-  readonly tenant?: string | undefined
-  /** Per-command time limit inside ioredis: 1 ms to 1 minute (default 500 ms). */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** How long layer construction waits for the first connection before going on degraded (default 2 s). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  /** Consecutive failures that open the breaker (default 3). */
-  readonly breakerThreshold?: number | undefined
-  /** How long the breaker stays open before a probe (default 1 s). */
-  readonly breakerCooldown?: Duration.DurationInput | undefined
-  /**
-   * Redis Cluster: seed nodes (any reachable subset; ioredis discovers the others). `redis`
-   * then applies to every node connection, except `host`, `port` and `db` (a cluster has only
-   * db 0). Exclusive with `sentinel`.
-   */
-  readonly cluster?: ReadonlyArray<Addresses.Address> | undefined
-  /**
-   * Sentinel: the sentinels to ask and the name of the primary they monitor. `redis` applies to
-   * the primary's connection (`sentinelUsername` / `sentinelPassword` to the sentinels'); its
-   * `host` and `port` are ignored.
-   */
-  readonly sentinel?: { readonly sentinels: ReadonlyArray<Addresses.Address>; readonly name: string } | undefined
-}
+/** The store's options: the public `Redis.Options`, declared there so the reference shows its fields. */
+export type { Options } from "../../Redis.js"
+import type { Options } from "../../Redis.js"
 
 /** Options checked and turned into numbers. */
 export interface Resolved {
