@@ -240,3 +240,34 @@ describe("bad input", () => {
       expect(Option.isSome(first.cursor)).toBe(true)
     }).pipe(Effect.provide(Testing.layer)))
 })
+
+describe("records that are never cleaned up", () => {
+  it.scoped("a tag's members whose records are gone leave its set, and a key joins it again with its next value", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(1)
+      const producer = yield* Testing.producer((run) => Effect.succeed(run))
+      const items = Memo.loader({
+        key: (id: number) => `item:${id}`,
+        window: W,
+        schema: Schema.Number,
+        lookup: () => producer.effect,
+        retain: W,
+        tags: ["items"]
+      })
+      // a key kept for ever keeps the tag's set alive
+      const index = Memo.loader({ key: "index", window: W, schema: Schema.Number, lookup: () => producer.effect, tags: ["items"] })
+      const pod = fleet.pods[0]!
+      yield* pod.run(index.get())
+      for (let id = 0; id < 5; id++) yield* pod.run(items.get(id))
+      expect(yield* fleet.store.tagged("items")).toHaveLength(6)
+      // unread for longer than retain: the items' records go, their places in the set stay
+      yield* TestClock.adjust(2 * W)
+      expect(yield* pod.run(Memo.invalidateTag("items"))).toBe(6)
+      expect(yield* fleet.store.tagged("items")).toEqual(["index"])
+      // read again: the key is a member again, and the tag reaches it
+      yield* pod.run(items.get(3))
+      expect([...(yield* fleet.store.tagged("items"))].sort()).toEqual(["index", "item:3"])
+      expect(yield* pod.run(Memo.invalidateTag("items"))).toBe(2)
+    }))
+})

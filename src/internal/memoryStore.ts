@@ -267,6 +267,16 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const members = live(Keys.tagKey(prefix, tag), now)?.value
         return members instanceof Set ? [...members] : []
       }),
+    untag: (tag, keys) =>
+      atomically((now) => {
+        const name = Keys.tagKey(prefix, tag)
+        const cell = live(name, now)
+        if (cell === undefined || !(cell.value instanceof Set)) return
+        const members = new Set(cell.value)
+        for (const key of keys) members.delete(key)
+        if (members.size === 0) cells.delete(name)
+        else cells.set(name, { ...cell, value: members })
+      }),
     set: (key, value, { retainMs }) =>
       atomically((now) => {
         const keys = Keys.make(prefix, key)

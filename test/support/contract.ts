@@ -291,6 +291,19 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    it.effect("untag takes keys out of a tag's set, and only those", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.tag("a", ["red"], forever)
+          yield* store.tag("b\uD800", ["red"], forever)
+          yield* store.untag("red", ["a", "not a member"])
+          expect(yield* store.tagged("red")).toEqual(["b\uD800"])
+          yield* store.untag("red", ["b\uD800"])
+          expect(yield* store.tagged("red")).toEqual([])
+          yield* store.untag("none", [])
+        })
+      ))
+
     it.effect("commits, sets and invalidations are noticed by subscribers, with versions", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -5,7 +5,7 @@
 import { Effect, Layer } from "effect"
 import { Redis } from "../../src/index.js"
 
-type Operation = "get" | "read" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "set" | "scan"
+type Operation = "get" | "read" | "claim" | "renew" | "commit" | "release" | "invalidate" | "tag" | "tagged" | "untag" | "set" | "scan"
 
 export interface Spy {
   readonly calls: Record<Operation, number>
@@ -19,7 +19,7 @@ export interface Spy {
 export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonly spy: Spy } => {
   const subscribers = new Set<Redis.Subscriber>()
   const spy: Spy = {
-    calls: { get: 0, read: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, set: 0, scan: 0 },
+    calls: { get: 0, read: 0, claim: 0, renew: 0, commit: 0, release: 0, invalidate: 0, tag: 0, tagged: 0, untag: 0, set: 0, scan: 0 },
     total: () => Object.values(spy.calls).reduce((a, b) => a + b, 0),
     reset: () => {
       for (const k of Object.keys(spy.calls) as Array<Operation>) spy.calls[k] = 0
@@ -48,6 +48,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       invalidate: (key, options) => track("invalidate", store.invalidate(key, options)),
       tag: (key, tags, lifetimes) => track("tag", store.tag(key, tags, lifetimes)),
       tagged: (tag) => track("tagged", store.tagged(tag)),
+      untag: (tag, keys) => track("untag", store.untag(tag, keys)),
       set: (key, value, lifetimes) => track("set", store.set(key, value, lifetimes)),
       scan: (options) => track("scan", store.scan(options)),
       subscribe: (subscriber) =>

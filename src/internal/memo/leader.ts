@@ -196,6 +196,9 @@ export const lead = <E>(
     lock.settled = c._tag === "Committed"
     Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "committed" : c.reason })
     if (c._tag === "Committed") {
+      // the key joins its tags again now that it has a value: an invalidateTag that found it
+      // holding nothing while it ran may have dropped it from a set
+      if (tags.length > 0) yield* Effect.catchAll(store.tag(job.key, tags, job.spec), (e) => Core.storeFailed(e))
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
     }

@@ -178,22 +178,27 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         )
       })
 
+    /** Whether the key was marked (`false`: it held nothing and was left unmarked). */
     const invalidateKey = (key: string, markAbsent: boolean) =>
       store.invalidate(key, { markAbsent }).pipe(
         Effect.tap((done) => Effect.sync(() => Option.map(done.mark, (mark) => l1.heardInvalidation(key, mark)))),
         // this process at least stops answering hits with it
         Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
-        Effect.asVoid,
+        Effect.map((done) => Option.isSome(done.mark)),
         Effect.withSpan("lockstep.invalidate", { attributes: { "lockstep.key": key }, captureStackTrace: false })
       )
 
-    const invalidate: Engine["invalidate"] = (key) => invalidateKey(key, true)
+    const invalidate: Engine["invalidate"] = (key) => Effect.asVoid(invalidateKey(key, true))
 
     const invalidateTag: Engine["invalidateTag"] = (tag) =>
       store.tagged(tag).pipe(
-        // a member whose records are gone needs no mark
+        // a member whose records are gone needs no mark, and leaves the set (a key joins its tags
+        // again when its next lookup starts and when its value is committed)
         Effect.flatMap((keys) =>
-          Effect.forEach(keys, (key) => invalidateKey(key, false), { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))
+          Effect.forEach(keys, (key) => invalidateKey(key, false), { concurrency: 16 }).pipe(
+            Effect.tap((marked) => store.untag(tag, keys.filter((_, i) => !marked[i]))),
+            Effect.as(keys.length)
+          )
         ),
         Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
       )

@@ -352,6 +352,10 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         Effect.asVoid
       )
     },
+    untag: (tag, keys) =>
+      keys.length === 0
+        ? Effect.void
+        : Effect.asVoid(tagCall("untag", () => client.srem(Keys.tagKey(prefix, tag), ...keys.map((key) => Keys.make(prefix, key).escaped)))),
     tagged: (tag) =>
       tagCall("tagged", async () => {
         const name = Keys.tagKey(prefix, tag)
