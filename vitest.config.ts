@@ -1,7 +1,25 @@
 import { fileURLToPath } from "node:url"
-import { defineConfig } from "vitest/config"
+import { configDefaults, defineConfig } from "vitest/config"
 
 const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
+/**
+ * Files that start pod processes, servers of their own or long real-time scenarios, whose
+ * figures (one start per window, latencies) only mean something on an otherwise idle machine:
+ * they run one at a time, after the other files.
+ */
+const exclusive = [
+  "test/faults-*.test.ts",
+  "test/bus.test.ts",
+  "test/fleet.test.ts",
+  "test/cluster.test.ts",
+  "test/sentinel.test.ts",
+  "test/soak.test.ts",
+  "test/bench-smoke.test.ts",
+  "test/proxy.test.ts",
+  "test/app/start.test.ts",
+  "test/Redis.startup.test.ts"
+]
 
 export default defineConfig({
   resolve: {
@@ -14,12 +32,22 @@ export default defineConfig({
     ]
   },
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/support/globalSetup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // two cores: fleet tests spawn their own processes, so keep files from competing for them
-    fileParallelism: false,
-    reporters: ["default", "./test/support/summaryReporter.ts"]
+    // two cores: the other files run two at a time (TestClock, in-process stores, npm), then the
+    // exclusive ones alone
+    maxWorkers: 2,
+    reporters: ["default", "./test/support/summaryReporter.ts"],
+    projects: [
+      {
+        extends: true,
+        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...exclusive], sequence: { groupOrder: 0 } }
+      },
+      {
+        extends: true,
+        test: { name: "exclusive", include: exclusive, sequence: { groupOrder: 1 }, poolOptions: { forks: { singleFork: true } } }
+      }
+    ]
   }
 })

@@ -51,9 +51,21 @@ const adminToken = Config.option(Config.redacted("ADMIN_TOKEN")).pipe(
   Config.mapOrFail((token) =>
     Option.isSome(token) && Redacted.value(token.value).length < minTokenLength
       ? Either.left(ConfigError.InvalidData(["ADMIN_TOKEN"], `ADMIN_TOKEN must be at least ${minTokenLength} characters`))
+      : Option.isSome(token) && /\s/.test(Redacted.value(token.value))
+      // `Authorization: Bearer <token>` carries no whitespace: such a token could never match
+      ? Either.left(ConfigError.InvalidData(["ADMIN_TOKEN"], "ADMIN_TOKEN must not contain whitespace (a Bearer token cannot carry it); check for a stray space or newline"))
       : Either.right(token)
   )
 )
+
+/**
+ * The cache runtime's settings: `FAILURE_BACKOFF` (after a lookup's first failure, doubled per
+ * further failure) and `MAX_FAILURE_BACKOFF` (its cap; a key also backs off at most one window).
+ */
+export const memo = {
+  failureBackoff: Config.duration("FAILURE_BACKOFF").pipe(Config.withDefault(Duration.seconds(1))),
+  maxFailureBackoff: Config.duration("MAX_FAILURE_BACKOFF").pipe(Config.withDefault(Duration.seconds(30)))
+}
 
 /** The HTTP server and page settings. */
 export const app = Config.all({

@@ -26,7 +26,7 @@ import { Memo, Redis } from "../src/index.js"
 import * as Admin from "./Admin.js"
 import * as Assets from "./Assets.js"
 import { describeFailure } from "./Failure.js"
-import { app as appConfig, AppConfig } from "./Config.js"
+import { app as appConfig, AppConfig, memo as memoConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Inspector from "./Inspector.js"
 import * as Ledger from "./Ledger.js"
@@ -298,6 +298,6 @@ export const TracingLive = Tracing.layerConfig
 /** Configuration, the cache over Redis (or its in-memory store), and the ledger, from the environment. */
 export const Services = Layer.mergeAll(
   AppConfig.layer,
-  Memo.layer.pipe(Layer.provide(Redis.layerFromEnv)),
+  Memo.layerConfig(memoConfig).pipe(Layer.provide(Redis.layerFromEnv)),
   LedgerEnv.layerFromEnv
 )

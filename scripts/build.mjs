@@ -66,4 +66,31 @@ for (const file of filesUnder(esm).filter((f) => f.endsWith(".d.ts"))) {
 }
 Fs.writeFileSync(Path.join(cjs, "package.json"), JSON.stringify({ type: "commonjs" }, null, 2) + "\n")
 
+// The entry points check the installed effect before anything imports it: an ES module's imports
+// are all resolved before any of its code runs, so the ESM entry checks, then imports the
+// modules (top-level await); a CommonJS entry requires in order, so the check goes first.
+const entries = ["index", "Testing", "Promise"]
+for (const entry of entries) {
+  const file = Path.join(esm, `${entry}.js`)
+  const { pathToFileURL } = await import("node:url")
+  const names = Object.keys(await import(pathToFileURL(file).href))
+  Fs.renameSync(file, Path.join(esm, `${entry}.impl.js`))
+  Fs.writeFileSync(
+    file,
+    [
+      `import { createRequire } from "node:module"`,
+      `import { assert } from "./internal/effectVersion.js"`,
+      `assert(createRequire(import.meta.url))`,
+      `const m = await import("./${entry}.impl.js")`,
+      ...names.map((name) => `export const ${name} = m.${name}`),
+      ""
+    ].join("\n")
+  )
+  const cjsFile = Path.join(cjs, `${entry}.js`)
+  Fs.writeFileSync(
+    cjsFile,
+    `"use strict";\nrequire("./internal/effectVersion.js").assert(require);\n` + Fs.readFileSync(cjsFile, "utf8").replace(/^"use strict";\n/, "")
+  )
+}
+
 console.log(`build: ${Path.relative(root, esm)} and ${Path.relative(root, cjs)}, ${filesUnder(dist).length} files`)

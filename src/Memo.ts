@@ -29,10 +29,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import * as Scope from "effect/Scope"
 import type * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
+import * as Encryption from "./internal/encryption.js"
 import * as Engine from "./internal/memo/runtime.js"
 import * as internalSettings from "./internal/memo/settings.js"
 import * as Store from "./internal/store.js"
@@ -97,6 +99,19 @@ export interface LoaderOptions<K, A, I, E, R> {
   readonly retain?: Duration.DurationInput | undefined
   /** Tags for `Memo.invalidateTag`, fixed or by key. */
   readonly tags?: ReadonlyArray<string> | ((k: K) => ReadonlyArray<string>) | undefined
+  /**
+   * A schema that contains `Redacted` (a password, a token) is refused: the value would be
+   * stored in Redis, and sent on its notices, in clear. Cache the public variant instead (for
+   * an `@effect/sql` model, `User.json`), or set this to `true` to store it knowingly.
+   */
+  readonly storeRedacted?: boolean | undefined
+  /**
+   * Encrypts the value in the store and on the fleet's notices (AES-256-GCM): `key` is 32 bytes,
+   * as bytes or base64 text, `Redacted`. To rotate, make the new key `key` and list the old one
+   * in `previousKeys` until every stored value was rewritten (a window, or `retain`). A value no
+   * listed key opens is recomputed. A schema with `Redacted` is then accepted.
+   */
+  readonly encrypt?: Encryption.Keys | undefined
 }
 
 /**
@@ -112,6 +127,10 @@ export interface Options<A, I> {
   readonly timeout?: Duration.DurationInput | undefined
   readonly retain?: Duration.DurationInput | undefined
   readonly tags?: ReadonlyArray<string> | undefined
+  /** See `LoaderOptions.storeRedacted`. */
+  readonly storeRedacted?: boolean | undefined
+  /** See `LoaderOptions.encrypt`. */
+  readonly encrypt?: Encryption.Keys | undefined
 }
 
 /**
@@ -342,6 +361,45 @@ const describe = (input: unknown) => {
   }
 }
 
+/** A codec whose text is encrypted: what does not decrypt does not decode. */
+const encrypted = (
+  codec: Pick<Core.Spec, "decode" | "encode">,
+  cipher: Exclude<ReturnType<typeof Encryption.make>, string>
+): Pick<Core.Spec, "decode" | "encode"> => ({
+  encode: (value) => Either.map(codec.encode(value), cipher.encrypt),
+  decode: (data) => {
+    const plain = cipher.decrypt(data)
+    return plain === undefined ? { ok: false } : codec.decode(plain)
+  }
+})
+
+/** Whether a schema holds a `Redacted` anywhere (fields, elements, unions, classes, recursion). */
+const containsRedacted = (ast: AST.AST, seen: Set<AST.AST> = new Set()): boolean => {
+  if (seen.has(ast)) return false
+  seen.add(ast)
+  const inner = (a: AST.AST) => containsRedacted(a, seen)
+  switch (ast._tag) {
+    case "Declaration": {
+      const constructor = ast.annotations[AST.TypeConstructorAnnotationId] as { readonly _tag?: unknown } | undefined
+      return constructor?._tag === "effect/Redacted" || ast.typeParameters.some(inner)
+    }
+    case "Transformation":
+      return inner(ast.from) || inner(ast.to)
+    case "Refinement":
+      return inner(ast.from)
+    case "Suspend":
+      return inner(ast.f())
+    case "Union":
+      return ast.types.some(inner)
+    case "TupleType":
+      return ast.elements.some((e) => inner(e.type)) || ast.rest.some((r) => inner(r.type))
+    case "TypeLiteral":
+      return ast.propertySignatures.some((p) => inner(p.type)) || ast.indexSignatures.some((i) => inner(i.type))
+    default:
+      return false
+  }
+}
+
 /** Checks a loader's static options: a bad one throws `InvalidOptions`, once, here. */
 const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (typeof options !== "object" || options === null) {
@@ -352,6 +410,14 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (typeof key !== "string" && typeof key !== "function") invalid(`loader key must be a string or a function, got ${describe(key)}`)
   if (!Schema.isSchema(schema)) invalid(`loader ${name} needs a Schema to store its value`)
   if (typeof options.lookup !== "function") invalid(`loader ${name} needs a lookup function`)
+  const encryption = options.encrypt === undefined ? undefined : Encryption.make(options.encrypt)
+  if (typeof encryption === "string") invalid(`loader ${name}: ${encryption}`)
+  if (options.storeRedacted !== true && options.encrypt === undefined && containsRedacted(schema.ast)) {
+    invalid(
+      `loader ${name}: its schema contains Redacted, which would be stored in Redis and sent on its notices in clear; ` +
+        "cache the public variant instead (for an @effect/sql Model, e.g. User.json), or set storeRedacted: true to store it knowingly"
+    )
+  }
   const windowMs = Either.getOrElse(Window.toMillis(options.window), (e) => invalid(`loader ${name}: ${e.message}`))
   const timeout = options.timeout === undefined
     ? undefined
@@ -366,7 +432,8 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   if (tags !== undefined && typeof tags !== "function" && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
     invalid(`loader ${name}: tags must be an array of strings or a function of the key`)
   }
-  const spec: Core.Spec = { windowMs, retainMs, timeout, ...codecsOf(schema) }
+  const codec = codecsOf(schema)
+  const spec: Core.Spec = { windowMs, retainMs, timeout, ...(typeof encryption === "object" ? encrypted(codec, encryption) : codec) }
   return spec
 }
 
@@ -527,6 +594,8 @@ const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
 /**
  * Memoises `producer` under a fixed key: sugar over a fixed-key `loader`, for a value that has
  * one instance. Define it once (options are checked when it is called, and a bad one throws).
+ * (Its `(options, producer)` forms are its last overloads, so that options without a `schema`
+ * get TypeScript's error for those forms, which names the missing `schema`.)
  *
  * @example
  * import { Effect, Layer, Schema } from "effect"
@@ -546,12 +615,12 @@ const ordered = <A, I, E, R>(a: unknown, b: unknown) =>
  * @category combinators
  */
 export const memo: {
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<A, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
 } = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).get()
@@ -564,12 +633,12 @@ export const memo: {
  * @category combinators
  */
 export const memoWithInfo: {
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
+  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I>(options: Options<A, I>): <E, R>(producer: Effect.Effect<A, E, R>) => Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Options<A, I> & { readonly timeout: Duration.DurationInput }, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I> & { readonly timeout: Duration.DurationInput }): Effect.Effect<Info<A>, E | WaitTimeout, Exclude<R, Scope.Scope> | Memo>
-  <A, E, R, I>(producer: Effect.Effect<A, E, R>, options: Options<A, I>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
 } = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
   return fixedLoader(options, producer).getWithInfo()

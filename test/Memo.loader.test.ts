@@ -206,6 +206,7 @@ describe("Memo.loader", () => {
       }
     }).pipe(Effect.provide(Testing.layer)))
 
+  const capacity = 10
   it.effect("per-key state stays bounded by l1Capacity, whatever keys fail", () =>
     Effect.gen(function*() {
       const engine = yield* engineOf
@@ -215,26 +216,27 @@ describe("Memo.loader", () => {
         schema: Schema.Number,
         lookup: (n: number) => n < 0 ? Effect.succeed(0) : Effect.fail(new NotFound({ id: n }))
       })
-      // 1 500 distinct keys whose cold lookup fails
-      for (let n = 0; n < 1_500; n += 500) {
-        yield* Effect.forEach(Array.from({ length: 500 }, (_, i) => n + i), (i) => Effect.either(failing.get(i)), { concurrency: "unbounded" })
+      // 15 times the capacity in distinct keys whose cold lookup fails (every key's back-off is
+      // one sleeper that TestClock wakes on its own, so the scale is what costs real time)
+      for (let n = 0; n < 15 * capacity; n += 5 * capacity) {
+        yield* Effect.forEach(Array.from({ length: 5 * capacity }, (_, i) => n + i), (i) => Effect.either(failing.get(i)), { concurrency: "unbounded" })
       }
-      // and 500 keys that hold a value whose refresh then keeps failing (back-off per key)
+      // and 5 times the capacity in keys that hold a value whose refresh then keeps failing (back-off per key)
       const flaky = Memo.loader({
         key: (n: number) => `flaky:${n}`,
         window: windowMs,
         schema: Schema.Number,
         lookup: (n: number) => Effect.flatMap(Effect.clock, (c) => c.unsafeCurrentTimeMillis() < windowMs ? Effect.succeed(n) : Effect.fail(new NotFound({ id: n })))
       })
-      yield* Effect.forEach(Array.from({ length: 500 }, (_, i) => i), (i) => flaky.get(i), { concurrency: 100 })
+      yield* Effect.forEach(Array.from({ length: 5 * capacity }, (_, i) => i), (i) => flaky.get(i), { concurrency: capacity })
       yield* TestClock.adjust(windowMs)
-      yield* Effect.forEach(Array.from({ length: 500 }, (_, i) => i), (i) => flaky.get(i), { concurrency: 100 })
+      yield* Effect.forEach(Array.from({ length: 5 * capacity }, (_, i) => i), (i) => flaky.get(i), { concurrency: capacity })
       yield* TestClock.adjust(100)
       const sizes = yield* engine.sizes
-      expect(sizes.l1).toBeLessThanOrEqual(100)
-      expect(sizes.heard).toBeLessThanOrEqual(100)
+      expect(sizes.l1).toBeLessThanOrEqual(capacity)
+      expect(sizes.heard).toBeLessThanOrEqual(capacity)
       expect(sizes).toMatchObject({ waiting: 0, inflight: 0, writeBacks: 0 })
-    }).pipe(Effect.provide(Testing.layerWith({ l1Capacity: 100 }))))
+    }).pipe(Effect.provide(Testing.layerWith({ l1Capacity: capacity }))))
 })
 
 describe("Memo.keepWarm", () => {

@@ -84,10 +84,15 @@ describe("Memo maxRun", () => {
       expect(logs.filter((m) => m.includes("ran past maxRun"))).toHaveLength(1)
       expect((yield* timeouts) - before).toBe(1)
 
-      // the other pod, waiting on the lock all along, takes over once the marker lapses
+      // the other pod, waiting on the lock all along, meets the back-off marker at its next
+      // poll: it holds no failure to answer with, so it runs the lookup once on its own rather
+      // than make its request wait the back-off out
       expect(Option.isNone(yield* Fiber.poll(onB))).toBe(true)
       yield* TestClock.adjust(BACKOFF + 200)
-      expect(events.slice(2)).toEqual([`run 2 starts at ${MAX_RUN + BACKOFF + 1}`])
+      expect(events.slice(2)).toHaveLength(1)
+      const started = Number(events[2]!.replace("run 2 starts at ", ""))
+      expect(started).toBeGreaterThan(MAX_RUN)
+      expect(started).toBeLessThan(MAX_RUN + BACKOFF)
       expect(yield* Fiber.join(onB)).toBe(2)
       // and the leader of the hung run serves the new value
       expect(yield* Testing.instantly(a.run(page.get()))).toBe(2)

@@ -124,7 +124,11 @@ describe("Redis.optionsFromEnv", () => {
     [{ REDIS_SENTINELS: "s:26379" }, "needs REDIS_SENTINEL_NAME"],
     [{ REDIS_SENTINEL_NAME: "main" }, "REDIS_SENTINELS is not"],
     [{ REDIS_HOST: "cache", REDIS_SENTINEL_NAME: "main" }, "REDIS_SENTINELS is not"],
-    [{ REDIS_CLUSTER_NODES: "a:7000", REDIS_DB: "3" }, "only db 0"]
+    [{ REDIS_CLUSTER_NODES: "a:7000", REDIS_DB: "3" }, "only db 0"],
+    // a port inside REDIS_HOST would be looked up as a host name and never connect
+    [{ REDIS_HOST: "127.0.0.1:6390" }, "write REDIS_HOST=127.0.0.1 and REDIS_PORT=6390"],
+    [{ REDIS_HOST: "[::1]:6390" }, "write REDIS_HOST=::1 and REDIS_PORT=6390"],
+    [{ REDIS_HOST: "redis://cache:6379" }, "a URL is not a host"]
   ])("an ambiguous or incomplete topology is a RedisConfigError: %j", ([env, text]) =>
     Effect.gen(function*() {
       const e = yield* Effect.flip(options(env))

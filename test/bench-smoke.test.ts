@@ -45,6 +45,19 @@ describe("bench smoke", () => {
     expect(s.targets.map((t) => t.name)).toContain("1 key: lockstep/promise `get` / lru-cache `fetch`")
   })
 
+  it("keyed: a keyed loader's hits against the floor and Effect's Cache, for 1 key and many", async () => {
+    const s = await smoke("keyed")
+    expect(s.tables).toHaveLength(2)
+    for (const t of s.tables) expect(t.rows.map((r) => r[0])).toHaveLength(3)
+    const data = s.data as Record<string, Record<string, ReadonlyArray<number>>>
+    expect(Object.keys(data)).toHaveLength(2)
+    for (const ops of Object.values(data)) {
+      expect(Object.keys(ops)).toHaveLength(3)
+      for (const samples of Object.values(ops)) expect(samples.length > 0 && samples.every((x) => x > 0)).toBe(true)
+    }
+    expect(s.targets).toHaveLength(4)
+  })
+
   it("l2: reads from Redis through each shared tier", async () => {
     const s = await smoke("l2")
     expect(rowsOf(s)).toContain("lockstep")
@@ -67,17 +80,13 @@ describe("bench smoke", () => {
     }
   })
 
-  it("fleet: producer starts are counted outside the pods", async () => {
+  it("fleet: producer starts are counted outside the pods; lockstep side by side with the SET NX PX baseline, two shapes", async () => {
     const s = await smoke("fleet")
     const data = s.data as Record<string, Array<{ starts: number; totalMs: number }>>
     for (const name of impls) {
       expect(data[name]![0]!.starts).toBeGreaterThanOrEqual(1)
       expect(data[name]![0]!.totalMs).toBeGreaterThan(0)
     }
-  })
-
-  it("fleet: lockstep side by side with the SET NX PX baseline, two shapes", async () => {
-    const s = await smoke("fleet")
     const side = s.tables[0]!.rows
     expect(side.map((r) => r[1])).toContain("lockstep")
     expect(side.length).toBe(4)

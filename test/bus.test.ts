@@ -28,9 +28,16 @@ const note = (scenario: string, values: Record<string, unknown>) => console.log(
 const startedAtOf = (value: string) => Number(value.slice(value.lastIndexOf("|") + 1))
 const keyOf = (value: string) => value.slice(0, value.lastIndexOf("|"))
 
-/** For one pod: the last time it answered a hit with a value whose lookup started before `before`. */
-const lastOldHit = (s: Loaded, before: number, key?: string) =>
-  Math.max(-Infinity, ...Object.entries(s.lastHit).filter(([v]) => startedAtOf(v) < before && (key === undefined || keyOf(v) === key)).map(([, at]) => at))
+/**
+ * For one pod: the last time it answered a hit with a value whose lookup started before `before`
+ * (`asked`: when the call that got it was made). The pod must have answered one: a pod that never
+ * answered the old value as a hit proves nothing about when it stopped.
+ */
+const lastOldHit = (s: Loaded, before: number, options: { readonly asked?: boolean } = {}) => {
+  const times = Object.entries(options.asked ? s.lastHitAsked : s.lastHit).filter(([v]) => startedAtOf(v) < before).map(([, at]) => at)
+  expect(times.length, `pod ${s.id} answered a value from before the invalidation as a hit`).toBeGreaterThan(0)
+  return Math.max(...times)
+}
 
 /** For one pod: when it first answered a value whose lookup started at or after `after`. */
 const firstNew = (s: Loaded, after: number, key?: string) =>
@@ -46,20 +53,24 @@ const percentile = (xs: ReadonlyArray<number>, p: number) => {
  * promises and reports delivery: how long after `invalidate` returned each pod last answered the
  * old value as a hit, and first answered the new one.
  */
+const INVALIDATOR = 1
+
 const invalidationScenario = async (fleet: Fleet, label: string) => {
   await fleet.load({ callers: CALLERS, durationMs: 1_000, pauseMs: 10 })
   const loading = fleet.load({ callers: CALLERS, durationMs: 3_000, pauseMs: 10 })
   await sleep(1_000)
-  const inv = await fleet.invalidate(1, { key: "agg" })
+  const inv = await fleet.invalidate(INVALIDATOR, { key: "agg" })
   const summaries = await loading
   expect(inv.ok, inv.error).toBe(true)
+  expect(summaries.map((s) => s.id).sort()).toEqual(fleet.pods.map((p) => p.id))
   const starts = fleet.of("start", inv.startedWallAt).length
   const oldHits = summaries.map((s) => lastOldHit(s, inv.startedWallAt) - inv.returnedWallAt)
   const newServed = summaries.map((s) => firstNew(s, inv.startedWallAt) - inv.returnedWallAt)
   note(label, {
     invalidateMs: inv.returnedWallAt - inv.startedWallAt,
     startsAfter: starts,
-    lastOldHitAfterReturnMs: oldHits.map((x) => (Number.isFinite(x) ? x : null)),
+    lastOldHitAfterReturnMs: oldHits,
+    invalidatorLastOldHitAskedAfterReturnMs: lastOldHit(summaries.find((s) => s.id === INVALIDATOR)!, inv.startedWallAt, { asked: true }) - inv.returnedWallAt,
     firstNewValueAfterReturnMs: newServed,
     newValueP50Ms: percentile(newServed, 50),
     newValueMaxMs: Math.max(...newServed)
@@ -67,6 +78,10 @@ const invalidationScenario = async (fleet: Fleet, label: string) => {
   for (const s of summaries) expect(s.errors, s.firstError).toBe(0)
   expect(starts).toBe(1) // one recompute, fleet-wide
   for (const x of oldHits) expect(x).toBeLessThanOrEqual(DELIVERY_MS)
+  // the invalidating process applied it before the call returned: no call it took after that
+  // answered the old value as a hit, whatever the notice's delivery
+  const invalidator = summaries.find((s) => s.id === INVALIDATOR)!
+  expect(lastOldHit(invalidator, inv.startedWallAt, { asked: true }), "the invalidating pod's last old hit, asked at").toBeLessThanOrEqual(inv.returnedWallAt)
   // every pod serves the new value, at most a lookup and a notice after the invalidation
   for (const x of newServed) expect(x).toBeLessThan(PRODUCER_MS + 500)
   return { inv, summaries }

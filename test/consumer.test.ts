@@ -237,15 +237,62 @@ describe("a consumer with only effect 3 and ioredis", () => {
   })
 })
 
+describe("the published package.json", () => {
+  it("has no scripts (none an install script, none naming unshipped files), no dev fields, and a repository", () => {
+    const published = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/lockstep/package.json"), "utf8"))
+    expect(published.scripts).toBeUndefined()
+    expect(published.devDependencies).toBeUndefined()
+    expect(published.repository).toMatchObject({ type: "git", url: expect.stringMatching(/^git\+https:\/\//) })
+    expect(published.peerDependencies).toEqual({ effect: "^3.22.0" })
+    // npm lists no install script for it
+    const lock = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/.package-lock.json"), "utf8"))
+    expect(lock.packages["node_modules/lockstep"].hasInstallScript).toBeUndefined()
+    // and the checkout's package.json is back as it was
+    expect(JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")).scripts.prepack).toBeDefined()
+  })
+})
+
 describe("a project on effect 4", () => {
-  it("cannot install lockstep: npm stops with a peer conflict", async (ctx) => {
-    const dir = project(Path.join(work, "effect4"))
-    const result = await run("npm", ["install", "--offline", "--dry-run", "--no-audit", "--no-fund", "effect@4", tarball], dir)
-    const output = result.stdout + result.stderr
-    if (/ENOTCACHED/.test(output)) {
-      // the cache has no metadata for effect yet, and this check stays offline
-      ctx.skip()
+  it("importing lockstep fails at once, naming the installed effect and the supported range", async () => {
+    // a project that already had effect 4 gets lockstep with peer warnings only; its effect is
+    // this fake: a package.json whose modules are missing, as effect 4's are for lockstep
+    const dir = project(Path.join(work, "effect4-import"))
+    const modules = Path.join(dir, "node_modules")
+    Fs.cpSync(Path.join(consumer, "node_modules/lockstep"), Path.join(modules, "lockstep"), { recursive: true })
+    Fs.symlinkSync(Path.join(consumer, "node_modules/ioredis"), Path.join(modules, "ioredis"))
+    Fs.mkdirSync(Path.join(modules, "effect"))
+    Fs.writeFileSync(
+      Path.join(modules, "effect/package.json"),
+      JSON.stringify({ name: "effect", version: "4.0.0", type: "module", exports: { "./package.json": "./package.json", "./*": "./dist/*.js" } })
+    )
+    const loads = {
+      esm: ["--input-type=module", "-e", `import "lockstep"`],
+      esmTesting: ["--input-type=module", "-e", `import "lockstep/testing"`],
+      esmPromise: ["--input-type=module", "-e", `import "lockstep/promise"`],
+      cjs: ["-e", `require("lockstep")`]
     }
+    for (const [name, args] of Object.entries(loads)) {
+      const result = await run(process.execPath, args, dir)
+      expect(result.code, name).not.toBe(0)
+      expect(result.stderr, name).toContain("lockstep supports effect ^3.22.0")
+      expect(result.stderr, name).toContain("effect 4.0.0 is installed")
+      expect(result.stderr, name).not.toContain("ERR_MODULE_NOT_FOUND")
+    }
+    // the same folder with a supported effect loads
+    Fs.rmSync(Path.join(modules, "effect"), { recursive: true })
+    Fs.symlinkSync(Path.join(consumer, "node_modules/effect"), Path.join(modules, "effect"))
+    for (const [name, args] of Object.entries(loads)) {
+      const result = await run(process.execPath, args, dir)
+      expect(result.code, `${name}: ${result.stderr}`).toBe(0)
+    }
+  })
+
+  it("cannot install lockstep: npm stops with a peer conflict", async () => {
+    const dir = project(Path.join(work, "effect4"))
+    // effect 4's metadata comes from the registry when npm's cache does not have it yet
+    const result = await run("npm", ["install", "--prefer-offline", "--dry-run", "--no-audit", "--no-fund", "effect@4", tarball], dir)
+    const output = result.stdout + result.stderr
+    expect(output, "npm could not resolve effect@4 (no registry and no cached metadata)").not.toMatch(/ENOTCACHED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/)
     expect(result.code, output).not.toBe(0)
     expect(output).toMatch(/ERESOLVE/)
     expect(output).toMatch(/peer effect@"\^3\.22\.0" from lockstep/)

@@ -26,7 +26,16 @@ describe("faults: bad input", () => {
     /** Plants data, makes every pod forget its L1 (a restart), and reads through the fleet. */
     // a blob no pod happens to read (all hold a fresh L1 value) stays until the next window's
     // claim replaces it: each load crosses a window boundary
-    const plant = async (name: string, write: () => Promise<unknown>, loadMs = WINDOW + 300) => {
+    /** Each pod's decode failures so far, by pod id (a reply may come twice: the last one counts). */
+    const decodeFailures = async () => {
+      const byPod = new Map<number, number>()
+      for (const st of await b.fleet.stats()) byPod.set(st.id, st.metrics["lockstep_decode_failures_total"] ?? 0)
+      return b.fleet.pods.map((p) => byPod.get(p.id) ?? 0)
+    }
+    /** `undecodable`: the record is this window's and well formed, but its value does not decode: every pod reads it and counts it. */
+    const plant = async (name: string, write: () => Promise<unknown>, options: { readonly undecodable?: boolean } = {}) => {
+      const loadMs = WINDOW + 300
+      const failuresBefore = await decodeFailures()
       const since = Date.now()
       const before = b.watch.latest()!
       await write()
@@ -41,7 +50,8 @@ describe("faults: bad input", () => {
         starts: b.fleet.of("start", since).length,
         claims: b.fleet.of("claim", since).map((m) => `${m.id}:${m.outcome}:${m.wallAt - since}`).join(" "),
         commits: b.fleet.of("commit", since).map((m) => m.outcome),
-        storedAfter: { type: await raw.type(keys.value), b: rec.b ? Number(rec.b) - b.bucketOf(Date.now()) : null, f: rec.f, d: rec.d }
+        storedAfter: { type: await raw.type(keys.value), b: rec.b ? Number(rec.b) - b.bucketOf(Date.now()) : null, f: rec.f, d: rec.d },
+        decodeFailuresByPod: (await decodeFailures()).map((n, i) => n - (failuresBefore[i] ?? 0))
       }
       note("bad-blobs", { [name]: result })
       expect(result.errors, name).toBe(0)
@@ -55,15 +65,20 @@ describe("faults: bad input", () => {
       expect(JSON.parse(rec.d!), name).toMatchObject({ pod: expect.any(Number), bucket: expect.any(Number) })
       expect(Number(rec.b), name).toBeLessThanOrEqual(b.bucketOf(Date.now()))
       expect(after.bucket, name).toBeGreaterThanOrEqual(before.bucket)
+      if (options.undecodable) {
+        for (const [pod, n] of result.decodeFailuresByPod.entries()) expect(n, `${name}: decode failures counted by pod ${pod}`).toBeGreaterThanOrEqual(1)
+      }
       return result
     }
     const current = () => b.bucketOf(Date.now())
     const fields = (o: Record<string, string | number>) => raw.del(keys.value).then(() => raw.hset(keys.value, o))
 
+    // planted above the fence the store holds, as a foreign writer that outbids the fleet would
+    const above = (n: number) => b.watch.latest()!.fence + n
     await plant("not JSON, this window", () =>
-      fields({ b: current(), f: 1000, w: WINDOW, t: Date.now(), d: "{not json" }))
+      fields({ b: current(), f: above(1000), w: WINDOW, t: Date.now(), d: "{not json" }), { undecodable: true })
     await plant("JSON of another shape", () =>
-      fields({ b: current(), f: 2000, w: WINDOW, t: Date.now(), d: JSON.stringify({ foo: "bar" }) }))
+      fields({ b: current(), f: above(2000), w: WINDOW, t: Date.now(), d: JSON.stringify({ foo: "bar" }) }), { undecodable: true })
     await plant("a string instead of a hash", () => raw.set(keys.value, "garbage"))
     await plant("a hash without its fields", () => fields({ d: "1" }))
     await plant("non-numeric bucket and fence", () =>
@@ -75,9 +90,7 @@ describe("faults: bad input", () => {
     await plant("foreign lock and fence keys (read at the next window)", () =>
       Promise.all([raw.del(keys.lock).then(() => raw.hset(keys.lock, { who: "me" })), raw.set(keys.fence, "abc")]))
 
-    const stats = await b.fleet.stats()
-    note("bad-blobs", { decodeFailures: stats.map((s) => s.metrics["lockstep_decode_failures_total"] ?? 0) })
-    expect(stats.reduce((n, s) => n + (s.metrics["lockstep_decode_failures_total"] ?? 0), 0)).toBeGreaterThanOrEqual(2)
+    note("bad-blobs", { decodeFailures: await decodeFailures() })
     checkInvariants(b)
   })
 

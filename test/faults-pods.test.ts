@@ -134,8 +134,10 @@ describe("faults: pods", () => {
       windowMs: WINDOW,
       producerMs: 300,
       watchKey: "aggregate-0",
-      // 8 pods polling 50 keys: count the polls, do not report each one to this process
-      overrides: () => ({ reportBusyClaims: false })
+      // 8 pods polling 50 keys: count the polls, do not report each one to this process. On two
+      // loaded cores a pod's event loop can lag past the default 500 ms command timeout, and a
+      // claim that times out runs the lookup locally: that is the degraded path, not this one
+      overrides: () => ({ reportBusyClaims: false, env: { REDIS_COMMAND_TIMEOUT: "5 seconds" } })
     })
     // more keys watched from outside than the bench's own
     const watches = [1, 2, 3, 4].map((i) => watchStore({ port: b.port, tenant: b.tenant, key: `aggregate-${i}`, windowMs: WINDOW, intervalMs: 50 }))
@@ -195,16 +197,13 @@ describe("faults: pods", () => {
         .join("\n")
     expect(summaries).toHaveLength(PODS)
     expect(perKey.size).toBe(KEYS)
-    // one leader per key and window; any other start is a pod's own, after its claim timed out
-    // (on two loaded cores a pod's event loop can lag past the 500 ms command timeout), at most
-    // one per pod; where no claim failed, exactly one start
+    // exactly one start per key and window, a leader's (after an acquired claim)
     for (const [k, r] of runs) {
       const [key, w] = [k.slice(0, k.lastIndexOf(" ")), Number(k.slice(k.lastIndexOf(" ") + 1))]
       const why = `starts of ${key} in window ${w}: ${JSON.stringify(r)}\n${explainKey(key, w)}`
-      expect(r.filter((x) => x.leader).length, why).toBeLessThanOrEqual(1)
-      expect(new Set(r.map((x) => x.pod)).size, why).toBe(r.length)
-      if (r.every((x) => x.leader)) expect(r.length, why).toBe(1)
+      expect(r.map((x) => x.leader), why).toEqual([true])
     }
+    expect([...counts].filter((n) => n !== 1), "key windows with other than one start").toEqual([])
     // every key got at least the cold window and the next one
     expect(counts.length).toBeGreaterThanOrEqual(2 * KEYS)
     for (const s of summaries) {

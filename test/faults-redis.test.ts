@@ -148,8 +148,10 @@ describe("faults: Redis", () => {
     checkInvariants(b)
   })
   /**
-   * A holder's commit reaches Redis while writes are paused; with `kill`, every pod's connection
-   * is then killed while the commit still waits, so Redis drops it unexecuted.
+   * A holder's commit reaches Redis while writes are paused: the pause begins while its producer
+   * runs and ends only once it has finished, so the commit is held by construction, and the
+   * test checks that it was (sent during the pause, answered after it). With `kill`, every
+   * pod's connection is then killed while the commit still waits, so Redis drops it unexecuted.
    */
   const midCommit = async (scenario: string, kill: boolean) => {
     const WINDOW = 2000
@@ -161,22 +163,27 @@ describe("faults: Redis", () => {
       settings: { lease: 2000 }
     })
     await b.load({ callers: CALLERS, durationMs: 1000, pauseMs: 10 })
-    const loading = b.load({ callers: CALLERS, durationMs: 7000, pauseMs: 10 })
-    // the first producer start of a later window: its holder commits at start + PRODUCER
+    const loading = b.load({ callers: CALLERS, durationMs: 6000, pauseMs: 10 })
+    // the first producer start of a later window: its holder commits once its producer ends
     const from = b.bucketOf(Date.now()) + 1
     const start = await b.fleet.next("start", { where: (m) => m.bucket >= from })
     const holder = start.id
     const target = start.bucket
     const claim = b.fleet.of("claim").filter((m) => m.id === holder && m.outcome === "acquired").pop()!
-    await sleep(Math.max(0, start.wallAt + PRODUCER - 150 - Date.now()))
-    await b.watch.client.call("CLIENT", "PAUSE", "1200", "WRITE")
+    // paused with a bound well past the producer, ended by hand below (UNPAUSE)
+    await b.watch.client.call("CLIENT", "PAUSE", "5000", "WRITE")
+    const pausedAt = Date.now()
     await b.fleet.next("finish", { where: (m) => m.id === holder && m.bucket === target, since: start.receivedAt })
-    await sleep(200) // the commit now waits in Redis
+    // the commit is sent right after the producer's finish: it now waits in Redis
+    await b.fleet.waitFor(() => b.fleet.of("commit", start.receivedAt).length > 0 || Date.now() > pausedAt + 2000, 3000, "a commit sent")
+    await sleep(200)
+    const heldAt = Date.now()
     if (kill) {
       const killed = await b.watch.client.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
       note(scenario, { connectionsKilled: killed })
-      await b.watch.client.call("CLIENT", "UNPAUSE")
     }
+    await b.watch.client.call("CLIENT", "UNPAUSE")
+    const unpausedAt = Date.now()
     await loading
     await sleep(300)
 
@@ -185,12 +192,21 @@ describe("faults: Redis", () => {
     note(scenario, {
       holder,
       claimedFence: claim.fence,
-      commitsForWindow: commits.map((m) => `pod ${m.id} ${m.withToken ? "holder" : "write-back"} (${m.bucket - target}, ${m.fence}): ${m.outcome}${m.error ? ` (${m.error})` : ""}`),
+      pausedMs: { fromStart: pausedAt - start.wallAt, held: heldAt - pausedAt, unpaused: unpausedAt - pausedAt },
+      commitsForWindow: commits.map((m) => `pod ${m.id} ${m.withToken ? "holder" : "write-back"} (${m.bucket - target}, ${m.fence}): ${m.outcome}${m.error ? ` (${m.error})` : ""}, sent ${m.sentAt - pausedAt} ms, answered ${m.wallAt - pausedAt} ms after the pause`),
       storedForWindow: stored.map((x) => `(${x.fence}) ${x.data}`),
       startsPerWindow: Object.fromEntries([...startsPerWindow(b, start.receivedAt - 1000)].map(([w, n]) => [w - target, n]))
     })
-    // not lost: the holder's value is what the store ends up holding for that window
+    // the fault landed on the holder's commit: its first one was sent while writes were paused
+    // (before the kill), and got no answer before the pause ended (it timed out, or was answered
+    // after)
     expect(claim.bucket).toBe(target)
+    const held = commits.filter((m) => m.id === holder && m.withToken).sort((x, y) => x.sentAt - y.sentAt)[0]
+    expect(held, "the holder's commit").toBeDefined()
+    expect(held!.sentAt, "the holder's commit was sent while writes were paused").toBeGreaterThanOrEqual(pausedAt)
+    expect(held!.sentAt, "the holder's commit was sent before the pause ended").toBeLessThan(heldAt)
+    expect(held!.outcome === "error" || held!.wallAt >= unpausedAt - 5, `the holder's commit was answered while writes were paused: ${held!.outcome} ${held!.wallAt - pausedAt} ms after the pause began`).toBe(true)
+    // not lost: the holder's value is what the store ends up holding for that window
     const last = stored[stored.length - 1]
     expect(last && { fence: last.fence, pod: JSON.parse(last.data).pod }, "stored for the window").toEqual({ fence: claim.fence, pod: holder })
     expect(commits.some((m) => m.id === holder && m.outcome === "committed")).toBe(true)

@@ -149,10 +149,13 @@ const Value = Schema.Struct({ key: Schema.Number, run: Schema.Number })
 type Value = typeof Value.Type
 
 const lookup = (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
-  Effect.flatMap(Caller, ({ pod, world }) =>
+  Effect.flatMap(Effect.all([Caller, Effect.option(Effect.currentSpan)]), ([{ pod, world }, span]) =>
     Effect.suspend(() => {
       const at = world.trueNow()
-      const leader = world.pods[pod]!.status === "up"
+      // the engine says how it runs the lookup (`lockstep.mode` of its span): under the lock, or
+      // on its own (the store unreachable, or a cold key backing off after another pod's failure)
+      const mode_ = Option.flatMap(span, (s) => Option.fromNullable(s.attributes.get("lockstep.mode")))
+      const leader = Option.match(mode_, { onNone: () => world.pods[pod]!.status === "up", onSome: (m) => m === "leader" })
       // the claim that took the lock is the key's latest acquired one: nobody else can acquire
       // while we hold it (an earlier one may have been orphaned by a crash before its lookup began)
       const fence = leader ? world.acquired.get(loader.keyOf(k)) ?? -1 : 0

@@ -8,7 +8,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { ConfigProvider, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import * as Testing from "lockstep/testing"
 import { Memo, Redis } from "lockstep"
 import * as Fs from "node:fs"
@@ -18,7 +18,9 @@ import * as HttpApi from "../examples/http-api.js"
 import * as Invalidation from "../examples/invalidation.js"
 import * as ItemPage from "../examples/item-page.js"
 import * as ManagedRuntimeExample from "../examples/managed-runtime.js"
+import * as MetricsExample from "../examples/metrics.js"
 import { CacheLive, program } from "../examples/page-loader.js"
+import { freePort } from "./support/services.js"
 
 const root = new URL("../", import.meta.url)
 
@@ -99,6 +101,7 @@ describe("README", () => {
     "examples/http-api.ts",
     "examples/managed-runtime.ts",
     "examples/from-client.ts",
+    "examples/metrics.ts",
     "test/readme-example.test.ts",
     "test/readme-fleet.test.ts"
   ]
@@ -208,13 +211,56 @@ describe("README", () => {
       expect(first.headers["x-cache"]).toBe("miss")
       const second = yield* HttpClient.get("/api/dashboard")
       expect(second.headers["x-cache"]).toBe("hit")
-      expect(second.headers["cache-control"]).toMatch(/^public, max-age=\d+$/)
+      expect(second.headers["cache-control"]).toMatch(/^public, max-age=\d+, stale-while-revalidate=60$/)
       expect(second.headers["age"]).toMatch(/^\d+$/)
+      expect(second.headers["x-next-boundary"]).toMatch(/^\d+$/)
     }).pipe(
       Effect.provide(
-        HttpApiBuilder.serve().pipe(Layer.provide(HttpApi.ApiLive), Layer.provideMerge(NodeHttpServer.layerTest))
+        HttpApiBuilder.serve().pipe(
+          Layer.provide(HttpApi.ApiLive),
+          Layer.provideMerge(NodeHttpServer.layerTest),
+          Layer.provide(HttpApi.CacheLive)
+        )
       )
     ))
+
+  it.scopedLive("the HttpApi example's server listens only once its cache is built (Redis down: after connectTimeout)", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      const redisPort = yield* Effect.promise(freePort) // nothing listens: the cache waits connectTimeout
+      const env = ConfigProvider.fromMap(new Map([["REDIS_HOST", "127.0.0.1"], ["REDIS_PORT", String(redisPort)]]))
+      const started = performance.now()
+      yield* Effect.forkScoped(Layer.launch(HttpApi.ServerLive(port)).pipe(Effect.withConfigProvider(env)))
+      // while the cache is being built, the port refuses connections rather than hold them
+      const refused: Array<string> = []
+      let status = 0
+      while (status === 0 && performance.now() - started < 10_000) {
+        const r = yield* Effect.promise(() =>
+          fetch(`http://127.0.0.1:${port}/api/dashboard`, { signal: AbortSignal.timeout(5_000) }).then(
+            (res) => ({ status: res.status, error: "" }),
+            (e: unknown) => ({ status: 0, error: String((e as { cause?: { code?: string } }).cause?.code ?? e) })
+          )
+        )
+        if (r.status === 0) refused.push(r.error)
+        status = r.status
+        if (status === 0) yield* Effect.sleep("100 millis")
+      }
+      expect(status).toBe(200)
+      expect(refused.length).toBeGreaterThan(0)
+      expect(new Set(refused)).toEqual(new Set(["ECONNREFUSED"]))
+    }), 20_000)
+
+  it.effect("runs the metrics example: /metrics has lockstep's metrics in the Prometheus format", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(program)
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.join(fiber)
+      const response = yield* MetricsExample.metricsResponse
+      expect(response.headers["content-type"]).toMatch(/^text\/plain/)
+      const body = response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : ""
+      expect(body).toMatch(/^lockstep_requests_total\{result="cold"\} \d+$/m)
+      expect(body).toContain("# TYPE lockstep_producer_duration_seconds histogram")
+    }).pipe(Effect.provide(CacheLive)))
 
   it.live("runs the ManagedRuntime example: three loader calls on one runtime are miss, hit, hit", () =>
     Effect.promise(async () => {

@@ -8,16 +8,13 @@
  * that completes within the producer time + 50 ms.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { programOf } from "../../test/support/bundles.js"
 import { track } from "../children.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { type FleetImplName, type ImplName, implNames } from "../impls.js"
 import type { FromPod, ToPod } from "../pod.js"
 import { cell, fmtCount, fmtMs, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
-
-const podPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "pod.ts")
 
 type BurstDone = Extract<FromPod, { t: "burst-done" }>
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
@@ -48,10 +45,11 @@ export class Fleet {
   private closing = false
 
   static async spawn(n: number, redisPort: number, signal: AbortSignal): Promise<Fleet> {
-    const children = Array.from({ length: n }, (_, pod) =>
-      track(spawn(process.execPath, ["--import", "tsx", podPath], {
+    const pod = programOf("benchPod")
+    const children = Array.from({ length: n }, (_, index) =>
+      track(spawn(process.execPath, [...pod.execArgv, pod.script], {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
-        env: { ...process.env, POD_INDEX: String(pod), REDIS_PORT: String(redisPort) }
+        env: { ...process.env, POD_INDEX: String(index), REDIS_PORT: String(redisPort) }
       })))
     const fleet = new Fleet(children)
     await fleet.expect("hello", n, 45_000, signal)

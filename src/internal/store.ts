@@ -240,7 +240,19 @@ export class RedisError extends Data.TaggedError("RedisError")<{
   readonly cause?: unknown
 }> {
   override get message() {
-    return `Redis ${this.operation}: ${this.reason}${this.cause instanceof Error ? ` (${this.cause.message})` : ""}`
+    const cause = this.cause instanceof Error ? this.cause.message : undefined
+    switch (this.reason) {
+      case "CircuitOpen":
+        return `Redis ${this.operation}: not sent, because the last calls to Redis failed (circuit breaker open${
+          cause === undefined ? "" : `; last failure: ${cause}`
+        }); this process serves what it holds and tries Redis again after the breaker's cooldown`
+      case "Timeout":
+        return `Redis ${this.operation}: no answer within the command timeout${cause === undefined ? "" : ` (${cause})`}`
+      case "Unavailable":
+        return `Redis ${this.operation}: Redis is not reachable${cause === undefined ? "" : ` (${cause})`}`
+      case "Protocol":
+        return `Redis ${this.operation}: unexpected answer${cause === undefined ? "" : ` (${cause})`}`
+    }
   }
 }
 

@@ -216,6 +216,10 @@ describe("admin actions", () => {
     expect(settings({ ADMIN_TOKEN: token }).adminToken._tag).toBe("Some")
     // the token is redacted wherever the settings are printed
     expect(JSON.stringify(settings({ ADMIN_TOKEN: token }))).not.toContain(token)
+    // a token with whitespace could never match `Bearer (\S+)`: refused at start-up, not 401 for ever
+    for (const spaced of [`${token} `, ` ${token}`, `${token}\n`, token.replace("-", " ")]) {
+      expect(() => settings({ ADMIN_TOKEN: spaced })).toThrow(/ADMIN_TOKEN must not contain whitespace/)
+    }
     // and DRILL_RETAIN cannot be shorter than a drill-down window (10 s in these tests)
     expect(() => settings({ DRILL_RETAIN: "1 second" })).toThrow(/DRILL_RETAIN must be at least/)
   })

@@ -9,7 +9,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Redis as IORedis } from "ioredis"
-import { freePort, serverBinaries, startRedis, type Server } from "./services.js"
+import { onFreePort, serverBinaries, startRedis, type Server } from "./services.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -67,18 +67,19 @@ export const startCluster = async (primaries = 3): Promise<RedisCluster> => {
   const nodes: Array<Server> = []
   try {
     for (let i = 0; i < primaries; i++) {
-      const busPort = await freePort()
       nodes.push(
-        await startRedis({
-          extra: [
-            "--cluster-enabled", "yes",
-            // relative to --dir, the node's private folder
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-port", String(busPort),
-            "--cluster-node-timeout", "2000",
-            "--cluster-require-full-coverage", "yes"
-          ]
-        })
+        await onFreePort((busPort) =>
+          startRedis({
+            extra: [
+              "--cluster-enabled", "yes",
+              // relative to --dir, the node's private folder
+              "--cluster-config-file", "nodes.conf",
+              "--cluster-port", String(busPort),
+              "--cluster-node-timeout", "2000",
+              "--cluster-require-full-coverage", "yes"
+            ]
+          })
+        )
       )
     }
     const ports = nodes.map((n) => n.port)
@@ -129,7 +130,10 @@ export interface SentinelSet {
  * under another name, in a package of its own whose install starts a system-wide sentinel;
  * `redis-server` already has it). The config file is the sentinel's own: it rewrites it.
  */
-const startSentinel = async (options: {
+const startSentinel = (options: Parameters<typeof startSentinelOn>[1]): Promise<Server> =>
+  onFreePort((port) => startSentinelOn(port, options))
+
+const startSentinelOn = async (port: number, options: {
   readonly name: string
   readonly primaryPort: number
   readonly quorum: number
@@ -137,7 +141,6 @@ const startSentinel = async (options: {
   readonly failoverTimeoutMs: number
 }): Promise<Server> => {
   const { server: bin } = serverBinaries()
-  const port = await freePort()
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lockstep-sentinel-"))
   const conf = Path.join(dir, "sentinel.conf")
   Fs.writeFileSync(

@@ -7,13 +7,11 @@
  * `watchStore` that polls the stored `(bucket, fence)` from outside with a raw ioredis client.
  */
 import { fork, type ChildProcess } from "node:child_process"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Redis as IORedis } from "ioredis"
 import * as Keys from "../../src/internal/keys.js"
+import { programOf } from "./bundles.js"
 import type { FromPod, PodConfig, ToPod } from "./pod.js"
 
-const podScript = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "pod.ts")
 
 export type Received<T extends FromPod["type"] = FromPod["type"]> = Extract<FromPod, { type: T }> & { readonly receivedAt: number }
 export type Loaded = Received<"loaded">
@@ -94,8 +92,9 @@ export const startFleet = async (
       env: { ...config.env, ...own.env },
       id
     }
-    const child = fork(podScript, [], {
-      execArgv: ["--import", "tsx"],
+    const program = programOf("pod")
+    const child = fork(program.script, [], {
+      execArgv: [...program.execArgv],
       env: { ...process.env, LOCKSTEP_POD: JSON.stringify(podConfig) },
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })

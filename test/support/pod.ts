@@ -5,7 +5,7 @@
  * window) is reported to the parent, never through Redis, so the parent counts what happened
  * outside the processes under test.
  *
- * Run as `node --import tsx test/support/pod.ts` with `LOCKSTEP_POD` set to a JSON `PodConfig`.
+ * Run as `node --import tsx test/support/pod.ts` (or bundled, see `./bundles.js`) with `LOCKSTEP_POD` set to a JSON `PodConfig`.
  *
  * Shutdown: the `exit` message and `SIGTERM` both interrupt the load, close the `Memo` scope
  * (whose finalizers release a held fleet lock), report `closed`, then exit. `SIGKILL` and
@@ -113,6 +113,8 @@ export type FromPod =
     readonly type: "claim"
     readonly id: number
     readonly key: string
+    /** When the claim was sent (`wallAt`: when its answer came). */
+    readonly sentAt: number
     readonly wallAt: number
     readonly outcome: "fresh" | "busy" | "backoff" | "acquired" | "error"
     readonly bucket?: number | undefined
@@ -123,6 +125,8 @@ export type FromPod =
     readonly type: "commit"
     readonly id: number
     readonly key: string
+    /** When the commit was sent (`wallAt`: when its answer came). */
+    readonly sentAt: number
     readonly wallAt: number
     readonly bucket: number
     readonly fence: number
@@ -168,6 +172,8 @@ export type FromPod =
      */
     readonly firstServed: Record<string, number>
     readonly lastHit: Record<string, number>
+    /** Value → when the last call answered with it as a hit was made (`lastHit` is when it was answered). */
+    readonly lastHitAsked: Record<string, number>
     readonly firstError?: string | undefined
   }
   | {
@@ -312,11 +318,13 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
     const maxLatencyByCache: Record<string, number> = {}
     const firstServed: Record<string, number> = {}
     const lastHit: Record<string, number> = {}
+    const lastHitAsked: Record<string, number> = {}
     const keys = keyCount === undefined ? [config.key] : Array.from({ length: keyCount }, (_, i) => `${config.key}-${i}`)
     const caller = (index: number) => Effect.gen(function*() {
       for (let n = index; Date.now() < until; n++) {
         const key = keys[n % keys.length]!
         const started = performance.now()
+        const askedAt = Date.now()
         const exit = yield* Effect.exit(loaderOf(key))
         const latency = performance.now() - started
         stats.calls++
@@ -331,7 +339,10 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
           const value = `${key}|${exit.value.value.startedAt}`
           const answeredAt = Date.now()
           firstServed[value] ??= answeredAt
-          if (cache === "hit") lastHit[value] = answeredAt
+          if (cache === "hit") {
+            lastHit[value] = answeredAt
+            lastHitAsked[value] = askedAt
+          }
           served[bucket] = (served[bucket] ?? 0) + 1
           byCache[cache] = (byCache[cache] ?? 0) + 1
           maxLatencyByCache[cache] = Math.max(maxLatencyByCache[cache] ?? 0, latency)
@@ -361,6 +372,7 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
       claims: { ...claims },
       firstServed,
       lastHit,
+      lastHitAsked,
       byCache,
       maxLatencyByCache,
       ...memory()
@@ -398,34 +410,39 @@ const ReportingRedis = Layer.effect(
   Effect.map(Redis.Redis, (store): Redis.Store => ({
     ...store,
     claim: (key, o) =>
-      store.claim(key, o).pipe(Effect.tapBoth({
-        onSuccess: (c) => {
-          const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
-          claims[outcome] = (claims[outcome] ?? 0) + 1
-          if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
-          return send({
-            type: "claim",
-            id: config.id,
-            key,
-            wallAt: Date.now(),
-            outcome,
-            ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
-          })
-        },
-        onFailure: (e) => {
-          const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
-          claims[timeout] = (claims[timeout] ?? 0) + 1
-          return send({ type: "claim", id: config.id, key, wallAt: Date.now(), outcome: "error", error: errorText(e) })
-        }
-      })),
-    commit: (key, value, token, lifetimes) => {
-      const base = { type: "commit", id: config.id, key, bucket: value.bucket, fence: value.fence, withToken: token !== undefined } as const
-      return store.commit(key, value, token, lifetimes).pipe(Effect.tapBoth({
-        onSuccess: (c) =>
-          send({ ...base, wallAt: Date.now(), outcome: c._tag === "Committed" ? "committed" : c.reason }),
-        onFailure: (e) => send({ ...base, wallAt: Date.now(), outcome: "error", error: errorText(e) })
-      }))
-    },
+      Effect.suspend(() => {
+        const sentAt = Date.now()
+        return store.claim(key, o).pipe(Effect.tapBoth({
+          onSuccess: (c) => {
+            const outcome = c._tag === "Acquired" ? "acquired" : c._tag === "Fresh" ? "fresh" : c._tag === "Busy" ? "busy" : "backoff"
+            claims[outcome] = (claims[outcome] ?? 0) + 1
+            if (outcome === "busy" && config.reportBusyClaims === false) return Effect.void
+            return send({
+              type: "claim",
+              id: config.id,
+              key,
+              sentAt,
+              wallAt: Date.now(),
+              outcome,
+              ...(c._tag === "Acquired" ? { bucket: c.bucket, fence: c.fence } : {})
+            })
+          },
+          onFailure: (e) => {
+            const timeout = e.reason === "Timeout" ? "error: timeout" : "error"
+            claims[timeout] = (claims[timeout] ?? 0) + 1
+            return send({ type: "claim", id: config.id, key, sentAt, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+          }
+        }))
+      }),
+    commit: (key, value, token, lifetimes) =>
+      Effect.suspend(() => {
+        const base = { type: "commit", id: config.id, key, bucket: value.bucket, fence: value.fence, withToken: token !== undefined, sentAt: Date.now() } as const
+        return store.commit(key, value, token, lifetimes).pipe(Effect.tapBoth({
+          onSuccess: (c) =>
+            send({ ...base, wallAt: Date.now(), outcome: c._tag === "Committed" ? "committed" : c.reason }),
+          onFailure: (e) => send({ ...base, wallAt: Date.now(), outcome: "error", error: errorText(e) })
+        }))
+      }),
     renew: (key, token, leaseMs) =>
       store.renew(key, token, leaseMs).pipe(Effect.tapBoth({
         onSuccess: (held) => send({ type: "renew", id: config.id, key, wallAt: Date.now(), outcome: held ? "held" : "lost" }),
@@ -528,8 +545,9 @@ const main = Effect.gen(function*() {
         }
         case "invalidate": {
           const startedWallAt = Date.now()
+          // suspended: `returnedWallAt` is read once the invalidation has returned, not when the effect is built
           const done = (ok: boolean, extra: { count?: number; error?: string } = {}) =>
-            send({ type: "invalidated", id: config.id, requestId: message.requestId, startedWallAt, returnedWallAt: Date.now(), ok, ...extra })
+            Effect.suspend(() => send({ type: "invalidated", id: config.id, requestId: message.requestId, startedWallAt, returnedWallAt: Date.now(), ok, ...extra }))
           const action = message.tag !== undefined
             ? Effect.flatMap(Memo.invalidateTag(message.tag), (count) => done(true, { count }))
             : Effect.zipRight(pages.invalidate(message.key ?? config.key), done(true))

@@ -70,6 +70,7 @@ export const systemNeeds: ReadonlyArray<Need> = [
   ["chromium", "chromium"]
 ]
 
+/** A port free at the time of the call; it is released before it returns, so start a server on it with `onFreePort`. */
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = Net.createServer()
@@ -81,24 +82,68 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** `PING` answered with `PONG` (not `LOADING`), on a raw connection. */
-const canPing = (port: number): Promise<boolean> =>
+/** Whether some process listens on `port` now. */
+const portTaken = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.unref()
+    server.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "EADDRINUSE"))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(false)))
+  })
+
+/** A server found another process on the port it was given. */
+class PortTaken extends Error {}
+
+/**
+ * Starts a server on a free port. `freePort` releases the port before the server binds it, so
+ * another process (another suite on the same machine) can take it in between: when the server
+ * does not come up, or another one answers on its port, and the port is taken, `start` runs again
+ * on a new port, up to `attempts` times.
+ */
+export const onFreePort = async <A>(start: (port: number) => Promise<A>, attempts = 5): Promise<A> => {
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort()
+    try {
+      return await start(port)
+    } catch (e) {
+      if (attempt >= attempts || !(e instanceof PortTaken || (await portTaken(port)))) throw e
+    }
+  }
+}
+
+/**
+ * Sends an inline command on a raw connection and reads the reply until `parse` makes something
+ * of it; `undefined` when nothing answers within `timeoutMs`.
+ */
+const rawCommand = <A>(port: number, command: string, parse: (reply: string) => A | undefined, timeoutMs: number): Promise<A | undefined> =>
   new Promise((resolve) => {
     const socket = Net.connect({ port, host: "127.0.0.1" })
     let got = ""
-    const done = (ok: boolean) => {
+    const done = (result: A | undefined) => {
       clearTimeout(timer)
       socket.destroy()
-      resolve(ok)
+      resolve(result)
     }
-    const timer = setTimeout(() => done(false), 1_000)
-    socket.once("connect", () => socket.write("PING\r\n"))
+    const timer = setTimeout(() => done(undefined), timeoutMs)
+    socket.once("connect", () => socket.write(`${command}\r\n`))
     socket.on("data", (d) => {
       got += d.toString()
-      if (got.includes("\r\n")) done(got.startsWith("+PONG"))
+      const result = parse(got)
+      if (result !== undefined) done(result)
     })
-    socket.once("error", () => done(false))
+    socket.once("error", () => done(undefined))
   })
+
+/** The `process_id` that `INFO server` gives (the server that answers on `port`). */
+const serverPid = (port: number): Promise<number | undefined> =>
+  rawCommand(port, "INFO server", (reply) => {
+    const match = /process_id:(\d+)\r\n/.exec(reply)
+    return match ? Number(match[1]) : undefined
+  }, 2_000)
+
+/** `PING` answered with `PONG` (not `LOADING`). */
+const canPing = async (port: number): Promise<boolean> =>
+  (await rawCommand(port, "PING", (reply) => (reply.includes("\r\n") ? reply.startsWith("+PONG") : undefined), 1_000)) ?? false
 
 const waitFor = async (what: string, check: () => Promise<boolean>, child: ChildProcess, timeoutMs: number) => {
   const deadline = Date.now() + timeoutMs
@@ -249,8 +294,9 @@ export interface RedisServer extends Server {
 
 /** A private redis-server (or Valkey, see `serverKind`); no persistence unless `aof`. */
 export const startRedis = async (options: RedisOptions = {}): Promise<RedisServer> => {
+  if (options.port === undefined) return onFreePort((port) => startRedis({ ...options, port }))
   const { kind, server: bin } = serverBinaries()
-  const port = options.port ?? (await freePort())
+  const port = options.port
   const dir = tmpDir(kind)
   const args = [
     "--port", String(port),
@@ -270,8 +316,16 @@ export const startRedis = async (options: RedisOptions = {}): Promise<RedisServe
     child = spawn(bin, args, { stdio: ["ignore", "ignore", "inherit"] })
     // a server that loads its AOF accepts connections before it is done: wait for `PING`
     await waitFor(kind, () => canPing(port), child, 10_000)
+    // the `PONG` may have come from another server that took the port first
+    if ((await serverPid(port)) !== child.pid) throw new PortTaken(`${kind}: another server answers on port ${port}`)
   }
-  await spawnServer()
+  try {
+    await spawnServer()
+  } catch (e) {
+    await stopChild(child!)
+    Fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
   return {
     kind,
     port,
@@ -308,12 +362,13 @@ export const startRedis = async (options: RedisOptions = {}): Promise<RedisServe
 }
 
 /** A private MariaDB with a `root` user without password and an empty database `lockstep`. */
-export const startMariadb = async (): Promise<Server> => {
+export const startMariadb = (): Promise<Server> => onFreePort(startMariadbOn)
+
+const startMariadbOn = async (port: number): Promise<Server> => {
   ensureBinary("mariadbd", "mariadb-server")
   const installDb = ensureBinary("mariadb-install-db", "mariadb-server")
   const admin = ensureBinary("mariadb-admin", "mariadb-client")
   const client = ensureBinary("mariadb", "mariadb-client")
-  const port = await freePort()
   const dir = tmpDir("mariadb")
   const datadir = Path.join(dir, "data")
   execFileSync(installDb, [
@@ -342,7 +397,16 @@ export const startMariadb = async (): Promise<Server> => {
       p.on("exit", (code) => resolve(code === 0))
       p.on("error", () => resolve(false))
     })
-  await waitFor("mariadbd", ping, child, 30_000)
+  try {
+    await waitFor("mariadbd", ping, child, 30_000)
+    // the answer may have come from another server that took the port first
+    const served = execFileSync(client, ["--no-defaults", "-h127.0.0.1", `-P${port}`, "-uroot", "-N", "-e", "SELECT @@datadir"], { encoding: "utf8" })
+    if (Path.resolve(served.trim()) !== Path.resolve(datadir)) throw new PortTaken(`mariadbd: another server answers on port ${port}`)
+  } catch (e) {
+    await stopChild(child, 15_000)
+    Fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
   execFileSync(client, ["--no-defaults", "-h127.0.0.1", `-P${port}`, "-uroot", "-e", "CREATE DATABASE IF NOT EXISTS lockstep"])
   return {
     port,

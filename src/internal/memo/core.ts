@@ -12,6 +12,7 @@ import type { ParseError } from "effect/ParseResult"
 import * as Metrics from "../../Metrics.js"
 import type { Store } from "../store.js"
 import { RedisError } from "../store.js"
+import type * as Failures from "./failures.js"
 import type * as L1 from "./l1.js"
 import type * as Notices from "./notices.js"
 import type { Resolved } from "./settings.js"
@@ -59,6 +60,8 @@ export interface Core {
   readonly l1: L1.L1
   readonly clock: StoreClock
   readonly notices: Notices.Notices
+  /** Failures met while a key backs off, answered at once to its cold requests. */
+  readonly failures: Failures.Failures
   readonly writeBacks: FiberMap.FiberMap<string>
   readonly nextToken: () => string
   /** The window in which each key last logged a value that does not encode (bounded like L1). */
@@ -92,6 +95,15 @@ export const observe = (core: Core, serverNow: number): Effect.Effect<void> =>
       core.l1.dropAhead(serverNow)
     }
   })
+
+/**
+ * The back-off after a lookup failure, at most one window: the key then recovers within one
+ * window of its lookup succeeding again, however long it failed.
+ */
+export const backoffOf = (core: Core, spec: Spec): { readonly baseMs: number; readonly maxMs: number } => ({
+  baseMs: Math.min(core.settings.backoffMs, spec.windowMs),
+  maxMs: Math.min(core.settings.maxBackoffMs, spec.windowMs)
+})
 
 /** Counts a store call the cache gave up on (it degrades instead). */
 export const storeFailed = (error: unknown, operation?: string): Effect.Effect<void> =>

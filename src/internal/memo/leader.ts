@@ -126,13 +126,16 @@ export const lead = <E>(
       lock.settled ? Effect.void : store.release(
         job.key,
         token,
-        Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
-          ? { baseMs: settings.backoffMs, maxMs: settings.maxBackoffMs }
-          : undefined
+        Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? Core.backoffOf(core, job.spec) : undefined
       ).pipe(
         Effect.flatMap((released) =>
           released._tag === "Backoff"
-            ? Effect.flatMap(Core.now(core), (at) => Effect.sync(() => l1.setRetry(job.key, at + released.ms)))
+            ? Effect.flatMap(Core.now(core), (at) =>
+              Effect.sync(() => {
+                l1.setRetry(job.key, at + released.ms)
+                // cold requests until the back-off ends get this failure at once
+                if (Exit.isFailure(exit)) core.failures.record(job.key, exit.cause, at + released.ms)
+              }))
             : Effect.void
         ),
         Effect.catchAll((e) => Core.storeFailed(e))
@@ -284,10 +287,16 @@ export const local = <E>(core: Core.Core, job: Core.Job<E>, force: boolean): Eff
     }
     const exit = yield* Effect.exit(produce(core, job, "local"))
     if (Exit.isFailure(exit)) {
+      const { baseMs, maxMs } = Core.backoffOf(core, job.spec)
       const current = l1.entries.get(job.key)
-      if (current !== undefined) {
+      if (current === undefined) {
+        if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+        // nothing held: the cold requests of the back-off get this failure at once
+        const count = core.failures.count(job.key) + 1
+        core.failures.record(job.key, exit.cause, at + Backoff.delay(count, baseMs, maxMs), count)
+      } else {
         current.localFailures++
-        current.retryAt = at + Backoff.delay(current.localFailures, settings.backoffMs, settings.maxBackoffMs)
+        current.retryAt = at + Backoff.delay(current.localFailures, baseMs, maxMs)
       }
       return yield* Effect.failCause(exit.cause)
     }

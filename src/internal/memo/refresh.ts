@@ -13,6 +13,7 @@
  *   whichever comes first; then claim again.
  * - `Done`: the outcome, or `None` when there is nothing newer to be had now.
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -133,6 +134,18 @@ const claimStep = <E>(
           if (!refreshing && held !== undefined && held.windowMs === job.spec.windowMs) {
             l1.setRetry(job.key, c.now + c.ttlMs)
             return done(Option.none())
+          }
+          if (!refreshing) {
+            // nothing held: the requests fail at once, with the failure this process met, or
+            // (another process failed) with the failure of one run of our own; the back-off
+            // decides when the lookup runs again, never how long a request waits
+            const failed = core.failures.get(job.key, yield* Core.now(core))
+            if (failed !== undefined) return yield* Effect.failCause(failed.cause as Cause.Cause<E>)
+            const own = yield* Effect.exit(Leader.local(core, job, true))
+            if (Exit.isFailure(own) && !Cause.isInterruptedOnly(own.cause)) {
+              core.failures.record(job.key, own.cause, c.now + c.ttlMs)
+            }
+            return done(Option.map(yield* own, (entry): Core.Outcome => ({ entry, cache: "miss" })))
           }
           return { _tag: "Wait", ms: Math.max(settings.pollMs, c.ttlMs + 1), listener } satisfies Step
         }

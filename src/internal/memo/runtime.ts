@@ -22,8 +22,10 @@ import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
 import type { Inspected, RedisError, Store } from "../store.js"
 import * as Core from "./core.js"
+import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
+import * as Lifecycle from "./lifecycle.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
 import type { Resolved } from "./settings.js"
@@ -79,6 +81,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       l1,
       clock: { skew: 0, offset: 0 },
       notices,
+      failures: Failures.make(settings.l1Capacity),
       writeBacks: yield* FiberMap.make<string>(),
       nextToken: () => `${instance}:${++tokens}`,
       unencodable: new Map()
@@ -98,11 +101,16 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else o.entry.stales += waiters
     })
     yield* store.subscribe({ onNotice: notices.onNotice, onState: notices.onState })
+    // over Redis only: a test suite builds an in-memory runtime per test, and that is no mistake
+    const builtAt = store.kind === "redis" ? yield* Lifecycle.built : undefined
+    /** Workers interrupted: only the runtime's closing interrupts them. */
+    const interrupted = { runs: 0 }
 
     /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
     const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
       Refresh.obtain(core, job, (entry, cache) => Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache }))), refreshing).pipe(
         Effect.flatMap((obtained) => {
+          core.failures.clear(job.key)
           if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
           const held = l1.entries.get(job.key)
           return held !== undefined
@@ -114,6 +122,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
             : Effect.void
         ),
+        Effect.onInterrupt(() => Effect.sync(() => interrupted.runs++)),
         Effect.withSpan("lockstep.refresh", { attributes: { "lockstep.key": job.key }, captureStackTrace: false })
       )
 
@@ -135,8 +144,14 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       return Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => onTimeout(job.key) as E })
     }
 
-    const awaitValue = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
-      Effect.flatMap(start(job, false, true), (run) => {
+    const awaitValue = <E>(job: Core.Job<E>, at: number, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> => {
+      // the key backs off after a failure: answered at once with it
+      const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
+      if (failed !== undefined) {
+        Metrics.requestsError.unsafeUpdate(1, [])
+        return Effect.failCause(failed.cause as Cause.Cause<E>)
+      }
+      return Effect.flatMap(start(job, false, true), (run) => {
         const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
         if (job.spec.timeout === undefined) return wait
         return withTimeout(job, wait, onTimeout).pipe(
@@ -149,9 +164,10 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           )
         )
       })
+    }
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
-      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, onTimeout)
+      held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
 
     const peek: Engine["peek"] = (spec, key) =>
       Effect.suspend(() => {
@@ -279,6 +295,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       inflight: inflight.size(),
       writeBacks
     }))
+
+    // runs after the workers (forked into the scope later) were interrupted by its closing
+    if (builtAt !== undefined) yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
 
     return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
   })

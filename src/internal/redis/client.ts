@@ -4,6 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import type * as Addresses from "./addresses.js"
@@ -29,43 +30,87 @@ export const failFastOptions = (commandTimeoutMs: number) => ({
   retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 500)
 } as const)
 
+/** While Redis is unreachable, how often the error is logged again (the first time at once). */
+export const unreachableLogMs = 60_000
+
+/** The socket error of an ioredis `error` event, as a log line shows it. */
+const describeError = (error: unknown): string =>
+  error instanceof Error ? error.message || (error as { code?: string }).code || error.name : String(error)
+
 /**
  * A client as a scoped resource: created (and connecting) when the scope opens, given an error
  * listener, awaited until ready or `connectTimeoutMs` (after which it goes on reconnecting in
  * the background, so the process starts degraded rather than not at all), quit when the scope
  * closes.
+ *
+ * What the connection goes through is logged, naming `address` and the socket's error: an info
+ * line when it is ready (and when it comes back), a warning when it is lost, and while it stays
+ * unreachable an error every `unreachableLogMs` (on `Clock`), since every process then runs
+ * every lookup on its own.
  */
-export const scoped = <C extends Client>(create: () => C, connectTimeoutMs: number): Effect.Effect<C, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = create()
-      // Without a listener, a connection error would be an uncaught "error" event.
-      client.on("error", () => {})
-      return client
-    }),
-    (client) =>
-      Effect.promise(() => client.quit().catch(() => undefined)).pipe(
-        Effect.timeout("1 second"),
-        Effect.ignore,
-        Effect.ensuring(Effect.sync(() => client.disconnect()))
-      )
-  ).pipe(
-    Effect.tap((client) =>
-      Effect.async<void>((resume) => {
-        if (client.status === "ready") return resume(Effect.void)
-        const done = () => resume(Effect.void)
-        client.once("ready", done)
-        return Effect.sync(() => client.off("ready", done))
-      }).pipe(
-        Effect.timeoutOption(connectTimeoutMs),
-        Effect.tap((ready) =>
-          Option.isNone(ready)
-            ? Effect.logWarning("lockstep: Redis is not reachable yet; serving degraded until it is")
-            : Effect.void
+export const scoped = <C extends Client>(
+  create: () => C,
+  connectTimeoutMs: number,
+  address: string
+): Effect.Effect<C, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const log = (effect: Effect.Effect<void>) => Runtime.runFork(runtime)(effect)
+    const health = { lastError: undefined as string | undefined, ready: false, wasReady: false, closing: false }
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = create()
+        // Without a listener, a connection error would be an uncaught "error" event.
+        client.on("error", (error: unknown) => {
+          health.lastError = describeError(error)
+        })
+        client.on("ready", () => {
+          health.ready = true
+          health.lastError = undefined
+          log(Effect.logInfo(`lockstep: ${health.wasReady ? "reconnected" : "connected"} to Redis at ${address}`))
+          health.wasReady = true
+        })
+        client.on("close", () => {
+          if (!health.ready || health.closing) return
+          health.ready = false
+          log(Effect.logWarning(`lockstep: lost the connection to Redis at ${address}; serving degraded until it is back`))
+        })
+        return client
+      }),
+      (client) =>
+        Effect.sync(() => {
+          health.closing = true
+        }).pipe(
+          Effect.zipRight(Effect.promise(() => client.quit().catch(() => undefined))),
+          Effect.timeout("1 second"),
+          Effect.ignore,
+          Effect.ensuring(Effect.sync(() => client.disconnect()))
         )
-      )
     )
-  )
+    const ready = yield* Effect.async<void>((resume) => {
+      if (client.status === "ready") return resume(Effect.void)
+      const done = () => resume(Effect.void)
+      client.once("ready", done)
+      return Effect.sync(() => client.off("ready", done))
+    }).pipe(Effect.timeoutOption(connectTimeoutMs))
+    const cause = () => (health.lastError === undefined ? "" : ` (${health.lastError})`)
+    if (Option.isNone(ready)) {
+      yield* Effect.logWarning(`lockstep: Redis at ${address} is not reachable yet${cause()}; serving degraded until it is`)
+    }
+    // while unreachable, said again at a bounded rate: every process runs its lookups alone
+    yield* Effect.sleep(unreachableLogMs).pipe(
+      Effect.zipRight(Effect.suspend(() =>
+        health.ready || health.closing
+          ? Effect.void
+          : Effect.logError(
+            `lockstep: Redis at ${address} is still not reachable${cause()}; every process runs its lookups on its own`
+          )
+      )),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    return client
+  })
 
 /**
  * What a Sentinel-backed client adds to the fail-fast options. After a failover the primary is
@@ -88,6 +133,14 @@ const withPassword = (options: Config.Options) => {
   return password === undefined ? {} : { password }
 }
 
+/** Where a standalone or Sentinel-backed client connects, as logs name it. */
+export const addressOf = (options: Config.Options): string =>
+  options.sentinel
+    ? `the primary "${options.sentinel.name}" of the sentinels ${options.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(",")}`
+    : options.redis?.path !== undefined && options.redis.path !== null
+    ? options.redis.path
+    : `${options.redis?.host ?? "localhost"}:${options.redis?.port ?? 6379}`
+
 /** A standalone client, or one that finds the primary through the sentinels. */
 export const connect = (options: Config.Options, resolved: Config.Resolved): Effect.Effect<IORedis, never, Scope.Scope> =>
   scoped(
@@ -99,7 +152,8 @@ export const connect = (options: Config.Options, resolved: Config.Resolved): Eff
         ...(options.sentinel ? sentinelOptions(options.sentinel, resolved.commandTimeoutMs) : {}),
         lazyConnect: false
       }),
-    resolved.connectTimeoutMs
+    resolved.connectTimeoutMs,
+    addressOf(options)
   )
 
 /**
@@ -127,7 +181,8 @@ export const connectCluster = (
         slotsRefreshTimeout: Math.max(resolved.commandTimeoutMs, 1_000),
         lazyConnect: false
       }),
-    resolved.connectTimeoutMs
+    resolved.connectTimeoutMs,
+    `the cluster ${nodes.map((a) => `${a.host}:${a.port}`).join(",")}`
   )
 }
 

@@ -100,8 +100,29 @@ const validateAddresses = (what: string, addresses: ReadonlyArray<Addresses.Addr
   return Either.void
 }
 
+/**
+ * A host that carries a port (`127.0.0.1:6390`, `[::1]:6390`) or a URL would be looked up as a
+ * host name and never connect: refused, saying what to write instead.
+ */
+export const validateHost = (host: unknown, names: { readonly host: string; readonly port: string }): RedisConfigError | undefined => {
+  if (typeof host !== "string") return undefined
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(host)
+  const withPort = /^([^:\s]+|\[[^\]]*\]):(\d*)$/.exec(host)
+  if (!url && withPort === null) return undefined
+  const example = withPort === null
+    ? ""
+    : ` ${names.host}=${withPort[1]!.replace(/^\[(.*)\]$/, "$1")}${withPort[2] === "" ? "" : ` and ${names.port}=${withPort[2]}`}`
+  return new RedisConfigError({
+    message: `${names.host} must be a host name or address alone, got ${JSON.stringify(host)}: ${
+      url ? "a URL is not a host" : "the port goes in " + names.port
+    }${example === "" ? "" : `; write${example}`}`
+  })
+}
+
 const validateTopology = (options: Options): Either.Either<void, RedisConfigError> =>
   Either.gen(function*() {
+    const host = validateHost(options.redis?.host, { host: "redis.host", port: "redis.port" })
+    if (host !== undefined && !options.cluster && !options.sentinel) return yield* Either.left(host)
     if (options.cluster && options.sentinel) {
       return yield* Either.left(new RedisConfigError({ message: "a store is either a Redis Cluster or a Sentinel set, not both" }))
     }
@@ -187,6 +208,8 @@ export const optionsFromEnv: Effect.Effect<Option.Option<Options>, RedisConfigEr
       ...(c.tls ? { tls: {} } : {})
     }
     if (Option.isSome(c.host)) {
+      const invalid = validateHost(c.host.value, { host: "REDIS_HOST", port: "REDIS_PORT" })
+      if (invalid !== undefined) return yield* invalid
       return Option.some<Options>({ ...common, redis: { host: c.host.value, port: c.port, db: c.db, ...auth } })
     }
     if (Option.isSome(c.clusterNodes)) {

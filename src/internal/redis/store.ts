@@ -232,7 +232,14 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
           : Effect.succeed(decoded)
       })
     )
-  const isFault = (e: RedisError) => e.reason !== "Protocol"
+  /** The last fault, which a call refused by the open breaker names. */
+  let lastFault: RedisError | undefined
+  const isFault = (e: RedisError) => {
+    if (e.reason === "Protocol") return false
+    lastFault = e
+    return true
+  }
+  const circuitOpen = (operation: string) => new RedisError({ reason: "CircuitOpen", operation, cause: lastFault })
   /** Plain commands (tag sets live in slots of their own, so no script can touch them with a key's). */
   const tagCall = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, RedisError> =>
     breaker.guard(
@@ -245,7 +252,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
             cause
           })
       }),
-      () => new RedisError({ reason: "CircuitOpen", operation }),
+      () => circuitOpen(operation),
       isFault
     )
   const call = <A>(
@@ -254,7 +261,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     args: ReadonlyArray<string | number>,
     decode: (r: ReadonlyArray<string>) => A | undefined
   ): Effect.Effect<A, RedisError> =>
-    breaker.guard(attempt(operation, keys, args, decode), () => new RedisError({ reason: "CircuitOpen", operation }), isFault)
+    breaker.guard(attempt(operation, keys, args, decode), () => circuitOpen(operation), isFault)
 
   const release = (key: string, token: string, backoff: Backoff | undefined, send: typeof call = call) => {
     const k = Keys.make(prefix, key)
@@ -524,7 +531,9 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
         Fiber.interrupt
       )
     ),
-    Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), connectTimeoutMs)),
+    // the command connection already had its `connectTimeout`: when it is not up, Redis is
+    // down, and the subscription would only double the wait before the process starts degraded
+    Effect.flatMap((s) => Effect.timeoutOption(Effect.promise(() => s.firstUp), client.status === "ready" ? connectTimeoutMs : 0)),
     Effect.asVoid
   )
 

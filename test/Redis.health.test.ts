@@ -1,0 +1,102 @@
+/**
+ * What the logs say about the Redis connection: the address and the socket's error when it is
+ * unreachable, said again at a bounded rate while it stays so (on `Clock`), an info line when it
+ * connects and when it comes back, and errors that say what happened.
+ */
+import { describe, expect, inject, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Memo, Redis } from "../src/index.js"
+import { unreachableLogMs } from "../src/internal/redis/client.js"
+import { startProxy } from "./support/proxy.js"
+import { freePort } from "./support/services.js"
+
+/** A logger that appends `LEVEL message` to `lines`. */
+const capture = (lines: Array<string>) =>
+  Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => lines.push(`${logLevel.label} ${String(message)}`)))
+
+/** Real time, for the socket to report its error (TestClock does not drive I/O). */
+const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+
+/** Polls `f` in real time until it holds, at most `ms`. */
+const until = (f: () => boolean, ms = 5_000) =>
+  Effect.gen(function*() {
+    for (let waited = 0; !f() && waited < ms; waited += 20) yield* realSleep(20)
+  })
+
+describe("Redis connection health in the logs", () => {
+  it.scoped("unreachable: the warning names the address and the socket error, then an error at a bounded rate", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort) // nothing listens there
+      const lines: Array<string> = []
+      const building = yield* Layer.build(
+        Redis.layer({ redis: { host: "127.0.0.1", port }, connectTimeout: "300 millis" }).pipe(Layer.provide(capture(lines)))
+      ).pipe(Effect.fork)
+      yield* realSleep(200) // the connection is refused meanwhile
+      yield* TestClock.adjust(300)
+      yield* Fiber.join(building)
+      const warnings = lines.filter((l) => l.startsWith("WARN"))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain(`127.0.0.1:${port}`)
+      expect(warnings[0]).toContain("ECONNREFUSED")
+      // said again while it lasts, once per interval and no more often
+      const errors = () => lines.filter((l) => l.startsWith("ERROR"))
+      yield* TestClock.adjust(unreachableLogMs - 1)
+      expect(errors()).toHaveLength(0)
+      for (let i = 1; i <= 3; i++) {
+        yield* TestClock.adjust(unreachableLogMs / 3)
+        yield* TestClock.adjust(unreachableLogMs / 3)
+        yield* TestClock.adjust(unreachableLogMs / 3)
+        expect(errors()).toHaveLength(i)
+      }
+      expect(errors()[0]).toContain(`127.0.0.1:${port}`)
+      expect(errors()[0]).toContain("ECONNREFUSED")
+    }))
+
+  it.scoped("a host that does not resolve: the warning says ENOTFOUND", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const building = yield* Layer.build(
+        Redis.layer({ redis: { host: "no-such-host.invalid", port: 6379 }, connectTimeout: "300 millis" }).pipe(
+          Layer.provide(capture(lines))
+        )
+      ).pipe(Effect.fork)
+      yield* realSleep(300)
+      yield* TestClock.adjust(300)
+      yield* Fiber.join(building)
+      expect(lines.find((l) => l.startsWith("WARN"))).toMatch(/no-such-host\.invalid:6379.*ENOTFOUND/)
+    }))
+
+  it.scopedLive("an info line on connect, a warning when the connection is lost, an info line when it is back", () =>
+    Effect.gen(function*() {
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
+        (p) => Effect.promise(() => p.close())
+      )
+      const lines: Array<string> = []
+      yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port } }).pipe(Layer.provide(capture(lines))))
+      const address = `127.0.0.1:${proxy.port}`
+      expect(lines).toContain(`INFO lockstep: connected to Redis at ${address}`)
+      proxy.reset()
+      yield* until(() => lines.some((l) => l.includes("reconnected")))
+      expect(lines.filter((l) => l.startsWith("WARN"))).toEqual([
+        `WARN lockstep: lost the connection to Redis at ${address}; serving degraded until it is back`
+      ])
+      expect(lines.filter((l) => l.includes("reconnected"))).toEqual([`INFO lockstep: reconnected to Redis at ${address}`])
+    }))
+
+  it.scopedLive("a call refused by the open breaker says why, and names the last failure", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      const memo = yield* Layer.build(
+        Memo.layer.pipe(Layer.provide(Redis.layer({ redis: { host: "127.0.0.1", port }, connectTimeout: "100 millis" })))
+      )
+      const page = Memo.loader({ key: "k", window: "1 minute", schema: Schema.Number, lookup: () => Effect.succeed(1) })
+      const messages: Array<string> = []
+      for (let i = 0; i < 5; i++) messages.push((yield* Effect.flip(Effect.provide(page.invalidate(), memo))).message)
+      const refused = messages.at(-1)!
+      expect(refused).toContain("Redis invalidate: not sent")
+      expect(refused).toContain("circuit breaker open")
+      expect(refused).toMatch(/last failure: .+/)
+      expect(messages[0]).toMatch(/^Redis invalidate: Redis is not reachable \(.+\)$/)
+    }))
+})
