@@ -1,6 +1,8 @@
 /**
  * The memo model: random sequences of requests (pod i, key k), clock advances, invalidations,
- * lookups that fail or hang, and pod crashes, restarts, disconnects, reconnects and clock skews,
+ * `set`s (during outages too), lookups that fail or hang, data losses of the store (with and
+ * without a restart that drops the subscriptions), and pod crashes, restarts, disconnects,
+ * reconnects and clock skews,
  * run on `Testing.fleet` under `TestClock`, checked against the fleet's promises:
  *
  * 1. **Starts.** Lookup starts under the fleet lock (by a pod that reaches the store), per key and
@@ -20,9 +22,10 @@
  *    (`Testing.instantly`) when its pod already answered the key (it is in L1), or when the pod
  *    reaches the store, the store holds a value, and no earlier request of the pod for that key is
  *    still waiting (a request that joins a cold wait shares its fate).
- * 4. **No old hit after an invalidation.** Once `invalidate(k)` has returned (the in-memory store
- *    tells the fleet synchronously), no pod that was connected then, or started later, answers
- *    `hit` with a value whose lookup started before the invalidation.
+ * 4. **No old hit after an invalidation or a set.** Once `invalidate(k)` or `set(k)` has returned
+ *    (the in-memory store tells the fleet synchronously), no pod that was connected then, started
+ *    later or reconnected since, answers `hit` with a value whose lookup started before it,
+ *    whatever the store lost meanwhile. A data loss permits one more start per key in its window.
  * 5. **Errors only when cold.** A request fails only when it had to wait (3 does not apply), and
  *    then with the lookup's own error or `MaxRunExceeded`; at the end, with every pod reconnected
  *    and lookups working again, every request has been answered.
