@@ -18,7 +18,8 @@ const exclusive = [
   "test/bench-smoke.test.ts",
   "test/proxy.test.ts",
   "test/app/start.test.ts",
-  "test/Redis.startup.test.ts"
+  "test/Redis.startup.test.ts",
+  "test/next-fleet.test.ts"
 ]
 
 export default defineConfig({
@@ -28,7 +29,8 @@ export default defineConfig({
     alias: [
       { find: /^lockstep$/, replacement: source("./src/index.ts") },
       { find: /^lockstep\/testing$/, replacement: source("./src/Testing.ts") },
-      { find: /^lockstep\/promise$/, replacement: source("./src/Promise.ts") }
+      { find: /^lockstep\/promise$/, replacement: source("./src/Promise.ts") },
+      { find: /^lockstep\/next$/, replacement: source("./src/Next.ts") }
     ]
   },
   test: {

@@ -93,8 +93,25 @@ export const app = Config.all({
         : Either.left(ConfigError.InvalidData(["KEEP_WARM"], `unknown page(s) ${unknown.join(", ")}; expected some of ${pageNames.join(", ")}`))
     })
   ),
-  /** How long after a boundary `keepWarm` recomputes (keep it below `REFRESH_LAG`). */
+  /** How long after a boundary `keepWarm` checks the window's value (keep it below `REFRESH_LAG`). */
   keepWarmLag: Config.duration("KEEP_WARM_LAG").pipe(Config.withDefault(Duration.millis(0))),
+  /**
+   * How long before a boundary `keepWarm` computes the next window's value: `auto` (learnt from
+   * the page's recent run times), a duration shorter than the page's window, or `off` (at the
+   * boundary, as the first request would).
+   */
+  keepWarmLead: Config.string("KEEP_WARM_LEAD").pipe(
+    Config.withDefault("auto"),
+    Config.mapOrFail((text): Either.Either<"auto" | false | Duration.Duration, ConfigError.ConfigError> => {
+      const t = text.trim().toLowerCase()
+      if (t === "auto") return Either.right("auto")
+      if (t === "off" || t === "false" || t === "none") return Either.right(false)
+      const d = Duration.decodeUnknown(text.trim())
+      return d._tag === "Some" && Duration.toMillis(d.value) > 0
+        ? Either.right(d.value)
+        : Either.left(ConfigError.InvalidData(["KEEP_WARM_LEAD"], `KEEP_WARM_LEAD must be auto, off or a duration, got ${JSON.stringify(text)}`))
+    })
+  ),
   /** How long a request waits for a cold page before answering 503. */
   requestTimeout: Config.duration("REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15)))
 }).pipe(

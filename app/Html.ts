@@ -191,6 +191,8 @@ export interface RefreshMeta {
   readonly bucket: number
   readonly computedAt: number
   readonly nextBoundary: number
+  /** When the next value will be there: the boundary when it is computed ahead, later otherwise. */
+  readonly nextValueAt: number
   readonly serverNow: number
   readonly stale: boolean
   readonly cache: "hit" | "stale" | "miss"
@@ -261,8 +263,8 @@ export const page = (options: {
   ${options.period === undefined ? "" : html`<span>${options.period}</span> · `}
   Computed at <time id="lockstep-computed" datetime="${new Date(meta.computedAt).toISOString()}">${utcDateTime(meta.computedAt)}</time>
   (${ageS} s ago${meta.stale ? html`, <span class="stale">stale: a newer value is being computed</span>` : ""}) ·
-  next refresh at <time id="lockstep-next" datetime="${new Date(meta.nextBoundary + meta.lagMs).toISOString()}">${
-      utcTime(meta.nextBoundary + meta.lagMs)
+  next refresh at <time id="lockstep-next" datetime="${new Date(Math.max(meta.nextBoundary, meta.nextValueAt) + meta.lagMs).toISOString()}">${
+      utcTime(Math.max(meta.nextBoundary, meta.nextValueAt) + meta.lagMs)
     }</time> <span id="lockstep-countdown" class="muted"></span> ·
   window ${meta.windowMs / 1000} s
 </div>

@@ -26,7 +26,7 @@ import { Memo, Redis } from "../src/index.js"
 import * as Admin from "./Admin.js"
 import * as Assets from "./Assets.js"
 import { describeFailure } from "./Failure.js"
-import { app as appConfig, AppConfig, memo as memoConfig } from "./Config.js"
+import { app as appConfig, AppConfig, type AppSettings, memo as memoConfig } from "./Config.js"
 import * as Html from "./Html.js"
 import * as Inspector from "./Inspector.js"
 import * as Ledger from "./Ledger.js"
@@ -93,6 +93,16 @@ const drillView = <A>(drill: Drill<A>): View<A> => ({ ...drill, active: drill.se
  * One value as HTML (`format: "html"`) or as its JSON twin. `load` is the loader's
  * `getWithInfo`; the renderers are made once per route, not per request.
  */
+/**
+ * When the page's next value will be there: the boundary for a page computed ahead of it; for
+ * the others, the boundary plus the page's run time, which the value itself measured (this
+ * process may not have run it), or the cache's estimate when that is longer.
+ */
+const nextValueAt = <A>(info: Memo.Info<Timed<A>>, page: string, config: AppSettings): number =>
+  info.stale || (info.nextValueAt === info.nextBoundary && (config.keepWarm as ReadonlyArray<string>).includes(page) && config.keepWarmLead !== false)
+    ? info.nextValueAt
+    : Math.max(info.nextValueAt, info.nextBoundary + Math.ceil(info.value.computeMs))
+
 export const respond = <A, R>(
   view: View<A>,
   route: string,
@@ -110,6 +120,7 @@ export const respond = <A, R>(
       bucket: info.bucket,
       computedAt: info.computedAt,
       nextBoundary: info.nextBoundary,
+      nextValueAt: nextValueAt(info, view.name, config),
       serverNow: info.serverNow,
       stale: info.stale,
       cache: info.cache,
@@ -238,13 +249,17 @@ export const Routes = HttpLayerRouter.use((router) =>
   })
 )
 
-/** Recomputes the `KEEP_WARM` pages right after every boundary, for as long as the server runs. */
+/**
+ * Keeps the `KEEP_WARM` pages warm for as long as the server runs: each window's value is
+ * computed before its boundary (`KEEP_WARM_LEAD`), so a browser refreshing just after it lands
+ * on the new value.
+ */
 export const KeepWarm = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const loaders = yield* Loaders.Loaders
     for (const name of config.keepWarm) {
-      yield* Memo.keepWarm(loaders.pages[name], undefined, { lag: config.keepWarmLag })
+      yield* Memo.keepWarm(loaders.pages[name], undefined, { lag: config.keepWarmLag, lead: config.keepWarmLead })
     }
   })
 )

@@ -2,7 +2,7 @@
  * `npm run bench`: lockstep against its peers and the floors, side by side in one run.
  *
  *   npx tsx bench/main.ts                 the whole run (< 10 min), results in bench/results/
- *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, cold, stale, fleet, rollover,
+ *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, cold, stale, early, fleet, rollover,
  *                                          invalidate, commands, http)
  *   npx tsx bench/main.ts --smoke          a tiny run that checks the harness, not the figures
  *   --rounds=N (default 7, at least 5 outside smoke runs), --no-write (print only)
@@ -22,7 +22,7 @@ import { machine, renderHeader } from "./machine.js"
 import * as Profile from "./profile.js"
 import { renderSection, type Section } from "./stats.js"
 
-export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "fleet", "rollover", "invalidate", "commands", "http"] as const
+export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "early", "fleet", "rollover", "invalidate", "commands", "http"] as const
 export type SectionId = (typeof sectionIds)[number]
 
 interface SectionModule {
@@ -37,6 +37,7 @@ const load: Record<SectionId, () => Promise<SectionModule>> = {
   l2: () => import("./sections/l2.js"),
   cold: () => import("./sections/cold.js"),
   stale: () => import("./sections/stale.js"),
+  early: () => import("./sections/early.js"),
   fleet: () => import("./sections/fleet.js"),
   rollover: () => import("./sections/fleet.js").then((m) => ({ run: m.runRollover })),
   invalidate: () => import("./sections/invalidate.js"),

@@ -31,7 +31,7 @@ export const handle = (id: number) =>
 // What is held (L1 or the store), never running the lookup: None for an item nobody asked for.
 export const lastKnown = (id: number) => Effect.map(itemPage.peek(id), Option.map((info) => info.value))
 
-// The busiest item is recomputed right after every window boundary: its first request is a hit.
+// The busiest item is computed before every window boundary: its first request is a hit.
 const KeepWarmLive = Layer.scopedDiscard(Memo.keepWarm(itemPage, 1, { lag: "100 millis" }))
 
 // Built once, where the application starts.

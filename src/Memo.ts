@@ -69,6 +69,12 @@ export interface Info<A> {
   readonly windowMs: number
   /** The store's clock when the answer was given (this process's, corrected for skew). */
   readonly serverNow: number
+  /**
+   * When the next value is expected, in epoch milliseconds: the next boundary when it is
+   * computed before its window opens (`keepWarm`'s early runs), the boundary plus the key's
+   * measured run time otherwise; for a stale answer, now plus that run time.
+   */
+  readonly nextValueAt: number
 }
 
 /**
@@ -437,7 +443,9 @@ const specOf = (options: LoaderOptions<any, any, any, any, any>) => {
   return spec
 }
 
-const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number) => Info<A> = L1.info
+const expectOf = Engine.expectOf
+
+const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number, next: L1.Expect) => Info<A> = L1.info
 
 const memoKey = Memo.key
 const clockKey = Clock.Clock.key
@@ -445,8 +453,12 @@ const clockKey = Clock.Clock.key
 /** How `keepWarm` reaches a loader's engine: runs the key's worker unless it is fresh at `at`. */
 const WarmId: unique symbol = Symbol.for("lockstep/Loader/warm")
 
+/** How `keepWarm` starts a loader's early run: computes the value of the window `bucket` before it opens. */
+const EarlyId: unique symbol = Symbol.for("lockstep/Loader/early")
+
 interface Warmable<K> {
   readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
+  readonly [EarlyId]: (k: K, bucket: number) => Effect.Effect<void, never, Memo>
 }
 
 /**
@@ -521,19 +533,20 @@ export const loader: {
    */
   const request = <B>(
     k: K,
-    onHit: (entry: L1.Entry, now: number) => Exit.Exit<B>,
-    onOutcome: (o: Core.Outcome, now: number) => B,
+    onHit: (entry: L1.Entry, now: number, engine: Engine.Engine, key: string) => Exit.Exit<B>,
+    onOutcome: (o: Core.Outcome, now: number, engine: Engine.Engine, key: string) => B,
     timed: boolean
   ) =>
     Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
       const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-      const now = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis() +
-        engine.clock.skew
+      const t = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis()
+      const now = t + engine.clock.skew
       const key = keyOf(k)
       // a hit: trusted, and of our window or the next (our clock may be a little behind the
-      // store's); further ahead, our clock went back: the slow path asks the store
-      const fresh = L1.hit(engine.l1, key, windowMs, now)
-      if (fresh !== undefined) return onHit(fresh, now)
+      // store's); further ahead, our clock went back: the slow path asks the store. A value
+      // committed early for the next window takes over at the store's boundary.
+      const fresh = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset)
+      if (fresh !== undefined) return onHit(fresh, now, engine, key)
       const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
       if (run !== undefined) run.waiters++
@@ -542,15 +555,16 @@ export const loader: {
         : engine.serve(jobOf(k, key, fiber.currentContext), now, held, onTimeout)
       // an answer that waited reports staleness and the next boundary as of when it came
       return timed
-        ? Effect.flatMap(wait, (o) => Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew))))
-        : Effect.map(wait, (o) => onOutcome(o, 0))
+        ? Effect.flatMap(wait, (o) =>
+          Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew, engine, key))))
+        : Effect.map(wait, (o) => onOutcome(o, 0, engine, key))
     })
 
   const withEngine = <B, E2, R2>(f: (engine: Engine.Engine) => Effect.Effect<B, E2, R2>) =>
     Effect.flatMap(Memo, (runtime) => f(engineOf(runtime)))
 
-  const answer = (engine: Engine.Engine, o: Core.Outcome) =>
-    Effect.map(Clock.currentTimeMillis, (t) => toInfo<A>(o.entry, o.cache, t + engine.clock.skew))
+  const answer = (engine: Engine.Engine, key: string, o: Core.Outcome) =>
+    Effect.map(Clock.currentTimeMillis, (t) => toInfo<A>(o.entry, o.cache, t + engine.clock.skew, expectOf(engine, key, o.entry)))
 
   return {
     [LoaderTypeId]: LoaderTypeId,
@@ -558,24 +572,34 @@ export const loader: {
     keyOf,
     get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A, false),
     getWithInfo: (k) =>
-      request(k, (entry, now) => Exit.succeed(toInfo<A>(entry, "hit", now)), (o, now) => toInfo<A>(o.entry, o.cache, now), true),
+      request(
+        k,
+        (entry, now, engine, key) => Exit.succeed(toInfo<A>(entry, "hit", now, expectOf(engine, key, entry))),
+        (o, now, engine, key) => toInfo<A>(o.entry, o.cache, now, expectOf(engine, key, o.entry)),
+        true
+      ),
     peek: (k) =>
       withEngine((engine) =>
         Effect.flatMap(engine.peek(spec, keyOf(k)), (o) =>
-          Option.isNone(o) ? Effect.succeed(Option.none()) : Effect.map(answer(engine, o.value), Option.some))
+          Option.isNone(o) ? Effect.succeed(Option.none()) : Effect.map(answer(engine, keyOf(k), o.value), Option.some))
       ),
     invalidate: (k) => withEngine((engine) => engine.invalidate(keyOf(k))),
     refresh: (k) =>
       Effect.withFiberRuntime<Info<A>, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
         const key = keyOf(k)
-        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, o))
+        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext), onTimeout), (o) => answer(engine, key, o))
       }),
-    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, o))),
+    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, keyOf(k), o))),
     [WarmId]: (k: K, at: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
         return engine.warm(jobOf(k, keyOf(k), fiber.currentContext), at)
+      }),
+    [EarlyId]: (k: K, bucket: number) =>
+      Effect.withFiberRuntime<void, never, Memo>((fiber) => {
+        const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+        return engine.early(jobOf(k, keyOf(k), fiber.currentContext), bucket)
       })
   } as Loader<K, A, any, R>
 }
@@ -709,13 +733,50 @@ const sleepUntil = (target: number, nowMs: Effect.Effect<number>): Effect.Effect
       Effect.suspend(() => sleepUntil(target, nowMs))
     ))
 
+/**
+ * How `keepWarm` times a key's next value:
+ * - `lag`: how long after the boundary it checks the window's value (default 0);
+ * - `lead`: how long before the boundary it starts the next window's run, so that the value is
+ *   there when the window opens. `"auto"` (the default) learns it from the key's recent runs
+ *   (their 90th percentile plus a margin of a quarter of it, at least 250 ms, at most half the
+ *   window); a duration fixes it (less than the window); `false` turns early runs off (the run
+ *   starts at the boundary, and the window opens on the previous value, stale).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeepWarmOptions {
+  readonly lag?: Duration.DurationInput | undefined
+  readonly lead?: "auto" | Duration.DurationInput | false | undefined
+}
+
 const isLoader = (u: unknown): u is Loader<any, any, any, any> =>
   typeof u === "object" && u !== null && LoaderTypeId in u
 
+/** The margin an automatic lead adds to the runs' 90th percentile: a quarter of it, at least this. */
+const leadMarginMs = 250
+
+/** The automatic lead for runs whose 90th percentile is `p90` (none before the first run). */
+const autoLead = (p90: number | undefined, windowMs: number): number =>
+  p90 === undefined ? 0 : Math.min(Math.floor(windowMs / 2), Math.ceil(p90 + Math.max(leadMarginMs, p90 / 4)))
+
+const leadOf = (input: KeepWarmOptions["lead"], windowMs: number): "auto" | number =>
+  input === undefined || input === "auto"
+    ? "auto"
+    : input === false
+    ? 0
+    : Either.getOrElse(
+      internalSettings.millis("keepWarm lead", input, 1, windowMs - 1),
+      () => invalid(`keepWarm lead must be "auto", false or a duration shorter than the window (${windowMs} ms), got ${describe(input)}`)
+    )
+
 /**
- * Keeps a key warm: recomputes it just after every window boundary of the store's clock (plus
- * `lag`), so the first request of a window is already a hit. Runs until the scope closes. A bad
- * `lag` throws `InvalidOptions`.
+ * Keeps a key warm: its next value is computed before its window opens, so that the first
+ * request of a window is already a hit. A lead time before each boundary of the store's clock,
+ * it starts the next window's run (one for the fleet: the store keeps the value beside the
+ * current one and every process switches to it at the boundary); `lag` after the boundary, it
+ * makes sure the window has its value (when the early run was late, failed or is turned off).
+ * Runs until the scope closes. A bad `lag` or `lead` throws `InvalidOptions`.
  *
  * @since 0.1.0
  * @category combinators
@@ -724,33 +785,70 @@ export const keepWarm: {
   <K, A, E, R>(
     loader: Loader<K, A, E, R>,
     k: K,
-    options?: { readonly lag?: Duration.DurationInput | undefined }
+    options?: KeepWarmOptions
   ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
   <A, I, E, R>(
-    options: Options<A, I> & { readonly lag?: Duration.DurationInput | undefined },
+    options: Options<A, I> & KeepWarmOptions,
     producer: Effect.Effect<A, E, R>
   ): Effect.Effect<void, never, Exclude<R, Scope.Scope> | Memo | Scope.Scope>
 } = (first: any, second?: any, third?: any): Effect.Effect<void, never, any> => {
-  const [target, k, lagInput] = isLoader(first)
-    ? [first, second, third?.lag]
-    : [fixedLoader(first, second), undefined, first?.lag]
-  const lagMs = lagInput === undefined
-    ? 0
-    : Either.getOrElse(internalSettings.millis("keepWarm lag", lagInput, 0), (e) => invalid(e.message))
+  const [target, k, options] = isLoader(first)
+    ? [first, second, third as KeepWarmOptions | undefined]
+    : [fixedLoader(first, second), undefined, first as KeepWarmOptions | undefined]
   const windowMs = target.windowMs
-  const tick = Effect.withFiberRuntime<void, never, Memo>((fiber) => {
+  const lagMs = options?.lag === undefined
+    ? 0
+    : Either.getOrElse(internalSettings.millis("keepWarm lag", options.lag, 0), (e) => invalid(e.message))
+  const lead = leadOf(options?.lead, windowMs)
+  /** `attempted`: the window whose early run was last tried, so that it is tried once. */
+  const tick = (attempted: { bucket: number }) => Effect.withFiberRuntime<void, never, Memo>((fiber) => {
     const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
     // the store's clock as last measured (not only past the skew threshold): the boundary to
     // wake after is the store's
     const storeNow = Effect.map(Clock.currentTimeMillis, (t) => t + engine.clock.offset)
-    const warm = (target as unknown as Warmable<unknown>)[WarmId]
+    const key = target.keyOf(k)
+    const leadMs = () => (lead === "auto" ? autoLead(engine.durations.p90(key), windowMs) : lead)
+    const warmable = target as unknown as Warmable<unknown>
     return Effect.gen(function*() {
-      yield* warm(k, yield* storeNow)
       const at = yield* storeNow
-      yield* sleepUntil(Window.nextBoundary(at, windowMs) + lagMs, storeNow)
+      const next = Window.nextBoundary(at, windowMs)
+      const ahead = leadMs()
+      const nextBucket = Math.round(next / windowMs)
+      if (ahead > 0 && next - at <= ahead && attempted.bucket !== nextBucket) {
+        attempted.bucket = nextBucket
+        yield* warmable[EarlyId](k, nextBucket)
+      } else {
+        yield* warmable[WarmId](k, at)
+      }
+      const after = yield* storeNow
+      const boundary = Window.nextBoundary(after, windowMs)
+      const early = boundary - leadMs()
+      // the next window's early run not tried yet: at its lead time (at once when inside it,
+      // e.g. just after start-up); else just after the boundary, to make sure of the window's value
+      const wake = early < boundary && attempted.bucket !== Math.round(boundary / windowMs) ? early : boundary + lagMs
+      yield* sleepUntil(wake, storeNow)
     })
   })
-  return Effect.asVoid(Effect.forkScoped(Effect.forever(tick)).pipe(Effect.withSpan("lockstep.keepWarm")))
+  const register = lead === 0 ? Effect.void : Effect.acquireRelease(
+    Effect.flatMap(Memo, (runtime) =>
+      Effect.sync(() => {
+        const engine = engineOf(runtime)
+        const key = target.keyOf(k)
+        engine.earlyKeys.set(key, (engine.earlyKeys.get(key) ?? 0) + 1)
+        return { engine, key }
+      })),
+    ({ engine, key }) =>
+      Effect.sync(() => {
+        const n = (engine.earlyKeys.get(key) ?? 1) - 1
+        if (n > 0) engine.earlyKeys.set(key, n)
+        else engine.earlyKeys.delete(key)
+      })
+  )
+  const loop = Effect.suspend(() => {
+    const attempted = { bucket: Number.NaN }
+    return Effect.forever(tick(attempted))
+  })
+  return Effect.asVoid(Effect.zipRight(register, Effect.forkScoped(loop))).pipe(Effect.withSpan("lockstep.keepWarm"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -764,7 +862,9 @@ export const keepWarm: {
  * - `Age`: seconds since the value was computed;
  * - `X-Cache`: `hit`, `stale` or `miss`;
  * - `X-Server-Now`, `X-Next-Boundary`, `X-Computed-At`: epoch milliseconds on the store's clock,
- *   for a client that schedules its refresh just after the boundary.
+ *   for a client that schedules its refresh just after the boundary;
+ * - `X-Next-Value-At`: when the next value will be there (the boundary itself when it is computed
+ *   ahead, later by the key's run time when it is not), for a client that refreshes onto it.
  *
  * @since 0.1.0
  * @category http
@@ -779,6 +879,7 @@ export const cacheHeaders = (info: Info<unknown>): Record<string, string> => {
     "x-cache": info.cache,
     "x-server-now": String(info.serverNow),
     "x-next-boundary": String(info.nextBoundary),
-    "x-computed-at": String(info.computedAt)
+    "x-computed-at": String(info.computedAt),
+    "x-next-value-at": String(info.nextValueAt ?? info.nextBoundary)
   }
 }

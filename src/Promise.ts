@@ -25,7 +25,7 @@
  * const item = await items.get(5)
  * await cache.close()
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
@@ -41,7 +41,7 @@ import * as Schema from "effect/Schema"
 import type { RedisOptions as IORedisOptions } from "ioredis"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
-import type * as Engine from "./internal/memo/runtime.js"
+import * as Engine from "./internal/memo/runtime.js"
 import * as Settings from "./internal/memo/settings.js"
 import * as RedisConfig from "./internal/redis/config.js"
 import * as Store from "./internal/store.js"
@@ -54,7 +54,7 @@ import * as Redis from "./Redis.js"
 /**
  * A duration: milliseconds, or text such as `"1 minute"`, `"500 millis"`, `"2 hours"`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type DurationInput =
@@ -64,7 +64,7 @@ export type DurationInput =
 /**
  * The Standard Schema (v1) interface, which zod 4, valibot, ArkType and others implement.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface StandardSchemaV1<Input = unknown, Output = Input> {
@@ -77,7 +77,7 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type StandardResult<Output> =
@@ -89,7 +89,7 @@ export type StandardResult<Output> =
  * any Standard Schema (stored as JSON, validated on read). A stored value that does not pass is
  * a miss: the lookup runs again.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type SchemaOf<A> = Schema.Schema<A, any, never> | StandardSchemaV1<any, A>
@@ -97,7 +97,7 @@ export type SchemaOf<A> = Schema.Schema<A, any, never> | StandardSchemaV1<any, A
 /**
  * A value with what pages turn into `Cache-Control`, `Age` and refresh times (`cacheHeaders`).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Info<A> = Memo.Info<A>
@@ -106,7 +106,7 @@ export type Info<A> = Memo.Info<A>
  * Connection options of the Redis store: a URL (`redis://user:pass@host:6379/0`, `rediss://` for
  * TLS) or the same options as `Redis.layer`, with plain strings for the password.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface RedisOptions {
@@ -130,7 +130,7 @@ export interface RedisOptions {
 /**
  * Tuning of the cache's runtime, as `Memo.layerWith` takes it.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface CacheSettings {
@@ -145,7 +145,7 @@ export interface CacheSettings {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface CacheOptions {
@@ -159,7 +159,7 @@ export interface CacheOptions {
 /**
  * A loader's options, checked once when it is defined (a bad one throws a `TypeError` naming it).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface LoaderOptions<K, A> {
@@ -184,7 +184,7 @@ export interface LoaderOptions<K, A> {
 /**
  * A family of cached values, one per key.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Loader<K, A> {
@@ -206,7 +206,7 @@ export interface Loader<K, A> {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Cache {
@@ -226,24 +226,24 @@ export interface Cache {
 /**
  * What a cache rejects with, besides the lookup's own errors (passed through as they are).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export type ErrorCode = "WaitTimeout" | "RedisError" | "MaxRunExceeded" | "InvalidValue" | "Closed"
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export class CacheError extends Error {
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    */
   override readonly name = "CacheError"
   /**
    * What went wrong, for a program to tell apart.
    *
-   * @since 0.2.0
+   * @since 0.1.0
    */
   readonly code: ErrorCode
   constructor(code: ErrorCode, message: string, options?: { readonly cause?: unknown }) {
@@ -377,7 +377,7 @@ const storeLayer = (options: CacheOptions): Layer.Layer<Redis.Redis> => {
  * Makes a cache: one runtime over Redis (`redis`), or over the in-memory store when `redis` is
  * not given. Bad options throw a `TypeError` naming the option.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const createCache = (options: CacheOptions = {}): Cache => {
@@ -450,7 +450,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
      */
     const request = <B>(
       k: K,
-      onHit: (entry: L1.Entry, now: number) => Promise<B>,
+      onHit: (entry: L1.Entry, now: number, key: string) => Promise<B>,
       slow: (k: K) => Effect.Effect<B, unknown, Memo.Memo>
     ): Promise<B> => {
       if (engine !== undefined && !isClosed) {
@@ -460,15 +460,17 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         } catch (e) {
           return Promise.reject(fromDefect(e))
         }
-        const now = clock!.unsafeCurrentTimeMillis() + engine.clock.skew
-        const held = L1.hit(engine.l1, key, windowMs, now)
-        if (held !== undefined) return onHit(held, now)
+        const t = clock!.unsafeCurrentTimeMillis()
+        const now = t + engine.clock.skew
+        const held = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset)
+        if (held !== undefined) return onHit(held, now, key)
       }
       return run(slow(k))
     }
     // one resolved promise per entry, made on its first hit
     const hitValue = (entry: L1.Entry) => (entry.resolved ??= Promise.resolve(entry.value)) as Promise<A>
-    const hitInfo = (entry: L1.Entry, now: number) => Promise.resolve(L1.info<A>(entry, "hit", now))
+    const hitInfo = (entry: L1.Entry, now: number, key: string) =>
+      Promise.resolve(L1.info<A>(entry, "hit", now, Engine.expectOf(engine!, key, entry)))
     return {
       windowMs,
       keyOf,

@@ -106,7 +106,9 @@ describe("Memo.loader", () => {
         "x-cache": "hit",
         "x-server-now": "2500",
         "x-next-boundary": "10000",
-        "x-computed-at": "100"
+        "x-computed-at": "100",
+        // not computed ahead: the next value comes the lookup's run time (100 ms) after the boundary
+        "x-next-value-at": "10100"
       })
       yield* TestClock.adjust(windowMs)
       expect(Memo.cacheHeaders(yield* items.getWithInfo(1))).toMatchObject({ "cache-control": "public, max-age=0, stale-while-revalidate=10", "x-cache": "stale" })
@@ -241,13 +243,13 @@ describe("Memo.loader", () => {
 
 describe("Memo.keepWarm", () => {
   for (const skewMs of [1, 120, 249, -1, -120, -249]) {
-    it.scoped(`warms every window with the pod's clock ${skewMs} ms off the store's`, () =>
+    it.scoped(`warms every window with the pod's clock ${skewMs} ms off the store's (early runs off)`, () =>
       Effect.gen(function*() {
         const fleet = yield* Testing.fleet(1)
         const pod = fleet.pods[0]!
         yield* pod.setClockSkew(skewMs)
         const { items, producer } = yield* makeItems({ duration: 100 })
-        yield* pod.run(Memo.keepWarm(items, 1, { lag: "50 millis" }))
+        yield* pod.run(Memo.keepWarm(items, 1, { lag: "50 millis", lead: false }))
         yield* TestClock.adjust(200)
         for (let w = 1; w <= 5; w++) {
           // on the store's clock: the boundary, the lag, the run, and a little
@@ -260,6 +262,37 @@ describe("Memo.keepWarm", () => {
         }
         const starts = (yield* producer.stats).startedAt.map((t) => t - skewMs)
         expect(starts.map((t) => Window.bucketOf(t, windowMs))).toEqual([0, 1, 2, 3, 4, 5])
+      }))
+
+    it.scoped(`computes each next window's value before its boundary with the pod's clock ${skewMs} ms off the store's`, () =>
+      Effect.gen(function*() {
+        const fleet = yield* Testing.fleet(1)
+        const pod = fleet.pods[0]!
+        yield* pod.setClockSkew(skewMs)
+        const { items, producer } = yield* makeItems({ duration: 100 })
+        yield* pod.run(Memo.keepWarm(items, 1, { lag: "50 millis" }))
+        yield* TestClock.adjust(200)
+        for (let w = 1; w <= 5; w++) {
+          // to a millisecond before the store's boundary, and one past it: the new value, as a hit
+          yield* TestClock.adjust(w === 1 ? windowMs - 201 : windowMs - 2)
+          // the current value until then (a pod whose clock is ahead, within the skew it does not
+          // correct, calls it stale a little early, as without early runs)
+          expect(yield* Testing.instantly(pod.run(items.getWithInfo(1))), `before window ${w}`).toMatchObject({
+            value: { id: 1, run: w },
+            bucket: w - 1,
+            ...(skewMs < 0 ? { cache: "hit" } : {})
+          })
+          yield* TestClock.adjust(2)
+          expect(yield* Testing.instantly(pod.run(items.getWithInfo(1))), `window ${w}`).toMatchObject({
+            value: { id: 1, run: w + 1 },
+            bucket: w,
+            cache: "hit"
+          })
+        }
+        // the first run learns the lead (100 ms runs: 350 ms); each later one starts within it
+        const starts = (yield* producer.stats).startedAt.map((t) => t - skewMs)
+        expect(starts.map((t) => Window.bucketOf(t, windowMs))).toEqual([0, 0, 1, 2, 3, 4])
+        for (const t of starts.slice(1)) expect(windowMs - (t % windowMs)).toBeLessThanOrEqual(350)
       }))
   }
 

@@ -191,11 +191,32 @@ describe("Testing.fleet", () => {
       expect(after.every((i) => i.value === after[0]!.value && i.value > 1 && !i.stale)).toBe(true)
     }))
 
-  it.scoped("keepWarm refreshes once per window across the fleet, so requests are always hits", () =>
+  it.scoped("keepWarm with early runs: one run per window across the fleet, every pod on the new value from the boundary", () =>
     Effect.gen(function*() {
       const fleet = yield* Testing.fleet(4)
       const { page, producer } = yield* makePage({ duration: "200 millis" })
       const warm = Memo.keepWarm({ ...options, lag: "100 millis" }, producer.effect)
+      yield* Effect.forEach(fleet.pods, (pod) => pod.run(warm))
+      yield* TestClock.adjust("400 millis") // the first run is done, and its duration known
+      for (let w = 1; w < 7; w++) {
+        if (w === 4) yield* fleet.pods[0]!.crash // the others keep the key warm
+        yield* TestClock.adjust(windowMs * w + 1 - (yield* TestClock.currentTimeMillis))
+        for (const pod of fleet.pods.filter((p) => p.status === "up")) {
+          expect(yield* Testing.instantly(pod.run(page)), `window ${w}`).toMatchObject({ value: w + 1, bucket: w, stale: false, cache: "hit" })
+        }
+      }
+      const stats = yield* producer.stats
+      // one run per window, each (after the first) in the lead time before its window
+      expect(stats.startedAt.length).toBe(7)
+      expect(bucketsOf(stats.startedAt)).toEqual([0, 0, 1, 2, 3, 4, 5])
+      for (const t of stats.startedAt.slice(1)) expect(windowMs - (t % windowMs)).toBeLessThanOrEqual(450)
+    }))
+
+  it.scoped("keepWarm refreshes once per window across the fleet, so requests are always hits (early runs off)", () =>
+    Effect.gen(function*() {
+      const fleet = yield* Testing.fleet(4)
+      const { page, producer } = yield* makePage({ duration: "200 millis" })
+      const warm = Memo.keepWarm({ ...options, lag: "100 millis", lead: false }, producer.effect)
       // keepWarm lives in the pod's scope: it runs until that pod crashes
       yield* Effect.forEach(fleet.pods, (pod) => pod.run(warm))
 

@@ -80,6 +80,16 @@ describe("bench smoke", () => {
     }
   })
 
+  it("early: fresh answers as a window opens, with and without early runs", async () => {
+    const s = await smoke("early")
+    const data = s.data as Record<"on" | "off", { fresh: number; total: number; perWindow: Array<number> }>
+    for (const m of [data.on, data.off]) {
+      expect(m.total).toBeGreaterThan(0)
+      expect(m.perWindow).toHaveLength(1)
+    }
+    expect(rowsOf(s)).toHaveLength(2)
+  })
+
   it("fleet: producer starts are counted outside the pods; lockstep side by side with the SET NX PX baseline, two shapes", async () => {
     const s = await smoke("fleet")
     const data = s.data as Record<string, Array<{ starts: number; totalMs: number }>>

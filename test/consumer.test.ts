@@ -117,7 +117,7 @@ describe("the packed package", () => {
   it("holds only dist/, the README, LICENSE, CHANGELOG and package.json", () => {
     const stray = packed.filter((path) => !/^(dist\/.+|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(path))
     expect(stray).toEqual([])
-    for (const expected of ["README.md", "LICENSE", "CHANGELOG.md", "package.json", "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/Testing.js", "dist/cjs/index.js", "dist/cjs/Testing.d.ts", "dist/esm/Promise.js", "dist/cjs/Promise.d.ts", "dist/cjs/package.json"]) {
+    for (const expected of ["README.md", "LICENSE", "CHANGELOG.md", "package.json", "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/Testing.js", "dist/cjs/index.js", "dist/cjs/Testing.d.ts", "dist/esm/Promise.js", "dist/cjs/Promise.d.ts", "dist/esm/Next.js", "dist/cjs/Next.js", "dist/cjs/package.json"]) {
       expect(packed).toContain(expected)
     }
   })
@@ -186,6 +186,20 @@ describe("a consumer with only effect 3 and ioredis", () => {
     }
   })
 
+  it("gives Next lockstep/next without Next installed: a miss, the entry set, read twice, expired by its tag", async () => {
+    Fs.copyFileSync(Path.join(fixtures, "next.mjs"), Path.join(consumer, "next.mjs"))
+    const out = parse(await ok(process.execPath, ["next.mjs"], consumer))
+    expect(out).toMatchObject({
+      required: "function",
+      miss: true,
+      html: "<p>report</p>",
+      again: "<p>report</p>",
+      expiredRenders: true,
+      expiration: null // Infinity: Next passes the tags to get
+    })
+    expect(out.resolved).toMatch(/node_modules\/lockstep\/dist\/esm\/Next\.js$/)
+  })
+
   // The consumer's own node_modules has no @types/node; lockstep's Redis types come from
   // ioredis, which needs Node's, so the check borrows this repository's.
   const typecheck = async (name: string, options: Record<string, unknown>, files: ReadonlyArray<string>) => {
@@ -238,11 +252,10 @@ describe("a consumer with only effect 3 and ioredis", () => {
 })
 
 describe("the published package.json", () => {
-  it("has no scripts (none an install script, none naming unshipped files), no dev fields, and a repository", () => {
+  it("has no scripts (none an install script, none naming unshipped files), and no dev fields", () => {
     const published = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/lockstep/package.json"), "utf8"))
     expect(published.scripts).toBeUndefined()
     expect(published.devDependencies).toBeUndefined()
-    expect(published.repository).toMatchObject({ type: "git", url: expect.stringMatching(/^git\+https:\/\//) })
     expect(published.peerDependencies).toEqual({ effect: "^3.22.0" })
     // npm lists no install script for it
     const lock = JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules/.package-lock.json"), "utf8"))

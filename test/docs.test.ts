@@ -63,7 +63,7 @@ describe("API reference", () => {
 
     const dir = Path.join(root, "docs/api/modules")
     const pages = Fs.readdirSync(dir).filter((name) => name.endsWith(".ts.md"))
-    expect(pages.sort()).toEqual(["Memo.ts.md", "Metrics.ts.md", "Redis.ts.md", "Testing.ts.md", "Window.ts.md", "index.ts.md"])
+    expect(pages.sort()).toEqual(["Memo.ts.md", "Metrics.ts.md", "Next.ts.md", "Promise.ts.md", "Redis.ts.md", "Testing.ts.md", "Window.ts.md", "index.ts.md"])
     const read = (name: string) => Fs.readFileSync(Path.join(dir, name), "utf8")
     for (const name of pages) {
       const page = read(name)

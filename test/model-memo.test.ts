@@ -140,6 +140,8 @@ interface World {
   readonly leaders: Map<number, number>
   /** The fence of the latest acquired claim, per cache key (observed on the shared store). */
   readonly acquired: Map<string, number>
+  /** The window that claim was for: the next one for an early run (`keepWarm`). */
+  readonly acquiredBucket: Map<string, number>
   readonly next: () => number
   readonly log: Array<string>
 }
@@ -171,7 +173,8 @@ const lookup = (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
         pod,
         incarnation: incarnation.id,
         at,
-        bucket: Math.floor(at / W),
+        // an early run is the next window's
+        bucket: leader ? world.acquiredBucket.get(loader.keyOf(k)) ?? Math.floor(at / W) : Math.floor(at / W),
         leader,
         fence,
         mode,
@@ -215,6 +218,8 @@ type Step =
   /** The store loses every record; `restart`: every pod's notice subscription drops and comes back too. */
   | { readonly s: "lose"; readonly restart: boolean }
   | { readonly s: "set"; readonly pod: number; readonly key: number }
+  /** `Memo.keepWarm` on the pod for the key, with early runs (a lead of 2 s, twice a lookup) or not. */
+  | { readonly s: "keepWarm"; readonly pod: number; readonly key: number; readonly early: boolean }
 
 const podIndex = fc.nat({ max: 3 })
 const keyIndex = fc.nat({ max: 1 })
@@ -226,6 +231,7 @@ const request = fc.record({
   n: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) })
 })
 const invalidate = fc.record({ s: fc.constant("invalidate" as const), pod: podIndex, key: keyIndex })
+const keepWarm = fc.record({ s: fc.constant("keepWarm" as const), pod: podIndex, key: keyIndex, early: fc.boolean() })
 
 const set = fc.record({ s: fc.constant("set" as const), pod: podIndex, key: keyIndex })
 
@@ -233,13 +239,15 @@ const faultFreeStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: request },
   { weight: 5, arbitrary: advance },
   { weight: 1, arbitrary: invalidate },
-  { weight: 1, arbitrary: set }
+  { weight: 1, arbitrary: set },
+  { weight: 1, arbitrary: keepWarm }
 )
 
 const faultyStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 10, arbitrary: request },
   { weight: 6, arbitrary: advance },
   { weight: 1, arbitrary: invalidate },
+  { weight: 1, arbitrary: keepWarm },
   { weight: 2, arbitrary: fc.record({ s: fc.constant("mode" as const), key: keyIndex, mode: fc.constantFrom<LookupMode>("ok", "ok", "fail", "hang") }) },
   { weight: 1, arbitrary: fc.record({ s: fc.constant("crash" as const), pod: podIndex }) },
   { weight: 1, arbitrary: fc.record({ s: fc.constant("restart" as const), pod: podIndex }) },
@@ -285,6 +293,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       runs: [],
       leaders: new Map(),
       acquired: new Map(),
+      acquiredBucket: new Map(),
       next: () => ++seq,
       log: []
     }
@@ -301,11 +310,14 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       allowances.set(k, [...(allowances.get(k) ?? []), why])
     }
     const bookkeeping: Array<string> = []
+    /** Keys some pod keeps warm with early runs. */
+    const warmedEarly = new Set<number>()
 
     // every commit (the fleet's and write-backs) tells which run it holds and with which fence
     yield* fleet.store.subscribe({
       onNotice: (n) => {
-        if (n._tag !== "Committed" || Option.isNone(n.data)) return
+        if ((n._tag !== "Committed" && n._tag !== "Pending") || Option.isNone(n.data)) return
+        if (n._tag === "Pending") tally(faults, "early commits")
         const { run } = JSON.parse(n.data.value) as Value
         const r = world.runs[run - 1]
         // a set learns its fence from its commit
@@ -315,7 +327,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         if (r === undefined || (r.fence !== n.fence && !restored) || (r.leader && r.bucket !== n.bucket && !restored)) {
           bookkeeping.push(`commit of run ${run} with (${n.bucket}, ${n.fence}); the model has ${JSON.stringify(r)}`)
         }
-        world.log.push(`  t=${world.trueNow() - T0} committed run ${run} as (${n.bucket}, ${n.fence}), mark ${n.mark}`)
+        world.log.push(`  t=${world.trueNow() - T0} committed run ${run} as (${n.bucket}, ${n.fence})${n._tag === "Pending" ? " early" : ""}, mark ${n.mark}`)
       },
       onState: () => {}
     })
@@ -324,7 +336,10 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     const claim = fleet.store.claim
     ;(fleet.store as { claim: Redis.Store["claim"] }).claim = (key, options) =>
       Effect.tap(claim(key, options), (c) => {
-        if (c._tag === "Acquired") world.acquired.set(key, c.fence)
+        if (c._tag === "Acquired") {
+          world.acquired.set(key, c.fence)
+          world.acquiredBucket.set(key, c.bucket)
+        }
       })
 
     const keyName = (k: number) => loader.keyOf(k)
@@ -417,7 +432,18 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
               runInFlight: world.runs.some((r) => r.key === step.key && r.outcome === "running")
             })
             allow(step.key, bucket, "an invalidation")
+            // a value computed early for the next window is stale when it opens: one recompute there
+            if (warmedEarly.has(step.key)) allow(step.key, bucket + 1, "an invalidation after an early run")
           }
+          break
+        }
+        case "keepWarm": {
+          const pod = step.pod % s.pods
+          const p = fleet.pods[pod]!
+          if (p.status === "crashed") break
+          if (step.early) warmedEarly.add(step.key)
+          world.log.push(`t=${world.trueNow() - T0} keepWarm key ${step.key} on pod ${pod}${step.early ? ", early" : ""}`)
+          yield* p.run(Effect.provideService(Memo.keepWarm(loader, step.key, { lead: step.early ? "2 seconds" : false }), Caller, { world, pod }))
           break
         }
         case "mode":
@@ -677,6 +703,21 @@ describe("model: a fleet of Memo runtimes under TestClock", () => {
     await fc.assert(fc.asyncProperty(scenario(faultFreeStep, 40), property(false)), faultFree)
     printTallies(false)
   }, Model.budget(faultFree, 100))
+
+  const warm = Model.parameters<[Scenario]>(30)
+  it(`with keepWarm's early runs: the same promises, an early run counting as its window's, an invalidation after it costing one recompute (${warm.numRuns} runs, seed ${warm.seed})`, async () => {
+    // every pod keeps both keys warm from the start, then requests, invalidations and time
+    const warmed = scenario(fc.oneof({ weight: 8, arbitrary: request }, { weight: 6, arbitrary: advance }, { weight: 2, arbitrary: invalidate }), 40)
+      .map((s): Scenario => ({
+        ...s,
+        steps: [
+          ...Array.from({ length: s.pods }, (_, pod) => [0, 1].map((key): Step => ({ s: "keepWarm", pod, key, early: true }))).flat(),
+          ...s.steps
+        ]
+      }))
+    await fc.assert(fc.asyncProperty(warmed, property(false)), warm)
+    printTallies(false)
+  }, Model.budget(warm, 100))
 
   const faulty = Model.parameters<[Scenario]>(60)
   it(`with failures, hangs, crashes, restarts, disconnects and skews: the starts each fault permits, and the same promises (${faulty.numRuns} runs, seed ${faulty.seed})`, async () => {

@@ -69,7 +69,17 @@ const TIMED: Lifetimes = {
 type Scanned = Effect.Effect.Success<ReturnType<Redis.Store["scan"]>>
 
 type Op =
-  | { readonly op: "claim"; readonly key: number; readonly token: number; readonly win: number; readonly lease: number; readonly force: boolean }
+  | {
+    readonly op: "claim"
+    readonly key: number
+    readonly token: number
+    readonly win: number
+    readonly lease: number
+    readonly force: boolean
+    /** An early claim, for the next window (a holder's commit for it is then kept as pending). */
+    readonly early: boolean
+  }
+  | { readonly op: "read"; readonly key: number }
   | { readonly op: "renew"; readonly key: number; readonly token: number; readonly lease: number }
   | {
     readonly op: "commit"
@@ -107,7 +117,8 @@ const tags = fc.subarray([0, 1])
 
 const opArb = (timed: boolean): fc.Arbitrary<Op> =>
   fc.oneof(
-    { weight: 6, arbitrary: fc.record({ op: fc.constant("claim" as const), key: keyIndex, token, win, lease: pair, force: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
+    { weight: 6, arbitrary: fc.record({ op: fc.constant("claim" as const), key: keyIndex, token, win, lease: pair, force: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }), early: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant("read" as const), key: keyIndex }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("renew" as const), key: keyIndex, token, lease: pair }) },
     {
       weight: 6,
@@ -270,7 +281,7 @@ const goesBack = (highest: Map<string, number>, key: string, op: Op["op"], reply
 
 /** A notice as both stores must publish it; Redis leaves a value above 16 KiB out. */
 const noticeView = (n: Redis.Notice, side: "memory" | "redis"): Redis.Notice =>
-  side === "memory" && n._tag === "Committed" && Option.isSome(n.data) && n.data.value.length > 16_384 ? { ...n, data: Option.none() } : n
+  side === "memory" && (n._tag === "Committed" || n._tag === "Pending") && Option.isSome(n.data) && n.data.value.length > 16_384 ? { ...n, data: Option.none() } : n
 
 // ---------------------------------------------------------------------------------------------
 // running a scenario on both stores
@@ -363,8 +374,11 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
             leaseMs: life.leases[op.lease]!,
             token: tokenOf(op.key, op.token),
             force: op.force,
-            retainMs: retainOf(op.key)
+            retainMs: retainOf(op.key),
+            bucket: op.early ? Math.floor(virtualNow() / WINDOWS[op.win]!) + 1 : undefined
           })
+        case "read":
+          return store.read(keyOf(op.key))
         case "renew":
           return store.renew(keyOf(op.key), tokenOf(op.key, op.token), life.leases[op.lease]!)
         case "commit": {

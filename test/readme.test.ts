@@ -148,17 +148,19 @@ describe("README", () => {
         "x-cache": "miss",
         "x-server-now": "100",
         "x-next-boundary": "60000",
-        "x-computed-at": "100"
+        "x-computed-at": "100",
+        "x-next-value-at": "60100" // not kept warm: the boundary plus its run time
       })
       expect((yield* Testing.instantly(ItemPage.handle(7))).headers["x-cache"]).toBe("hit")
       expect(yield* Testing.instantly(ItemPage.itemPage.get(7))).toEqual(item7)
       expect(yield* ItemPage.lastKnown(7)).toEqual(Option.some(item7))
       expect((yield* Testing.instantly(ItemPage.handle(1))).headers["x-cache"]).toBe("hit")
 
-      // next window: item 1 was recomputed 100 ms after the boundary, item 7 is stale until its refresh
+      // next window: item 1 was computed before the boundary (its lead: a 100 ms run plus 250 ms),
+      // item 7 is stale until its refresh
       yield* TestClock.adjust("60100 millis") // now 60 200
       const warm = yield* Testing.instantly(ItemPage.handle(1))
-      expect(warm.headers).toMatchObject({ "x-cache": "hit", "x-computed-at": "60200", "age": "0" })
+      expect(warm.headers).toMatchObject({ "x-cache": "hit", "x-computed-at": "59750", "x-next-value-at": "120000" })
       const stale = yield* Testing.instantly(ItemPage.handle(7))
       expect(stale.headers).toMatchObject({ "x-cache": "stale", "cache-control": "public, max-age=0, stale-while-revalidate=60" })
       yield* TestClock.adjust("100 millis")

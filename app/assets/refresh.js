@@ -1,7 +1,9 @@
 /**
  * Served as /assets/refresh.<hash>.js (see app/Assets.ts).
  *
- * The browser side of the window protocol: refresh at the server's `nextBoundary` plus the lag,
+ * The browser side of the window protocol: refresh when the next value will be there (the
+ * server's `nextValueAt`: the boundary for a page computed ahead, later by its run time
+ * otherwise) plus the lag,
  * on the server's clock (offset measured on every response, erring late rather than early); swap `<main>` in place so neither
  * the page nor the scroll position jumps; retry once when the refresh lands on a stale value,
  * after `retryMs` or the value's last compute time, whichever is longer.
@@ -23,7 +25,8 @@
     state.dueAt = serverNow() + Math.max(0, delay);
     state.timer = setTimeout(refresh, Math.max(0, delay));
   }
-  function scheduleNext() { schedule(meta.nextBoundary + meta.lagMs - serverNow()); }
+  // when the next value will be there: the boundary for a page computed ahead, later otherwise
+  function scheduleNext() { schedule(Math.max(meta.nextBoundary, meta.nextValueAt || 0) + meta.lagMs - serverNow()); }
   function tick() {
     var el = document.getElementById("lockstep-countdown");
     if (el) el.textContent = "in " + Math.max(0, Math.ceil((state.dueAt - serverNow()) / 1000)) + " s";

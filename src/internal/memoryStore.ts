@@ -21,6 +21,8 @@ interface Cell {
   readonly key?: string
   readonly durationMs?: number | undefined
   readonly tags?: ReadonlyArray<string> | undefined
+  /** The next window's value committed early, promoted to the record once its window begins. */
+  readonly pending?: { readonly stored: Stored; readonly durationMs: number | undefined } | undefined
 }
 
 /** The state of one in-memory "server"; stores of several tenants (or simulated pods) may share one. */
@@ -73,8 +75,21 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     const v = live(k, now)?.value
     return typeof v === "string" ? v : undefined
   }
+  /** Promotes a value committed early once its window has begun, as every script does. */
+  const promote = (k: string, now: number): Cell | undefined => {
+    const cell = live(k, now)
+    const p = cell?.pending
+    if (cell === undefined || p === undefined || p.stored.bucket > Math.floor(now / p.stored.windowMs)) return cell
+    const promoted: Cell = { ...cell, value: p.stored, durationMs: p.durationMs, pending: undefined }
+    cells.set(k, promoted)
+    return promoted
+  }
+  const pendingOf = (keys: Keys.Keys, now: number): Stored | undefined => {
+    const cell = promote(keys.value, now)
+    return cell !== undefined && (cell.full ?? "") === keys.full ? cell.pending?.stored : undefined
+  }
   const record = (keys: Keys.Keys, now: number): Stored | undefined => {
-    const cell = live(keys.value, now)
+    const cell = promote(keys.value, now)
     if (cell === undefined || !isRecord(cell.value) || (cell.full ?? "") !== keys.full) return undefined
     // a window that has not begun cannot have been computed (the clock went back)
     return cell.value.bucket > Math.floor(now / cell.value.windowMs) ? undefined : cell.value
@@ -84,7 +99,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     const cell = live(k, now)
     if (cell !== undefined) cells.set(k, { ...cell, expiresAt: until(now, retainMs) })
   }
-  const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) => Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0)
+  const lastFence = (keys: Keys.Keys, r: Stored | undefined, now: number) =>
+    Math.max(num(keys.fence, now) ?? 0, r?.fence ?? 0, pendingOf(keys, now)?.fence ?? 0)
   const markOf = (keys: Keys.Keys, now: number) => num(keys.mark, now) ?? -1
   /**
    * The highest version issued or written: counter, record and mark (a mark more than a minute
@@ -110,8 +126,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     now: number,
     details: { readonly retainMs: number; readonly durationMs?: number | undefined; readonly tags?: ReadonlyArray<string> | undefined }
   ) => {
+    // a value committed early stays when it was claimed after this one (a higher fence)
+    const p = live(keys.value, now)?.pending
     cells.set(keys.value, {
       value,
+      ...(p !== undefined && p.stored.fence > value.fence ? { pending: p } : {}),
       expiresAt: until(now, details.retainMs),
       key,
       durationMs: details.durationMs,
@@ -119,17 +138,17 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       ...(keys.full ? { full: keys.full } : {})
     })
   }
-  const committed = (key: string, value: Stored, mark: number) =>
-    notify({
-      _tag: "Committed",
-      key,
-      bucket: value.bucket,
-      fence: value.fence,
-      windowMs: value.windowMs,
-      computedAt: value.computedAt,
-      mark,
-      data: Option.some(value.data)
-    })
+  /** A notice's version and value. */
+  const told = (key: string, value: Stored, mark: number) => ({
+    key,
+    bucket: value.bucket,
+    fence: value.fence,
+    windowMs: value.windowMs,
+    computedAt: value.computedAt,
+    mark,
+    data: Option.some(value.data)
+  })
+  const committed = (key: string, value: Stored, mark: number) => notify({ _tag: "Committed", ...told(key, value, mark) })
 
   /** Runs one operation at the store's time, as one atomic step (a script on Redis). */
   const atomically = <A>(f: (now: number) => A) =>
@@ -150,18 +169,30 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
     read: (key) =>
       atomically((now) => {
         const keys = Keys.make(prefix, key)
-        return { mark: markOf(keys, now), stored: Option.fromNullable(record(keys, now)) }
+        const stored = record(keys, now)
+        const pending = pendingOf(keys, now)
+        // the mark as the record carries it: none without one
+        return {
+          mark: stored === undefined && pending === undefined ? -1 : markOf(keys, now),
+          stored: Option.fromNullable(stored),
+          pending: Option.fromNullable(pending)
+        }
       }),
     claim: (key, o) =>
       atomically((now): Claim => {
         const keys = Keys.make(prefix, key)
-        const bucket = Math.floor(now / o.windowMs)
+        const current = Math.floor(now / o.windowMs)
+        // an early claim, for the next window: only while it has not begun
+        const early = o.bucket === current + 1
+        const bucket = early ? current + 1 : current
         const r = record(keys, now)
         const { last, mark } = lastVersion(keys, r, now, o.retainMs)
         const stored = Option.fromNullable(r)
         if (r && !o.force && r.windowMs === o.windowMs && r.bucket >= bucket && r.fence > mark) {
           return { _tag: "Fresh", now, mark, stored: r }
         }
+        const p = early && !o.force ? pendingOf(keys, now) : undefined
+        if (p && p.windowMs === o.windowMs && p.bucket >= bucket && p.fence > mark) return { _tag: "Fresh", now, mark, stored: p }
         const held = str(keys.lock, now)
         if (held !== undefined) {
           const ttlMs = live(keys.lock, now)!.expiresAt - now
@@ -188,7 +219,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const r = record(keys, now)
         const mark = markOf(keys, now)
         const stored = Option.fromNullable(r)
-        if (value.bucket > Math.floor(now / value.windowMs)) return { _tag: "Refused", reason: "future", now, mark, stored }
+        const current = Math.floor(now / value.windowMs)
+        // only a holder may commit ahead, and only for the next window
+        if (value.bucket > current + 1 || (value.bucket > current && token === undefined)) {
+          return { _tag: "Refused", reason: "future", now, mark, stored }
+        }
         if (token !== undefined && value.fence < (num(keys.fence, now) ?? 0)) {
           return { _tag: "Refused", reason: "fenced", now, mark, stored }
         }
@@ -197,6 +232,28 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           (value.bucket < r.bucket || (value.bucket === r.bucket && value.fence < r.fence))
         ) {
           return { _tag: "Refused", reason: "older", now, mark, stored }
+        }
+        if (value.bucket > current) {
+          // early: kept beside the current record until its window opens, then promoted
+          const p = pendingOf(keys, now)
+          if (p && p.windowMs === value.windowMs && (value.bucket < p.bucket || (value.bucket === p.bucket && value.fence < p.fence))) {
+            return { _tag: "Refused", reason: "older", now, mark, stored }
+          }
+          const cell = live(keys.value, now)
+          const base: Cell = r !== undefined && cell !== undefined
+            ? cell
+            : { value: 0, expiresAt: Infinity, key, ...(keys.full ? { full: keys.full } : {}) }
+          cells.set(keys.value, {
+            ...base,
+            expiresAt: until(now, details.retainMs),
+            pending: { stored: value, durationMs: details.durationMs }
+          })
+          cells.delete(keys.failures)
+          follow(keys.fence, now, details.retainMs)
+          follow(keys.mark, now, details.retainMs)
+          if (str(keys.lock, now) === token) cells.delete(keys.lock)
+          notify({ _tag: "Pending", ...told(key, value, mark), durationMs: Math.round(details.durationMs ?? 0) })
+          return { _tag: "Committed", now, mark, pending: true }
         }
         write(key, keys, value, now, details)
         cells.delete(keys.failures)

@@ -34,6 +34,15 @@ export interface Read extends Answer {
   readonly stored: Option.Option<Stored>
 }
 
+/**
+ * A plain read (no script, so no store clock): the record, and the next window's value when one
+ * was committed early. The reader promotes `pending` itself once its window has begun by its
+ * view of the store's clock; every script does the same by the store's own.
+ */
+export interface PlainRead extends Omit<Read, "now"> {
+  readonly pending: Option.Option<Stored>
+}
+
 export type Claim =
   | Answer & { readonly _tag: "Fresh"; readonly stored: Stored }
   | Answer & { readonly _tag: "Busy"; readonly stored: Option.Option<Stored>; readonly ttlMs: number }
@@ -46,7 +55,11 @@ export type Claim =
   }
 
 export type Commit =
-  | Answer & { readonly _tag: "Committed" }
+  /**
+   * `pending`: the value is the next window's, committed early: it is kept beside the current
+   * one and becomes the record when its window opens by the store's clock.
+   */
+  | Answer & { readonly _tag: "Committed"; readonly pending?: boolean | undefined }
   | Answer & {
     readonly _tag: "Refused"
     readonly reason: "older" | "fenced" | "future"
@@ -114,6 +127,22 @@ export type Notice =
     /** The encoded value, when small enough to travel with the notice. */
     readonly data: Option.Option<string>
   }
+  /**
+   * A value committed early for the next window: it answers from the start of its window (by
+   * the store's clock) unless an invalidation with a mark at or above its fence comes first.
+   */
+  | {
+    readonly _tag: "Pending"
+    readonly key: string
+    readonly bucket: number
+    readonly fence: number
+    readonly windowMs: number
+    readonly computedAt: number
+    readonly mark: number
+    /** How long its lookup ran, so that every process learns how early to start the next one. */
+    readonly durationMs: number
+    readonly data: Option.Option<string>
+  }
   | { readonly _tag: "Invalidated"; readonly key: string; readonly mark: number }
   /** A holder let go of the key's lock without a value (interrupted, shut down): waiters may claim. */
   | { readonly _tag: "Released"; readonly key: string }
@@ -177,17 +206,25 @@ export interface Store {
    * The record and its mark, without the store's clock: one plain read, the cheapest way to a
    * value that this process then judges fresh or not by its own (corrected) clock.
    */
-  readonly read: (key: string) => Effect.Effect<Omit<Read, "now">, RedisError>
+  readonly read: (key: string) => Effect.Effect<PlainRead, RedisError>
   readonly claim: (key: string, options: Lifetimes & {
     readonly windowMs: number
     readonly leaseMs: number
     readonly token: string
     /** Take the lock even when a fresh value is stored (that value could not be decoded). */
     readonly force: boolean
+    /**
+     * Claim for this window when it has not begun yet (an early run): at most the store's next
+     * window, otherwise the store's current one. `Fresh` then answers the value committed early.
+     */
+    readonly bucket?: number | undefined
   }) => Effect.Effect<Claim, RedisError>
   /** `true` while the lock is still ours; `false` is a definitive loss. */
   readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>
-  /** `token` is `undefined` for a value produced while Redis was unreachable, offered back. */
+  /**
+   * `token` is `undefined` for a value produced while Redis was unreachable, offered back. A
+   * holder's value for the store's next window is kept as pending (`Committed` with `pending`).
+   */
   readonly commit: (
     key: string,
     value: Stored,

@@ -161,3 +161,30 @@ export const get = (path: string, headers: Record<string, string> = {}) =>
 /** GET and parse the body as JSON. */
 export const getJson = (path: string, headers: Record<string, string> = {}) =>
   Effect.map(get(path, headers), (r) => ({ ...r, json: JSON.parse(r.body) as any }))
+
+/**
+ * `base` with every query taking `ms` longer (on the runtime's clock: `TestClock` in tests), as a
+ * loaded database would; `starts` records when each query of `name` began.
+ */
+export const slowed = (base: Ledger.Service, ms: number, name: string) => {
+  const starts: Array<number> = []
+  const delayed = (member: Effect.Effect<unknown, unknown>, query: string) =>
+    Effect.zipRight(
+      Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (t) =>
+        Effect.sync(() => {
+          if (query === name) starts.push(t)
+        })),
+      Effect.zipRight(Effect.sleep(ms), member)
+    )
+  const wrapped = Object.fromEntries(
+    Object.entries(base).map(([query, member]) => [
+      query,
+      typeof member === "function"
+        ? (...args: ReadonlyArray<unknown>) => delayed((member as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown>)(...args), query)
+        : Effect.isEffect(member)
+        ? delayed(member as Effect.Effect<unknown>, query)
+        : member
+    ])
+  ) as unknown as Ledger.Service
+  return { starts, layer: Layer.succeed(Ledger.Ledger, wrapped) }
+}

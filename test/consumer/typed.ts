@@ -42,3 +42,10 @@ const counts = facade.loader({ key: (id: number) => `count:${id}`, window: "1 mi
 export const count = async (): Promise<number> => counts.get(1)
 // @ts-expect-error the key is a number
 export const wrongKey = () => counts.get("one")
+
+// the Next.js handler: Next's interface, no Next types needed
+import * as Next from "lockstep/next"
+
+export const nextHandler: Next.CacheHandler = Next.make()
+// @ts-expect-error get takes the soft tags too
+export const wrongGet = () => nextHandler.get("key")

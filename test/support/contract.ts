@@ -304,6 +304,117 @@ export const contract = (c: StoreCase) =>
         })
       ))
 
+    describe("early commits (the next window's value, before its boundary)", () => {
+      const PW = 1_000
+      const early = (store: Redis.Store, key: string, token: string, bucket: number) =>
+        store.claim(key, { windowMs: PW, leaseMs: 5_000, token, force: false, retainMs: 0, bucket })
+      const at = (bucket: number, fence: number, data: string) =>
+        ({ data, bucket, fence, windowMs: PW, computedAt: bucket * PW - 100 }) satisfies Redis.Stored
+      /** A window with at least 600 ms left, its current value committed; answers its bucket. */
+      const begin = (store: Redis.Store, key: string) =>
+        Effect.gen(function*() {
+          const { now } = yield* store.get(key)
+          const left = (Math.floor(now / PW) + 1) * PW - now
+          if (left < 600) yield* c.advance(left + 20)
+          const a = yield* store.claim(key, { windowMs: PW, leaseMs: 5_000, token: "cur", force: false, retainMs: 0 })
+          if (a._tag !== "Acquired") return yield* Effect.dieMessage(`expected Acquired, got ${a._tag}`)
+          expect((yield* store.commit(key, at(a.bucket, a.fence, "\"current\""), "cur", forever))._tag).toBe("Committed")
+          return a.bucket
+        })
+      const untilBoundary = (store: Redis.Store, key: string) =>
+        Effect.flatMap(store.get(key), ({ now }) => c.advance((Math.floor(now / PW) + 1) * PW - now + 20))
+
+      it.effect("the current value answers until the next window opens by the store's clock, then the early one, with no new run", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const n = yield* begin(store, "k")
+            const claimed = yield* early(store, "k", "E", n + 1)
+            if (claimed._tag !== "Acquired") return yield* Effect.dieMessage(claimed._tag)
+            expect(claimed.bucket).toBe(n + 1)
+            const f = claimed.fence
+            const commit = yield* store.commit("k", at(n + 1, f, "\"next\""), "E", { retainMs: 0, durationMs: 321 })
+            expect(commit).toMatchObject({ _tag: "Committed", pending: true })
+            // before the boundary: the current value, fresh; the early one waits beside it
+            expect(Option.getOrThrow((yield* store.get("k")).stored).data).toBe("\"current\"")
+            const read = yield* store.read("k")
+            expect(Option.getOrThrow(read.stored).data).toBe("\"current\"")
+            expect(Option.getOrThrow(read.pending)).toMatchObject({ bucket: n + 1, fence: f, data: "\"next\"" })
+            const now = yield* store.claim("k", { windowMs: PW, leaseMs: 5_000, token: "Y", force: false, retainMs: 0 })
+            expect(now).toMatchObject({ _tag: "Fresh", stored: { bucket: n, data: "\"current\"" } })
+            // another process's early claim finds it done
+            expect(yield* early(store, "k", "Z", n + 1)).toMatchObject({ _tag: "Fresh", stored: { bucket: n + 1, fence: f } })
+            yield* untilBoundary(store, "k")
+            expect(Option.getOrThrow((yield* store.get("k")).stored)).toMatchObject({ bucket: n + 1, fence: f, data: "\"next\"" })
+            const after = yield* store.claim("k", { windowMs: PW, leaseMs: 5_000, token: "W", force: false, retainMs: 0 })
+            expect(after).toMatchObject({ _tag: "Fresh", stored: { bucket: n + 1, fence: f } })
+            const plain = yield* store.read("k")
+            expect(Option.getOrThrow(plain.stored).bucket).toBe(n + 1)
+            expect(Option.isNone(plain.pending)).toBe(true)
+          })
+        ))
+
+      it.effect("an invalidation after an early commit makes that value stale when its window opens", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const n = yield* begin(store, "k")
+            const claimed = yield* early(store, "k", "E", n + 1)
+            if (claimed._tag !== "Acquired") return yield* Effect.dieMessage(claimed._tag)
+            yield* store.commit("k", at(n + 1, claimed.fence, "\"next\""), "E", forever)
+            const inv = yield* store.invalidate("k")
+            expect(Option.getOrThrow(inv.mark)).toBeGreaterThanOrEqual(claimed.fence)
+            const again = yield* early(store, "k", "Z", n + 1)
+            expect(again).toMatchObject({ _tag: "Acquired", bucket: n + 1 })
+            if (again._tag === "Acquired") expect(again.fence).toBeGreaterThan(Option.getOrThrow(inv.mark))
+            yield* store.release("k", "Z")
+            yield* untilBoundary(store, "k")
+            const after = yield* store.claim("k", { windowMs: PW, leaseMs: 5_000, token: "W", force: false, retainMs: 0 })
+            // kept as last-known-good, stale: the window's run happens
+            expect(after).toMatchObject({ _tag: "Acquired", bucket: n + 1, stored: Option.some({ bucket: n + 1, data: "\"next\"" }) })
+          })
+        ))
+
+      it.effect("only a holder commits ahead, one window at most; fencing, set and later windows apply as to any commit", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const n = yield* begin(store, "k")
+            expect(yield* store.commit("k", at(n + 1, 0, "1"), undefined, forever)).toMatchObject({ _tag: "Refused", reason: "future" })
+            const claimed = yield* early(store, "k", "E", n + 1)
+            if (claimed._tag !== "Acquired") return yield* Effect.dieMessage(claimed._tag)
+            expect(yield* store.commit("k", at(n + 2, claimed.fence, "1"), "E", forever)).toMatchObject({ _tag: "Refused", reason: "future" })
+            // a claim for a window further ahead claims the current one
+            yield* store.release("k", "E")
+            expect(yield* early(store, "k", "F", n + 5)).toMatchObject({ _tag: "Fresh", stored: { bucket: n } })
+            const second = yield* early(store, "k", "G", n + 1)
+            if (second._tag !== "Acquired") return yield* Effect.dieMessage(second._tag)
+            expect(yield* store.commit("k", at(n + 1, claimed.fence, "1"), "E", forever)).toMatchObject({ _tag: "Refused", reason: "fenced" })
+            yield* store.commit("k", at(n + 1, second.fence, "\"early\""), "G", forever)
+            // a set after it is newer: the early value goes, and the next window runs again
+            yield* store.set("k", { data: "\"set\"", windowMs: PW }, forever)
+            expect(Option.isNone((yield* store.read("k")).pending)).toBe(true)
+            yield* untilBoundary(store, "k")
+            const after = yield* store.claim("k", { windowMs: PW, leaseMs: 5_000, token: "W", force: false, retainMs: 0 })
+            expect(after).toMatchObject({ _tag: "Acquired", bucket: n + 1, stored: Option.some({ bucket: n, data: "\"set\"" }) })
+          })
+        ))
+
+      it.effect("an early commit is noticed as pending, with its lookup's duration", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const { notices, settle } = yield* noticesDuring(store, c, Effect.gen(function*() {
+              const n = yield* begin(store, "k")
+              const claimed = yield* early(store, "k", "E", n + 1)
+              if (claimed._tag !== "Acquired") return yield* Effect.dieMessage(claimed._tag)
+              yield* store.commit("k", at(n + 1, claimed.fence, "\"next\""), "E", { retainMs: 0, durationMs: 250 })
+              return n
+            }))
+            yield* settle(2)
+            expect(notices.map((x) => x._tag)).toEqual(["Committed", "Pending"])
+            expect(notices[1]).toMatchObject({ _tag: "Pending", key: "k", windowMs: PW, durationMs: 250, data: Option.some("\"next\"") })
+            expect((notices[1] as { fence: number }).fence).toBeGreaterThan((notices[0] as { fence: number }).fence)
+          })
+        ))
+    })
+
     it.effect("commits, sets and invalidations are noticed by subscribers, with versions", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -54,8 +54,41 @@ export interface StoreClock {
   offset: number
 }
 
+/**
+ * How long a key's recent runs took, here and (through the fleet's early commits) elsewhere:
+ * how early `keepWarm` starts the next window's run, and when a client may expect the next value.
+ * Bounded like L1.
+ */
+export interface Durations {
+  readonly record: (key: string, ms: number) => void
+  /** The 90th percentile of the key's recent runs, `undefined` before the first. */
+  readonly p90: (key: string) => number | undefined
+}
+
+/** Runs remembered per key. */
+const samplesPerKey = 16
+
+export const makeDurations = (capacity: number): Durations => {
+  const samples = new Map<string, { readonly runs: Array<number>; p90: number }>()
+  return {
+    record: (key, ms) => {
+      if (!(ms >= 0) || !Number.isFinite(ms)) return
+      const s = samples.get(key) ?? { runs: [], p90: 0 }
+      s.runs.push(ms)
+      if (s.runs.length > samplesPerKey) s.runs.shift()
+      const sorted = [...s.runs].sort((a, b) => a - b)
+      s.p90 = sorted[Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1)]!
+      samples.delete(key)
+      samples.set(key, s)
+      if (samples.size > capacity) samples.delete(samples.keys().next().value!)
+    },
+    p90: (key) => samples.get(key)?.p90
+  }
+}
+
 export interface Core {
   readonly store: Store
+  readonly durations: Durations
   readonly settings: Resolved
   readonly l1: L1.L1
   readonly clock: StoreClock

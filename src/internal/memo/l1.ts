@@ -43,6 +43,12 @@ export interface Entry {
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
   localFailures: number
+  /**
+   * The next window's value, committed early: it takes the entry's place once its window has
+   * begun (`promote`), with no store call. Dropped when a value with a higher fence is published
+   * or heard of, as the store drops it.
+   */
+  next: Entry | undefined
 }
 
 /** A value about to be published, and whether the store vouched for it being the latest. */
@@ -74,8 +80,15 @@ interface Heard {
 export interface L1 {
   readonly entries: Map<string, Entry>
   readonly publish: (key: string, candidate: Candidate) => Entry
-  /** Takes hit answers away from the key's entry. */
-  readonly distrust: (key: string) => void
+  /**
+   * Keeps a value committed early for the next window beside the key's entry (nothing when no
+   * entry of its window length is held: the store is asked at the boundary).
+   */
+  readonly publishPending: (key: string, candidate: Candidate) => void
+  /** The key's entry, its early value in its place when the window `bucket` has reached it. */
+  readonly promote: (key: string, bucket: number) => Entry | undefined
+  /** Takes hit answers away from the key's entry (and its early value, unless `pendingToo` is false). */
+  readonly distrust: (key: string, pendingToo?: boolean) => void
   /** Notices may have been missed: no entry answers hits until the store confirms it again. */
   readonly setTrusted: (trusted: boolean) => void
   readonly trusted: () => boolean
@@ -118,8 +131,10 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
  * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
  * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
  */
-export const hit = (l1: L1, key: string, windowMs: number, now: number): Entry | undefined => {
-  const held = l1.entries.get(key)
+export const hit = (l1: L1, key: string, windowMs: number, now: number, storeNow: number): Entry | undefined => {
+  let held = l1.entries.get(key)
+  // the next window's value, committed early, takes over at the store's boundary
+  if (held?.next !== undefined) held = l1.promote(key, Math.floor(storeNow / windowMs))
   if (held === undefined || held.windowMs !== windowMs) return undefined
   const ahead = held.freshThrough - Math.floor(now / windowMs)
   if (ahead !== 0 && ahead !== 1) return undefined
@@ -128,19 +143,29 @@ export const hit = (l1: L1, key: string, windowMs: number, now: number): Entry |
   return held
 }
 
+/** What an answer tells of the key's next value. */
+export interface Expect {
+  /** The next window's value is (or will be) computed before its boundary. */
+  readonly early: boolean
+  /** The key's measured run time (0 before any). */
+  readonly runMs: number
+}
+
 /** An entry as a loader answers it at `now` (the store's clock). */
-export const info = <A>(entry: Entry, cache: "hit" | "stale" | "miss", now: number): Info<A> => {
+export const info = <A>(entry: Entry, cache: "hit" | "stale" | "miss", now: number, next: Expect): Info<A> => {
   const bucket = Math.floor(now / entry.windowMs)
   const stale = !isHit(entry, bucket)
+  const nextBoundary = (Math.max(bucket, entry.bucket) + 1) * entry.windowMs
   return {
     value: entry.value as A,
     bucket: entry.bucket,
     computedAt: entry.computedAt,
     stale,
-    nextBoundary: (Math.max(bucket, entry.bucket) + 1) * entry.windowMs,
+    nextBoundary,
     cache: cache === "hit" && stale ? "stale" : cache,
     windowMs: entry.windowMs,
-    serverNow: now
+    serverNow: now,
+    nextValueAt: stale ? now + next.runMs : nextBoundary + (next.early ? 0 : next.runMs)
   }
 }
 
@@ -171,10 +196,7 @@ export const make = (capacity: number): L1 => {
   // the counters move with the entry: the untrusted copy replaces it
   const untrusted = (e: Entry): Entry => (isTrusted(e) ? { ...e, freshThrough: Untrusted } : e)
 
-  const publish = (key: string, c: Candidate): Entry => {
-    const current = entries.get(key)
-    const sameWindow = current !== undefined && current.windowMs === c.windowMs
-    if (sameWindow && newer(current, c)) return current
+  const isLatest = (key: string, c: Candidate) => {
     let h = heard.get(key)
     if (c.mark > (h?.mark ?? -1)) {
       // an answer's mark is an invalidation heard of, as much as a notice's
@@ -183,9 +205,17 @@ export const make = (capacity: number): L1 => {
     }
     // a value made without the store is trusted only once the store confirms it: an
     // invalidation the outage hid may have come after it
-    const latest = c.latest && trusted && c.local !== true && c.fence > c.mark &&
+    return c.latest && trusted && c.local !== true && c.fence > c.mark &&
       (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
+  }
+
+  const publish = (key: string, c: Candidate): Entry => {
+    const current = entries.get(key)
+    const sameWindow = current !== undefined && current.windowMs === c.windowMs
+    if (sameWindow && newer(current, c)) return current
+    const latest = isLatest(key, c)
     const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
+    const pending = sameWindow ? current.next : undefined
     const entry: Entry = {
       value: c.value,
       bucket: c.bucket,
@@ -201,24 +231,63 @@ export const make = (capacity: number): L1 => {
       resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
-      localFailures: equal ? current.localFailures : 0
+      localFailures: equal ? current.localFailures : 0,
+      // an early value stays only while it is ahead of this one and was claimed after it
+      next: pending !== undefined && newer(pending, c) && pending.fence > c.fence ? pending : undefined
     }
     replace(key, entry)
     return entry
   }
 
-  const distrust = (key: string) => {
+  const publishPending = (key: string, c: Candidate) => {
+    const current = entries.get(key)
+    if (current === undefined || current.windowMs !== c.windowMs || !newer(c, current)) return
+    if (current.next !== undefined && !newer(c, current.next)) return
+    current.next = {
+      value: c.value,
+      bucket: c.bucket,
+      fence: c.fence,
+      computedAt: c.computedAt,
+      windowMs: c.windowMs,
+      freshThrough: isLatest(key, c) ? c.bucket : Untrusted,
+      decode: c.decode,
+      hits: 0,
+      stales: 0,
+      misses: 0,
+      exit: undefined,
+      resolved: undefined,
+      retryAt: 0,
+      localFailures: 0,
+      next: undefined
+    }
+  }
+
+  const promote = (key: string, bucket: number): Entry | undefined => {
     const e = entries.get(key)
-    if (e !== undefined && isTrusted(e)) entries.set(key, untrusted(e))
+    const n = e?.next
+    if (e === undefined || n === undefined || n.bucket > bucket) return e
+    const promoted: Entry = { ...n, hits: e.hits, stales: e.stales, misses: e.misses }
+    replace(key, promoted)
+    return promoted
+  }
+
+  const distrust = (key: string, pendingToo = true) => {
+    const e = entries.get(key)
+    if (e === undefined) return
+    const next = e.next !== undefined && pendingToo ? untrusted(e.next) : e.next
+    if (isTrusted(e)) entries.set(key, { ...untrusted(e), next })
+    else e.next = next
   }
 
   return {
     entries,
     publish,
+    publishPending,
+    promote,
     distrust,
     trusted: () => trusted,
     setTrusted: (next) => {
-      if (!next) for (const [key, e] of entries) if (isTrusted(e)) entries.set(key, untrusted(e))
+      if (!next) for (const key of [...entries.keys()]) distrust(key)
       trusted = next
     },
     heardCommit: (key, windowMs, bucket, fence, mark) => {
@@ -229,7 +298,12 @@ export const make = (capacity: number): L1 => {
         remember(key, { windowMs, ...(keep ? { bucket: h.bucket, fence: h.fence } : version), mark: Math.max(mark, h?.mark ?? -1) })
       }
       const e = entries.get(key)
-      if (e !== undefined && e.windowMs === windowMs && newer(version, e)) distrust(key)
+      if (e !== undefined && e.windowMs === windowMs && newer(version, e)) distrust(key, false)
+      // the store keeps an early value only when it was claimed after what was written since
+      const n = entries.get(key)
+      if (n?.next !== undefined && n.windowMs === windowMs && fence >= n.next.fence && !(bucket === n.next.bucket && fence === n.next.fence)) {
+        n.next = undefined
+      }
     },
     heardInvalidation: (key, mark) => {
       const h = heard.get(key)
@@ -237,7 +311,9 @@ export const make = (capacity: number): L1 => {
         remember(key, { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark })
       }
       const e = entries.get(key)
-      if (e !== undefined && e.fence <= mark) distrust(key)
+      if (e !== undefined && e.fence <= mark) distrust(key, false)
+      const n = entries.get(key)?.next
+      if (n !== undefined && n.fence <= mark) entries.get(key)!.next = untrusted(n)
     },
     dropAhead: (nowMs) => {
       for (const [key, e] of entries) if (e.bucket > Math.floor(nowMs / e.windowMs)) entries.delete(key)

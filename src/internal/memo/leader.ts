@@ -74,6 +74,7 @@ const produce = <E>(core: Core.Core, job: Core.Job<E>, mode: Mode): Effect.Effec
       yield* Effect.logError(`lockstep: the lookup of ${job.key} ran past maxRun (${core.settings.maxRunMs} ms); stopped, backing off`)
     }
     const value = yield* exit
+    core.durations.record(job.key, finished - started)
     return { value, durationMs: finished - started }
   })
 
@@ -167,8 +168,11 @@ export const lead = <E>(
     const { durationMs, value } = result.value
     const computedAt = Math.round(yield* Core.now(core))
     const mine = own(job, value, claim.bucket, claim.fence, computedAt, claim.mark)
+    // an early run's value is the next window's: it waits beside the current one (`pending`)
+    // and answers nobody before its window opens
+    const early = claim.bucket > Window.bucketOf(claim.now, job.spec.windowMs)
     // the waiting requests need not wait for the commit's round trip
-    yield* answer(l1.publish(job.key, mine))
+    if (!early) yield* answer(l1.publish(job.key, mine))
     const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
     if (Either.isLeft(stored)) {
       Metrics.encodeFailures.unsafeUpdate(1, [])
@@ -178,7 +182,7 @@ export const lead = <E>(
           stored.left
         )
       }
-      return led(l1.publish(job.key, mine))
+      return early ? Option.none() : led(l1.publish(job.key, mine))
     }
     // a shutdown does not lose a value already computed: an attempt under way (bounded by the
     // command timeout) completes; the pauses between attempts stay interruptible
@@ -190,6 +194,8 @@ export const lead = <E>(
     )
     if (Either.isLeft(committed)) {
       yield* Core.storeFailed(committed.left)
+      // an early value is not offered back: past its boundary the window's run makes it anew
+      if (early) return Option.none()
       yield* writeBack(core, job, stored.right, durationMs)
       return led(l1.publish(job.key, { ...mine, local: true }))
     }
@@ -198,6 +204,10 @@ export const lead = <E>(
     // is still ours, rather than leave the fleet waiting out the lease
     lock.settled = c._tag === "Committed"
     Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "committed" : c.reason })
+    if (c._tag === "Committed" && c.pending === true) {
+      l1.publishPending(job.key, { ...mine, mark: c.mark })
+      return Option.none()
+    }
     if (c._tag === "Committed") {
       // the key joins its tags again now that it has a value: an invalidateTag that found it
       // holding nothing while it ran may have dropped it from a set

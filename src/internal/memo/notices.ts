@@ -9,6 +9,7 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Metrics from "../../Metrics.js"
 import type { BusState, Notice } from "../store.js"
+import type { Durations } from "./core.js"
 import type * as L1 from "./l1.js"
 
 export interface Listener {
@@ -33,7 +34,7 @@ interface Waiting {
   listeners: number
 }
 
-export const make = (l1: L1.L1): Notices => {
+export const make = (l1: L1.L1, durations: Durations): Notices => {
   const waiting = new Map<string, Waiting>()
   let state: BusState = "down"
   l1.setTrusted(false)
@@ -93,6 +94,31 @@ export const make = (l1: L1.L1): Notices => {
     }
   }
 
+  /**
+   * A value committed early for the next window: kept beside the current entry, to take its
+   * place at the boundary. Waiters claim again at once (the lock is free).
+   */
+  const pending = (n: Extract<Notice, { _tag: "Pending" }>) => {
+    durations.record(n.key, n.durationMs)
+    const held = l1.entries.get(n.key)
+    if (held !== undefined && Option.isSome(n.data)) {
+      const decoded = held.decode(n.data.value)
+      if (decoded.ok) {
+        l1.publishPending(n.key, {
+          value: decoded.value,
+          bucket: n.bucket,
+          fence: n.fence,
+          computedAt: n.computedAt,
+          windowMs: n.windowMs,
+          decode: held.decode,
+          latest: true,
+          mark: n.mark
+        })
+      }
+    }
+    released(n.key)
+  }
+
   /** The lock is free: a worker waiting for its holder claims now rather than at its next poll. */
   const released = (key: string) => {
     const w = waiting.get(key)
@@ -106,6 +132,7 @@ export const make = (l1: L1.L1): Notices => {
     onNotice: (notice) => {
       Metrics.noticesReceived.unsafeUpdate(1, [])
       if (notice._tag === "Committed") committed(notice)
+      else if (notice._tag === "Pending") pending(notice)
       else if (notice._tag === "Invalidated") l1.heardInvalidation(notice.key, notice.mark)
       else released(notice.key)
     },

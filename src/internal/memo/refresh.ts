@@ -198,15 +198,22 @@ const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<S
       // judged by the store's clock as last measured (not only past the skew threshold): a read
       // must not call a value fresh that the store would not
       Effect.flatMap(Core.storeNow(core), (at) => {
-        if (Option.isNone(read.stored)) return Effect.succeed(firstClaim)
-        const stored = read.stored.value
         const bucket = Window.bucketOf(at, job.spec.windowMs)
+        // a value committed early whose window has begun is the record, as the scripts promote it
+        const due = Option.filter(read.pending, (p) => p.bucket <= bucket)
+        const found = Option.orElse(due, () => read.stored)
+        if (Option.isNone(found)) return Effect.succeed(firstClaim)
+        const stored = found.value
         // a window that has not begun (foreign data, or a clock that went back) is not taken in,
         // as the scripts would not pass it on: the claim decides, by the store's own clock
         if (stored.bucket > bucket) return Effect.succeed(firstClaim)
         const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
         if (c === undefined) return Effect.succeed(firstClaim)
         const entry = core.l1.publish(job.key, c)
+        if (Option.isSome(read.pending) && Option.isNone(due)) {
+          const next = Core.candidate(job.spec, read.pending.value, read.pending.value.fence > read.mark, read.mark)
+          if (next !== undefined) core.l1.publishPending(job.key, next)
+        }
         if (L1.isHit(entry, bucket)) {
           Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
           return Effect.succeed(done(Option.some({ entry, cache: "hit" })))

@@ -25,6 +25,7 @@ import * as Core from "./core.js"
 import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
+import * as Leader from "./leader.js"
 import * as Lifecycle from "./lifecycle.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
@@ -65,18 +66,34 @@ export interface Engine extends Core.Core {
   }>
   /** Runs the worker unless the value of the window `at` is held, and waits for it (failures ignored). */
   readonly warm: (job: Core.Job, at: number) => Effect.Effect<void>
+  /**
+   * Computes the value of the window `bucket` before it opens (an early run), unless it is held
+   * already, another process runs it, or the window has begun (then it is the window's run, as
+   * `warm`'s). The store keeps it beside the current value until the boundary. Failures ignored.
+   */
+  readonly early: (job: Core.Job, bucket: number) => Effect.Effect<void>
+  /** Keys kept warm with early runs, so that answers can promise the next value at the boundary. */
+  readonly earlyKeys: Map<string, number>
 }
+
+/** What an answer tells of the key's next value: computed ahead, or its run time after the boundary. */
+export const expectOf = (engine: Engine, key: string, entry: L1.Entry): L1.Expect => ({
+  early: engine.earlyKeys.has(key) || (entry.next !== undefined && L1.isTrusted(entry.next)),
+  runMs: Math.ceil(engine.durations.p90(key) ?? 0)
+})
 
 export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
     const l1 = L1.make(settings.l1Capacity)
-    const notices = Notices.make(l1)
+    const durations = Core.makeDurations(settings.l1Capacity)
+    const notices = Notices.make(l1, durations)
     // a lock's holder, as inspectors show it: which host and process, and which runtime in it
     const instance = `${Os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
     let tokens = 0
     const core: Core.Core = {
       store,
+      durations,
       settings,
       l1,
       clock: { skew: 0, offset: 0 },
@@ -170,8 +187,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
 
     const peek: Engine["peek"] = (spec, key) =>
-      Effect.suspend(() => {
-        const held = l1.entries.get(key)
+      Effect.flatMap(Core.storeNow(core), (storeAt) => {
+        const held = l1.promote(key, Window.bucketOf(storeAt, spec.windowMs))
         if (held !== undefined && held.windowMs === spec.windowMs) {
           return Effect.map(Core.now(core), (at) =>
             Option.some<Core.Outcome>({
@@ -271,11 +288,57 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
 
     const warm: Engine["warm"] = (job, at) =>
       Effect.suspend(() => {
-        const held = l1.entries.get(job.key)
+        const held = l1.promote(job.key, Window.bucketOf(at, job.spec.windowMs))
         if (held !== undefined && held.windowMs === job.spec.windowMs && L1.isHit(held, Window.bucketOf(at, job.spec.windowMs))) {
           return Effect.void
         }
         return Effect.flatMap(start(job), (run) => Effect.ignore(Deferred.await(run.final)))
+      })
+
+    const earlyRuns = new Set<string>()
+    const early: Engine["early"] = (job, bucket) =>
+      Effect.suspend(() => {
+        const held = l1.entries.get(job.key)
+        const next = held?.next
+        if (next !== undefined && next.bucket >= bucket && L1.isTrusted(next)) return Effect.void
+        // a run of this key under way here (the window's own, late) is the fleet's for now
+        if (earlyRuns.has(job.key) || inflight.get(job.key) !== undefined) return Effect.void
+        earlyRuns.add(job.key)
+        const token = core.nextToken()
+        return Effect.gen(function*() {
+          const claimed = yield* Effect.either(store.claim(job.key, {
+            windowMs: job.spec.windowMs,
+            leaseMs: settings.leaseMs,
+            token,
+            force: false,
+            retainMs: job.spec.retainMs,
+            bucket
+          }))
+          if (Either.isLeft(claimed)) return yield* Core.storeFailed(claimed.left)
+          const c = claimed.right
+          yield* Core.observe(core, c.now)
+          Metrics.update(Metrics.lockOutcomes, 1, { outcome: c._tag.toLowerCase() })
+          const current = Window.bucketOf(c.now, job.spec.windowMs)
+          if (c._tag === "Fresh") {
+            const found = Core.candidate(job.spec, c.stored, true, c.mark)
+            if (found === undefined) return
+            if (found.bucket > current) l1.publishPending(job.key, found)
+            else l1.publish(job.key, found)
+            return
+          }
+          // another process runs it (its commit's notice brings the value), or backs off
+          if (c._tag !== "Acquired") return
+          yield* Leader.lead(core, job, c, token, () => Effect.void).pipe(
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.interrupt
+                : Effect.logWarning(`lockstep: the early run of ${job.key} failed; the window's run will follow at its boundary`, cause)
+            )
+          )
+        }).pipe(
+          Effect.ensuring(Effect.sync(() => earlyRuns.delete(job.key))),
+          Effect.withSpan("lockstep.early", { attributes: { "lockstep.key": job.key, "lockstep.bucket": bucket }, captureStackTrace: false })
+        )
       })
 
     const inspect: Engine["inspect"] = (options) =>
@@ -299,5 +362,20 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     // runs after the workers (forked into the scope later) were interrupted by its closing
     if (builtAt !== undefined) yield* Effect.addFinalizer(() => Effect.suspend(() => Lifecycle.closing(builtAt, interrupted.runs)))
 
-    return { ...core, [TypeId]: TypeId, inflight, serve, peek, invalidate, invalidateTag, refresh, set, warm, inspect, sizes } satisfies Engine
+    return {
+      ...core,
+      [TypeId]: TypeId,
+      inflight,
+      serve,
+      peek,
+      invalidate,
+      invalidateTag,
+      refresh,
+      set,
+      warm,
+      early,
+      earlyKeys: new Map(),
+      inspect,
+      sizes
+    } satisfies Engine
   })

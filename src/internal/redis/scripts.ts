@@ -57,8 +57,29 @@ local function counter(k)
   if n < 0 or n > 9007199254740991 then return nil end
   return n
 end
+-- the next window's value committed early (fields 'pb pf pw pt pd pu' beside the record): valid,
+-- or dropped; once its window has begun by the store's clock it becomes the record
+local pendingFields = { 'pb', 'pf', 'pw', 'pt', 'pd', 'pu' }
+local function pending(k)
+  if redis.call('TYPE', k).ok ~= 'hash' then return false end
+  local p = redis.call('HMGET', k, unpack(pendingFields))
+  if not p[1] and not p[5] then return false end
+  local b, f, w, tt = int(p[1]), int(p[2]), int(p[3]), num(p[4])
+  if not (b and f and w and tt) or type(p[5]) ~= 'string' or w <= 0 or b < 0 or f < 0 then
+    redis.call('HDEL', k, unpack(pendingFields))
+    return false
+  end
+  return { str(b), str(f), str(w), str(tt), p[5], b = b, f = f, w = w, t = tt, u = p[6] or '' }
+end
+local function promote(k)
+  local p = pending(k)
+  if not p or p.b > math.floor(now / p.w) then return end
+  redis.call('HSET', k, 'b', p[1], 'f', p[2], 'w', p[3], 't', p[4], 'd', p[5], 'u', p.u)
+  redis.call('HDEL', k, unpack(pendingFields))
+end
 local function record(k, full)
   if redis.call('TYPE', k).ok ~= 'hash' then return false end
+  promote(k)
   local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k')
   local b, f, w, tt = int(r[1]), int(r[2]), int(r[3]), num(r[4])
   if not (b and f and w and tt) or type(r[5]) ~= 'string' then return false end
@@ -85,7 +106,12 @@ local function setCounter(k, n, retain)
   if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
 end
 local function write(k, b, f, w, tt, d, full, retain, u, g)
+  -- a value committed early stays when it was claimed after this one (a higher fence)
+  local p = pending(k)
   redis.call('DEL', k)
+  if p and p.f > f then
+    redis.call('HSET', k, 'pb', p[1], 'pf', p[2], 'pw', p[3], 'pt', p[4], 'pd', p[5], 'pu', p.u)
+  end
   -- 'i' copies the key's invalidation mark, so that a plain HMGET reads a record whole
   redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'i', str(mark))
   if full ~= '' then redis.call('HSET', k, 'k', full) end
@@ -112,15 +138,17 @@ end
  * (docs/versions.md).
  */
 const lastFence = `
-local function lastFence(counterKey, r)
+local function lastFence(counterKey, r, valueKey)
   local last = counter(counterKey) or 0
   if r and r.f > last then last = r.f end
+  local p = valueKey and pending(valueKey)
+  if p and p.f > last then last = p.f end
   return last
 end
 -- the highest version issued or written: the counter, the record's fence and the mark (read into
 -- 'mark'); a mark more than a minute ahead of the store's clock is foreign, repaired to the others
-local function lastVersion(counterKey, r, markKey, retain)
-  local last = lastFence(counterKey, r)
+local function lastVersion(counterKey, r, markKey, retain, valueKey)
+  local last = lastFence(counterKey, r, valueKey)
   mark = counter(markKey) or -1
   if mark > math.max(last, nowUs + 60000000) then
     mark = last
@@ -141,7 +169,9 @@ return reply('ok', {}, record(KEYS[1], ARGV[1]))
 
 /**
  * KEYS: value, lock, fence, mark. ARGV: windowMs, leaseMs, token, force ("1" skips the freshness
- * check, for a stored value this process cannot decode), full, retainMs.
+ * check, for a stored value this process cannot decode), full, retainMs, bucket (the next
+ * window's number for an early claim, which then claims that window and answers `fresh` with a
+ * value committed early; anything else claims the current window).
  * Reply: `fresh now mark | b f w t d`, `busy now mark pttl | ...`, `backoff now mark pttl | ...`,
  * `acquired now mark bucket fence | ...`.
  */
@@ -150,10 +180,19 @@ local w = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local retain = tonumber(ARGV[6])
 local bucket = math.floor(now / w)
+-- an early claim, for the next window: only while it has not begun
+local early = tonumber(ARGV[7]) == bucket + 1
+if early then bucket = bucket + 1 end
 local r = record(KEYS[1], ARGV[5])
-local last = lastVersion(KEYS[3], r, KEYS[4], retain)
+local last = lastVersion(KEYS[3], r, KEYS[4], retain, KEYS[1])
 if r and ARGV[4] ~= '1' and r.w == w and r.b >= bucket and r.f > mark then
   return reply('fresh', {}, r)
+end
+if early and ARGV[4] ~= '1' then
+  local p = pending(KEYS[1])
+  if p and (redis.call('HGET', KEYS[1], 'k') or '') == ARGV[5] and p.w == w and p.b >= bucket and p.f > mark then
+    return reply('fresh', {}, p)
+  end
 end
 local held = stringAt(KEYS[2])
 if held then
@@ -189,20 +228,41 @@ return reply('lost', {}, false)
  * full, retainMs, channel, key, the lookup's duration in ms and its tags as JSON ("" for none),
  * kept in the record for inspectors.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
- * only), and `(bucket, fence)` is not older than the stored record of the same window.
- * Reply: `committed now mark`, or `future|fenced|older now mark | b f w t d`.
+ * only), and `(bucket, fence)` is not older than the stored record of the same window. A
+ * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
+ * published as `p|<b>|<f>|<w>|<t>|<mark>|<duration ms>|<key length>|<key><data>`.
+ * Reply: `committed now mark`, `pending now mark`, or `future|fenced|older now mark | b f w t d`.
  */
 export const commit = `${prelude}
 local b, f, w, tt = int(ARGV[1]), int(ARGV[2]), int(ARGV[3]), int(ARGV[4])
 local retain = tonumber(ARGV[8])
 mark = counter(KEYS[5]) or -1
 local r = record(KEYS[1], ARGV[7])
-if b > math.floor(now / w) then return reply('future', {}, r) end
+local current = math.floor(now / w)
+-- only a holder may commit ahead, and only for the next window
+if b > current + 1 or (b > current and ARGV[6] == '') then return reply('future', {}, r) end
 if ARGV[6] ~= '' then
   local last = counter(KEYS[3]) or 0
   if f < last then return reply('fenced', {}, r) end
 end
 if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
+if b > current then
+  -- early: kept beside the current record until its window opens, then promoted (record())
+  local p = pending(KEYS[1])
+  if p and p.w == w and (b < p.b or (b == p.b and f < p.f)) then return reply('older', {}, r) end
+  if not r then redis.call('DEL', KEYS[1]) end
+  redis.call('HSET', KEYS[1], 'pb', str(b), 'pf', str(f), 'pw', str(w), 'pt', str(tt), 'pd', ARGV[5], 'pu', ARGV[11], 'i', str(mark))
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'k', ARGV[7]) end
+  expire(KEYS[1], retain)
+  redis.call('DEL', KEYS[4])
+  follow(KEYS[3], retain)
+  follow(KEYS[5], retain)
+  if stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
+  local d = ARGV[5]
+  if #d > 16384 then d = '' end
+  publish(ARGV[9], 'p|' .. str(b) .. '|' .. str(f) .. '|' .. str(w) .. '|' .. str(tt) .. '|' .. str(mark) .. '|' .. (ARGV[11] ~= '' and ARGV[11] or '0') .. '|' .. #ARGV[10] .. '|' .. ARGV[10] .. d)
+  return reply('pending', {}, false)
+end
 write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12])
 redis.call('DEL', KEYS[4])
 follow(KEYS[3], retain)
@@ -263,13 +323,13 @@ end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
-mark = lastVersion(KEYS[2], r, KEYS[3], ttl)
+mark = lastVersion(KEYS[2], r, KEYS[3], ttl, KEYS[1])
 -- a record but no fence counter: a value written back without a fence after the store lost the
 -- key's records (or the counter was evicted); versions issued before may be higher than any the
 -- store holds, and the store's clock is above them
 if not issued then mark = nextVersion(mark) end
 setCounter(KEYS[3], mark, ttl)
-if r then redis.call('HSET', KEYS[1], 'i', str(mark)) end
+if r or pending(KEYS[1]) then redis.call('HSET', KEYS[1], 'i', str(mark)) end
 if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end
 publish(ARGV[2], 'i|' .. str(mark) .. '|' .. #ARGV[3] .. '|' .. ARGV[3])
 return reply('invalidated', {}, false)
@@ -286,7 +346,7 @@ local w = int(ARGV[1])
 local retain = tonumber(ARGV[4])
 local bucket = math.floor(now / w)
 local r = record(KEYS[1], ARGV[3])
-local fence = nextVersion(lastVersion(KEYS[2], r, KEYS[4], retain))
+local fence = nextVersion(lastVersion(KEYS[2], r, KEYS[4], retain, KEYS[1]))
 setCounter(KEYS[2], fence, retain)
 write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
 redis.call('DEL', KEYS[3])

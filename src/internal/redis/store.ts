@@ -85,6 +85,8 @@ export const decodeCommit = (r: ReadonlyArray<string>): Commit | undefined => {
   switch (h.status) {
     case "committed":
       return { _tag: "Committed", now, mark }
+    case "pending":
+      return { _tag: "Committed", now, mark, pending: true }
     case "older":
     case "fenced":
     case "future":
@@ -146,6 +148,26 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
       windowMs,
       computedAt,
       mark,
+      data: data.length > 0 ? Option.some(data) : Option.none()
+    }
+  }
+  if (kind === "p|") {
+    const f = fields(message.subarray(2), 7)
+    if (f === undefined) return undefined
+    const n = f.parts.map(Number) as [number, number, number, number, number, number, number]
+    if (!n.every(Number.isFinite)) return undefined
+    const [bucket, fence, windowMs, computedAt, mark, durationMs, length] = n
+    const start = 2 + f.rest
+    const data = message.toString("utf8", start + length)
+    return {
+      _tag: "Pending",
+      key: Keys.unescape(message.toString("utf8", start, start + length)),
+      bucket,
+      fence,
+      windowMs,
+      computedAt,
+      mark,
+      durationMs,
       data: data.length > 0 ? Option.some(data) : Option.none()
     }
   }
@@ -283,20 +305,22 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     read: (key) => {
       const k = Keys.make(prefix, key)
+      const fields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd"]
       return tagCall("read", () =>
-        client.hmget(k.value, "b", "f", "w", "t", "d", "k", "i").catch((e: unknown) => {
+        client.hmget(k.value, ...fields).catch((e: unknown) => {
           // another type under the value key (foreign data) is data, not a fault: it reads as
           // absent, as the scripts read it, and the next commit replaces it
-          if (e instanceof Error && e.message.startsWith("WRONGTYPE")) return [] as Array<string | null>
+          if (e instanceof Error && e.message.startsWith("WRONGTYPE")) return fields.map((): string | null => null)
           throw e
         })
       ).pipe(
         Effect.map((r) => {
           // what the scripts would not pass on reads as absent, as they would
-          const valid = (r[5] ?? "") === k.full && r[4] !== null
-          const stored = valid ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
-          const mark = Number(r[6])
-          return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored }
+          const ours = (r[5] ?? "") === k.full
+          const stored = ours && r[4] !== null ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
+          const pending = ours && r[11] !== null ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
+          const mark = r[6] === null || r[6] === "" ? -1 : Number(r[6])
+          return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
         })
       )
     },
@@ -305,7 +329,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call(
         "claim",
         [k.value, k.lock, k.fence, k.mark],
-        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs],
+        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? ""],
         decodeClaim
       ).pipe(
         // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
