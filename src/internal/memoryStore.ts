@@ -30,9 +30,15 @@ export interface Server {
   readonly cells: Map<string, Cell>
   readonly subscribers: Map<string, Set<Subscriber>>
   sweepAfter: number
+  /** `scan` cursors handed out (numbers, as Redis' are) and the record name each page ended at. */
+  readonly cursors: Map<string, string>
+  nextCursor: number
 }
 
-export const makeServer = (): Server => ({ cells: new Map(), subscribers: new Map(), sweepAfter: 1000 })
+export const makeServer = (): Server => ({ cells: new Map(), subscribers: new Map(), sweepAfter: 1000, cursors: new Map(), nextCursor: 0 })
+
+/** How many scan cursors a server remembers; an older one starts the walk again. */
+const maxCursors = 10_000
 
 /** Drops expired cells once as many operations have run as there are cells: O(1) amortised. */
 const sweep = (server: Server, now: number) => {
@@ -350,13 +356,14 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       }),
     scan: ({ count, cursor }) =>
       atomically((now) => {
-        // records in the order of their names; the cursor is the last name listed, so a key
-        // present for the whole walk is listed whatever expires or is added meanwhile
+        // records in the order of their names; a cursor stands for the last name listed, so a
+        // key present for the whole walk is listed whatever expires or is added meanwhile
         const head = `${prefix}:lockstep:{`
+        const after = cursor === undefined ? undefined : server.cursors.get(cursor)
         const names: Array<string> = []
         for (const [name, cell] of cells) {
           if (!name.startsWith(head) || !name.endsWith("}:v") || cell.key === undefined || cell.expiresAt <= now) continue
-          if (cursor !== undefined && name <= cursor) continue
+          if (after !== undefined && name <= after) continue
           names.push(name)
         }
         names.sort()
@@ -383,7 +390,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             backoffMs: lock !== undefined && lock.startsWith("backoff:") ? Option.some(ttlMs) : Option.none()
           }
         })
-        return { now, keys, cursor: names.length > page.length ? Option.some(page[page.length - 1]!) : Option.none() }
+        if (names.length <= page.length) return { now, keys, cursor: Option.none() }
+        const next = String(++server.nextCursor)
+        server.cursors.set(next, page[page.length - 1]!)
+        if (server.cursors.size > maxCursors) server.cursors.delete(server.cursors.keys().next().value!)
+        return { now, keys, cursor: Option.some(next) }
       }),
     subscribe: (subscriber) =>
       Effect.acquireRelease(
