@@ -212,8 +212,12 @@ export interface Loader<K, A, E = never, R = never> {
    * request is cold (one run for the fleet). A lookup running meanwhile cannot bring it back.
    */
   readonly purge: (k: K) => Effect.Effect<void, Redis.RedisError, Memo>
-  /** Stores `value` as this window's, newer than anything stored or being computed. */
-  readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError, Memo>
+  /**
+   * Stores `value` as this window's, newer than anything stored or being computed. Fails with
+   * `RedisError` when the store is unreachable: a `set` that returns is never lost (this process
+   * stops answering hits with the value it replaces even then).
+   */
+  readonly set: (k: K, value: A) => Effect.Effect<Info<A>, ParseError | Redis.RedisError, Memo>
   /** The cache key of `k`. */
   readonly keyOf: (k: K) => string
   /** The window length in milliseconds. */
@@ -335,8 +339,8 @@ export const unchanged: Unchanged = Core.unchanged
 type UnchangedError<O> = [Unchanged] extends [O] ? UnchangedWithoutPrevious : never
 
 /**
- * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`) to
- * 24.8 days, what timers support.
+ * Tuning of the per-process runtime. Every duration is from 1 ms (30 ms for `lease`; 0 for
+ * `failureBackoff`, `maxFailureBackoff` and `degradedAfter`) to 24.8 days, what timers support.
  *
  * @since 0.1.0
  * @category models
@@ -445,12 +449,15 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   if (found === undefined) {
     const json = Schema.parseJson(schema)
     const decode = Schema.decodeEither(json)
+    const encode = Schema.encodeEither(json)
     found = {
       decode: (data) => {
         const decoded = decode(data)
         return Either.isRight(decoded) ? { ok: true, value: decoded.right } : { ok: false }
       },
-      encode: Schema.encodeEither(json)
+      // a value the fleet could not read back (a NaN that JSON stores as null) does not encode:
+      // committed, it would make every other process recompute it
+      encode: (value) => Either.flatMap(encode(value), (data) => Either.map(decode(data), () => data))
     }
     codecs.set(schema, found)
   }
@@ -638,10 +645,17 @@ export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
     if (typeof key !== "string") throw new InvalidOptions({ message: `a loader's key function returned ${describe(key)}, not a string` })
     return key
   }
+  const tagsFn = options.tags as (k: K) => ReadonlyArray<string>
   const tagsOf: (k: K) => ReadonlyArray<string> = options.tags === undefined
     ? () => []
     : typeof options.tags === "function"
-    ? options.tags
+    ? (k) => {
+      const tags = tagsFn(k)
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string")) {
+        throw new InvalidOptions({ message: `a loader's tags function returned ${describe(tags)}, not an array of strings` })
+      }
+      return tags
+    }
     : ((tags) => () => tags)(options.tags)
   // the hit path's counter, its labels made once
   const countHit = spec.name === undefined
@@ -905,7 +919,11 @@ export const inspect = (
   options: { readonly cursor?: string | undefined; readonly count?: number | undefined } = {}
 ): Effect.Effect<Inspection, Redis.RedisError, Memo> =>
   Effect.flatMap(Memo, (runtime) =>
-    engineOf(runtime).inspect({ cursor: options.cursor, count: Math.max(1, Math.min(options.count ?? 100, 1000)) }))
+    engineOf(runtime).inspect({
+      cursor: options.cursor,
+      // a whole number of keys, as SCAN's COUNT must be
+      count: Math.max(1, Math.min(Number.isFinite(options.count) ? Math.floor(options.count!) : 100, 1000))
+    }))
 
 // ---------------------------------------------------------------------------------------------
 // keepWarm

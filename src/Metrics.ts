@@ -114,6 +114,18 @@ export const redisErrors = Metric.counter("lockstep_redis_errors_total", {
 })
 
 /**
+ * Values a lookup made that do not survive encode then decode with the loader's schema (a `NaN`
+ * in a `Schema.Number`, which JSON stores as `null`): never committed, served in the process that
+ * made them only.
+ *
+ * @since 0.2.0
+ */
+export const encodeFailures = Metric.counter("lockstep_encode_failures_total", {
+  description: "values that do not survive encode then decode, kept in their process only",
+  incremental: true
+})
+
+/**
  * Stored values that failed to decode (corrupt or foreign blobs, or a schema change): each is
  * treated as a miss.
  *

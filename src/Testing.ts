@@ -186,6 +186,7 @@ const connect = (store: Redis.Store, link: Link): Redis.Store => {
     invalidate: (key, options) => call("invalidate", () => store.invalidate(key, options)),
     tag: (key, tags, lifetimes) => call("tag", () => store.tag(key, tags, lifetimes)),
     tagged: (tag) => call("tagged", () => store.tagged(tag)),
+    untag: (tag, keys) => call("untag", () => store.untag(tag, keys)),
     set: (key, value, lifetimes) => call("set", () => store.set(key, value, lifetimes)),
     scan: (options) => call("scan", () => store.scan(options)),
     // notices reach the pod only while its link is up; it hears the link go down and come back

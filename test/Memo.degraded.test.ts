@@ -40,6 +40,7 @@ const breakered = (store: Redis.Store) => {
     invalidate: (key) => guard("invalidate", () => store.invalidate(key)),
     tag: (key, tags, l) => guard("tag", () => store.tag(key, tags, l)),
     tagged: (tag) => guard("tagged", () => store.tagged(tag)),
+    untag: (tag, keys) => guard("untag", () => store.untag(tag, keys)),
     set: (key, value, l) => guard("set", () => store.set(key, value, l)),
     scan: (o) => guard("scan", () => store.scan(o)),
     subscribe: (subscriber) =>

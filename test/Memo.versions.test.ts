@@ -5,8 +5,8 @@
  * that holds the window's value puts it back instead of the fleet recomputing it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Schema, TestClock } from "effect"
-import { Memo } from "lockstep"
+import { Cause, Effect, Either, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Memo, Redis } from "lockstep"
 import * as Testing from "lockstep/testing"
 
 const W = 60_000
@@ -117,5 +117,157 @@ describe("versions after the store loses data", () => {
       const after = Option.getOrThrow((yield* fleet.store.get("page")).stored)
       expect(after.data).toBe(before.data)
       expect(after.fence).toBeGreaterThan(before.fence)
+    }))
+})
+
+describe("values made while the store was unreachable", () => {
+  it.scoped("a set that returns is never lost: with the store unreachable it fails, and the old value is no hit", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, settled } = yield* setup(2)
+      yield* get(0)
+      yield* get(1)
+      yield* fleet.pods[0]!.disconnect
+      const written = yield* Effect.either(fleet.pods[0]!.run(page.set(undefined, 100)))
+      if (Either.isRight(written)) {
+        // had it returned, the value would have to reach every pod once the store is back
+        yield* fleet.pods[0]!.reconnect
+        yield* TestClock.adjust(1_000)
+        for (const info of yield* settled) expect(info.value).toBe(100)
+        return
+      }
+      expect(written.left).toBeInstanceOf(Redis.RedisError)
+      const after = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(after.value === 1 && after.cache === "hit").toBe(false)
+    }))
+
+  it.scoped("a value computed during an outage is no hit after an invalidation the outage hid", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page } = yield* setup(2)
+      yield* get(0)
+      yield* fleet.pods[0]!.disconnect
+      // the next window, past degradedAfter: the cut-off pod runs the lookup on its own
+      yield* TestClock.adjust(W + 1_000)
+      yield* get(0)
+      const local = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(local.value).toBe(2)
+      expect(local.cache).not.toBe("hit") // nobody vouched for it yet
+      // meanwhile, the fleet invalidates the key; the cut-off pod does not hear of it
+      yield* fleet.pods[1]!.run(page.invalidate())
+      yield* fleet.pods[0]!.reconnect
+      const after = yield* fleet.pods[0]!.run(page.getWithInfo())
+      expect(after.value === 2 && after.cache === "hit", JSON.stringify(after)).toBe(false)
+    }))
+
+  it.scoped("refresh with the store unreachable runs the lookup on this pod at once, and its value is not passed off as fresh", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, producer } = yield* setup(2)
+      yield* get(0)
+      // the next window, before degradedAfter: a request alone would keep serving the last value
+      yield* TestClock.adjust(W)
+      yield* fleet.pods[0]!.disconnect
+      const fiber = yield* Effect.fork(fleet.pods[0]!.run(page.refresh()))
+      yield* TestClock.adjust(1_000)
+      const refreshed = yield* Fiber.join(fiber)
+      expect(refreshed.value).toBe(2)
+      expect(refreshed.stale).toBe(true)
+      expect(yield* producer.runs).toBe(2)
+    }))
+})
+
+describe("invalidate with the store unreachable", () => {
+  it.scoped("fails with RedisError, and this process stops answering hits with the value at once", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const memory = yield* Redis.makeMemory()
+      // the store refuses invalidations (their commands time out) while notices still arrive
+      const store: Redis.Store = {
+        ...memory,
+        invalidate: (key) => Effect.fail(new Redis.RedisError({ reason: "Timeout", operation: "invalidate", cause: key }))
+      }
+      const context = yield* Layer.build(Memo.layerWith({}).pipe(Layer.provide(Layer.succeed(Redis.Redis, store))))
+      const producer = yield* Testing.producer((run) => Effect.succeed(run))
+      const page = Memo.loader({ key: "k", window: W, schema: Schema.Number, lookup: () => producer.effect })
+      expect(yield* page.getWithInfo().pipe(Effect.provide(context))).toMatchObject({ value: 1, cache: "miss" })
+      expect(yield* page.getWithInfo().pipe(Effect.provide(context))).toMatchObject({ value: 1, cache: "hit" })
+      const failed = yield* Effect.either(page.invalidate().pipe(Effect.provide(context)))
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("RedisError")
+      const after = yield* Testing.instantly(page.getWithInfo().pipe(Effect.provide(context)))
+      expect(after).toMatchObject({ value: 1, cache: "stale", stale: true })
+    }))
+})
+
+describe("a value the fleet cannot read back", () => {
+  it.scoped("a NaN (stored as null by JSON) is never committed: one run per pod and window, not one per request", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(2)
+      const producer = yield* Testing.producer(() => Effect.succeed(Number.NaN), { duration: "100 millis" })
+      const page = Memo.loader({ key: "nan", window: W, schema: Schema.Number, lookup: () => producer.effect })
+      const answers: Array<Memo.Info<number>> = []
+      for (let i = 0; i < 20; i++) {
+        const fiber = yield* Effect.fork(fleet.pods[i % 2]!.run(page.getWithInfo()))
+        yield* TestClock.adjust(200)
+        answers.push(yield* Fiber.join(fiber))
+      }
+      expect(yield* producer.runs).toBeLessThanOrEqual(2)
+      expect(answers.every((a) => Number.isNaN(a.value))).toBe(true)
+      // nothing the fleet cannot read was stored
+      expect(Option.isNone((yield* fleet.store.get("nan")).stored)).toBe(true)
+    }))
+})
+
+describe("bad input", () => {
+  it.scoped("a tags function that returns something other than strings is an InvalidOptions defect, not a store fault", () =>
+    Effect.gen(function*() {
+      const page = Memo.loader({
+        key: (id: number) => `item:${id}`,
+        window: W,
+        schema: Schema.Number,
+        lookup: (id: number) => Effect.succeed(id),
+        tags: () => [1 as unknown as string]
+      })
+      const exit = yield* Effect.exit(page.get(1).pipe(Effect.provide(Testing.layer)))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      if (Exit.isFailure(exit)) expect(Cause.squash(exit.cause)).toBeInstanceOf(Memo.InvalidOptions)
+    }))
+
+  it.effect("Memo.inspect takes a fractional count as a whole one: a page, not every key", () =>
+    Effect.gen(function*() {
+      const page = Memo.loader({ key: (id: number) => `item:${id}`, window: W, schema: Schema.Number, lookup: (id: number) => Effect.succeed(id) })
+      for (let id = 0; id < 5; id++) yield* page.get(id)
+      const first = yield* Memo.inspect({ count: 2.5 })
+      expect(first.keys.length).toBe(2)
+      expect(Option.isSome(first.cursor)).toBe(true)
+    }).pipe(Effect.provide(Testing.layer)))
+})
+
+describe("records that are never cleaned up", () => {
+  it.scoped("a tag's members whose records are gone leave its set, and a key joins it again with its next value", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(1)
+      const producer = yield* Testing.producer((run) => Effect.succeed(run))
+      const items = Memo.loader({
+        key: (id: number) => `item:${id}`,
+        window: W,
+        schema: Schema.Number,
+        lookup: () => producer.effect,
+        retain: W,
+        tags: ["items"]
+      })
+      // a key kept for ever keeps the tag's set alive
+      const index = Memo.loader({ key: "index", window: W, schema: Schema.Number, lookup: () => producer.effect, tags: ["items"] })
+      const pod = fleet.pods[0]!
+      yield* pod.run(index.get())
+      for (let id = 0; id < 5; id++) yield* pod.run(items.get(id))
+      expect(yield* fleet.store.tagged("items")).toHaveLength(6)
+      // unread for longer than retain: the items' records go, their places in the set stay
+      yield* TestClock.adjust(2 * W)
+      expect(yield* pod.run(Memo.invalidateTag("items"))).toBe(6)
+      expect(yield* fleet.store.tagged("items")).toEqual(["index"])
+      // read again: the key is a member again, and the tag reaches it
+      yield* pod.run(items.get(3))
+      expect([...(yield* fleet.store.tagged("items"))].sort()).toEqual(["index", "item:3"])
+      expect(yield* pod.run(Memo.invalidateTag("items"))).toBe(2)
     }))
 })

@@ -48,6 +48,8 @@ contract({
     Effect.promise(async () => {
       const client = new Cluster(addresses())
       try {
+        // the primaries are known once the client has the slots
+        await new Promise<void>((resolve) => client.once("ready", () => resolve()))
         for (const node of client.nodes("master")) {
           const names = await node.keys(`${tenant}:*`)
           for (const name of names) await node.del(name)

@@ -1,7 +1,8 @@
 /**
  * The memo model: random sequences of requests (pod i, key k; through `get` or the batch path,
- * `getMany`), clock advances, invalidations,
- * lookups that fail or hang, and pod crashes, restarts, disconnects, reconnects and clock skews,
+ * `getMany`), clock advances, invalidations, `set`s (during outages too), lookups that fail or
+ * hang, data losses of the store (with and without a restart that drops the subscriptions), and
+ * pod crashes, restarts, disconnects, reconnects and clock skews,
  * run on `Testing.fleet` under `TestClock`, checked against the fleet's promises:
  *
  * 1. **Starts.** Lookup starts under the fleet lock (by a pod that reaches the store), per key and
@@ -21,9 +22,10 @@
  *    (`Testing.instantly`) when its pod already answered the key (it is in L1), or when the pod
  *    reaches the store, the store holds a value, and no earlier request of the pod for that key is
  *    still waiting (a request that joins a cold wait shares its fate).
- * 4. **No old hit after an invalidation.** Once `invalidate(k)` has returned (the in-memory store
- *    tells the fleet synchronously), no pod that was connected then, or started later, answers
- *    `hit` with a value whose lookup started before the invalidation.
+ * 4. **No old hit after an invalidation or a set.** Once `invalidate(k)` or `set(k)` has returned
+ *    (the in-memory store tells the fleet synchronously), no pod that was connected then, started
+ *    later or reconnected since, answers `hit` with a value whose lookup started before it,
+ *    whatever the store lost meanwhile. A data loss permits one more start per key in its window.
  * 5. **Errors only when cold.** A request fails only when it had to wait (3 does not apply), and
  *    then with the lookup's own error or `MaxRunExceeded`; at the end, with every pod reconnected
  *    and lookups working again, every request has been answered.
@@ -83,6 +85,8 @@ interface Run {
   readonly skewed: boolean
   readonly seq: number
   outcome: "running" | "ok" | "failed" | "interrupted"
+  /** A value written by `set` rather than a lookup: its fence is learnt from its commit. */
+  readonly set?: boolean
 }
 
 interface Incarnation {
@@ -120,6 +124,8 @@ interface Invalidation {
   readonly absent: boolean
   /** A lookup of the key was running (somewhere) when it came. */
   readonly runInFlight: boolean
+  /** A `set` rather than an invalidation: it too makes every value computed before it old. */
+  readonly set?: boolean
 }
 
 /** The world the lookups see: which pod runs them, what they should do, what they did. */
@@ -210,6 +216,9 @@ type Step =
   | { readonly s: "disconnect"; readonly pod: number }
   | { readonly s: "reconnect"; readonly pod: number }
   | { readonly s: "skew"; readonly pod: number; readonly ms: number }
+  /** The store loses every record; `restart`: every pod's notice subscription drops and comes back too. */
+  | { readonly s: "lose"; readonly restart: boolean }
+  | { readonly s: "set"; readonly pod: number; readonly key: number }
   /** `Memo.keepWarm` on the pod for the key, with early runs (a lead of 2 s, twice a lookup) or not. */
   | { readonly s: "keepWarm"; readonly pod: number; readonly key: number; readonly early: boolean }
 
@@ -226,10 +235,13 @@ const request = fc.record({
 const invalidate = fc.record({ s: fc.constant("invalidate" as const), pod: podIndex, key: keyIndex })
 const keepWarm = fc.record({ s: fc.constant("keepWarm" as const), pod: podIndex, key: keyIndex, early: fc.boolean() })
 
+const set = fc.record({ s: fc.constant("set" as const), pod: podIndex, key: keyIndex })
+
 const faultFreeStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: request },
   { weight: 5, arbitrary: advance },
   { weight: 1, arbitrary: invalidate },
+  { weight: 1, arbitrary: set },
   { weight: 1, arbitrary: keepWarm }
 )
 
@@ -243,7 +255,9 @@ const faultyStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ s: fc.constant("restart" as const), pod: podIndex }) },
   { weight: 1, arbitrary: fc.record({ s: fc.constant("disconnect" as const), pod: podIndex }) },
   { weight: 2, arbitrary: fc.record({ s: fc.constant("reconnect" as const), pod: podIndex }) },
-  { weight: 1, arbitrary: fc.record({ s: fc.constant("skew" as const), pod: podIndex, ms: fc.constantFrom(-12_000, -4_000, -300, 0, 0, 300, 4_000, 12_000) }) }
+  { weight: 1, arbitrary: fc.record({ s: fc.constant("skew" as const), pod: podIndex, ms: fc.constantFrom(-12_000, -4_000, -300, 0, 0, 300, 4_000, 12_000) }) },
+  { weight: 1, arbitrary: set },
+  { weight: 1, arbitrary: fc.record({ s: fc.constant("lose" as const), restart: fc.boolean() }) }
 )
 
 interface Scenario {
@@ -286,6 +300,9 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
       log: []
     }
     let incarnations = s.pods
+    let losses = 0
+    /** When each incarnation reconnected to the store (and so resubscribed to its notices). */
+    const reconnects: Array<{ readonly incarnation: number; readonly seq: number }> = []
     const requests: Array<Request> = []
     const invalidations: Array<Invalidation> = []
     /** Per key and window: what permits another start under the lock. */
@@ -305,7 +322,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         if (n._tag === "Pending") tally(faults, "early commits")
         const { run } = JSON.parse(n.data.value) as Value
         const r = world.runs[run - 1]
-        if (r === undefined || r.fence !== n.fence || (r.leader && r.bucket !== n.bucket)) {
+        // a set learns its fence from its commit
+        if (r?.set === true && r.fence === 0) (r as { fence: number }).fence = n.fence
+        // a value put back into a store that lost it, under a newer fence
+        const restored = r !== undefined && losses > 0 && n.fence > r.fence
+        if (r === undefined || (r.fence !== n.fence && !restored) || (r.leader && r.bucket !== n.bucket && !restored)) {
           bookkeeping.push(`commit of run ${run} with (${n.bucket}, ${n.fence}); the model has ${JSON.stringify(r)}`)
         }
         world.log.push(`  t=${world.trueNow() - T0} committed run ${run} as (${n.bucket}, ${n.fence})${n._tag === "Pending" ? " early" : ""}, mark ${n.mark}`)
@@ -459,7 +480,57 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         case "reconnect": {
           const pod = step.pod % s.pods
           world.log.push(`t=${world.trueNow() - T0} reconnect pod ${pod}`)
+          if (fleet.pods[pod]!.status === "disconnected") reconnects.push({ incarnation: world.incarnationOf[pod]!.id, seq: world.next() })
           yield* fleet.pods[pod]!.reconnect
+          break
+        }
+        case "lose": {
+          losses++
+          world.log.push(`t=${world.trueNow() - T0} the store loses every record${step.restart ? " (a restart: subscriptions drop)" : ""}`)
+          yield* fleet.lose({ restart: step.restart })
+          // a key no pod holds the window's value of is computed again; a run in flight lost its lock
+          for (const key of [0, 1]) allow(key, Math.floor(world.trueNow() / W), "a data loss")
+          break
+        }
+        case "set": {
+          const pod = step.pod % s.pods
+          const p = fleet.pods[pod]!
+          if (p.status === "crashed") break
+          const callSeq = world.next()
+          const at = world.trueNow()
+          const run: Run = {
+            run: world.runs.length + 1,
+            key: step.key,
+            pod,
+            incarnation: world.incarnationOf[pod]!.id,
+            at,
+            bucket: Math.floor(at / W),
+            leader: false,
+            fence: 0,
+            mode: "ok",
+            skewed: world.skews[pod] !== 0,
+            seq: world.next(),
+            outcome: "ok",
+            set: true
+          }
+          world.runs.push(run)
+          const exit = yield* Effect.exit(p.run(loader.set(step.key, { key: step.key, run: run.run })))
+          world.log.push(`t=${at - T0} set key ${step.key} on pod ${pod} (${p.status}) to run ${run.run}: ${Exit.isSuccess(exit) ? "done" : "failed"}`)
+          if (Exit.isFailure(exit)) {
+            run.outcome = "failed"
+            break
+          }
+          invalidations.push({
+            key: step.key,
+            pod,
+            callSeq,
+            returnSeq: world.next(),
+            bucket: Math.floor(world.trueNow() / W),
+            covered: new Set(fleet.pods.flatMap((q, i) => (q.status === "up" ? [world.incarnationOf[i]!.id] : []))),
+            absent: false,
+            runInFlight: world.runs.some((r) => r.key === step.key && r.outcome === "running"),
+            set: true
+          })
           break
         }
         case "skew": {
@@ -514,8 +585,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     if (!faults) {
       const end = world.trueNow()
       for (const inv of invalidations) {
+        if (inv.set === true) continue
         const next = requests.find((r) => r.key === inv.key && r.startSeq > inv.returnSeq)
         if (next === undefined || next.at + D + 400 > end) continue
+        // a set since stored the window's value: nothing is left to recompute
+        if (invalidations.some((o) => o.set === true && o.key === inv.key && o.callSeq > inv.returnSeq)) continue
         const recompute = world.runs.find((r) => r.key === inv.key && r.leader && r.seq > inv.callSeq && r.at <= next.at + D + 400)
         if (recompute === undefined) {
           violations.push(`no recompute of key ${inv.key} within ${D + 400} ms of request ${next.id}, the first after its invalidation on pod ${inv.pod}`)
@@ -527,6 +601,7 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     const leaderStarts = new Map<string, Array<Run>>()
     const ownStarts = new Map<string, Array<Run>>()
     for (const r of world.runs) {
+      if (r.set === true) continue
       const into = r.leader ? leaderStarts : ownStarts
       const k = r.leader ? `${r.key}@${r.bucket}` : `${r.incarnation}/${r.key}@${r.bucket}`
       into.set(k, [...(into.get(k) ?? []), r])
@@ -564,9 +639,11 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         const run = world.runs[info.value.run - 1]!
         for (const inv of invalidations) {
           if (inv.key !== b.key || inv.returnSeq >= b.startSeq) continue
-          const covered = inv.covered.has(b.incarnation) || (bootSeqs.get(b.incarnation) ?? 0) > inv.returnSeq
+          // a pod cut off when it returned hears of it once it reconnects (it resubscribes)
+          const covered = inv.covered.has(b.incarnation) || (bootSeqs.get(b.incarnation) ?? 0) > inv.returnSeq ||
+            reconnects.some((c) => c.incarnation === b.incarnation && c.seq > inv.returnSeq && c.seq < b.startSeq)
           if (covered && run.seq < inv.callSeq) {
-            violations.push(`request ${b.id} on pod ${b.pod} answered hit with run ${run.run}, which started before the invalidation of key ${b.key} on pod ${inv.pod}`)
+            violations.push(`request ${b.id} on pod ${b.pod} answered hit with run ${run.run}, which started before the ${inv.set === true ? "set" : "invalidation"} of key ${b.key} on pod ${inv.pod}`)
           }
         }
       }

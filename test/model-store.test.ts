@@ -118,6 +118,8 @@ type Op =
   | { readonly op: "tagged"; readonly tag: string }
   | { readonly op: "scan" }
   | { readonly op: "advance"; readonly ticks: number }
+  /** The server loses every record of the tenant (a restart without persistence, `FLUSHDB`). */
+  | { readonly op: "lose" }
 
 const keyIndex = fc.nat({ max: 2 })
 /** A token; `TOKENS.length` stands for the token of the key's latest acquired claim (the holder, if any). */
@@ -168,6 +170,7 @@ const opArb = (timed: boolean): fc.Arbitrary<Op> =>
     { weight: 1, arbitrary: fc.record({ op: fc.constant("tag" as const), key: keyIndex, tags }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant("tagged" as const), tag: fc.constantFrom(...TAGS) }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant("scan" as const) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("lose" as const) }) },
     ...(timed ? [{ weight: 4, arbitrary: fc.record({ op: fc.constant("advance" as const), ticks: fc.integer({ min: 1, max: 3 }) }) }] : [])
   )
 
@@ -279,6 +282,32 @@ const difference = (
   return undefined
 }
 
+/**
+ * A key's version never goes back, whatever the store lost: a new fence (a claim that acquires,
+ * a `set`) is above every version the store showed for the key before, and so is an
+ * invalidation's mark (or equal: nothing new issued since). `undefined` when that holds; the
+ * versions of the reply are then remembered.
+ */
+const goesBack = (highest: Map<string, number>, key: string, op: Op["op"], reply: Either.Either<unknown, Redis.RedisError>): string | undefined => {
+  if (Either.isLeft(reply) || typeof reply.right !== "object" || reply.right === null) return undefined
+  const before = highest.get(key) ?? -1
+  const r = reply.right as Record<string, unknown>
+  const seen: Array<number> = []
+  let problem: string | undefined
+  if (op === "claim" && r._tag === "Acquired" && typeof r.fence === "number") {
+    if (r.fence <= before) problem = `fence ${r.fence}, not above ${before}`
+  }
+  if (op === "set" && typeof r.fence === "number" && r.fence <= before) problem = `fence ${r.fence}, not above ${before}`
+  if (op === "invalidate" && Option.isOption(r.mark) && Option.isSome(r.mark) && typeof r.mark.value === "number" && r.mark.value < before) {
+    problem = `mark ${r.mark.value}, below ${before}`
+  }
+  for (const v of [r.fence, r.mark, Option.isOption(r.mark) ? Option.getOrUndefined(r.mark) : undefined]) if (typeof v === "number") seen.push(v)
+  if (Option.isOption(r.stored) && Option.isSome(r.stored)) seen.push((r.stored.value as Redis.Stored).fence)
+  else if (typeof r.stored === "object" && r.stored !== null && "fence" in r.stored) seen.push((r.stored as Redis.Stored).fence)
+  highest.set(key, Math.max(before, ...seen))
+  return problem
+}
+
 /** A notice as both stores must publish it; Redis leaves a value above 16 KiB out. */
 const noticeView = (n: Redis.Notice, side: "memory" | "redis"): Redis.Notice =>
   side === "memory" && (n._tag === "Committed" || n._tag === "Pending") && Option.isSome(n.data) && n.data.value.length > 16_384 ? { ...n, data: Option.none() } : n
@@ -295,10 +324,11 @@ afterAll(async () => {
   await client?.quit()
 })
 
-type MakeMemory = (tenant: string) => Redis.Store
+/** A memory store over a server of its own, so that a run can make it lose its data. */
+type MakeMemory = (tenant: string, server: Redis.MemoryServer) => Redis.Store
 const memoryStore: Promise<MakeMemory> = (async () => {
   const path = process.env.LOCKSTEP_MODEL_MEMORY_STORE
-  if (!path) return (tenant: string) => Effect.runSync(Redis.makeMemory({ tenant }))
+  if (!path) return (tenant: string, server: Redis.MemoryServer) => Effect.runSync(Redis.makeMemory({ tenant, server }))
   const module = await import(Path.resolve(path)) as { make: MakeMemory }
   console.log(`model-store: memory store from ${path}`)
   return module.make
@@ -319,22 +349,25 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
   Effect.gen(function*() {
     const life = timed ? TIMED : UNTIMED
     const tenant = Model.uniqueTenant(s.tenant)
-    const memory = makeMemory(tenant)
+    const server = Redis.makeMemoryServer()
+    const memory = makeMemory(tenant, server)
     const redis = Redis.fromClient(client, { tenant, breakerThreshold: 1_000_000 })
     const keyOf = (i: number) => s.keys[i % s.keys.length]!
     const retainClass = (i: number) => s.retains[i % s.keys.length]!
     const retainOf = (i: number) => life.retains[retainClass(i)]!
     const tagsOf = (i: number, which: ReadonlyArray<number>) => which.map((t) => TAGS_BY_RETAIN[retainClass(i)]![t]!)
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(() => {
-        const prefix = Keys.tenantPrefix(tenant)
-        const names = s.keys.flatMap((k) => {
+    /** Every Redis key a run may write. */
+    const names = () => {
+      const prefix = Keys.tenantPrefix(tenant)
+      return [
+        ...s.keys.flatMap((k) => {
           const n = Keys.make(prefix, k)
           return [n.value, n.lock, n.fence, n.failures, n.mark]
-        })
-        return client.del(...names, ...TAGS.map((t) => Keys.tagKey(prefix, t))).catch(() => 0)
-      })
-    )
+        }),
+        ...TAGS.map((t) => Keys.tagKey(prefix, t))
+      ]
+    }
+    yield* Effect.addFinalizer(() => Effect.promise(() => client.del(...names()).catch(() => 0)))
 
     // notices, from the start: Redis' arrive on a connection of their own
     const heard = { memory: [] as Array<Redis.Notice>, redis: [] as Array<Redis.Notice> }
@@ -357,6 +390,8 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
     /** The fence of each key's latest acquired claim, on each store (versions take its clock in). */
     const claimedOn = new Map<Redis.Store, Map<number, number>>([[memory, new Map()], [redis, new Map()]])
     const versions = { memory: new Map<string, Versions>(), redis: new Map<string, Versions>() }
+    /** The highest version each store showed for each key, across data losses. */
+    const highest = { memory: new Map<string, number>(), redis: new Map<string, number>() }
     const holders = new Map<number, string>()
     /** The version each key's last accepted write gave it, on each store. */
     const writtenOn = new Map<Redis.Store, Map<number, { readonly bucket: number; readonly fence: number }>>([[memory, new Map()], [redis, new Map()]])
@@ -437,12 +472,21 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
             return { now: first, keys: keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) }
           })
         case "advance":
+        case "lose":
           return Effect.void
       }
     }
 
     const log: Array<string> = []
     for (const [i, op] of s.ops.entries()) {
+      if (op.op === "lose") {
+        server.cells.clear()
+        yield* Effect.promise(() => client.del(...names()))
+        // a loss takes time (a restart, a FLUSHDB): the memory store's clock moves on too
+        yield* TestClock.adjust(1)
+        log.push(`#${i} lose every record`)
+        continue
+      }
       if (op.op === "advance") {
         ticks += op.ticks
         yield* TestClock.setTime(virtualNow())
@@ -474,6 +518,12 @@ const run = (s: Scenario, timed: boolean, makeMemory: MakeMemory): Effect.Effect
       }
       log.push(`#${i} ${show(op)} → ${show(normalise(m, "", []))}`)
       tally(timed, `${op.op} ${outcome(m)}`)
+      for (const [side, reply] of [["memory", m], ["redis", r]] as const) {
+        const wentBack = "key" in op ? goesBack(highest[side], keyOf(op.key), op.op, reply) : undefined
+        if (wentBack !== undefined) {
+          throw new Error(`a version went back on ${side} at operation #${i} ${op.op}: ${wentBack}\nafter:\n${log.join("\n")}`)
+        }
+      }
       // readMany answers for every key: each compared with its own key's versions
       const diff = op.op === "readMany" && Either.isRight(m) && Either.isRight(r)
         ? (m.right as ReadonlyArray<unknown>).map((x, j) => difference(x, (r.right as ReadonlyArray<unknown>)[j], tolerance(), versions, s.keys[j]!))

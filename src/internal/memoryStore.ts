@@ -30,9 +30,15 @@ export interface Server {
   readonly cells: Map<string, Cell>
   readonly subscribers: Map<string, Set<Subscriber>>
   sweepAfter: number
+  /** `scan` cursors handed out (numbers, as Redis' are) and the record name each page ended at. */
+  readonly cursors: Map<string, string>
+  nextCursor: number
 }
 
-export const makeServer = (): Server => ({ cells: new Map(), subscribers: new Map(), sweepAfter: 1000 })
+export const makeServer = (): Server => ({ cells: new Map(), subscribers: new Map(), sweepAfter: 1000, cursors: new Map(), nextCursor: 0 })
+
+/** How many scan cursors a server remembers; an older one starts the walk again. */
+const maxCursors = 10_000
 
 /** Drops expired cells once as many operations have run as there are cells: O(1) amortised. */
 const sweep = (server: Server, now: number) => {
@@ -201,7 +207,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             : { _tag: "Busy", now, mark, stored, ttlMs }
         }
         const fence = nextVersion(last, now)
-        cells.set(keys.fence, { value: fence, expiresAt: until(now, o.retainMs) })
+        // the counter of a key that has no value yet expires, whatever its retain
+        cells.set(keys.fence, { value: fence, expiresAt: until(now, r !== undefined || o.retainMs > 0 ? o.retainMs : absentMarkMs) })
         cells.set(keys.lock, { value: o.token, expiresAt: now + o.leaseMs })
         return { _tag: "Acquired", now, mark, stored, bucket, fence }
       }),
@@ -329,7 +336,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       atomically((now) => {
         const keys = Keys.make(prefix, key)
         const r = record(keys, now)
-        if (r === undefined && num(keys.fence, now) === undefined) {
+        const issued = num(keys.fence, now) !== undefined
+        if (r === undefined && !issued) {
           if (options?.markAbsent === false) return { now, mark: Option.none() }
           // the store may have lost the key's records while processes hold its values, and a
           // value computed without the store (fence 0) may still be written back: the mark is the
@@ -342,7 +350,10 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         }
         // the mark lives as long as the records do
         const expiresAt = live(keys.value, now)?.expiresAt ?? live(keys.fence, now)?.expiresAt ?? Infinity
-        const mark = lastVersion(keys, r, now, 0).last
+        const last = lastVersion(keys, r, now, 0).last
+        // a record but no fence counter: a value written back without a fence after the store
+        // lost the key's records; versions issued before may be higher than any it holds
+        const mark = issued ? last : nextVersion(last, now)
         cells.set(keys.mark, { value: mark, expiresAt })
         if ((num(keys.fence, now) ?? -1) < mark) cells.set(keys.fence, { value: mark, expiresAt })
         notify({ _tag: "Invalidated", key, mark })
@@ -365,6 +376,16 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const members = live(Keys.tagKey(prefix, tag), now)?.value
         return members instanceof Set ? [...members] : []
       }),
+    untag: (tag, keys) =>
+      atomically((now) => {
+        const name = Keys.tagKey(prefix, tag)
+        const cell = live(name, now)
+        if (cell === undefined || !(cell.value instanceof Set)) return
+        const members = new Set(cell.value)
+        for (const key of keys) members.delete(key)
+        if (members.size === 0) cells.delete(name)
+        else cells.set(name, { ...cell, value: members })
+      }),
     set: (key, value, { retainMs }) =>
       atomically((now) => {
         const keys = Keys.make(prefix, key)
@@ -381,25 +402,26 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
       }),
     scan: ({ count, cursor }) =>
       atomically((now) => {
-        // the cursor is how many of the tenant's records were listed before this page
-        const from = Math.max(0, Number(cursor ?? "0") || 0)
+        // records in the order of their names; a cursor stands for the last name listed, so a
+        // key present for the whole walk is listed whatever expires or is added meanwhile
         const head = `${prefix}:lockstep:{`
-        const keys: Array<Inspected> = []
-        let seen = 0
-        let more = false
+        const after = cursor === undefined ? undefined : server.cursors.get(cursor)
+        const names: Array<string> = []
         for (const [name, cell] of cells) {
           if (!name.startsWith(head) || !name.endsWith("}:v") || cell.key === undefined || cell.expiresAt <= now) continue
-          if (seen++ < from) continue
-          if (keys.length === count) {
-            more = true
-            break
-          }
-          const k = Keys.make(prefix, cell.key)
+          if (after !== undefined && name <= after) continue
+          names.push(name)
+        }
+        names.sort()
+        const page = names.slice(0, count)
+        const keys: Array<Inspected> = page.map((name) => {
+          const cell = cells.get(name)!
+          const k = Keys.make(prefix, cell.key!)
           const r = record(k, now)
           const lock = str(k.lock, now)
           const ttlMs = lock === undefined ? 0 : live(k.lock, now)!.expiresAt - now
-          keys.push({
-            key: cell.key,
+          return {
+            key: cell.key!,
             mark: markOf(k, now),
             stored: r === undefined ? Option.none() : Option.some({
               bucket: r.bucket,
@@ -412,9 +434,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
             }),
             lock: lock !== undefined && !lock.startsWith("backoff:") ? Option.some({ holder: lock, ttlMs }) : Option.none(),
             backoffMs: lock !== undefined && lock.startsWith("backoff:") ? Option.some(ttlMs) : Option.none()
-          })
-        }
-        return { now, keys, cursor: more ? Option.some(String(from + keys.length)) : Option.none() }
+          }
+        })
+        if (names.length <= page.length) return { now, keys, cursor: Option.none() }
+        const next = String(++server.nextCursor)
+        server.cursors.set(next, page[page.length - 1]!)
+        if (server.cursors.size > maxCursors) server.cursors.delete(server.cursors.keys().next().value!)
+        return { now, keys, cursor: Option.some(next) }
       }),
     subscribe: (subscriber) =>
       Effect.acquireRelease(

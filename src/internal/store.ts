@@ -287,6 +287,8 @@ export interface Store {
   readonly tag: (key: string, tags: ReadonlyArray<string>, lifetimes: Lifetimes) => Effect.Effect<void, RedisError>
   /** The keys a tag was given to. */
   readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, RedisError>
+  /** Removes keys from a tag's set (members whose records are gone), so that sets do not grow for ever. */
+  readonly untag: (tag: string, keys: ReadonlyArray<string>) => Effect.Effect<void, RedisError>
   /**
    * One page of the tenant's keys with their records, locks and back-off, in bounded pages
    * (`SCAN`, never `KEYS`; every primary of a Cluster). Start with no cursor.

@@ -16,6 +16,7 @@ type Operation =
   | "invalidate"
   | "tag"
   | "tagged"
+  | "untag"
   | "set"
   | "scan"
   | "unchanged"
@@ -44,6 +45,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       invalidate: 0,
       tag: 0,
       tagged: 0,
+      untag: 0,
       set: 0,
       scan: 0,
       unchanged: 0,
@@ -80,6 +82,7 @@ export const wrap = (store: Redis.Store): { readonly store: Redis.Store; readonl
       invalidate: (key, options) => track("invalidate", store.invalidate(key, options)),
       tag: (key, tags, lifetimes) => track("tag", store.tag(key, tags, lifetimes)),
       tagged: (tag) => track("tagged", store.tagged(tag)),
+      untag: (tag, keys) => track("untag", store.untag(tag, keys)),
       set: (key, value, lifetimes) => track("set", store.set(key, value, lifetimes)),
       scan: (options) => track("scan", store.scan(options)),
       subscribe: (subscriber) =>

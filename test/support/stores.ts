@@ -3,7 +3,7 @@
  * each: the in-memory store reads `Clock` (so `TestClock.adjust`), Redis reads its own `TIME`
  * (so a real sleep, kept short).
  */
-import { Effect, Layer, TestClock, TestServices } from "effect"
+import { Clock, Effect, Layer, TestClock, TestServices } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { inject } from "vitest"
 import { Redis } from "../../src/index.js"
@@ -21,6 +21,8 @@ export interface StoreCase {
    * `FLUSHDB` or an eviction (tag sets included).
    */
   readonly lose: (tenant: string) => Effect.Effect<void>
+  /** The records of the tenant that have not expired; absent for Redis (read their PTTL with `raw`). */
+  readonly live?: (tenant: string) => Effect.Effect<ReadonlyArray<string>>
 }
 
 const memoryServer = Redis.makeMemoryServer()
@@ -33,7 +35,10 @@ export const memoryCase: StoreCase = {
   lose: (tenant) =>
     Effect.sync(() => {
       for (const name of [...memoryServer.cells.keys()]) if (name.startsWith(`${tenant}:`)) memoryServer.cells.delete(name)
-    })
+    }),
+  live: (tenant) =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      [...memoryServer.cells].flatMap(([name, cell]) => (name.startsWith(`${tenant}:`) && cell.expiresAt > now ? [name] : [])))
 }
 
 export const redisCase = (): StoreCase => {

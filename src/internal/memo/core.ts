@@ -120,6 +120,17 @@ export interface Core {
   readonly failures: Failures.Failures
   readonly writeBacks: FiberMap.FiberMap<string>
   readonly nextToken: () => string
+  /** The window in which each key last logged a value that does not encode (bounded like L1). */
+  readonly unencodable: Map<string, number>
+}
+
+/** Whether this is the first time in window `bucket` that the key logs an unencodable value. */
+export const firstInWindow = (core: Core, key: string, bucket: number): boolean => {
+  if (core.unencodable.get(key) === bucket) return false
+  core.unencodable.delete(key)
+  core.unencodable.set(key, bucket)
+  if (core.unencodable.size > core.settings.l1Capacity) core.unencodable.delete(core.unencodable.keys().next().value!)
+  return true
 }
 
 /** Now, on the store's clock as corrected. */

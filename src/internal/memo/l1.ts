@@ -64,8 +64,8 @@ export interface Candidate {
   /** The key's invalidation mark in that same answer. */
   readonly mark: number
   /**
-   * Computed by this process while the store was unreachable: then nobody can vouch for a
-   * value, and notices missed while the subscription is down cannot be older than it.
+   * Computed by this process while the store was unreachable: nobody vouched for it, so it
+   * answers no hit until the store confirms it (a claim or read that finds it the latest).
    */
   readonly local?: boolean
 }
@@ -222,7 +222,9 @@ export const make = (capacity: number): L1 => {
       h = { windowMs: h?.windowMs ?? 0, bucket: h?.bucket ?? -1, fence: h?.fence ?? -1, mark: c.mark, purged: h?.purged ?? -1 }
       remember(key, h)
     }
-    return c.latest && (trusted || c.local === true) && c.fence > c.mark &&
+    // a value made without the store is trusted only once the store confirms it: an
+    // invalidation the outage hid may have come after it
+    return c.latest && trusted && c.local !== true && c.fence > c.mark &&
       (h === undefined || (c.fence > h.mark && (h.windowMs !== c.windowMs || !newer(h, c))))
   }
 

@@ -211,12 +211,19 @@ export const lead = <E>(
     const details = { retainMs: job.spec.retainMs, durationMs, tags }
     const whole = Effect.suspend(() => {
       const stored = toStored(job, value, claim.bucket, claim.fence, computedAt)
-      return Either.isLeft(stored)
-        ? Effect.as(
-          Effect.logError(`lockstep: the value of ${job.key} does not encode with its schema; kept in this process only`, stored.left),
-          Option.none<Commit>()
-        )
-        : Effect.map(store.commit(job.key, stored.right, token, details), Option.some)
+      if (Either.isRight(stored)) return Effect.map(store.commit(job.key, stored.right, token, details), Option.some)
+      // a value the fleet could not read back is kept in this process only, counted, and logged
+      // once per key and window
+      Metrics.encodeFailures.unsafeUpdate(1, [])
+      return Effect.as(
+        Core.firstInWindow(core, job.key, claim.bucket)
+          ? Effect.logError(
+            `lockstep: the value of ${job.key} does not survive encode then decode with its schema; kept in this process only`,
+            stored.left
+          )
+          : Effect.void,
+        Option.none<Commit>()
+      )
     })
     // unchanged: the stored record takes the new version, its payload stays where it is; a
     // record that is not the previous value any more (lost, replaced) gets the value whole, and
@@ -254,6 +261,9 @@ export const lead = <E>(
       return Option.none()
     }
     if (c._tag === "Committed") {
+      // the key joins its tags again now that it has a value: an invalidateTag that found it
+      // holding nothing while it ran may have dropped it from a set
+      if (tags.length > 0) yield* Effect.catchAll(store.tag(job.key, tags, job.spec), (e) => Core.storeFailed(e))
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
     }

@@ -204,6 +204,9 @@ const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<S
         const found = Option.orElse(due, () => read.stored)
         if (Option.isNone(found)) return Effect.succeed(firstClaim)
         const stored = found.value
+        // a window that has not begun (foreign data, or a clock that went back) is not taken in,
+        // as the scripts would not pass it on: the claim decides, by the store's own clock
+        if (stored.bucket > bucket) return Effect.succeed(firstClaim)
         const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
         if (c === undefined) return Effect.succeed(firstClaim)
         const entry = core.l1.publish(job.key, c)

@@ -26,8 +26,8 @@ import * as Core from "./core.js"
 import * as Failures from "./failures.js"
 import * as Inflight from "./inflight.js"
 import * as L1 from "./l1.js"
-import * as Lifecycle from "./lifecycle.js"
 import * as Leader from "./leader.js"
+import * as Lifecycle from "./lifecycle.js"
 import * as Notices from "./notices.js"
 import * as Refresh from "./refresh.js"
 import type { Resolved } from "./settings.js"
@@ -59,7 +59,7 @@ export interface Engine extends Core.Core {
   readonly purge: (key: string) => Effect.Effect<void, RedisError>
   readonly purgeTag: (tag: string) => Effect.Effect<number, RedisError>
   readonly refresh: <E>(job: Core.Job<E>, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
-  readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError>
+  readonly set: (spec: Core.Spec, key: string, value: unknown, tags: ReadonlyArray<string>) => Effect.Effect<Core.Outcome, ParseError | RedisError>
   /** One page of the tenant's keys as the store holds them, with this process's answers for each. */
   readonly inspect: (options: { readonly cursor?: string | undefined; readonly count: number }) => Effect.Effect<Inspection, RedisError>
   /** Every piece of per-key state, by how many keys it holds: each is bounded. */
@@ -106,7 +106,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       notices,
       failures: Failures.make(settings.l1Capacity),
       writeBacks: yield* FiberMap.make<string>(),
-      nextToken: () => `${instance}:${++tokens}`
+      nextToken: () => `${instance}:${++tokens}`,
+      unencodable: new Map()
     }
     /** Answers are counted once per run, by kind, for every request that waited for it. */
     const inflight = Inflight.make<Core.Outcome>(scope, (exit, waiters, loader) => {
@@ -238,22 +239,27 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         )
       })
 
+    /** Whether the key was marked (`false`: it held nothing and was left unmarked). */
     const invalidateKey = (key: string, markAbsent: boolean) =>
       store.invalidate(key, { markAbsent }).pipe(
         Effect.tap((done) => Effect.sync(() => Option.map(done.mark, (mark) => l1.heardInvalidation(key, mark)))),
         // this process at least stops answering hits with it
         Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
-        Effect.asVoid,
+        Effect.map((done) => Option.isSome(done.mark)),
         Effect.withSpan("lockstep.invalidate", { attributes: { "lockstep.key": key }, captureStackTrace: false })
       )
 
-    const invalidate: Engine["invalidate"] = (key) => invalidateKey(key, true)
+    const invalidate: Engine["invalidate"] = (key) => Effect.asVoid(invalidateKey(key, true))
 
     const invalidateTag: Engine["invalidateTag"] = (tag) =>
       store.tagged(tag).pipe(
-        // a member whose records are gone needs no mark
+        // a member whose records are gone needs no mark, and leaves the set (a key joins its tags
+        // again when its next lookup starts and when its value is committed)
         Effect.flatMap((keys) =>
-          Effect.forEach(keys, (key) => invalidateKey(key, false), { concurrency: 16, discard: true }).pipe(Effect.as(keys.length))
+          Effect.forEach(keys, (key) => invalidateKey(key, false), { concurrency: 16 }).pipe(
+            Effect.tap((marked) => store.untag(tag, keys.filter((_, i) => !marked[i]))),
+            Effect.as(keys.length)
+          )
         ),
         Effect.withSpan("lockstep.invalidateTag", { attributes: { "lockstep.tag": tag }, captureStackTrace: false })
       )
@@ -317,13 +323,11 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           })
           return { entry, cache: "hit" } satisfies Core.Outcome
         }
+        // a set that returns is never lost: with the store unreachable it fails, and this process
+        // stops answering hits with the value it replaces, as an invalidation would
+        l1.distrust(key)
         yield* Core.storeFailed(written.left)
-        const at = Math.round(yield* Core.now(core))
-        const bucket = Window.bucketOf(at, spec.windowMs)
-        const job: Core.Job = { spec, key, lookup: () => Effect.succeed(value), tags: () => tags }
-        yield* Leader.writeBack(core, job, { data, bucket, fence: 0, windowMs: spec.windowMs, computedAt: at })
-        const entry = l1.publish(key, { value, bucket, fence: 0, computedAt: at, windowMs: spec.windowMs, decode, latest: true, mark: -1, local: true })
-        return { entry, cache: "hit" } satisfies Core.Outcome
+        return yield* written.left
       }).pipe(Effect.withSpan("lockstep.set", { attributes: { "lockstep.key": key }, captureStackTrace: false }))
 
     const warm: Engine["warm"] = (job, at) =>

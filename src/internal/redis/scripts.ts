@@ -9,6 +9,9 @@
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
  * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
  *
+ * Records of a key that has no value expire: its fence counter and mark last `absentMarkMs` (a
+ * day) at most until a commit gives them the record's lifetime.
+ *
  * Anything under the cache's keys may be foreign or corrupt (another deployment, a restore, a
  * hand edit). The scripts never pass such data on: a record that is not a hash of whole
  * numbers `b f w`, a finite `t` and a string `d` (or whose window has not begun, or whose `k`
@@ -23,6 +26,8 @@
  * and
  * `i|<mark>|<key length>|<key>`.
  */
+
+import { absentMarkMs } from "../store.js"
 
 const prelude = `
 local t = redis.call('TIME')
@@ -201,7 +206,9 @@ if held then
   return reply('busy', { pttl }, r)
 end
 local fence = nextVersion(last)
-setCounter(KEYS[3], fence, retain)
+-- the counter of a key that has no value yet expires, whatever its retain: a lookup that always
+-- fails (a crawler's unknown ids) leaves nothing for ever; a commit gives it the record's lifetime
+setCounter(KEYS[3], fence, (r or retain > 0) and retain or ${absentMarkMs})
 redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
 return reply('acquired', { bucket, fence }, r)
 `
@@ -300,7 +307,8 @@ return reply('released', {}, false)
  */
 export const invalidate = `${prelude}${lastFence}
 local r = record(KEYS[1], ARGV[1])
-if not r and not counter(KEYS[2]) then
+local issued = counter(KEYS[2])
+if not r and not issued then
   if tonumber(ARGV[4]) <= 0 then return reply('absent', {}, false) end
   -- nothing stored and no fence issued: the store may have lost the key's records while
   -- processes still hold its values, and a value computed without the store (fence 0) may still
@@ -316,6 +324,10 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then ttl = redis.call('PTTL', KEYS[2]) end
 if ttl < 0 then ttl = 0 end
 mark = lastVersion(KEYS[2], r, KEYS[3], ttl, KEYS[1])
+-- a record but no fence counter: a value written back without a fence after the store lost the
+-- key's records (or the counter was evicted); versions issued before may be higher than any the
+-- store holds, and the store's clock is above them
+if not issued then mark = nextVersion(mark) end
 setCounter(KEYS[3], mark, ttl)
 if r or pending(KEYS[1]) then redis.call('HSET', KEYS[1], 'i', str(mark)) end
 if (counter(KEYS[2]) or -1) < mark then setCounter(KEYS[2], mark, ttl) end

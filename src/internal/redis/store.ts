@@ -237,6 +237,15 @@ const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): PlainRead =>
 }
 
 /**
+ * Another type under a value key (foreign data) is data, not a fault: it reads as absent, as the
+ * scripts read it, and the next commit replaces it.
+ */
+const wrongTypeAsAbsent = (e: unknown): ReadonlyArray<string | null> => {
+  if (e instanceof Error && e.message.startsWith("WRONGTYPE")) return recordFields.map(() => null)
+  throw e
+}
+
+/**
  * `HMGET` of many records in one pipeline. A Cluster takes a pipeline only for keys of one node:
  * the records are grouped by the node that serves their slot (as the client last learnt the
  * slots), one pipeline each, all sent at once.
@@ -261,8 +270,7 @@ const readPipelined = async (client: Client.Client, names: ReadonlyArray<string>
     const results = await pipeline.exec()
     if (results === null) throw new Error("the pipeline was discarded")
     results.forEach(([error, reply], j) => {
-      if (error) throw error
-      out[indices[j]!] = (reply as ReadonlyArray<string | null>)
+      out[indices[j]!] = error ? wrongTypeAsAbsent(error) : (reply as ReadonlyArray<string | null>)
     })
   }))
   return out
@@ -381,7 +389,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     },
     read: (key) => {
       const k = Keys.make(prefix, key)
-      return tagCall("read", () => client.hmget(k.value, ...recordFields)).pipe(Effect.map((r) => decodeRead(k, r)))
+      return tagCall("read", () => client.hmget(k.value, ...recordFields).catch(wrongTypeAsAbsent)).pipe(Effect.map((r) => decodeRead(k, r)))
     },
     readMany: (keys) => {
       if (keys.length === 0) return Effect.succeed([])
@@ -479,6 +487,10 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
         Effect.asVoid
       )
     },
+    untag: (tag, keys) =>
+      keys.length === 0
+        ? Effect.void
+        : Effect.asVoid(tagCall("untag", () => client.srem(Keys.tagKey(prefix, tag), ...keys.map((key) => Keys.make(prefix, key).escaped)))),
     tagged: (tag) =>
       tagCall("tagged", async () => {
         const name = Keys.tagKey(prefix, tag)
@@ -524,7 +536,7 @@ const scan = async (
   const node = nodes[at] ?? nodes[0]!
   const [[seconds, micros], [next, names]] = await Promise.all([
     node.time(),
-    nodes[at] === undefined ? Promise.resolve(["0", []] as [string, Array<string>]) : node.scan(from, "MATCH", Keys.valuePattern(prefix), "COUNT", Math.max(1, count))
+    nodes[at] === undefined ? Promise.resolve(["0", []] as [string, Array<string>]) : node.scan(from, "MATCH", Keys.valuePattern(prefix), "COUNT", Math.max(1, Math.floor(count) || 1))
   ])
   const found = await Promise.all(names.map(async (name) => {
     const key = Keys.keyOfValue(prefix, name)
