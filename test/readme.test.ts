@@ -94,22 +94,23 @@ describe("documents", () => {
 })
 
 describe("README", () => {
-  const readme = Fs.readFileSync(new URL("README.md", root), "utf8")
+  // the guide's examples, each quoted whole by the README or by the docs page its details moved to
   const quoted = [
-    "examples/page-loader.ts",
-    "examples/item-page.ts",
-    "examples/invalidation.ts",
-    "examples/batch.ts",
-    "examples/http-api.ts",
-    "examples/managed-runtime.ts",
-    "examples/from-client.ts",
-    "examples/metrics.ts",
-    "test/readme-example.test.ts",
-    "test/readme-fleet.test.ts"
+    ["README.md", "examples/page-loader.ts"],
+    ["README.md", "examples/item-page.ts"],
+    ["README.md", "examples/invalidation.ts"],
+    ["docs/batch.md", "examples/batch.ts"],
+    ["README.md", "examples/http-api.ts"],
+    ["README.md", "examples/managed-runtime.ts"],
+    ["docs/configuration.md", "examples/from-client.ts"],
+    ["README.md", "examples/metrics.ts"],
+    ["README.md", "test/readme-example.test.ts"],
+    ["docs/testing.md", "test/readme-fleet.test.ts"]
   ]
 
-  it.each(quoted)("quotes %s verbatim", (file) => {
-    expect(readme.includes("```ts\n" + Fs.readFileSync(new URL(file, root), "utf8") + "```")).toBe(true)
+  it.each(quoted)("%s quotes %s verbatim", (document, file) => {
+    const markdown = Fs.readFileSync(new URL(document, root), "utf8")
+    expect(markdown.includes("```ts\n" + Fs.readFileSync(new URL(file, root), "utf8") + "```")).toBe(true)
   })
 
   it.effect("runs the page loader: a cold miss, then hits within the window", () =>
