@@ -599,13 +599,6 @@ interface Warmable<K> {
   readonly [EarlyId]: (k: K, bucket: number) => Effect.Effect<void, never, Memo>
 }
 
-type LoaderFn = {
-  <A, I, E, R, K = void, O extends A | Unchanged = A>(
-    options: LoaderOptions<K, A, I, E, R, O> & { readonly timeout: Duration.DurationInput }
-  ): Loader<K, A, E | WaitTimeout | UnchangedError<O>, R>
-  <A, I, E, R, K = void, O extends A | Unchanged = A>(options: LoaderOptions<K, A, I, E, R, O>): Loader<K, A, E | UnchangedError<O>, R>
-}
-
 /**
  * Defines a loader: a family of cached values, one per key, each computed at most once per
  * window for the whole fleet. Define it once, at module level: options are checked here, and
@@ -633,7 +626,12 @@ type LoaderFn = {
  * @since 0.1.0
  * @category constructors
  */
-export const loader: LoaderFn = <A, I, E, R, K, O extends A | Unchanged>(
+export const loader: {
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(
+    options: LoaderOptions<K, A, I, E, R, O> & { readonly timeout: Duration.DurationInput }
+  ): Loader<K, A, E | WaitTimeout | UnchangedError<O>, R>
+  <A, I, E, R, K = void, O extends A | Unchanged = A>(options: LoaderOptions<K, A, I, E, R, O>): Loader<K, A, E | UnchangedError<O>, R>
+} = <A, I, E, R, K, O extends A | Unchanged>(
   options: LoaderOptions<K, A, I, E, R, O>
 ): Loader<K, A, any, R> => {
   const spec = specOf(options)

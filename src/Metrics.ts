@@ -118,7 +118,7 @@ export const redisErrors = Metric.counter("lockstep_redis_errors_total", {
  * in a `Schema.Number`, which JSON stores as `null`): never committed, served in the process that
  * made them only.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const encodeFailures = Metric.counter("lockstep_encode_failures_total", {
   description: "values that do not survive encode then decode, kept in their process only",
