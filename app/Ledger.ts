@@ -161,6 +161,12 @@ export interface ItemDayRow {
   readonly medianPrice: number
 }
 
+/** What the item page's cheap check reads: its newest trade, and how many trades the span holds. */
+export interface ItemLastTrade {
+  readonly last: Option.Option<number>
+  readonly trades: number
+}
+
 export interface ItemTrades {
   /** Days with at least one trade, in order. */
   readonly daily: ReadonlyArray<ItemDayRow>
@@ -248,10 +254,11 @@ export interface Service {
   readonly ids: (kind: EntityKind) => Effect.Effect<IdRanges, LedgerFailure>
   readonly itemInfo: (id: number) => Effect.Effect<Option.Option<ItemInfo>, LedgerFailure>
   /**
-   * When the item's latest market trade happened (epoch ms), `None` without any: one index
-   * lookup (`ledger_item_kind_ts`), cheap enough to ask before the full aggregate.
+   * When the item's latest market trade happened (epoch ms, `None` without any) and how many of
+   * its market trades the span holds: one index range (`ledger_item_kind_ts`), cheap enough to
+   * ask before the full aggregate. The count catches a trade recorded late, under an earlier time.
    */
-  readonly itemLastTrade: (id: number) => Effect.Effect<Option.Option<number>, LedgerFailure>
+  readonly itemLastTrade: (id: number, span: Span) => Effect.Effect<ItemLastTrade, LedgerFailure>
   /** The item's market trades per day, and their median unit price. */
   readonly itemTrades: (id: number, span: Span) => Effect.Effect<ItemTrades, LedgerFailure>
   /** The shop and its owner; `None` when either is missing. */

@@ -302,12 +302,20 @@ export const make = (data: Synthetic.LedgerData): Service => {
       Effect.sync(() => toRanges((kind === "item" ? data.items : kind === "shop" ? data.shops : data.accounts).map((e) => e.id))),
     itemInfo: (id) =>
       Effect.sync(() => Option.map(Option.fromNullable(itemName.get(id)), (name): ItemInfo => ({ id, name }))),
-    itemLastTrade: (id) =>
+    itemLastTrade: (id, span) =>
       Effect.sync(() => {
         // the item's rows are in time order: the last trade is the last one of its kind
         const rows = rowsOfItem(id)
-        for (let j = rows.length - 1; j >= 0; j--) if (r.kind[rows[j]!] === TRADE) return Option.some(r.ts[rows[j]!]! * 1000)
-        return Option.none()
+        let last = Option.none<number>()
+        for (let j = rows.length - 1; j >= 0; j--) {
+          if (r.kind[rows[j]!] === TRADE) {
+            last = Option.some(r.ts[rows[j]!]! * 1000)
+            break
+          }
+        }
+        let trades = 0
+        for (const i of inSpan(rows, span)) if (r.kind[i] === TRADE) trades++
+        return { last, trades }
       }),
     itemTrades: (id, span) =>
       Effect.sync(() => {

@@ -131,7 +131,7 @@ export const rowSchemas = {
   supply: Schema.Struct({ supply: Cents }),
   range: Schema.Struct({ lo: Count, hi: Count }),
   itemInfo: Schema.Struct({ id: Count, name: Schema.String }),
-  itemLastTrade: Schema.Struct({ last: Schema.NullOr(Count) }),
+  itemLastTrade: Schema.Struct({ last: Schema.NullOr(Count), trades: Count }),
   itemDay: Schema.Struct({
     day: Schema.String,
     trades: Count,
@@ -163,8 +163,8 @@ export const entityQueries = {
         FROM (SELECT id, CAST(id AS SIGNED) - ROW_NUMBER() OVER (ORDER BY id) AS run FROM ${sql(tables[kind])}) AS t
         GROUP BY run ORDER BY lo`,
   itemInfo: (sql: SqlClient.SqlClient, id: number) => sql`SELECT id, name FROM items WHERE id = ${id}`,
-  itemLastTrade: (sql: SqlClient.SqlClient, id: number) =>
-    sql`SELECT TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', MAX(ts)) AS last
+  itemLastTrade: (sql: SqlClient.SqlClient, id: number, since: string) =>
+    sql`SELECT TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', MAX(ts)) AS last, COALESCE(SUM(ts >= ${since}), 0) AS trades
         FROM ledger WHERE item_id = ${id} AND kind = 'market_trade'`,
   itemTrades: (sql: SqlClient.SqlClient, id: number, since: string) =>
     sql`SELECT day, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume, SUM(unit_price) AS price_sum,
@@ -492,9 +492,12 @@ export const make = (client: Effect.Effect<Connected, LedgerError>): Service => 
       q("item", rowSchemas.itemInfo, (sql) => entityQueries.itemInfo(sql, id)).pipe(
         Effect.map((r) => Option.map(Option.fromNullable(r[0]), (x): ItemInfo => ({ id: x.id, name: x.name })))
       ),
-    itemLastTrade: (id) =>
-      q("item last trade", rowSchemas.itemLastTrade, (sql) => entityQueries.itemLastTrade(sql, id)).pipe(
-        Effect.map((r) => Option.map(Option.fromNullable(r[0]?.last), (seconds) => seconds * 1000))
+    itemLastTrade: (id, span) =>
+      q("item last trade", rowSchemas.itemLastTrade, (sql) => entityQueries.itemLastTrade(sql, id, since(span))).pipe(
+        Effect.map((r) => ({
+          last: Option.map(Option.fromNullable(r[0]?.last), (seconds) => seconds * 1000),
+          trades: r[0]?.trades ?? 0
+        }))
       ),
     itemTrades: (id, span) =>
       q("item trades", rowSchemas.itemDay, (sql) => entityQueries.itemTrades(sql, id, since(span))).pipe(

@@ -73,18 +73,18 @@ export const produce = (id: number) =>
 const stored = Timed(ItemPage)
 
 /**
- * The page stands while the ledger's span is the same and the item has no trade newer than the
- * page: one index lookup instead of the aggregate.
+ * The page stands while the ledger's span is the same, the item has no trade newer than the page,
+ * and the span holds as many of its trades as the page counted (a trade recorded late, under an
+ * earlier time, changes the count): one index range instead of the aggregate.
  */
 export const stillCurrent = (id: number, previous: ItemPage, computedAt: number) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
-    const [span, last] = yield* Effect.all([ledger.span, ledger.itemLastTrade(id)], { concurrency: "unbounded" })
-    const sameSpan = Option.match(span, {
-      onNone: () => previous.span === null,
-      onSome: (s) => previous.span !== null && s.from === previous.span.from && s.to === previous.span.to
-    })
-    return sameSpan && Option.match(last, { onNone: () => true, onSome: (at) => at < computedAt })
+    const span = yield* ledger.span
+    if (Option.isNone(span)) return previous.span === null
+    if (previous.span === null || span.value.from !== previous.span.from || span.value.to !== previous.span.to) return false
+    const { last, trades } = yield* ledger.itemLastTrade(id, span.value)
+    return trades === previous.trades && Option.match(last, { onNone: () => true, onSome: (at) => at < computedAt })
   }).pipe(Effect.withSpan("explorer.item.stillCurrent", { attributes: { "explorer.id": id } }))
 
 export const loader = drillLoader({ keyPrefix, tag, stored, produce, stillCurrent })
