@@ -179,6 +179,13 @@ export interface LoaderOptions<K, A> {
   readonly retain?: DurationInput | undefined
   /** Tags for `cache.invalidateTag`, fixed or by key. */
   readonly tags?: ReadonlyArray<string> | ((k: K) => ReadonlyArray<string>) | undefined
+  /**
+   * Computes many keys at once for `getMany`: the values in the order of `ks`. Without it, the
+   * keys a batch must compute run `lookup` each (at most 16 at once).
+   */
+  readonly lookupMany?: ((ks: ReadonlyArray<K>) => Promise<ReadonlyArray<NoInfer<A>>>) | undefined
+  /** Keys per `lookupMany` call (default 100). */
+  readonly batchSize?: number | undefined
 }
 
 /**
@@ -195,8 +202,20 @@ export interface Loader<K, A> {
   readonly peek: (k: K) => Promise<Info<A> | undefined>
   /** Marks the value stale everywhere (it stays, as last-known-good); one recompute runs fleet-wide. */
   readonly invalidate: (k: K) => Promise<void>
+  /**
+   * The values of many keys, in the order of `ks` (duplicates allowed): L1 hits at once, every
+   * other key read from the store in one round trip, the keys with no value anywhere computed
+   * together through `lookupMany`, each still under its own fleet lock.
+   */
+  readonly getMany: (ks: Iterable<K>) => Promise<Array<A>>
+  readonly getManyWithInfo: (ks: Iterable<K>) => Promise<Array<Info<A>>>
   /** Recomputes now (one run fleet-wide) and answers the new value. */
   readonly refresh: (k: K) => Promise<Info<A>>
+  /**
+   * Removes the value everywhere (`invalidate` keeps it as last-known-good): afterwards no
+   * process answers it and the next request is cold, one run for the fleet.
+   */
+  readonly purge: (k: K) => Promise<void>
   /** Stores `value` as this window's, newer than anything stored or being computed. */
   readonly set: (k: K, value: A) => Promise<Info<A>>
   /** The cache key of `k`. */
@@ -214,6 +233,8 @@ export interface Cache {
   readonly loader: <A, K = void>(options: LoaderOptions<K, A>) => Loader<K, A>
   /** Marks stale, everywhere, every value whose loader gave it `tag`; answers how many keys it reached. */
   readonly invalidateTag: (tag: string) => Promise<number>
+  /** Removes, everywhere, every value whose loader gave it `tag`; answers how many keys it reached. */
+  readonly purgeTag: (tag: string) => Promise<number>
   /** The same headers as `Memo.cacheHeaders`: `Cache-Control`, `Age`, `X-Cache`, refresh times. */
   readonly cacheHeaders: (info: Info<unknown>) => Record<string, string>
   /** Ends the runtime: its connections, refreshes and timers. Requests after it fail with `Closed`. */
@@ -229,7 +250,7 @@ export interface Cache {
  * @since 0.1.0
  * @category errors
  */
-export type ErrorCode = "WaitTimeout" | "RedisError" | "MaxRunExceeded" | "InvalidValue" | "Closed"
+export type ErrorCode = "WaitTimeout" | "RedisError" | "MaxRunExceeded" | "InvalidValue" | "LookupManyMismatch" | "Closed"
 
 /**
  * @since 0.1.0
@@ -262,6 +283,7 @@ const fromFailure = (e: unknown): unknown => {
   if (e instanceof Memo.WaitTimeout) return new CacheError("WaitTimeout", e.message, { cause: e })
   if (e instanceof Store.RedisError) return new CacheError("RedisError", e.message, { cause: e })
   if (ParseResult.isParseError(e)) return new CacheError("InvalidValue", e.message, { cause: e })
+  if (e instanceof Memo.LookupManyMismatch) return new CacheError("LookupManyMismatch", e.message, { cause: e })
   return e
 }
 
@@ -414,6 +436,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
     const schema = effectSchemaOf(name, loaderOptions.schema)
     const userLookup = loaderOptions.lookup
     if (typeof userLookup !== "function") throw new TypeError(`loader ${name} needs a lookup function`)
+    const lookupMany = loaderOptions.lookupMany
     let memo: Memo.Loader<K, A, unknown>
     try {
       memo = Memo.loader<A, unknown, unknown, never, K>({
@@ -426,6 +449,10 @@ export const createCache = (options: CacheOptions = {}): Cache => {
             try: async () => userLookup(k, Option.isSome(previous) ? previous.value.value : undefined),
             catch: (e) => e
           }),
+        ...(lookupMany === undefined ? {} : {
+          lookupMany: (ks: ReadonlyArray<K>) => Effect.tryPromise({ try: async () => lookupMany(ks), catch: (e) => e })
+        }),
+        batchSize: loaderOptions.batchSize,
         timeout: loaderOptions.timeout,
         retain: loaderOptions.retain,
         tags: loaderOptions.tags
@@ -475,7 +502,10 @@ export const createCache = (options: CacheOptions = {}): Cache => {
       getWithInfo: (k) => request(k, hitInfo, memo.getWithInfo),
       peek: (k) => run(Effect.map(memo.peek(k), Option.getOrUndefined)),
       invalidate: (k) => run(memo.invalidate(k)),
+      getMany: (ks) => run(memo.getMany(ks)),
+      getManyWithInfo: (ks) => run(memo.getManyWithInfo(ks)),
       refresh: (k) => run(memo.refresh(k)),
+      purge: (k) => run(memo.purge(k)),
       set: (k, value) => run(memo.set(k, value))
     }
   }
@@ -485,6 +515,10 @@ export const createCache = (options: CacheOptions = {}): Cache => {
     invalidateTag: (tag) => {
       if (typeof tag !== "string") return Promise.reject(new TypeError(`invalidateTag needs a string tag, got ${typeof tag}`))
       return run(Memo.invalidateTag(tag))
+    },
+    purgeTag: (tag) => {
+      if (typeof tag !== "string") return Promise.reject(new TypeError(`purgeTag needs a string tag, got ${typeof tag}`))
+      return run(Memo.purgeTag(tag))
     },
     cacheHeaders: Memo.cacheHeaders,
     close: async () => {

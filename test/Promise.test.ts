@@ -130,6 +130,51 @@ describe.each(Object.keys(stores) as Array<keyof typeof stores>)("lockstep/promi
     expect(await cache.invalidateTag("nothing")).toBe(0)
   })
 
+  it("getMany answers in the order asked, duplicates included, computing the cold keys in one lookupMany; purge and purgeTag remove values", async () => {
+    const cache = make(stores[store]())
+    const batches: Array<ReadonlyArray<number>> = []
+    const single: Array<number> = []
+    const many = cache.loader({
+      key: (id: number) => `many:${id}`,
+      window: 60_000,
+      schema: Item,
+      lookup: async (id) => {
+        single.push(id)
+        return { id, run: 0 }
+      },
+      lookupMany: async (ids) => {
+        batches.push(ids)
+        return ids.map((id) => ({ id, run: batches.length }))
+      },
+      tags: ["many"]
+    })
+    expect(await many.getMany([3, 1, 2, 1])).toEqual([{ id: 3, run: 1 }, { id: 1, run: 1 }, { id: 2, run: 1 }, { id: 1, run: 1 }])
+    expect(batches.map((b) => [...b].sort())).toEqual([[1, 2, 3]])
+    expect(single).toEqual([])
+    // hits now, from L1: nothing computed again
+    const infos = await many.getManyWithInfo([1, 2])
+    expect(infos.map((i) => i.cache)).toEqual(["hit", "hit"])
+    expect(batches).toHaveLength(1)
+    // purge: gone everywhere, the next request is cold
+    await many.purge(1)
+    expect(await many.peek(1)).toBeUndefined()
+    expect((await many.getWithInfo(1)).cache).toBe("miss")
+    expect(await cache.purgeTag("many")).toBe(3)
+    expect(await many.peek(2)).toBeUndefined()
+    // a lookupMany that answers another number of values rejects its keys with a coded error
+    const short = cache.loader({
+      key: (id: number) => `short:${id}`,
+      window: 60_000,
+      schema: Item,
+      lookup: async (id) => ({ id, run: 0 }),
+      lookupMany: async (ids) => ids.slice(1).map((id) => ({ id, run: 0 }))
+    })
+    const mismatch = await short.getMany([1, 2]).catch((e) => e)
+    expect(mismatch).toBeInstanceOf(CacheError)
+    expect(mismatch).toMatchObject({ code: "LookupManyMismatch" })
+    await cache.close()
+  })
+
   it("passes the lookup's own rejection through as is, to every waiter, and rejects a slow cold wait with WaitTimeout", async () => {
     const cache = make(stores[store]())
     const { loader } = items(cache)
