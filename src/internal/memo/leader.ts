@@ -310,11 +310,12 @@ export const restore = (
   })
 
 /**
- * Offers a value produced without the store back to it, every `redisRetry`, until it lands or the
- * window after its own is over. Past its own window it still matters: the store may hold a value
- * of that window made without the lock (fence 0) that a holder's value must replace, and the
- * store's answers may stay refused (an open breaker) into the next window. The store refuses it
- * as `older` once a newer window's value is there, which ends the attempts.
+ * Offers a value back to the store, every `redisRetry`, until it lands or its window is over (then
+ * the fleet computes the next one anyway). A holder's value whose commit failed (a fence above 0)
+ * is offered until the window after its own is over: the store may hold a value of its window made
+ * without the lock (fence 0) that it must replace, and the store's answers may stay refused (an
+ * open breaker) past the boundary; the store refuses it as `older` once a newer window's value is
+ * there.
  */
 export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durationMs?: number): Effect.Effect<void> =>
   Effect.flatMap(Core.now(core), (at) =>
@@ -324,7 +325,7 @@ export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durati
       core.store.commit(job.key, stored, undefined, { retainMs: job.spec.retainMs, durationMs, tags: job.tags() }).pipe(
         Effect.retry(
           Schedule.spaced(core.settings.redisRetryMs).pipe(
-            Schedule.upTo(Math.max(core.settings.redisRetryMs, Window.startOf(stored.bucket + 2, stored.windowMs) - at))
+            Schedule.upTo(Math.max(core.settings.redisRetryMs, Window.startOf(stored.bucket + (stored.fence > 0 ? 2 : 1), stored.windowMs) - at))
           )
         ),
         Effect.tap((c) =>
