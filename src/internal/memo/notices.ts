@@ -34,6 +34,22 @@ interface Waiting {
   listeners: number
 }
 
+/** A notified value as an L1 candidate: the latest version, as the notice describes it. */
+const candidate = (
+  n: { readonly bucket: number; readonly fence: number; readonly computedAt: number; readonly windowMs: number; readonly mark: number },
+  value: unknown,
+  decode: L1.Decode
+): L1.Candidate => ({
+  value,
+  bucket: n.bucket,
+  fence: n.fence,
+  computedAt: n.computedAt,
+  windowMs: n.windowMs,
+  decode,
+  latest: true,
+  mark: n.mark
+})
+
 export const make = (l1: L1.L1, durations: Durations): Notices => {
   const waiting = new Map<string, Waiting>()
   let state: BusState = "down"
@@ -78,29 +94,11 @@ export const make = (l1: L1.L1, durations: Durations): Notices => {
       held.fence === n.from.fence
     ) {
       // the value we hold, committed again under a new version: it needs no payload
-      published = l1.publish(n.key, {
-        value: held.value,
-        bucket: n.bucket,
-        fence: n.fence,
-        computedAt: n.computedAt,
-        windowMs: n.windowMs,
-        decode: held.decode,
-        latest: true,
-        mark: n.mark
-      })
+      published = l1.publish(n.key, candidate(n, held.value, held.decode))
     } else if (Option.isSome(n.data) && decode !== undefined) {
       const decoded = decode(n.data.value)
       if (decoded.ok) {
-        published = l1.publish(n.key, {
-          value: decoded.value,
-          bucket: n.bucket,
-          fence: n.fence,
-          computedAt: n.computedAt,
-          windowMs: n.windowMs,
-          decode,
-          latest: true,
-          mark: n.mark
-        })
+        published = l1.publish(n.key, candidate(n, decoded.value, decode))
       }
     }
     if (w !== undefined) {
@@ -119,16 +117,7 @@ export const make = (l1: L1.L1, durations: Durations): Notices => {
     if (held !== undefined && Option.isSome(n.data)) {
       const decoded = held.decode(n.data.value)
       if (decoded.ok) {
-        l1.publishPending(n.key, {
-          value: decoded.value,
-          bucket: n.bucket,
-          fence: n.fence,
-          computedAt: n.computedAt,
-          windowMs: n.windowMs,
-          decode: held.decode,
-          latest: true,
-          mark: n.mark
-        })
+        l1.publishPending(n.key, candidate(n, decoded.value, held.decode))
       }
     }
     released(n.key)
