@@ -1,27 +1,34 @@
 /**
  * A tiny run of every benchmark section: checks the harness (runs complete, producer starts are
  * counted, tables are rendered), never the figures. The benchmark itself is `npm run bench`.
+ *
+ * Since no figure is checked, the file runs among the shared files, beside others: its sections
+ * use a redis-server of their own (the commands section resets and counts the server's command
+ * statistics), and a section's budget is a guard against a hang, with room for a loaded machine.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { afterAll, describe, expect, inject, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { shutdown } from "../bench/children.js"
 import { runBench, type SectionId } from "../bench/main.js"
 import { renderSection, type Section } from "../bench/stats.js"
+import { type RedisServer, startRedis } from "./support/services.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const impls = ["lockstep", "bentocache", "cache-manager", "lru-cache", "async-cache-dedupe"]
+
+let redis: RedisServer | undefined
 
 const smoke = async (id: SectionId): Promise<Section> => {
   const result = await runBench({
     smoke: true,
     only: [id],
     rounds: 1,
-    redisPort: inject("redisPort"),
+    redisPort: redis!.port,
     mysqlPort: inject("mariadbPort"),
     log: () => {},
-    sectionTimeoutMs: 25_000
+    sectionTimeoutMs: 50_000
   })
   expect(result.failures).toEqual([])
   expect(result.sections).toHaveLength(1)
@@ -36,7 +43,13 @@ const smoke = async (id: SectionId): Promise<Section> => {
 const rowsOf = (s: Section) => s.tables.flatMap((t) => t.rows.map((r) => r[0]!))
 
 describe("bench smoke", () => {
-  afterAll(() => shutdown())
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await shutdown()
+    await redis?.stop()
+  })
 
   it("l1: every implementation measured against the floors", async () => {
     const s = await smoke("l1")

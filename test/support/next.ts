@@ -46,10 +46,13 @@ const inputsHash = (): string => {
   return hash.digest("hex")
 }
 
+/** Whether `.next/` holds the build of the fixture's current inputs. */
+export const isBuilt = (hash = inputsHash()): boolean => Fs.existsSync(stamp) && Fs.readFileSync(stamp, "utf8") === hash
+
 /** Builds the fixture unless `.next/` already holds the build of these inputs; answers the build's seconds (0: cached). */
 export const buildFixture = (handler: string): number => {
   const hash = inputsHash()
-  if (Fs.existsSync(stamp) && Fs.readFileSync(stamp, "utf8") === hash) return 0
+  if (isBuilt(hash)) return 0
   const start = Date.now()
   const r = spawnSync(process.execPath, [nextBin, "build"], {
     cwd: fixture,
