@@ -8,13 +8,14 @@ const root = source(".")
 
 /**
  * Files that start pod processes, servers of their own or real-time scenarios of several seconds.
- * Their figures (one start per window, latencies of an L1 answer) need cores to spare, not an idle
- * machine: each uses about half a core while it waits on real time (windows, leases, faults held
- * for seconds), so they run two at a time, after the shared files.
+ * Their figures (one start per window, latencies of an L1 answer) need a core to spare, not an
+ * idle machine: each uses under half a core while it waits on real time (windows, leases, faults
+ * held for seconds), so they run two at a time, after the shared files, which keep both cores busy.
  */
 const paired = [
   "test/faults-*.test.ts",
   "test/bus.test.ts",
+  "test/fleet.test.ts",
   "test/cluster.test.ts",
   "test/sentinel.test.ts",
   "test/soak.test.ts",
@@ -23,12 +24,6 @@ const paired = [
   "test/Redis.startup.test.ts",
   "test/next-fleet.test.ts"
 ]
-
-/**
- * Files whose load keeps both cores busy (4 processes × 50 callers asking without a pause): one at
- * a time, last.
- */
-const exclusive = ["test/fleet.test.ts"]
 
 /**
  * Files by how long they take, longest first (seconds on the 2-core reference machine), so that
@@ -62,6 +57,7 @@ const longestFirst = [
   "test/faults-holder.test.ts", // 23
   "test/sentinel.test.ts", // 20
   "test/faults-input.test.ts", // 14
+  "test/fleet.test.ts", // 14
   "test/next-fleet.test.ts", // 13, its build done by test/next-build.test.ts
   "test/faults-hung.test.ts" // 9
 ]
@@ -94,22 +90,18 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // two cores: the shared files run two at a time (TestClock, in-process stores, npm, builds),
-    // then the paired ones two at a time, then the exclusive ones alone
+    // then the paired ones two at a time
     maxWorkers: 2,
     sequence: { sequencer: LongestFirst },
     reporters: ["default", "./test/support/summaryReporter.ts"],
     projects: [
       {
         extends: true,
-        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...paired, ...exclusive], sequence: { groupOrder: 0 } }
+        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...paired], sequence: { groupOrder: 0 } }
       },
       {
         extends: true,
         test: { name: "paired", include: paired, sequence: { groupOrder: 1 } }
-      },
-      {
-        extends: true,
-        test: { name: "exclusive", include: exclusive, sequence: { groupOrder: 2 }, poolOptions: { forks: { singleFork: true } } }
       }
     ]
   }
