@@ -1,7 +1,7 @@
 /**
  * The Next.js fixture (`test/next/`) builds with `next build`, `lockstep/next` as its cache
  * handler. The build takes CPU but no timing, so it runs among the shared files, before
- * `test/next-fleet.test.ts` (a file of the paired group) starts its `next start` processes on the build it
+ * `test/next-fleet.test.ts` (a real-time file, run later) starts its `next start` processes on the build it
  * leaves in `.next/` (that file builds the fixture itself when run alone).
  */
 import * as Fs from "node:fs"
