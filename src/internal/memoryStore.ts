@@ -284,7 +284,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           return { _tag: "Refused", reason: "older", now, mark, stored }
         }
         const cell = live(keys.value, now)!
-        const next: Stored = { data: r.data, bucket: value.bucket, fence: value.fence, windowMs: r.windowMs, computedAt: value.computedAt }
+        // the payload stays, and so does the identity of the schema that encoded it
+        const next: Stored = { ...r, bucket: value.bucket, fence: value.fence, computedAt: value.computedAt }
         write(key, keys, next, now, { retainMs: details.retainMs, durationMs: details.durationMs ?? cell.durationMs, tags: cell.tags })
         cells.delete(keys.failures)
         follow(keys.fence, now, details.retainMs)
@@ -392,7 +393,14 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const bucket = Math.floor(now / value.windowMs)
         const { last, mark } = lastVersion(keys, record(keys, now), now, retainMs)
         const fence = nextVersion(last, now)
-        const stored: Stored = { data: value.data, bucket, fence, windowMs: value.windowMs, computedAt: now }
+        const stored: Stored = {
+          data: value.data,
+          bucket,
+          fence,
+          windowMs: value.windowMs,
+          computedAt: now,
+          ...(value.schema === undefined || value.schema === "" ? {} : { schema: value.schema })
+        }
         cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
         write(key, keys, stored, now, { retainMs })
         cells.delete(keys.failures)

@@ -18,6 +18,12 @@ export interface Stored {
   readonly windowMs: number
   /** When the lookup finished, in epoch milliseconds (the store's clock). */
   readonly computedAt: number
+  /**
+   * The identity of the schema that encoded `data` (a hash of its encoded side): another version
+   * of the loader (a rolling deploy that changed its schema) knows the value is not its own. Absent
+   * in records written without one, which every version reads.
+   */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -297,7 +303,7 @@ export interface Store {
   /** Stores a value as the current window's, with a new fence, and tells the fleet. */
   readonly set: (
     key: string,
-    value: { readonly data: string; readonly windowMs: number },
+    value: { readonly data: string; readonly windowMs: number; readonly schema?: string | undefined },
     lifetimes: Lifetimes
   ) => Effect.Effect<Written, RedisError>
   /**

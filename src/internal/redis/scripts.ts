@@ -7,7 +7,8 @@
  * moves it, so that a read needs no script: `HMGET b f w t d k i` (`read`).
  *
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
- * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
+ * `[status, serverNowMs, mark, ...extra, b, f, w, t, d, s]`, the stored record last when there is one
+ * (`s`: the identity of the schema that encoded `d`, "" when the record carries none).
  *
  * Records of a key that has no value expire: its fence counter and mark last `absentMarkMs` (a
  * day) at most until a commit gives them the record's lifetime.
@@ -57,9 +58,9 @@ local function counter(k)
   if n < 0 or n > 9007199254740991 then return nil end
   return n
 end
--- the next window's value committed early (fields 'pb pf pw pt pd pu' beside the record): valid,
+-- the next window's value committed early (fields 'pb pf pw pt pd pu ps' beside the record): valid,
 -- or dropped; once its window has begun by the store's clock it becomes the record
-local pendingFields = { 'pb', 'pf', 'pw', 'pt', 'pd', 'pu' }
+local pendingFields = { 'pb', 'pf', 'pw', 'pt', 'pd', 'pu', 'ps' }
 local function pending(k)
   if redis.call('TYPE', k).ok ~= 'hash' then return false end
   local p = redis.call('HMGET', k, unpack(pendingFields))
@@ -69,29 +70,31 @@ local function pending(k)
     redis.call('HDEL', k, unpack(pendingFields))
     return false
   end
-  return { str(b), str(f), str(w), str(tt), p[5], b = b, f = f, w = w, t = tt, u = p[6] or '' }
+  return { str(b), str(f), str(w), str(tt), p[5], b = b, f = f, w = w, t = tt, u = p[6] or '', s = p[7] or '' }
 end
 local function promote(k)
   local p = pending(k)
   if not p or p.b > math.floor(now / p.w) then return end
-  redis.call('HSET', k, 'b', p[1], 'f', p[2], 'w', p[3], 't', p[4], 'd', p[5], 'u', p.u)
+  redis.call('HSET', k, 'b', p[1], 'f', p[2], 'w', p[3], 't', p[4], 'd', p[5], 'u', p.u, 's', p.s)
   redis.call('HDEL', k, unpack(pendingFields))
 end
 local function record(k, full)
   if redis.call('TYPE', k).ok ~= 'hash' then return false end
   promote(k)
-  local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k')
+  local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k', 's')
   local b, f, w, tt = int(r[1]), int(r[2]), int(r[3]), num(r[4])
   if not (b and f and w and tt) or type(r[5]) ~= 'string' then return false end
   if w <= 0 or b < 0 or f < 0 or b > math.floor(now / w) then return false end
   if (r[6] or '') ~= full then return false end
-  return { str(b), str(f), str(w), str(tt), r[5], b = b, f = f, w = w, t = tt }
+  return { str(b), str(f), str(w), str(tt), r[5], b = b, f = f, w = w, t = tt, s = r[7] or '' }
 end
 local function reply(status, extra, r)
   local out = { status, str(now), str(mark) }
   for i = 1, #extra do out[#out + 1] = str(extra[i]) end
   if r then
     for i = 1, 5 do out[#out + 1] = r[i] end
+    -- the identity of the schema that encoded it ('' in records written before identities)
+    out[#out + 1] = r.s or ''
   end
   return out
 end
@@ -105,18 +108,19 @@ end
 local function setCounter(k, n, retain)
   if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
 end
-local function write(k, b, f, w, tt, d, full, retain, u, g)
+local function write(k, b, f, w, tt, d, full, retain, u, g, s)
   -- a value committed early stays when it was claimed after this one (a higher fence)
   local p = pending(k)
   redis.call('DEL', k)
   if p and p.f > f then
-    redis.call('HSET', k, 'pb', p[1], 'pf', p[2], 'pw', p[3], 'pt', p[4], 'pd', p[5], 'pu', p.u)
+    redis.call('HSET', k, 'pb', p[1], 'pf', p[2], 'pw', p[3], 'pt', p[4], 'pd', p[5], 'pu', p.u, 'ps', p.s)
   end
   -- 'i' copies the key's invalidation mark, so that a plain HMGET reads a record whole
   redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'i', str(mark))
   if full ~= '' then redis.call('HSET', k, 'k', full) end
   if u and u ~= '' then redis.call('HSET', k, 'u', u) end
   if g and g ~= '' then redis.call('HSET', k, 'g', g) end
+  if s and s ~= '' then redis.call('HSET', k, 's', s) end
   expire(k, retain)
 end
 local function publish(channel, message)
@@ -226,7 +230,8 @@ return reply('lost', {}, false)
  * KEYS: value, lock, fence, failures, mark. ARGV: bucket, fence, windowMs, computedAt, data,
  * token ("" for a value produced while Redis was unreachable, offered back without a lock),
  * full, retainMs, channel, key, the lookup's duration in ms and its tags as JSON ("" for none),
- * kept in the record for inspectors.
+ * kept in the record for inspectors, and the identity of the schema that encoded the value ("" for
+ * none), kept as `s` so that another version of the loader knows the value is not its own.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
  * only), and `(bucket, fence)` is not older than the stored record of the same window. A
  * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
@@ -251,7 +256,7 @@ if b > current then
   local p = pending(KEYS[1])
   if p and p.w == w and (b < p.b or (b == p.b and f < p.f)) then return reply('older', {}, r) end
   if not r then redis.call('DEL', KEYS[1]) end
-  redis.call('HSET', KEYS[1], 'pb', str(b), 'pf', str(f), 'pw', str(w), 'pt', str(tt), 'pd', ARGV[5], 'pu', ARGV[11], 'i', str(mark))
+  redis.call('HSET', KEYS[1], 'pb', str(b), 'pf', str(f), 'pw', str(w), 'pt', str(tt), 'pd', ARGV[5], 'pu', ARGV[11], 'ps', ARGV[13], 'i', str(mark))
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'k', ARGV[7]) end
   expire(KEYS[1], retain)
   redis.call('DEL', KEYS[4])
@@ -263,7 +268,7 @@ if b > current then
   publish(ARGV[9], 'p|' .. str(b) .. '|' .. str(f) .. '|' .. str(w) .. '|' .. str(tt) .. '|' .. str(mark) .. '|' .. (ARGV[11] ~= '' and ARGV[11] or '0') .. '|' .. #ARGV[10] .. '|' .. ARGV[10] .. d)
   return reply('pending', {}, false)
 end
-write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12])
+write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12], ARGV[13])
 redis.call('DEL', KEYS[4])
 follow(KEYS[3], retain)
 follow(KEYS[5], retain)
@@ -336,7 +341,8 @@ return reply('invalidated', {}, false)
 `
 
 /**
- * KEYS: value, fence, failures, mark. ARGV: windowMs, data, full, retainMs, channel, key.
+ * KEYS: value, fence, failures, mark. ARGV: windowMs, data, full, retainMs, channel, key, schema
+ * identity ("" for none).
  * Stores a value as the current window's with a new fence: newer than anything stored or being
  * computed (a running lookup's commit is then refused as fenced).
  * Reply: `set now mark bucket fence`.
@@ -348,7 +354,7 @@ local bucket = math.floor(now / w)
 local r = record(KEYS[1], ARGV[3])
 local fence = nextVersion(lastVersion(KEYS[2], r, KEYS[4], retain, KEYS[1]))
 setCounter(KEYS[2], fence, retain)
-write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
+write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain, nil, nil, ARGV[7])
 redis.call('DEL', KEYS[3])
 follow(KEYS[4], retain)
 committed(ARGV[5], ARGV[6], bucket, fence, w, now, ARGV[2])
