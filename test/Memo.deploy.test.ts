@@ -1,7 +1,8 @@
 /**
  * A rolling deploy that changes a loader's schema: two versions of the loader serve the same key
  * at once, each with its own `Schema`. Neither can read the other's value; neither may take turns
- * recomputing it with the other. Each version's lookup runs at most once per window.
+ * recomputing it with the other. Each version's lookup runs at most once per window for the
+ * whole fleet, and invalidations, tags and purges reach both.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
@@ -12,7 +13,7 @@ import { freshTenant, redisCase } from "./support/stores.js"
 /** A real epoch, window-aligned: versions take the store's clock into account. */
 const T0 = 1_700_000_040_000
 
-/** Runs of each version of the loader, by window. */
+/** Runs of each version of the loader, by window of the store's clock. */
 const makeRuns = () => {
   const runs = new Map<string, number>()
   const record = (version: string, windowMs: number) =>
@@ -20,106 +21,172 @@ const makeRuns = () => {
       const at = `${version}@${Math.floor(now / windowMs)}`
       runs.set(at, (runs.get(at) ?? 0) + 1)
     })
-  return { runs, record }
+  const most = () => Math.max(0, ...runs.values())
+  return { runs, record, most, show: () => JSON.stringify(Object.fromEntries(runs)) }
 }
 
-/** The same key in the old release (a number) and the new one (an object with that number in it). */
-const versions = (key: string, windowMs: number, record: (version: string, windowMs: number) => Effect.Effect<void>) => ({
-  old: Memo.loader({
-    key,
-    window: windowMs,
-    schema: Schema.Number,
-    lookup: () => Effect.as(record("old", windowMs), 42)
-  }),
-  next: Memo.loader({
-    key,
-    window: windowMs,
-    schema: Schema.Struct({ total: Schema.Number, currency: Schema.String }),
-    lookup: () => Effect.as(record("next", windowMs), { total: 42, currency: "EUR" })
-  })
-})
+/**
+ * The same key in the old release (a number) and the new one (an object with that number in it);
+ * `value` is what the lookups compute, `durationMs` how long they take (virtual time).
+ */
+const versions = (
+  key: string,
+  windowMs: number,
+  record: (version: string, windowMs: number) => Effect.Effect<void>,
+  options: { readonly value?: () => number; readonly durationMs?: number; readonly tags?: ReadonlyArray<string> } = {}
+) => {
+  const value = options.value ?? (() => 42)
+  const run = (version: string) =>
+    Effect.zipRight(record(version, windowMs), options.durationMs === undefined ? Effect.void : Effect.sleep(options.durationMs))
+  return {
+    old: Memo.loader({
+      key,
+      window: windowMs,
+      schema: Schema.Number,
+      lookup: () => Effect.as(run("old"), value()),
+      ...(options.tags === undefined ? {} : { tags: options.tags })
+    }),
+    next: Memo.loader({
+      key,
+      window: windowMs,
+      schema: Schema.Struct({ total: Schema.Number, currency: Schema.String }),
+      lookup: () => Effect.map(run("next"), () => ({ total: value(), currency: "EUR" })),
+      ...(options.tags === undefined ? {} : { tags: options.tags })
+    })
+  }
+}
 
 describe("a rolling deploy that changes a loader's schema", () => {
-  it.scoped("two versions on one in-memory store: each version's lookup runs at most once per window", () =>
+  it.scoped("two versions on one in-memory store, 20 requests alternating: each version's lookup runs at most once per window", () =>
     Effect.gen(function*() {
       const W = 60_000
       yield* TestClock.setTime(T0)
       const fleet = yield* Testing.fleet(2)
-      const { record, runs } = makeRuns()
-      const { next, old } = versions("page", W, record)
+      const runs = makeRuns()
+      const { next, old } = versions("page", W, runs.record)
       for (let i = 0; i < 20; i++) {
         const request: Effect.Effect<unknown> = i % 2 === 0 ? fleet.pods[0]!.run(old.get()) : fleet.pods[1]!.run(next.get())
         const fiber = yield* Effect.fork(request)
         yield* TestClock.adjust(W / 8)
-        const value = yield* Fiber.join(fiber)
         // each version answers its own shape
-        expect(value).toEqual(i % 2 === 0 ? 42 : { total: 42, currency: "EUR" })
+        expect(yield* Fiber.join(fiber)).toEqual(i % 2 === 0 ? 42 : { total: 42, currency: "EUR" })
       }
-      const counts = [...runs.values()]
-      expect(Math.max(...counts), JSON.stringify(Object.fromEntries(runs))).toBeLessThanOrEqual(1)
+      expect(runs.most(), runs.show()).toBeLessThanOrEqual(1)
       // 20 requests over 2.5 windows: both versions ran in each of them
-      expect(counts.length).toBeGreaterThanOrEqual(4)
+      expect(runs.runs.size).toBeGreaterThanOrEqual(6)
     }))
 
-  it.scoped("an invalidation reaches both versions: each runs once more, and neither answers its old value as a hit", () =>
+  it.scoped("two processes of each version, bursts at every boundary: one run per version per window for the fleet", () =>
+    Effect.gen(function*() {
+      const W = 60_000
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(4)
+      const runs = makeRuns()
+      const { next, old } = versions("page", W, runs.record, { durationMs: 1_000 })
+      // pods 0 and 1 run the old release, 2 and 3 the new one
+      const request = (pod: number): Effect.Effect<unknown> => fleet.pods[pod]!.run(pod < 2 ? old.get() : (next.get() as Effect.Effect<unknown, never, Memo.Memo>))
+      for (let window = 0; window < 3; window++) {
+        const burst = yield* Effect.fork(
+          Effect.forEach([0, 1, 2, 3, 0, 1, 2, 3, 3, 2, 1, 0], request, { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust(3_000)
+        const answers = yield* Fiber.join(burst)
+        answers.forEach((a, i) => expect(a).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 3, 2, 1, 0][i]! < 2 ? 42 : { total: 42, currency: "EUR" }))
+        // later requests in the window: hits, no run
+        for (let i = 0; i < 8; i++) {
+          yield* request(i % 4)
+          yield* TestClock.adjust(1_000)
+        }
+        yield* TestClock.adjust(W - 11_000)
+      }
+      expect(runs.most(), runs.show()).toBe(1)
+      expect(runs.runs.size, runs.show()).toBe(6)
+    }))
+
+  it.scoped("an invalidation, a tag and a purge reach both versions; neither answers its old value as a hit", () =>
     Effect.gen(function*() {
       const W = 60_000
       yield* TestClock.setTime(T0)
       const fleet = yield* Testing.fleet(2)
       let generation = 1
-      const { record, runs } = makeRuns()
-      const old = Memo.loader({
-        key: "page",
-        window: W,
-        schema: Schema.Number,
-        lookup: () => Effect.as(record("old", W), generation)
-      })
-      const next = Memo.loader({
-        key: "page",
-        window: W,
-        schema: Schema.Struct({ n: Schema.Number }),
-        lookup: () => Effect.as(record("next", W), { n: generation })
-      })
+      const runs = makeRuns()
+      const { next, old } = versions("page", W, runs.record, { value: () => generation, tags: ["pages"] })
       const both = Effect.gen(function*() {
         const a = yield* fleet.pods[0]!.run(old.getWithInfo())
         const b = yield* fleet.pods[1]!.run(next.getWithInfo())
         return [a, b] as const
       })
-      yield* both
-      yield* both
+      const expectBoth = (n: number) =>
+        Effect.gen(function*() {
+          yield* both
+          yield* TestClock.adjust(1_000)
+          const [a, b] = yield* both
+          expect(a).toMatchObject({ value: n, cache: "hit" })
+          expect(b).toMatchObject({ value: { total: n }, cache: "hit" })
+        })
+      yield* expectBoth(1)
+      const notOld = (n: number) =>
+        Effect.gen(function*() {
+          const [a, b] = yield* both
+          expect(a.cache === "hit" && a.value === n, JSON.stringify(a)).toBe(false)
+          expect(b.cache === "hit" && b.value.total === n, JSON.stringify(b)).toBe(false)
+        })
+      // a key's invalidation, from either version
       generation = 2
       yield* fleet.pods[1]!.run(next.invalidate())
-      const [a, b] = yield* both
-      expect(a.cache === "hit" && a.value === 1).toBe(false)
-      expect(b.cache === "hit" && b.value.n === 1).toBe(false)
-      yield* TestClock.adjust(1_000)
-      const [a2, b2] = yield* both
-      expect(a2).toMatchObject({ value: 2, cache: "hit" })
-      expect(b2).toMatchObject({ value: { n: 2 }, cache: "hit" })
-      // one run per version before the invalidation, one after
-      expect(Object.fromEntries(runs)).toEqual({ [`old@${T0 / W}`]: 2, [`next@${T0 / W}`]: 2 })
+      yield* notOld(1)
+      yield* expectBoth(2)
+      // a tag's
+      generation = 3
+      yield* fleet.pods[0]!.run(Memo.invalidateTag("pages"))
+      yield* notOld(2)
+      yield* expectBoth(3)
+      // a purge: both versions' values go
+      generation = 4
+      yield* fleet.pods[0]!.run(old.purge())
+      expect(Option.isNone(yield* fleet.pods[1]!.run(next.peek()))).toBe(true)
+      yield* notOld(3)
+      yield* expectBoth(4)
+      // one run per version for each of the four values
+      expect(Object.fromEntries(runs.runs)).toEqual({ [`old@${T0 / W}`]: 4, [`next@${T0 / W}`]: 4 })
     }))
 
-  it.scopedLive("two versions on a real redis-server: each version's lookup runs at most once per window", () =>
+  it.scoped("a record written without a schema identity (an earlier release) is read by the version whose schema decodes it", () =>
+    Effect.gen(function*() {
+      const W = 60_000
+      yield* TestClock.setTime(T0)
+      const fleet = yield* Testing.fleet(1)
+      const runs = makeRuns()
+      const { old } = versions("page", W, runs.record)
+      const claim = yield* fleet.store.claim("page", { windowMs: W, leaseMs: 10_000, token: "earlier", force: false, retainMs: 0 })
+      if (claim._tag !== "Acquired") return expect.unreachable(claim._tag)
+      yield* fleet.store.commit("page", { data: "7", bucket: claim.bucket, fence: claim.fence, windowMs: W, computedAt: T0 }, "earlier", { retainMs: 0 })
+      expect(yield* fleet.pods[0]!.run(old.getWithInfo())).toMatchObject({ value: 7, cache: "hit" })
+      expect(runs.runs.size).toBe(0)
+    }))
+
+  it.scopedLive("two versions on a real redis-server, two processes each: each version's lookup runs at most once per window", () =>
     Effect.gen(function*() {
       const W = 1_000
       const tenant = freshTenant("deploy")
       const store = redisCase().layer(tenant)
-      // two processes' runtimes, one per release, on one server
-      const oldRuntime = yield* Layer.build(Memo.layer.pipe(Layer.provide(store)))
-      const nextRuntime = yield* Layer.build(Memo.layer.pipe(Layer.provide(store)))
-      const { record, runs } = makeRuns()
-      const { next, old } = versions("page", W, record)
+      // four processes' runtimes, two per release, on one server
+      const runtimes = yield* Effect.forEach([0, 1, 2, 3], () => Layer.build(Memo.layer.pipe(Layer.provide(store))))
+      const runs = makeRuns()
+      const { next, old } = versions("page", W, runs.record, { durationMs: 50 })
+      const request = (pod: number): Effect.Effect<unknown> =>
+        Effect.provide(pod < 2 ? old.get() : (next.get() as Effect.Effect<unknown, never, Memo.Memo>), runtimes[pod]!)
       // start just after a boundary, so that 20 requests 150 ms apart span three windows
       yield* Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(W - (now % W) + 20))
       for (let i = 0; i < 20; i++) {
-        const value: unknown = yield* (i % 2 === 0 ? Effect.provide(old.get(), oldRuntime) : Effect.provide(next.get(), nextRuntime))
-        expect(value).toEqual(i % 2 === 0 ? 42 : { total: 42, currency: "EUR" })
+        // a pod of each version at once, then the other two
+        const pods = i % 2 === 0 ? [0, 2] : [1, 3]
+        const answers = yield* Effect.forEach(pods, request, { concurrency: "unbounded" })
+        expect(answers).toEqual([42, { total: 42, currency: "EUR" }])
         yield* Effect.sleep(150)
       }
-      const counts = [...runs.values()]
-      expect(Math.max(...counts), JSON.stringify(Object.fromEntries(runs))).toBeLessThanOrEqual(1)
-      expect(counts.length).toBeGreaterThanOrEqual(4)
+      expect(runs.most(), runs.show()).toBeLessThanOrEqual(1)
+      expect(runs.runs.size).toBeGreaterThanOrEqual(6)
       const raw = yield* Layer.build(store)
       expect(Option.isSome((yield* Effect.provide(Effect.flatMap(Redis.Redis, (s) => s.get("page")), raw)).stored)).toBe(true)
     }), 20_000)

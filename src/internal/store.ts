@@ -248,6 +248,13 @@ export interface Store {
      * window, otherwise the store's current one. `Fresh` then answers the value committed early.
      */
     readonly bucket?: number | undefined
+    /**
+     * The loader's schema identity. A fresh record of another identity is another version's
+     * value (a rolling deploy): `Fresh` answers this version's value kept beside it, or the lock
+     * is taken under the record's own bucket and fence (`Acquired`), and the commit of a value
+     * with this identity and that version is kept beside the record instead of replacing it.
+     */
+    readonly schema?: string | undefined
   }) => Effect.Effect<Claim, RedisError>
   /** `true` while the lock is still ours; `false` is a definitive loss. */
   readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>

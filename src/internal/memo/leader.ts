@@ -47,11 +47,7 @@ export class UnchangedWithoutPrevious extends Data.TaggedError("UnchangedWithout
   }
 }
 
-/**
- * `leader`: under the fleet lock; `local`: without the store; `version`: beside another version's
- * value of the window (a rolling deploy that changed the loader's schema).
- */
-type Mode = "leader" | "local" | "version"
+type Mode = "leader" | "local"
 
 /**
  * A lookup's value and how long it took. `from`: the version of the previous value when the
@@ -365,51 +361,24 @@ export const local = <E>(core: Core.Core, job: Core.Job<E>, force: boolean): Eff
       }
     }
     const exit = yield* Effect.exit(produce(core, job, "local"))
-    if (Exit.isFailure(exit)) return yield* failedHere(core, job, at, exit.cause)
+    if (Exit.isFailure(exit)) {
+      const { baseMs, maxMs } = Core.backoffOf(core, job.spec)
+      const current = l1.entries.get(job.key)
+      if (current === undefined) {
+        if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+        // nothing held: the cold requests of the back-off get this failure at once
+        const count = core.failures.count(job.key) + 1
+        core.failures.record(job.key, exit.cause, at + Backoff.delay(count, baseMs, maxMs), count)
+      } else {
+        current.localFailures++
+        current.retryAt = at + Backoff.delay(current.localFailures, baseMs, maxMs)
+      }
+      return yield* Effect.failCause(exit.cause)
+    }
     const { durationMs, value } = exit.value
     const computedAt = Math.round(yield* Core.now(core))
     const bucket = Window.bucketOf(at, job.spec.windowMs)
     const stored = toStored(job, value, bucket, 0, computedAt)
     if (Either.isRight(stored)) yield* writeBack(core, job, stored.right, durationMs)
     return Option.some(l1.publish(job.key, { ...own(job, value, bucket, 0, computedAt, -1), local: true }))
-  })
-
-/**
- * A lookup run in this process alone failed: it backs off here (the cold requests of the
- * back-off get this failure at once), and the failure goes on to its requests.
- */
-const failedHere = <E>(core: Core.Core, job: Core.Job<E>, at: number, cause: Cause.Cause<E>): Effect.Effect<never, E> =>
-  Effect.suspend(() => {
-    const { baseMs, maxMs } = Core.backoffOf(core, job.spec)
-    const current = core.l1.entries.get(job.key)
-    if (current === undefined) {
-      if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-      const count = core.failures.count(job.key) + 1
-      core.failures.record(job.key, cause, at + Backoff.delay(count, baseMs, maxMs), count)
-    } else {
-      current.localFailures++
-      current.retryAt = at + Backoff.delay(current.localFailures, baseMs, maxMs)
-    }
-    return Effect.failCause(cause)
-  })
-
-/**
- * The store holds the window's value of another version of the loader (a rolling deploy that
- * changed its schema), which this version cannot read. Rather than take the key over (and the
- * other version take it back, each recomputing after the other), this version runs its lookup
- * here, once per window, and keeps the value in L1 as that record's version: an invalidation or
- * a newer commit takes it away, as it would the record. Nothing is committed; the next window's
- * claim goes to whichever version asks first.
- */
-export const alongside = <E>(
-  core: Core.Core,
-  job: Core.Job<E>,
-  claim: Extract<Claim, { _tag: "Fresh" }>
-): Effect.Effect<L1.Entry, E> =>
-  Effect.gen(function*() {
-    const at = yield* Core.now(core)
-    const exit = yield* Effect.exit(produce(core, job, "version"))
-    if (Exit.isFailure(exit)) return yield* failedHere(core, job, at, exit.cause)
-    const computedAt = Math.round(yield* Core.now(core))
-    return core.l1.publish(job.key, own(job, exit.value.value, claim.stored.bucket, claim.stored.fence, computedAt, claim.mark))
   })

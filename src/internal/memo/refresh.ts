@@ -88,19 +88,16 @@ const claimStep = <E>(
         leaseMs: settings.leaseMs,
         token,
         force: step.recompute,
-        retainMs: job.spec.retainMs
+        retainMs: job.spec.retainMs,
+        schema: job.spec.schemaId
       }))
       if (Either.isLeft(claimed)) return { _tag: "Unreachable", error: claimed.left, claim: step } satisfies Step
       const c = claimed.right
       yield* Core.observe(core, c.now)
       Metrics.update(Metrics.lockOutcomes, 1, { outcome: c._tag.toLowerCase() })
       if (c._tag === "Fresh") {
-        // another version's value of the window (a rolling deploy): ours runs beside it, once
-        if (Core.otherVersion(job.spec, c.stored)) {
-          return done(Option.some({ entry: yield* Leader.alongside(core, job, c), cache: "miss" }))
-        }
         const fresh = Core.candidate(job.spec, c.stored, true, c.mark)
-        // fresh but unreadable here (a foreign or corrupt record): recompute it
+        // fresh but unreadable here (another schema, a foreign record): recompute it
         if (fresh === undefined) return { _tag: "Claim", recompute: true, waited: step.waited, failures: 0 } satisfies Step
         const entry = l1.publish(job.key, fresh)
         if (!L1.isTrusted(entry)) {

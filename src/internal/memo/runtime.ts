@@ -356,6 +356,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             token,
             force: false,
             retainMs: job.spec.retainMs,
+            schema: job.spec.schemaId,
             bucket
           }))
           if (Either.isLeft(claimed)) return yield* Core.storeFailed(claimed.left)

@@ -123,6 +123,19 @@ local function write(k, b, f, w, tt, d, full, retain, u, g, s)
   if s and s ~= '' then redis.call('HSET', k, 's', s) end
   expire(k, retain)
 end
+-- a record written by another version of the loader (a rolling deploy that changed its schema,
+-- told by the identities: '' is every version's)
+local function other(r, s)
+  return s ~= '' and r.s ~= '' and r.s ~= s
+end
+-- the value version 's' of the loader made for the record's own version, kept beside it (fields
+-- 'xb<s> xf<s> xt<s> xd<s>'): it goes with the record, and stands only while the record is that version
+local function beside(k, r, s)
+  local x = redis.call('HMGET', k, 'xb' .. s, 'xf' .. s, 'xt' .. s, 'xd' .. s)
+  local tt = num(x[3])
+  if int(x[1]) ~= r.b or int(x[2]) ~= r.f or not tt or type(x[4]) ~= 'string' then return false end
+  return { r[1], r[2], r[3], str(tt), x[4], b = r.b, f = r.f, w = r.w, t = tt, s = s }
+end
 local function publish(channel, message)
   if channel ~= '' then redis.call('PUBLISH', channel, message) end
 end
@@ -175,7 +188,10 @@ return reply('ok', {}, record(KEYS[1], ARGV[1]))
  * KEYS: value, lock, fence, mark. ARGV: windowMs, leaseMs, token, force ("1" skips the freshness
  * check, for a stored value this process cannot decode), full, retainMs, bucket (the next
  * window's number for an early claim, which then claims that window and answers `fresh` with a
- * value committed early; anything else claims the current window).
+ * value committed early; anything else claims the current window), schema identity ("" for none).
+ * A fresh record of another schema is another version's value: `fresh` answers this version's
+ * value kept beside it; without one, the lock is taken under the record's own version
+ * (`acquired` with its bucket and fence, no new fence), and the commit keeps the value beside it.
  * Reply: `fresh now mark | b f w t d`, `busy now mark pttl | ...`, `backoff now mark pttl | ...`,
  * `acquired now mark bucket fence | ...`.
  */
@@ -189,8 +205,13 @@ local early = tonumber(ARGV[7]) == bucket + 1
 if early then bucket = bucket + 1 end
 local r = record(KEYS[1], ARGV[5])
 local last = lastVersion(KEYS[3], r, KEYS[4], retain, KEYS[1])
+local schema = ARGV[8] or ''
+local alongside = false
 if r and ARGV[4] ~= '1' and r.w == w and r.b >= bucket and r.f > mark then
-  return reply('fresh', {}, r)
+  if not other(r, schema) then return reply('fresh', {}, r) end
+  local x = beside(KEYS[1], r, schema)
+  if x then return reply('fresh', {}, x) end
+  alongside = true
 end
 if early and ARGV[4] ~= '1' then
   local p = pending(KEYS[1])
@@ -208,6 +229,10 @@ if held then
   end
   if string.sub(held, 1, 8) == 'backoff:' then return reply('backoff', { pttl }, r) end
   return reply('busy', { pttl }, r)
+end
+if alongside then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
+  return reply('acquired', { r.b, r.f }, r)
 end
 local fence = nextVersion(last)
 -- the counter of a key that has no value yet expires, whatever its retain: a lookup that always
@@ -236,6 +261,8 @@ return reply('lost', {}, false)
  * only), and `(bucket, fence)` is not older than the stored record of the same window. A
  * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
  * published as `p|<b>|<f>|<w>|<t>|<mark>|<duration ms>|<key length>|<key><data>`.
+ * A value of another schema than the record's, under the record's own version and our lock, is
+ * kept beside the record (`beside`) rather than replace it.
  * Reply: `committed now mark`, `pending now mark`, or `future|fenced|older now mark | b f w t d`.
  */
 export const commit = `${prelude}
@@ -246,6 +273,19 @@ local r = record(KEYS[1], ARGV[7])
 local current = math.floor(now / w)
 -- only a holder may commit ahead, and only for the next window
 if b > current + 1 or (b > current and ARGV[6] == '') then return reply('future', {}, r) end
+local schema = ARGV[13] or ''
+if r and r.w == w and r.b == b and r.f == f and other(r, schema) then
+  -- another version's record, of the version we made ours for: ours goes beside it
+  local x = beside(KEYS[1], r, schema)
+  if not (x and x.t == tt) then
+    if ARGV[6] == '' or stringAt(KEYS[2]) ~= ARGV[6] then return reply('fenced', {}, r) end
+    redis.call('HSET', KEYS[1], 'xb' .. schema, str(b), 'xf' .. schema, str(f), 'xt' .. schema, str(tt), 'xd' .. schema, ARGV[5])
+    expire(KEYS[1], retain)
+  end
+  if stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
+  committed(ARGV[9], ARGV[10], b, f, w, tt, ARGV[5])
+  return reply('committed', {}, false)
+end
 if ARGV[6] ~= '' then
   local last = counter(KEYS[3]) or 0
   if f < last then return reply('fenced', {}, r) end

@@ -408,7 +408,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call(
         "claim",
         [k.value, k.lock, k.fence, k.mark],
-        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? ""],
+        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? "", o.schema ?? ""],
         decodeClaim
       ).pipe(
         // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
