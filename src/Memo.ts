@@ -480,27 +480,55 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   return found
 }
 
-/** The description of each schema's encoded side, the same in every process running the same code. */
-const shapes = new WeakMap<Schema.Schema.Any, string>()
+/** Each schema's identities, by `schemaVersion` ("" for none): worked out once per schema. */
+const identities = new WeakMap<Schema.Schema.Any, Map<string, string>>()
+
+/** What a JSON Schema says for people, not of the shape: a changed description is the same shape. */
+const annotationKeys = new Set(["$schema", "$comment", "title", "description", "examples", "default"])
+/** JSON Schema keys whose value maps names to schemas. */
+const schemaMaps = new Set(["properties", "patternProperties", "$defs", "definitions"])
+
+/** A JSON Schema without its annotations (values under `enum` and `const` are data, kept whole). */
+const shapeOf = (node: unknown): unknown => {
+  if (Array.isArray(node)) return node.map(shapeOf)
+  if (typeof node !== "object" || node === null) return node
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (annotationKeys.has(key)) continue
+    out[key] = key === "enum" || key === "const"
+      ? value
+      : schemaMaps.has(key) && typeof value === "object" && value !== null
+      ? Object.fromEntries(Object.entries(value).map(([name, schema]) => [name, shapeOf(schema)]))
+      : shapeOf(value)
+  }
+  return out
+}
 
 /**
- * A schema's identity: a short hash of its encoded side (as JSON Schema, or the encoded AST's
- * description where JSON Schema has no form for it) and of `schemaVersion`. Two versions of a
- * loader whose stored shape differs get different identities; refinements and transformations
- * that leave the stored shape alone do not change it.
+ * A schema's identity: a short hash of its encoded side (as JSON Schema without annotations, or
+ * the encoded AST's description where JSON Schema has no form for it) and of `schemaVersion`. Two
+ * versions of a loader whose stored shape differs get different identities; refinements,
+ * transformations and descriptions that leave the stored shape alone do not change it.
  */
 const identityOf = (schema: Schema.Schema<any, any, never>, version: string | undefined): string => {
-  let shape = shapes.get(schema)
-  if (shape === undefined) {
+  let byVersion = identities.get(schema)
+  if (byVersion === undefined) {
+    byVersion = new Map()
+    identities.set(schema, byVersion)
+  }
+  let id = byVersion.get(version ?? "")
+  if (id === undefined) {
     const encoded = Schema.encodedSchema(schema)
+    let shape: string
     try {
-      shape = JSON.stringify(JSONSchema.make(encoded))
+      shape = JSON.stringify(shapeOf(JSONSchema.make(encoded)))
     } catch {
       shape = String(encoded.ast)
     }
-    shapes.set(schema, shape)
+    id = createHash("sha256").update(version === undefined ? shape : `${shape}\u0000${version}`).digest("base64url").slice(0, 16)
+    byVersion.set(version ?? "", id)
   }
-  return createHash("sha256").update(version === undefined ? shape : `${shape}\u0000${version}`).digest("base64url").slice(0, 16)
+  return id
 }
 
 const invalid = (message: string): never => {

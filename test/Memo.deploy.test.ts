@@ -7,7 +7,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { Memo, Redis } from "lockstep"
+import { createCache } from "lockstep/promise"
 import * as Testing from "lockstep/testing"
+import { inject } from "vitest"
+import { z } from "zod"
 import { freshTenant, redisCase } from "./support/stores.js"
 
 /** A real epoch, window-aligned: versions take the store's clock into account. */
@@ -190,4 +193,75 @@ describe("a rolling deploy that changes a loader's schema", () => {
       const raw = yield* Layer.build(store)
       expect(Option.isSome((yield* Effect.provide(Effect.flatMap(Redis.Redis, (s) => s.get("page")), raw)).stored)).toBe(true)
     }), 20_000)
+
+  it("the Promise facade with a Standard Schema: schemaVersion tells the versions apart, one run per version per window", async () => {
+    const W = 1_000
+    const tenant = freshTenant("deploy-promise")
+    const redis = `redis://127.0.0.1:${inject("redisPort")}`
+    const runs = new Map<string, number>()
+    const record = (version: string) => {
+      const at = `${version}@${Math.floor(Date.now() / W)}`
+      runs.set(at, (runs.get(at) ?? 0) + 1)
+    }
+    const before = createCache({ redis, tenant })
+    const after = createCache({ redis, tenant })
+    try {
+      const old = before.loader({
+        key: "page",
+        window: W,
+        schema: z.number(),
+        schemaVersion: "1",
+        lookup: () => (record("old"), 42)
+      })
+      const next = after.loader({
+        key: "page",
+        window: W,
+        schema: z.object({ total: z.number() }),
+        schemaVersion: "2",
+        lookup: () => (record("next"), { total: 42 })
+      })
+      await new Promise((resolve) => setTimeout(resolve, W - (Date.now() % W) + 20))
+      for (let i = 0; i < 20; i++) {
+        expect(i % 2 === 0 ? await old.get() : await next.get()).toEqual(i % 2 === 0 ? 42 : { total: 42 })
+        await new Promise((resolve) => setTimeout(resolve, 150))
+      }
+      expect(Math.max(...runs.values()), JSON.stringify(Object.fromEntries(runs))).toBeLessThanOrEqual(1)
+      expect(runs.size).toBeGreaterThanOrEqual(6)
+    } finally {
+      await Promise.all([before.close(), after.close()])
+    }
+  }, 20_000)
+
+  it.effect("a value's identity follows the encoded shape of its schema, and schemaVersion; a bad schemaVersion is InvalidOptions", () =>
+    Effect.gen(function*() {
+      const identity = (key: string, schema: Schema.Schema<any, any>, value: unknown, schemaVersion?: string) =>
+        Effect.gen(function*() {
+          const loader = Memo.loader({
+            key,
+            window: 60_000,
+            schema,
+            lookup: () => Effect.succeed(value),
+            ...(schemaVersion === undefined ? {} : { schemaVersion })
+          })
+          yield* loader.get()
+          const read = yield* Effect.flatMap(Memo.Memo, (memo) => memo.store.get(key))
+          return Option.getOrThrow(read.stored).schema
+        })
+      const number = yield* identity("a", Schema.Number, 1)
+      expect(number).toMatch(/^[\w-]{16}$/)
+      // a refinement or a transformation to the same stored shape: the same identity
+      expect(yield* identity("b", Schema.Number.pipe(Schema.positive()), 1)).toBe(number)
+      expect(yield* identity("c", Schema.NumberFromString, 1)).toBe(yield* identity("d", Schema.String, "1"))
+      // another stored shape, or another schemaVersion: another identity
+      expect(yield* identity("e", Schema.String, "1")).not.toBe(number)
+      expect(yield* identity("f", Schema.Struct({ n: Schema.Number }), { n: 1 })).not.toBe(
+        yield* identity("g", Schema.Struct({ m: Schema.Number }), { m: 1 })
+      )
+      expect(yield* identity("h", Schema.Number, 1, "2")).not.toBe(number)
+      for (const schemaVersion of ["", "x".repeat(101), 2]) {
+        expect(() =>
+          Memo.loader({ key: "k", window: 60_000, schema: Schema.Number, lookup: () => Effect.succeed(1), schemaVersion: schemaVersion as string })
+        ).toThrow(Memo.InvalidOptions)
+      }
+    }).pipe(Effect.provide(Testing.layer)))
 })
