@@ -161,7 +161,8 @@ type Value = typeof Value.Type
 /** A stored or notified payload as the model's value, `None` for a foreign one. */
 const decodeValue = Schema.decodeUnknownOption(Schema.parseJson(Value))
 
-const lookup = (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
+/** The lookup of the first release (`release` 1) or of the next one (`nextLoader`). */
+const lookupOf = (release: 1 | 2) => (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
   Effect.flatMap(Effect.all([Caller, Effect.option(Effect.currentSpan)]), ([{ pod, world }, span]) =>
     Effect.suspend(() => {
       const at = world.trueNow()
@@ -189,7 +190,7 @@ const lookup = (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
         skewed: world.skews[pod] !== 0,
         seq: world.next(),
         outcome: "running",
-        ...(world.nextRelease.has(pod) ? { release: 2 as const } : {})
+        ...(release === 2 ? { release } : {})
       }
       world.runs.push(run)
       if (!leader && run.skewed) incarnation.aheadRisk = true
@@ -209,6 +210,8 @@ const lookup = (k: number): Effect.Effect<Value, LookupFailed, Caller> =>
       )
     }))
 
+const lookup = lookupOf(1)
+
 const loader = Memo.loader({ key: (k: number) => `key:${k}`, window: W, schema: Value, lookup })
 
 /**
@@ -220,7 +223,7 @@ const nextLoader = Memo.loader({
   key: (k: number) => `key:${k}`,
   window: W,
   schema: Schema.Struct({ key: Schema.Number, run: Schema.Number, release: Schema.Literal(2) }),
-  lookup: (k: number) => Effect.map(lookup(k), (v) => ({ ...v, release: 2 as const }))
+  lookup: (k: number) => Effect.map(lookupOf(2)(k), (v) => ({ ...v, release: 2 as const }))
 })
 
 /** The loader a pod runs: the first release's, or the next one's once it was deployed to it. */
@@ -387,9 +390,10 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
     // every commit (the fleet's and write-backs) tells which run it holds and with which fence
     yield* fleet.store.subscribe({
       onNotice: (n) => {
+        // every write of the key's records (a commit, a set, an invalidation's mark, a purge)
+        if (n._tag !== "Released") lastWrite.set(n.key, world.trueNow())
         if ((n._tag !== "Committed" && n._tag !== "Pending") || Option.isNone(n.data)) return
         if (n._tag === "Pending") tally(faults, "early commits")
-        lastWrite.set(n.key, world.trueNow())
         // a foreign record written through the protocol (`foreignStep`) is no run of the model's
         const decoded = decodeValue(n.data.value)
         if (Option.isNone(decoded)) return
@@ -498,6 +502,13 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         if (step.s === "deploy") {
           const pod = step.pod % s.pods
           if (world.nextRelease.has(pod)) return
+          // without other faults, a deploy waits for the pod's runs to end (as a drained pod's
+          // shutdown would), rather than leave a lock to lapse
+          const inc = world.incarnationOf[pod]!.id
+          if (!faults && world.runs.some((r) => r.incarnation === inc && r.outcome === "running")) {
+            world.log.push(`t=${now - T0} pod ${pod} is not deployed yet: it runs a lookup`)
+            return
+          }
           if (fleet.pods[pod]!.status !== "crashed") orphan(pod, "a deploy")
           world.log.push(`t=${now - T0} pod ${pod} restarts on the next release`)
           yield* fleet.pods[pod]!.restart
@@ -508,20 +519,22 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         }
         const names = recordsOf(step.key)
         if (step.s === "lapse") {
-          // as with the least retain there is (a window): the record, its mark and failures expire
-          // a window after the last write; the fence counter a window after the last claim too (a
-          // claim gives it the record's lifetime); the lock has a lease of its own, and stays
+          // as with the least retain there is (a window): the record, its mark, failures and fence
+          // counter expire together a window after the key was last written (a commit, a set, an
+          // invalidation's mark) or claimed (a claim gives the counter the record's lifetime); the
+          // lock has a lease of its own, and stays
           const since = (m: Map<string, number>) => now - (m.get(keyName(step.key)) ?? -Infinity)
-          if (since(lastWrite) < W) {
-            world.log.push(`t=${now - T0} key ${step.key} was written less than a window ago: nothing of it expires`)
+          if (since(lastWrite) < W || since(lastClaim) < W) {
+            world.log.push(`t=${now - T0} key ${step.key} was written or claimed less than a window ago: nothing of it expires`)
             return
           }
-          const expired = [names.value, names.mark, names.failures, ...(since(lastClaim) >= W ? [names.fence] : [])]
-          for (const name of expired) fleet.server.cells.delete(name)
-          world.log.push(`t=${now - T0} key ${step.key}'s records expire (retain lapsed${expired.includes(names.fence) ? ", its fence counter too" : ""})`)
+          for (const name of [names.value, names.mark, names.failures, names.fence]) fleet.server.cells.delete(name)
+          world.log.push(`t=${now - T0} key ${step.key}'s records expire (retain lapsed)`)
           tally(faults, "retain lapses")
           losses++
           allow(step.key, bucket, "a retain lapse")
+          // a value computed early for the next window went with the record
+          if (warmedEarly.has(step.key)) allow(step.key, bucket + 1, "a retain lapse after an early run")
           return
         }
         if (step.kind === "wrongType" || step.kind === "future") {
@@ -558,6 +571,8 @@ const runScenario = (s: Scenario, faults: boolean): Effect.Effect<void, never, S
         // holds the window's value may put it back, and the window may cost one more start
         losses++
         allow(step.key, bucket, `a foreign record (${step.kind})`)
+        // a value computed early for the next window went with the record it replaced
+        if (warmedEarly.has(step.key)) allow(step.key, bucket + 1, `a foreign record (${step.kind}) after an early run`)
       })
 
     for (const step of s.steps) {
