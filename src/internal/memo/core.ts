@@ -11,7 +11,7 @@ import type * as FiberMap from "effect/FiberMap"
 import type * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Metrics from "../../Metrics.js"
-import type { Store } from "../store.js"
+import type { Store, Stored } from "../store.js"
 import { RedisError } from "../store.js"
 import type * as Failures from "./failures.js"
 import type * as L1 from "./l1.js"
@@ -189,14 +189,7 @@ export const otherVersion = (spec: Spec, stored: { readonly schema?: string | un
 /** A stored value as an L1 candidate, or `undefined` when it is not this loader's (window, schema). */
 export const candidate = (
   spec: Spec,
-  stored: {
-    readonly data: string
-    readonly bucket: number
-    readonly fence: number
-    readonly windowMs: number
-    readonly computedAt: number
-    readonly schema?: string | undefined
-  },
+  stored: Stored,
   latest: boolean,
   mark: number
 ): L1.Candidate | undefined => {
