@@ -43,6 +43,17 @@ export interface Inflight<A> {
     waiting: boolean,
     loader?: string | undefined
   ) => Effect.Effect<Run<A>>
+  /**
+   * Registers the key's run without a worker, for a caller that does its first step itself (an
+   * L2 read) and then either `settle`s the run or `hand`s it to a worker. Only inside an
+   * uninterruptible region that guarantees one of the two, whatever happens to the caller.
+   * `undefined` when the key has a run already.
+   */
+  readonly begin: (key: string, loader: string | undefined) => Run<A> | undefined
+  /** Ends a run begun with `begin`: its answers (`first` unless given, and `final`) are `exit`. */
+  readonly settle: (key: string, run: Run<A>, exit: Exit.Exit<A, unknown>) => void
+  /** Gives a run begun with `begin` its worker, which runs in the scope with `runtime`'s services. */
+  readonly hand: (key: string, run: Run<A>, work: (run: Run<A>) => Effect.Effect<A, unknown>, runtime: Runtime.Runtime<never>) => void
   /** Gives `first` (once; later answers are ignored). */
   readonly answer: (run: Run<A>, exit: Exit.Exit<A, unknown>) => void
   readonly size: () => number
@@ -62,6 +73,29 @@ export const make = <A>(
     Deferred.unsafeDone(run.first, exit)
   }
 
+  const register = (key: string, waiters: number, loader: string | undefined): Run<A> => {
+    const run: Run<A> = {
+      first: Deferred.unsafeMake(FiberId.none),
+      final: Deferred.unsafeMake(FiberId.none),
+      waiters,
+      loader,
+      answered: false
+    }
+    running.set(key, run)
+    return run
+  }
+
+  const settle: Inflight<A>["settle"] = (key, run, exit) => {
+    if (running.get(key) === run) running.delete(key)
+    answer(run, exit)
+    Deferred.unsafeDone(run.final, exit)
+  }
+
+  const hand: Inflight<A>["hand"] = (key, run, work, runtime) => {
+    const worker = Effect.interruptible(work(run)).pipe(Effect.onExit((exit) => Effect.sync(() => settle(key, run, exit))))
+    Runtime.runFork(runtime)(worker, { scope })
+  }
+
   const start: Inflight<A>["start"] = (key, work, waiting, loader) =>
     Effect.suspend(() => {
       const existing = running.get(key)
@@ -71,27 +105,19 @@ export const make = <A>(
       }
       // the caller's runtime: the worker gets its services and fiber refs (log level, span)
       return Effect.uninterruptible(Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-        const run: Run<A> = {
-          first: Deferred.unsafeMake(FiberId.none),
-          final: Deferred.unsafeMake(FiberId.none),
-          waiters: waiting ? 1 : 0,
-          loader,
-          answered: false
-        }
-        running.set(key, run)
-        const worker = Effect.interruptible(work()(run)).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              if (running.get(key) === run) running.delete(key)
-              answer(run, exit)
-              Deferred.unsafeDone(run.final, exit)
-            })
-          )
-        )
-        Runtime.runFork(runtime)(worker, { scope })
+        const run = register(key, waiting ? 1 : 0, loader)
+        hand(key, run, work(), runtime)
         return Effect.succeed(run)
       }))
     })
 
-  return { get: (key) => running.get(key), start, answer, size: () => running.size }
+  return {
+    get: (key) => running.get(key),
+    start,
+    begin: (key, loader) => running.has(key) ? undefined : register(key, 1, loader),
+    settle,
+    hand,
+    answer,
+    size: () => running.size
+  }
 }
