@@ -59,6 +59,41 @@ export interface Inflight<A> {
   readonly size: () => number
 }
 
+/** A `Deferred` that holds `exit`, or is still open. */
+const deferredOf = <A>(exit: Exit.Exit<A, unknown> | undefined): Deferred.Deferred<A, unknown> => {
+  const d = Deferred.unsafeMake<A, unknown>(FiberId.none)
+  if (exit !== undefined) Deferred.unsafeDone(d, exit)
+  return d
+}
+
+/**
+ * A run's answers are made into `Deferred`s only when a request waits for them: a run answered
+ * before anyone joined it (an L2 read, most runs) makes none.
+ */
+class RunImpl<A> implements Run<A> {
+  answered = false
+  #first: Deferred.Deferred<A, unknown> | undefined = undefined
+  #final: Deferred.Deferred<A, unknown> | undefined = undefined
+  #firstExit: Exit.Exit<A, unknown> | undefined = undefined
+  #finalExit: Exit.Exit<A, unknown> | undefined = undefined
+  constructor(public waiters: number, readonly loader: string | undefined) {}
+  get first() {
+    return this.#first ??= deferredOf(this.#firstExit)
+  }
+  get final() {
+    return this.#final ??= deferredOf(this.#finalExit)
+  }
+  giveFirst(exit: Exit.Exit<A, unknown>) {
+    this.#firstExit = exit
+    if (this.#first !== undefined) Deferred.unsafeDone(this.#first, exit)
+  }
+  giveFinal(exit: Exit.Exit<A, unknown>) {
+    if (this.#finalExit !== undefined) return
+    this.#finalExit = exit
+    if (this.#final !== undefined) Deferred.unsafeDone(this.#final, exit)
+  }
+}
+
 export const make = <A>(
   scope: Scope.Scope,
   /** Told of `first` with how many requests were waiting for it, as it is given. */
@@ -70,17 +105,11 @@ export const make = <A>(
     if (run.answered) return
     run.answered = true
     onAnswer(exit, run.waiters, run.loader)
-    Deferred.unsafeDone(run.first, exit)
+    ;(run as RunImpl<A>).giveFirst(exit)
   }
 
   const register = (key: string, waiters: number, loader: string | undefined): Run<A> => {
-    const run: Run<A> = {
-      first: Deferred.unsafeMake(FiberId.none),
-      final: Deferred.unsafeMake(FiberId.none),
-      waiters,
-      loader,
-      answered: false
-    }
+    const run = new RunImpl<A>(waiters, loader)
     running.set(key, run)
     return run
   }
@@ -88,7 +117,7 @@ export const make = <A>(
   const settle: Inflight<A>["settle"] = (key, run, exit) => {
     if (running.get(key) === run) running.delete(key)
     answer(run, exit)
-    Deferred.unsafeDone(run.final, exit)
+    ;(run as RunImpl<A>).giveFinal(exit)
   }
 
   const hand: Inflight<A>["hand"] = (key, run, work, runtime) => {

@@ -133,13 +133,13 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache })))
 
     /** A run's outcome from what it obtained: nothing newer to be had answers with what is held. */
-    const concluded = (job: Core.Job, obtained: Option.Option<Core.Outcome>): Effect.Effect<Core.Outcome> => {
+    const concluded = (job: Core.Job, obtained: Option.Option<Core.Outcome>): Exit.Exit<Core.Outcome> => {
       core.failures.clear(job.key)
-      if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
+      if (Option.isSome(obtained)) return Exit.succeed(obtained.value)
       const held = l1.entries.get(job.key)
       return held !== undefined
-        ? Effect.succeed<Core.Outcome>({ entry: held, cache: "stale" })
-        : Effect.dieMessage(`lockstep: no value of ${job.key} and nothing to wait for`)
+        ? Exit.succeed<Core.Outcome>({ entry: held, cache: "stale" })
+        : Exit.die(new Cause.RuntimeException(`lockstep: no value of ${job.key} and nothing to wait for`))
     }
 
     /**
@@ -172,21 +172,33 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       Effect.uninterruptibleMask((restore) => {
         const run = inflight.begin(job.key, job.spec.name)
         if (run === undefined) return restore(awaitRun(job, () => undefined))
-        return Effect.matchCauseEffect(restore(Refresh.readStep(core, job, offerTo(run))), {
-          onFailure: (cause) => {
-            if (!Cause.isInterruptedOnly(cause)) {
-              inflight.settle(job.key, run, Exit.failCause(cause))
-              return Effect.failCause(cause)
-            }
-            run.waiters--
-            return Effect.zipRight(handOff(job, run), Effect.failCause(cause))
-          },
-          onSuccess: (step) =>
-            step._tag === "Done"
-              ? Effect.onExit(concluded(job, step.outcome), (exit) => Effect.sync(() => inflight.settle(job.key, run, exit)))
-              : Effect.zipRight(handOff(job, run, step), restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>))
-        })
+        return Effect.flatMap(Effect.exit(restore(Refresh.readStep(core, job, offerTo(run)))), (exit) => afterRead(job, run, exit, restore))
       })
+
+    /** The read's answer for the request and the run, or the run handed to a worker. */
+    function afterRead<E>(
+      job: Core.Job<E>,
+      run: Inflight.Run<Core.Outcome>,
+      exit: Exit.Exit<Refresh.Step>,
+      restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>
+    ): Effect.Effect<Core.Outcome, E> {
+      if (Exit.isFailure(exit)) {
+        const failed = Exit.failCause(exit.cause as Cause.Cause<E>)
+        if (!Cause.isInterruptedOnly(exit.cause)) {
+          inflight.settle(job.key, run, failed)
+          return failed
+        }
+        run.waiters--
+        return Effect.zipRight(handOff(job, run), failed)
+      }
+      const step = exit.value
+      if (step._tag === "Done") {
+        const outcome = concluded(job, step.outcome)
+        inflight.settle(job.key, run, outcome)
+        return outcome
+      }
+      return Effect.zipRight(handOff(job, run, step), restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>))
+    }
 
     /** Gives a run a request began to a worker, in the runtime's scope, with the request's services. */
     const handOff = (job: Core.Job, run: Inflight.Run<Core.Outcome>, from?: Refresh.Step) =>
