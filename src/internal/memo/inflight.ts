@@ -28,6 +28,10 @@ export interface Run<A> {
   /** The loader's name, for its metrics. */
   readonly loader: string | undefined
   answered: boolean
+  /** Counts a request that waits on `first`. */
+  readonly join: () => void
+  /** Called once, on the first `join`: a run begun by a request learns that a burst is forming. */
+  onJoin: (() => void) | undefined
 }
 
 export interface Inflight<A> {
@@ -76,7 +80,16 @@ class RunImpl<A> implements Run<A> {
   #final: Deferred.Deferred<A, unknown> | undefined = undefined
   #firstExit: Exit.Exit<A, unknown> | undefined = undefined
   #finalExit: Exit.Exit<A, unknown> | undefined = undefined
+  onJoin: (() => void) | undefined = undefined
   constructor(public waiters: number, readonly loader: string | undefined) {}
+  join() {
+    this.waiters++
+    const onJoin = this.onJoin
+    if (onJoin !== undefined) {
+      this.onJoin = undefined
+      onJoin()
+    }
+  }
   get first() {
     return this.#first ??= deferredOf(this.#firstExit)
   }
@@ -129,7 +142,7 @@ export const make = <A>(
     Effect.suspend(() => {
       const existing = running.get(key)
       if (existing !== undefined) {
-        if (waiting) existing.waiters++
+        if (waiting) existing.join()
         return Effect.succeed(existing)
       }
       // the caller's runtime: the worker gets its services and fiber refs (log level, span)

@@ -186,7 +186,7 @@ const unreachableStep = <E>(
     return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
   })
 
-const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
+export const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
 
 /**
  * The `Read` step, which a cold request with no run of its key under way takes in its own fiber

@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
@@ -166,21 +167,40 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
      * step the read ended with, and the request waits for it like any other. Registering and
      * reading are one uninterruptible region apart from the read itself: an interrupted read
      * hands the run to a worker from the start, so the key is never left with a run nobody ends.
-     * Requests that come meanwhile join the run, as they would join a worker's.
+     *
+     * Requests that come meanwhile join the run. The first to join means a burst: the worker
+     * starts then, with the claim, so that on a cold key the claim is on its way right behind
+     * the read instead of a round trip (and a busy event loop's turn) after it. On a key the
+     * store holds fresh, that claim answers `Fresh` and takes no lock.
      */
     const readThrough = <E>(job: Core.Job<E>): Effect.Effect<Core.Outcome, E> =>
-      Effect.uninterruptibleMask((restore) => {
-        const run = inflight.begin(job.key, job.spec.name)
-        if (run === undefined) return restore(awaitRun(job, () => undefined))
-        return Effect.flatMap(Effect.exit(restore(Refresh.readStep(core, job, offerTo(run)))), (exit) => afterRead(job, run, exit, restore))
-      })
+      Effect.uninterruptibleMask((restore) =>
+        Effect.withFiberRuntime<Core.Outcome, E>((fiber, status) => {
+          const run = inflight.begin(job.key, job.spec.name)
+          if (run === undefined) return restore(awaitRun(job, () => undefined))
+          const worker = { started: false }
+          run.onJoin = () => {
+            worker.started = true
+            inflight.hand(job.key, run, work(job, false, Refresh.firstClaim), Runtime.make({
+              context: fiber.currentContext,
+              fiberRefs: fiber.getFiberRefs(),
+              runtimeFlags: status.runtimeFlags
+            }))
+          }
+          return Effect.flatMap(Effect.exit(restore(Refresh.readStep(core, job, offerTo(run)))), (exit) => {
+            run.onJoin = undefined
+            return afterRead(job, run, exit, restore, worker.started)
+          })
+        })
+      )
 
-    /** The read's answer for the request and the run, or the run handed to a worker. */
+    /** The read's answer for the request and the run, or the run handed to a worker (unless `started`). */
     function afterRead<E>(
       job: Core.Job<E>,
       run: Inflight.Run<Core.Outcome>,
       exit: Exit.Exit<Refresh.Step>,
-      restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>
+      restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>,
+      started: boolean
     ): Effect.Effect<Core.Outcome, E> {
       if (Exit.isFailure(exit)) {
         const failed = Exit.failCause(exit.cause as Cause.Cause<E>)
@@ -189,15 +209,18 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           return failed
         }
         run.waiters--
-        return Effect.zipRight(handOff(job, run), failed)
+        return started ? failed : Effect.zipRight(handOff(job, run), failed)
       }
       const step = exit.value
       if (step._tag === "Done") {
         const outcome = concluded(job, step.outcome)
-        inflight.settle(job.key, run, outcome)
+        // a worker started for a burst ends the run: the store's answer to its claim may be newer
+        if (started) inflight.answer(run, outcome)
+        else inflight.settle(job.key, run, outcome)
         return outcome
       }
-      return Effect.zipRight(handOff(job, run, step), restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>))
+      const wait = restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>)
+      return started ? wait : Effect.zipRight(handOff(job, run, step), wait)
     }
 
     /** Gives a run a request began to a worker, in the runtime's scope, with the request's services. */
