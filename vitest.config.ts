@@ -23,7 +23,8 @@ const realTime = [
   "test/proxy.test.ts",
   "test/app/start.test.ts",
   "test/Redis.startup.test.ts",
-  "test/next-fleet.test.ts"
+  "test/next-fleet.test.ts",
+  "test/writeback.test.ts"
 ]
 
 /**
@@ -66,7 +67,8 @@ const longestFirst = [
   "test/faults-input.test.ts", // 14
   "test/fleet.test.ts", // 14
   "test/next-fleet.test.ts", // 13, its build done by test/next-build.test.ts
-  "test/faults-hung.test.ts" // 9
+  "test/faults-hung.test.ts", // 9
+  "test/writeback.test.ts" // 8
 ]
 
 /** Runs the files of `longestFirst` in its order, then the others in vitest's. */
