@@ -109,6 +109,8 @@ export interface Table {
 }
 
 export interface Target {
+  /** The target's id in `targets.ts`; none for a comparison shown for information. */
+  readonly id?: string
   readonly name: string
   readonly figure: string
   readonly target: string

@@ -16,6 +16,7 @@ import { Memo, Redis } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { cell, fmtCount, fmtMs, fmtRatio, interleave, type Section, summarize } from "../stats.js"
+import { judge } from "../targets.js"
 
 const Row = Schema.Struct({ id: Schema.Number, name: Schema.String, volume: Schema.Number })
 
@@ -151,24 +152,14 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         }
       ],
       targets: [
-        {
-          name: `getMany of ${n} keys against ${n} gets (one after another)`,
-          figure: fmtRatio(ratioSequential),
-          target: "≤ 0.20×",
-          met: ratioSequential <= 0.2
-        },
+        judge("batch.sequential", ratioSequential, { smoke: ctx.smoke }),
         {
           name: `getMany of ${n} keys against ${n} gets (all at once)`,
           figure: fmtRatio(ratioConcurrent),
           target: "for information",
           met: undefined
         },
-        {
-          name: `keys looked up by a cold getMany of ${n} keys on 4 runtimes`,
-          figure: `${cold.lookedUp} in ${cold.calls} lookupMany calls`,
-          target: `exactly ${n}`,
-          met: cold.lookedUp === n
-        }
+        judge("batch.cold", cold.lookedUp, { scale: n, smoke: ctx.smoke, detail: `in ${cold.calls} lookupMany calls` })
       ],
       notes: [
         "The 4 runtimes share this process (and its event loop) but not their Redis connections; each key is claimed under its own fleet lock, so the runtimes split the keys between them. A key whose batch claim another runtime won is awaited through its commit notice; one whose claim was not answered goes on alone, as a `get` would, and runs `lookup`.",
