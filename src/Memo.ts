@@ -572,7 +572,29 @@ const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
  * durations, a name and fixed tags besides (what `memo` is given): `memo` built on every request
  * checks its options on the first only. A spec is immutable data, so loaders may share it.
  */
-const checkedSpecs = new WeakMap<Schema.Schema.Any, Map<string, Core.Spec>>()
+const checkedSpecs = new WeakMap<Schema.Schema.Any, { size: number; readonly levels: Map<unknown, any> }>()
+
+const maxSpecsPerSchema = 64
+
+/** Checks `options` (throwing if they are bad) and keeps the spec under the levels still missing. */
+const keepSpec = (
+  root: { size: number },
+  level: Map<unknown, any>,
+  missing: ReadonlyArray<unknown>,
+  tags: unknown,
+  options: LoaderOptions<any, any, any, any, any, any>
+): Core.Spec => {
+  const spec = specOf(options)
+  if (root.size >= maxSpecsPerSchema) return spec
+  root.size++
+  for (const part of missing) {
+    const next = new Map<unknown, any>()
+    level.set(part, next)
+    level = next
+  }
+  level.set(tags === undefined ? undefined : JSON.stringify(tags), spec)
+  return spec
+}
 
 const plainDuration = (d: unknown) => d === undefined || typeof d === "number" || typeof d === "string"
 
@@ -586,19 +608,19 @@ const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>): Cor
     (typeof options.key !== "string" && typeof options.key !== "function") || (typeof schema !== "object" && typeof schema !== "function") ||
     schema === null
   ) return specOf(options)
-  // a number and its text are different inputs (`1000` and `"1000"`): their types are in the id;
-  // the durations are checked (no NUL in them) before an id is kept, and the name comes last
-  const id = `${typeof window}:${window}\u0000${typeof timeout}:${timeout}\u0000${typeof retain}:${retain}\u0000${
-    tags === undefined ? "" : JSON.stringify(tags)
-  }\u0000${name ?? "\u0001"}`
-  let bySchema = checkedSpecs.get(schema)
-  let spec = bySchema?.get(id)
-  if (spec === undefined) {
-    spec = specOf(options)
-    if (bySchema === undefined) checkedSpecs.set(schema, bySchema = new Map())
-    bySchema.set(id, spec)
+  // one level per option (a Map tells `1000` from `"1000"`), no id built per call; a bounded
+  // number of specs per schema (options made per request from request data are checked each time)
+  let root = checkedSpecs.get(schema)
+  if (root === undefined) checkedSpecs.set(schema, root = { size: 0, levels: new Map() })
+  const parts = [window, timeout, retain, name]
+  let level = root.levels
+  for (let i = 0; i < parts.length; i++) {
+    const next = level.get(parts[i])
+    if (next === undefined) return keepSpec(root, level, parts.slice(i), tags, options)
+    level = next
   }
-  return spec
+  const spec: Core.Spec | undefined = level.get(tags === undefined ? undefined : JSON.stringify(tags))
+  return spec ?? keepSpec(root, level, [], tags, options)
 }
 
 const expectOf = Engine.expectOf
