@@ -130,7 +130,8 @@ export const makeLockstepPromise = async (o: CacheOptions): Promise<Cache> => {
   return {
     name: "lockstep/promise `get`",
     bind: (keys) => {
-      prefix = keys[0]!.slice(0, keys[0]!.lastIndexOf(":"))
+      // flat and internalized, as the literal prefix of an application's key template is
+      prefix = Object.keys({ [keys[0]!.slice(0, keys[0]!.lastIndexOf(":"))]: 0 })[0]!
       return (i) => dashboards.get(i)
     },
     close: () => cache.close()

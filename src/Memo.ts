@@ -582,9 +582,10 @@ const keepSpec = (
   level: Map<unknown, any>,
   missing: ReadonlyArray<unknown>,
   tags: unknown,
-  options: LoaderOptions<any, any, any, any, any, any>
+  options: LoaderOptions<any, any, any, any, any, any>,
+  isMemo: boolean
 ): Core.Spec => {
-  const spec = specOf(options)
+  const spec = checked(options, isMemo)
   if (root.size >= maxSpecsPerSchema) return spec
   root.size++
   for (const part of missing) {
@@ -598,16 +599,24 @@ const keepSpec = (
 
 const plainDuration = (d: unknown) => d === undefined || typeof d === "number" || typeof d === "string"
 
-const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>): Core.Spec => {
+/** `memo`'s options have no lookup: its producer's type is checked. */
+const noLookup = () => Effect.void
+
+/** Checks options; `memo`'s (`isMemo`) get a lookup for it. */
+const checked = (options: LoaderOptions<any, any, any, any, any, any>, isMemo: boolean) =>
+  specOf(isMemo ? { ...options, lookup: noLookup } : options)
+
+/** `memo` passes its options as they are (`isMemo`): they get a lookup only when they are checked. */
+const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>, isMemo = false): Core.Spec => {
   if (typeof options !== "object" || options === null) return specOf(options)
   const { name, retain, schema, tags, timeout, window } = options
   if (
     !plainDuration(window) || !plainDuration(timeout) || !plainDuration(retain) || (name !== undefined && typeof name !== "string") ||
     (tags !== undefined && !Array.isArray(tags)) || options.encrypt !== undefined || options.storeRedacted !== undefined ||
-    options.lookupMany !== undefined || options.batchSize !== undefined || typeof options.lookup !== "function" ||
+    options.lookupMany !== undefined || options.batchSize !== undefined || (!isMemo && typeof options.lookup !== "function") ||
     (typeof options.key !== "string" && typeof options.key !== "function") || (typeof schema !== "object" && typeof schema !== "function") ||
     schema === null
-  ) return specOf(options)
+  ) return checked(options, isMemo)
   // one level per option (a Map tells `1000` from `"1000"`), no id built per call; a bounded
   // number of specs per schema (options made per request from request data are checked each time)
   let root = checkedSpecs.get(schema)
@@ -616,11 +625,11 @@ const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>): Cor
   let level = root.levels
   for (let i = 0; i < parts.length; i++) {
     const next = level.get(parts[i])
-    if (next === undefined) return keepSpec(root, level, parts.slice(i), tags, options)
+    if (next === undefined) return keepSpec(root, level, parts.slice(i), tags, options, isMemo)
     level = next
   }
   const spec: Core.Spec | undefined = level.get(tags === undefined ? undefined : JSON.stringify(tags))
-  return spec ?? keepSpec(root, level, [], tags, options)
+  return spec ?? keepSpec(root, level, [], tags, options, isMemo)
 }
 
 const expectOf = Engine.expectOf
@@ -693,7 +702,7 @@ const tagsOfDef = <K>(def: Def<K>, k: K): ReadonlyArray<string> => {
 }
 
 /** An unnamed loader's hit count; a named loader's, its labels made once per name. */
-const countL1 = () => Metrics.requestsL1.unsafeUpdate(1, [])
+const countL1 = L1.countL1
 const namedCounts = new Map<string, () => void>()
 const countOf = (name: string | undefined): () => void => {
   if (name === undefined) return countL1
@@ -905,15 +914,12 @@ const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect
   return loader<A, I, E, R, void>({ ...options, lookup: () => producer })
 }
 
-/** `memo`'s options have no lookup: its producer's type is checked. */
-const noLookup = () => Effect.void
-
 /** `memo`'s request needs no loader, only a `Def` (its options checked once per schema and durations). */
 const fixedDef = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Def<void> => {
   if (typeof options !== "object" || options === null || typeof options.key !== "string") {
     return invalid(`memo options need a string key, got ${describe(options?.key)}`)
   }
-  const spec = cachedSpecOf({ ...options, lookup: noLookup })
+  const spec = cachedSpecOf(options as LoaderOptions<any, any, any, any, any, any>, true)
   return {
     spec,
     windowMs: spec.windowMs,
