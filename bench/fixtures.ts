@@ -48,3 +48,18 @@ export const producer = (ms: number, onStart: (key: string, value: Dashboard) =>
 }
 
 export const keysOf = (prefix: string, n: number): Array<string> => Array.from({ length: n }, (_, i) => `${prefix}:${i}`)
+
+/**
+ * Waits until the event loop is idle (a 20 ms sleep overshoots by < 5 ms, five times running):
+ * work that a warm-up set going (commit notices, bus messages, refreshes) ends before the
+ * measured rounds, rather than landing in the first of them. Gives up after `maxMs`.
+ */
+export const settle = async (maxMs = 5_000): Promise<void> => {
+  const end = performance.now() + maxMs
+  let quiet = 0
+  while (quiet < 5 && performance.now() < end) {
+    const t0 = performance.now()
+    await sleep(20)
+    quiet = performance.now() - t0 < 25 ? quiet + 1 : 0
+  }
+}

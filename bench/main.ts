@@ -51,7 +51,7 @@ const load: Record<SectionId, () => Promise<SectionModule>> = {
 }
 
 /** Sections that start processes get longer than the default minute. */
-const budgetMs: Partial<Record<SectionId, number>> = { l1: 90_000, fleet: 150_000, http: 120_000, invalidate: 90_000, commands: 90_000 }
+const budgetMs: Partial<Record<SectionId, number>> = { l1: 120_000, keyed: 90_000, fleet: 150_000, http: 120_000, invalidate: 90_000, commands: 90_000 }
 
 export interface RunOptions {
   readonly smoke: boolean
