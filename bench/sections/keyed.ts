@@ -15,7 +15,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
 import { Memo, Redis } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
-import { Dashboard, dashboard, settle } from "../fixtures.js"
+import { answers, answersNote, Dashboard, dashboard, settle } from "../fixtures.js"
 import { judge } from "../targets.js"
 import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
 
@@ -36,6 +36,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
   const targets = []
   const data: Record<string, unknown> = {}
   const keyOf = (id: number) => `market:item:${id}`
+  const answerNotes: Array<string> = []
   for (const k of ctx.smoke ? [1, 100] : [1, 10_000]) {
     const ids = Array.from({ length: k }, (_, i) => i + 1)
     const items = Memo.loader({
@@ -91,7 +92,9 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         cycling(names.loaderPlain, (id) => runPlain(items.get(id)))
       ]
       for (const r of runners) await throughput(sliceMs / 2, chunk, r.step)
+      const before = await answers()
       const ops = await interleave(runners, ctx.rounds, (r) => throughput(sliceMs, chunk, r.step), ctx.signal)
+      answerNotes.push(answersNote(k === 1 ? "1 key" : `${k.toLocaleString("en")} keys`, before, await answers()))
       data[`k${k}`] = Object.fromEntries(ops)
       const base = ops.get(names.floor)!
       tables.push({
@@ -137,7 +140,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
     ].join(" "),
     tables,
     targets,
-    notes: [],
+    notes: answerNotes,
     data
   }
 }

@@ -10,7 +10,7 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import { Memo } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
-import { keysOf, producer, settle } from "../fixtures.js"
+import { answers, answersNote, keysOf, producer, settle } from "../fixtures.js"
 import { type Cache, makeAcd, makeBentocache, makeCacheManager, makeLockstep, makeLockstepPromise, makeLruCache } from "../impls.js"
 import { judge } from "../targets.js"
 import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
@@ -68,6 +68,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
   const tables = []
   const targets = []
   const data: Record<string, unknown> = {}
+  const answerNotes: Array<string> = []
   for (const k of ctx.smoke ? [1, 100] : [1, 10_000]) {
     const keys = keysOf(`${ctx.runId}:l1:${k}`, k)
     const map = new Map(keys.map((key, i) => [key, { i }]))
@@ -135,7 +136,9 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       ]
       // one unrecorded round to get every path compiled
       for (const r of runners) await throughput(sliceMs / 2, chunk, r.step)
+      const before = await answers()
       const ops = await interleave(runners, ctx.rounds, (r) => throughput(sliceMs, chunk, r.step), ctx.signal)
+      answerNotes.push(answersNote(k === 1 ? "1 key" : `${k.toLocaleString("en")} keys`, before, await answers()))
       data[`k${k}`] = Object.fromEntries(ops)
       const base = ops.get(names.floor)!
       const fiberBase = ops.get(names.fiberFloor)!
@@ -183,6 +186,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
     tables,
     targets,
     notes: [
+      ...answerNotes,
       "`Runtime.runPromise` runs lockstep on a runtime like the default one plus the `Memo` service: the like-for-like counterpart of `Effect.runPromise`. `ManagedRuntime.runPromise` also copies the FiberRefs its layer build left behind into every fiber; the floor run the same way shows that this cost is the runtime's, not lockstep's. `npx tsx bench/diagnose-l1.ts --keys=10000` compares variants of the hit path."
     ],
     data
