@@ -18,6 +18,7 @@ import { Memo } from "../../src/index.js"
 import type { DrillName, PageName } from "../Config.js"
 import type * as Html from "../Html.js"
 import type { Batch, EntityKind, Ledger, LedgerFailure, Span } from "../Ledger.js"
+import type { ListOf } from "./List.js"
 import { timed, type Timed } from "./Page.js"
 
 /** The largest id a URL may name: the `INT UNSIGNED` columns' maximum. */
@@ -73,6 +74,8 @@ export interface Drill<A> {
   readonly toJson: (value: A) => unknown
   readonly render: (value: A) => Html.Html
   readonly period: (value: A) => string | undefined
+  /** Rows of another (or the same) family shown on the page, read with `getMany` on every request. */
+  readonly list?: ListOf<A, any, A> | undefined
 }
 
 /** The loader of a drill-down family over its stored schema (made once per module). */

@@ -11,6 +11,7 @@ import { type AccountInfo, type AccountRows, Ledger, type Span as LedgerSpan } f
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
 import { accountHref, type Drill, drillLoader, found, fromBatch } from "./Drill.js"
+import type { ListOf } from "./List.js"
 import { periodOf, Timed } from "./Page.js"
 
 export const Day = Schema.Struct({
@@ -30,7 +31,12 @@ export const Counterparty = Schema.Struct({
   sent: Schema.Number,
   /** Paid by the counterparty to this account. */
   received: Schema.Number,
-  transactions: Schema.Number
+  transactions: Schema.Number,
+  /**
+   * The counterparty's balance at the end of the ledger, as its own page shows it: added to the
+   * page on each request from the account loader's `getMany`, never stored with the page.
+   */
+  balance: Schema.optional(Schema.Number)
 })
 
 export const AccountPage = Schema.Struct({
@@ -165,10 +171,31 @@ ${
       { label: "Account", cell: (r) => Html.link(accountHref(r.id), r.name) },
       { label: "Transactions", cell: (r) => Html.count(r.transactions), numeric: true },
       { label: "Sent", cell: (r) => Html.money(r.sent), numeric: true },
-      { label: "Received", cell: (r) => Html.money(r.received), numeric: true }
+      { label: "Received", cell: (r) => Html.money(r.received), numeric: true },
+      { label: "Balance", cell: (r) => (r.balance === undefined ? "" : Html.money(r.balance)), numeric: true }
     ], p.counterparties, "No transfers with other accounts in this period.")
   }</section>
 </div>`
+}
+
+/** The page with each counterparty's balance from the counterparty's own page (matched by id). */
+export const withCounterparties = (page: AccountPage, others: ReadonlyArray<AccountPage>): AccountPage => {
+  const balances = new Map(others.map((o) => [o.account.id, o.endBalance]))
+  return {
+    ...page,
+    counterparties: page.counterparties.map(({ balance: _, ...c }) => {
+      const balance = balances.get(c.id)
+      return balance === undefined ? c : { ...c, balance }
+    })
+  }
+}
+
+/** The counterparties, as rows of their own account pages. */
+export const list: ListOf<AccountPage, AccountPage, AccountPage> = {
+  drill: "account",
+  kind: "account",
+  ids: (page) => page.counterparties.map((c) => c.id),
+  compose: withCounterparties
 }
 
 export const drill: Drill<AccountPage> = {
@@ -184,5 +211,6 @@ export const drill: Drill<AccountPage> = {
   title: (p) => p.account.name,
   toJson: Schema.encodeSync(AccountPage),
   render,
-  period: periodOf
+  period: periodOf,
+  list
 }

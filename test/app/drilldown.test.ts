@@ -141,10 +141,14 @@ describe("explorer drill-down pages", () => {
         { kind: "tax", received: 0, paid: 3, transactions: 1 },
         { kind: "transfer", received: 0, paid: 150, transactions: 30 }
       ])
+      // each counterparty's balance is what its own page shows, read through the account loader's getMany
+      const balances = { 2: 0, 3: 0 }
+      for (const id of [2, 3] as const) balances[id] = decode(twin("account", Account.AccountPage), (yield* getJson(`/api/accounts/${id}`)).json).data.endBalance
       expect(a.counterparties).toEqual([
-        { id: 2, name: Fixture.hostile.account, sent: 250, received: 145, transactions: 35 },
-        { id: 3, name: "Bob & Co", sent: 3.03, received: 30, transactions: 4 }
+        { id: 2, name: Fixture.hostile.account, sent: 250, received: 145, transactions: 35, balance: balances[2] },
+        { id: 3, name: "Bob & Co", sent: 3.03, received: 30, transactions: 4, balance: balances[3] }
       ])
+      expect(balances).toEqual({ 2: 598, 3: 262.03 }) // the fixture's, by construction
     }).pipe(Effect.provide(server(ledger.layer)))
   })
 
