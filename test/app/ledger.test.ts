@@ -17,6 +17,10 @@ import * as Load from "../../app/Load.js"
 import * as Stats from "../../app/Stats.js"
 import * as Synthetic from "../../app/Synthetic.js"
 import { freePort } from "../support/services.js"
+import { Memo, Redis } from "../../src/index.js"
+import * as Account from "../../app/pages/account.js"
+import * as Item from "../../app/pages/item.js"
+import * as Shop from "../../app/pages/shop.js"
 import * as Fixture from "./fixture.js"
 import * as Support from "./support.js"
 
@@ -330,6 +334,53 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
         expect((yield* ledger.shopsMany([], 5)).rows.size).toBe(0)
       }
     }).pipe(Effect.scoped))
+
+  it.effect("the drill-down loaders' getMany answers what their get answers, in one statement per 100 ids", () =>
+    Effect.gen(function*() {
+      // 250 accounts: three batches of accounts; every item and shop in one batch each
+      const data = Synthetic.generate({ seed: 17, rows: 37_500, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
+      const sql = yield* SqlClient.SqlClient
+      yield* Load.reset(sql)
+      yield* Load.write(sql, data, { batch: 2_000, concurrency: 3 })
+      const db = Context.get(yield* Layer.build(mysql), Ledger.Ledger)
+      const ids = { item: data.items.map((i) => i.id), shop: data.shops.map((s) => s.id), account: data.accounts.map((a) => a.id) }
+      expect(ids.account.length).toBe(250)
+      const families = { item: Item.loader, shop: Shop.loader, account: Account.loader } as const
+      const values = (timed: ReadonlyArray<{ readonly value: unknown }>) => timed.map((t) => t.value)
+      const onFreshCache = <A, E>(effect: Effect.Effect<A, E, Memo.Memo | Ledger.Ledger>, ledger: Layer.Layer<Ledger.Ledger>) =>
+        effect.pipe(Effect.provide(Layer.merge(Memo.layer.pipe(Layer.provide(Redis.layerMemory)), ledger)))
+      const counted = Support.counting(db)
+      const many = yield* onFreshCache(
+        Effect.all({
+          item: families.item("1 hour", "30 seconds", "1 hour").getMany(ids.item),
+          shop: families.shop("1 hour", "30 seconds", "1 hour").getMany(ids.shop),
+          account: families.account("1 hour", "30 seconds", "1 hour").getMany(ids.account)
+        }),
+        counted.layer
+      )
+      // a cold getMany: one statement per batch of 100 ids, never one per id
+      expect(Object.fromEntries(counted.byName)).toEqual({
+        itemsMany: Math.ceil(ids.item.length / 100),
+        shopsMany: Math.ceil(ids.shop.length / 100),
+        accountsMany: 3
+      })
+      // the values the drill-down pages show, one get per id on another cache
+      const one = yield* onFreshCache(
+        Effect.all({
+          item: Effect.forEach(ids.item, (id) => families.item("1 hour", "30 seconds", "1 hour").get(id)),
+          shop: Effect.forEach(ids.shop, (id) => families.shop("1 hour", "30 seconds", "1 hour").get(id)),
+          account: Effect.forEach(ids.account, (id) => families.account("1 hour", "30 seconds", "1 hour").get(id), { concurrency: 4 })
+        }),
+        Layer.succeed(Ledger.Ledger, db)
+      )
+      expect(values(many.item)).toEqual(values(one.item))
+      expect(values(many.shop)).toEqual(values(one.shop))
+      expect(values(many.account)).toEqual(values(one.account))
+      expect(values(many.account).filter((a: any) => a.counterparties.length > 0).length).toBeGreaterThan(100)
+      // an id with no entity is a typed EntityMissing, not a defect
+      const missing = yield* onFreshCache(families.item("1 hour", "30 seconds", "1 hour").getMany([1, 9_999]), Layer.succeed(Ledger.Ledger, db)).pipe(Effect.flip)
+      expect(missing).toMatchObject({ _tag: "EntityMissing", kind: "item", id: 9_999 })
+    }).pipe(Effect.scoped), { timeout: 120_000 })
 
   it.effect("a batch on an empty ledger answers each entity without a span, on both backends", () =>
     Effect.gen(function*() {
