@@ -45,6 +45,12 @@ export interface Inflight<A> {
   ) => Effect.Effect<Run<A>>
   /** Gives `first` (once; later answers are ignored). */
   readonly answer: (run: Run<A>, exit: Exit.Exit<A, unknown>) => void
+  /**
+   * The key's value was purged: a run that already gave `first` (a value found on the way, now
+   * purged) is no longer joined; the next request starts a run of its own. The run goes on for
+   * those that had it.
+   */
+  readonly purged: (key: string) => void
   readonly size: () => number
 }
 
@@ -93,5 +99,10 @@ export const make = <A>(
       }))
     })
 
-  return { get: (key) => running.get(key), start, answer, size: () => running.size }
+  const purged = (key: string) => {
+    const run = running.get(key)
+    if (run?.answered === true) running.delete(key)
+  }
+
+  return { get: (key) => running.get(key), start, answer, purged, size: () => running.size }
 }
