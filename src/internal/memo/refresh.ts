@@ -88,7 +88,8 @@ const claimStep = <E>(
         leaseMs: settings.leaseMs,
         token,
         force: step.recompute,
-        retainMs: job.spec.retainMs
+        retainMs: job.spec.retainMs,
+        schema: job.spec.schemaId
       }))
       if (Either.isLeft(claimed)) return { _tag: "Unreachable", error: claimed.left, claim: step } satisfies Step
       const c = claimed.right

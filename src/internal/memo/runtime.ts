@@ -312,7 +312,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         const data = yield* spec.encode(value)
         // like a lookup's run: a tag invalidation from now on reaches the key
         if (tags.length > 0) yield* Effect.catchAll(store.tag(key, tags, spec), (e) => Core.storeFailed(e))
-        const written = yield* Effect.either(store.set(key, { data, windowMs: spec.windowMs }, spec))
+        const written = yield* Effect.either(store.set(key, { data, windowMs: spec.windowMs, schema: spec.schemaId }, spec))
         const decode = spec.decode
         if (Either.isRight(written)) {
           const w = written.right
@@ -362,6 +362,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
             token,
             force: false,
             retainMs: job.spec.retainMs,
+            schema: job.spec.schemaId,
             bucket
           }))
           if (Either.isLeft(claimed)) return yield* Core.storeFailed(claimed.left)
