@@ -166,13 +166,13 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         },
         {
           name: `keys looked up by a cold getMany of ${n} keys on ${processes} processes`,
-          figure: `${cold.lookedUp} in ${cold.calls} lookupMany calls`,
+          figure: `${cold.lookedUp} in ${cold.calls} lookupMany call${cold.calls === 1 ? "" : "s"}`,
           target: `exactly ${n}`,
           met: cold.lookedUp === n
         }
       ],
       notes: [
-        `The ${processes} processes (\`node --import tsx bench/pod.ts\`, spawned in ${spawnS.toFixed(1)} s) fire their getMany at the same instant; each counts its own lookupMany calls and keys, and the table sums them (per process: ${cold.perProcess.map((p) => `${p.byLookupMany} keys in ${p.calls} calls${p.single > 0 ? ` + ${p.single} alone` : ""}`).join("; ")}). Each key is claimed under its own fleet lock, so the processes split the keys between them; a key whose claim another process won is awaited through its commit notice; one whose claim was not answered goes on alone, as a \`get\` would, and runs \`lookup\`.`,
+        `The ${processes} processes (\`node --import tsx bench/pod.ts\`, spawned in ${spawnS.toFixed(1)} s) fire their getMany at the same instant; each counts its own lookupMany calls and keys, and the table sums them (per process: ${cold.perProcess.map((p) => `${p.byLookupMany} keys in ${p.calls} call${p.calls === 1 ? "" : "s"}${p.single > 0 ? ` + ${p.single} alone` : ""}`).join("; ")}). Each key is claimed under its own fleet lock, so the processes split the keys between them; a key whose claim another process won is awaited through its commit notice; one whose claim was not answered goes on alone, as a \`get\` would, and runs \`lookup\`.`,
         "Bytes per window count everything Redis received in the window (claims, reads, the commit)."
       ],
       data: { times, cold, fullBytes, unchangedBytes, ratioSequential, ratioConcurrent }
