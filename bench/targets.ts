@@ -216,7 +216,7 @@ export const targets = {
   },
   "batch.cold": {
     section: "batch",
-    what: "A cold `getMany` of 100 keys on 4 runtimes at once: keys looked up",
+    what: "A cold `getMany` of 100 keys on 4 processes at once: keys looked up",
     op: "=",
     bound: (n) => n,
     boundText: "the keys",

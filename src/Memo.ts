@@ -26,11 +26,13 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import * as Scope from "effect/Scope"
+import { createHash } from "node:crypto"
 import * as Batch from "./internal/memo/batch.js"
 import * as Core from "./internal/memo/core.js"
 import * as L1 from "./internal/memo/l1.js"
@@ -90,8 +92,20 @@ export interface LoaderOptions<K, A, I, E, R, O extends A | Unchanged = A> {
   readonly key: string | ((k: K) => string)
   /** The window length: the lookup runs at most once per window for the whole fleet. */
   readonly window: Duration.DurationInput
-  /** How the value crosses the wire; a stored value that fails to decode is recomputed. */
+  /**
+   * How the value crosses the wire; a stored value that fails to decode is recomputed. Every
+   * value is stored with the identity of the schema's encoded side, so that during a rolling
+   * deploy that changes it, each version's lookup runs once per window, beside the other's value
+   * rather than over it (README, "Rolling deploys").
+   */
   readonly schema: Schema.Schema<A, I, never>
+  /**
+   * Names the version of the stored shape, for a schema whose encoded side says nothing of it (a
+   * `Schema.Unknown`, a Standard Schema through `lockstep/promise`): change it when the shape
+   * changes. With an Effect Schema it adds to the identity its encoded side gives. 1 to 100
+   * characters.
+   */
+  readonly schemaVersion?: string | undefined
   /**
    * The expensive computation. It runs in the runtime, with the services of the request that
    * started it but never that request's `Scope` (a lookup that needs one gets its own): it must
@@ -155,6 +169,8 @@ export interface Options<A, I> {
   readonly key: string
   readonly window: Duration.DurationInput
   readonly schema: Schema.Schema<A, I, never>
+  /** See `LoaderOptions.schemaVersion`. */
+  readonly schemaVersion?: string | undefined
   readonly timeout?: Duration.DurationInput | undefined
   readonly retain?: Duration.DurationInput | undefined
   readonly tags?: ReadonlyArray<string> | undefined
@@ -464,6 +480,57 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   return found
 }
 
+/** Each schema's identities, by `schemaVersion` ("" for none): worked out once per schema. */
+const identities = new WeakMap<Schema.Schema.Any, Map<string, string>>()
+
+/** What a JSON Schema says for people, not of the shape: a changed description is the same shape. */
+const annotationKeys = new Set(["$schema", "$comment", "title", "description", "examples", "default"])
+/** JSON Schema keys whose value maps names to schemas. */
+const schemaMaps = new Set(["properties", "patternProperties", "$defs", "definitions"])
+
+/** A JSON Schema without its annotations (values under `enum` and `const` are data, kept whole). */
+const shapeOf = (node: unknown): unknown => {
+  if (Array.isArray(node)) return node.map(shapeOf)
+  if (typeof node !== "object" || node === null) return node
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (annotationKeys.has(key)) continue
+    out[key] = key === "enum" || key === "const"
+      ? value
+      : schemaMaps.has(key) && typeof value === "object" && value !== null
+      ? Object.fromEntries(Object.entries(value).map(([name, schema]) => [name, shapeOf(schema)]))
+      : shapeOf(value)
+  }
+  return out
+}
+
+/**
+ * A schema's identity: a short hash of its encoded side (as JSON Schema without annotations, or
+ * the encoded AST's description where JSON Schema has no form for it) and of `schemaVersion`. Two
+ * versions of a loader whose stored shape differs get different identities; refinements,
+ * transformations and descriptions that leave the stored shape alone do not change it.
+ */
+const identityOf = (schema: Schema.Schema<any, any, never>, version: string | undefined): string => {
+  let byVersion = identities.get(schema)
+  if (byVersion === undefined) {
+    byVersion = new Map()
+    identities.set(schema, byVersion)
+  }
+  let id = byVersion.get(version ?? "")
+  if (id === undefined) {
+    const encoded = Schema.encodedSchema(schema)
+    let shape: string
+    try {
+      shape = JSON.stringify(shapeOf(JSONSchema.make(encoded)))
+    } catch {
+      shape = String(encoded.ast)
+    }
+    id = createHash("sha256").update(version === undefined ? shape : `${shape}\u0000${version}`).digest("base64url").slice(0, 16)
+    byVersion.set(version ?? "", id)
+  }
+  return id
+}
+
 const invalid = (message: string): never => {
   throw new InvalidOptions({ message })
 }
@@ -556,9 +623,14 @@ const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
     invalid(`loader ${name}: batchSize must be a whole number from 1 to 10000, got ${describe(options.batchSize)}`)
   }
+  const schemaVersion = options.schemaVersion
+  if (schemaVersion !== undefined && (typeof schemaVersion !== "string" || schemaVersion.length === 0 || schemaVersion.length > 100)) {
+    invalid(`loader ${name}: schemaVersion must be a string of 1 to 100 characters, got ${describe(schemaVersion)}`)
+  }
   const codec = codecsOf(schema)
   const spec: Core.Spec = {
     name: loaderName,
+    schemaId: identityOf(schema, schemaVersion),
     windowMs,
     retainMs,
     timeout,
@@ -569,7 +641,7 @@ const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
 
 /**
  * Checked specs by schema, then by the options a spec depends on, for options with nothing but
- * durations, a name and fixed tags besides (what `memo` is given): `memo` built on every request
+ * durations, a name, a schema version and fixed tags besides (what `memo` is given): `memo` built on every request
  * checks its options on the first only. A spec is immutable data, so loaders may share it.
  */
 const checkedSpecs = new WeakMap<Schema.Schema.Any, { size: number; readonly levels: Map<unknown, any> }>()
@@ -609,9 +681,10 @@ const checked = (options: LoaderOptions<any, any, any, any, any, any>, isMemo: b
 /** `memo` passes its options as they are (`isMemo`): they get a lookup only when they are checked. */
 const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>, isMemo = false): Core.Spec => {
   if (typeof options !== "object" || options === null) return specOf(options)
-  const { name, retain, schema, tags, timeout, window } = options
+  const { name, retain, schema, schemaVersion, tags, timeout, window } = options
   if (
     !plainDuration(window) || !plainDuration(timeout) || !plainDuration(retain) || (name !== undefined && typeof name !== "string") ||
+    (schemaVersion !== undefined && typeof schemaVersion !== "string") ||
     (tags !== undefined && !Array.isArray(tags)) || options.encrypt !== undefined || options.storeRedacted !== undefined ||
     options.lookupMany !== undefined || options.batchSize !== undefined || (!isMemo && typeof options.lookup !== "function") ||
     (typeof options.key !== "string" && typeof options.key !== "function") || (typeof schema !== "object" && typeof schema !== "function") ||
@@ -621,7 +694,7 @@ const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>, isMe
   // number of specs per schema (options made per request from request data are checked each time)
   let root = checkedSpecs.get(schema)
   if (root === undefined) checkedSpecs.set(schema, root = { size: 0, levels: new Map() })
-  const parts = [window, timeout, retain, name]
+  const parts = [window, timeout, retain, name, schemaVersion]
   let level = root.levels
   for (let i = 0; i < parts.length; i++) {
     const next = level.get(parts[i])
@@ -759,7 +832,7 @@ const request = <K, B, E, R>(def: Def<K>, k: K, onHit: OnHit<B>, onOutcome: OnOu
     if (fresh !== undefined) return onHit(fresh, now, engine, key)
     const held = engine.l1.entries.get(key)
     const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
-    if (run !== undefined) run.waiters++
+    if (run !== undefined) run.join()
     const wait = run !== undefined
       ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
       : engine.serve(jobOf<K, E>(def, k, key, fiber.currentContext, engine), now, held, onTimeoutOf(def.spec))

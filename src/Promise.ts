@@ -169,6 +169,13 @@ export interface LoaderOptions<K, A> {
   readonly window: DurationInput
   readonly schema: SchemaOf<A>
   /**
+   * Names the version of the stored shape (1 to 100 characters): change it when the schema's
+   * shape changes, so that during the rolling deploy each version's lookup runs once per window
+   * beside the other's value, rather than both taking turns replacing it. An Effect Schema's
+   * encoded side gives it an identity of its own; a Standard Schema's says nothing of its shape.
+   */
+  readonly schemaVersion?: string | undefined
+  /**
    * The expensive computation. `previous` is the value this process holds for the key (earlier
    * window or invalidated), when it holds one.
    */
@@ -443,6 +450,7 @@ export const createCache = (options: CacheOptions = {}): Cache => {
         key: loaderOptions.key,
         window: loaderOptions.window,
         schema,
+        schemaVersion: loaderOptions.schemaVersion,
         // the value it replaces, from L1 or decoded from the store
         lookup: (k, previous) =>
           Effect.tryPromise({

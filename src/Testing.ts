@@ -127,6 +127,12 @@ export interface Fleet {
    * drops and comes back too (notices may have been missed).
    */
   readonly lose: (options?: { readonly restart?: boolean | undefined }) => Effect.Effect<void>
+  /**
+   * The in-memory server behind the store, as it really is: for a test that plants what another
+   * deployment, a restore or a hand edit could leave under the cache's keys, or drops one key's
+   * records as an expiry would.
+   */
+  readonly server: Redis.MemoryServer
 }
 
 /** The link between one process incarnation and the store; cut once, it stays cut. */
@@ -313,7 +319,7 @@ export const fleet = (
           for (const s of [...link.subscribers]) s.onState("up")
         }
       })
-    return { pods, store, lose } satisfies Fleet
+    return { pods, store, lose, server } satisfies Fleet
   })
 
 // ---------------------------------------------------------------------------------------------

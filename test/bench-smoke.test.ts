@@ -70,17 +70,24 @@ describe("bench smoke", () => {
     expect(s.tables).toHaveLength(2)
   })
 
-  it("batch: getMany against gets, a cold getMany on 4 runtimes, and unchanged's bytes", async () => {
+  it("batch: getMany against gets, a cold getMany on 4 processes, and unchanged's bytes", async () => {
     const s = await smoke("batch")
     const data = s.data as {
       readonly times: Record<"many" | "sequential" | "concurrent", Array<number>>
-      readonly cold: { readonly lookedUp: number; readonly calls: number }
+      readonly cold: {
+        readonly processes: number
+        readonly lookedUp: number
+        readonly calls: number
+        readonly perProcess: ReadonlyArray<{ readonly pod: number; readonly byLookupMany: number; readonly single: number }>
+      }
       readonly fullBytes: number
       readonly unchangedBytes: number
     }
     for (const name of ["many", "sequential", "concurrent"] as const) expect(data.times[name].length).toBeGreaterThan(0)
-    // each key once for the fleet, whichever runtime ran it
+    // each key once for the fleet, whichever process ran it; every process reported
     expect(data.cold.lookedUp).toBe(100)
+    expect(data.cold.perProcess.map((p) => p.pod)).toEqual([0, 1, 2, 3])
+    expect(data.cold.calls).toBeGreaterThan(0)
     expect(data.fullBytes).toBeGreaterThan(0)
     expect(data.unchangedBytes).toBeGreaterThan(0)
     expect(s.tables).toHaveLength(3)

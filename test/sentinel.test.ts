@@ -2,8 +2,8 @@
  * lockstep on a primary + replica watched by three sentinels, through `REDIS_SENTINELS`: the
  * primary is SIGKILLed while the fleet is under load and a producer is running. Serving goes
  * on from the pods' last values while the sentinels promote the replica, the pods follow the new
- * primary, at most one window gets a second producer start, and no pod ever serves an older
- * window than it already served.
+ * primary, at most one window gets a second producer start, no pod ever serves an older window
+ * than it already served, and no answer is more than one window old.
  */
 import { Effect, Either, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -75,10 +75,12 @@ describe("fleet on Sentinel, primary killed mid-run", () => {
           .toBeLessThanOrEqual(b === killBucket ? 2 : 1)
       }
 
-      // every caller answered, no pod went back to an older window
+      // every caller answered, no pod went back to an older window, and no answer was more than
+      // one window old (the failover window is served the window before's value until it has its own)
       for (const s of summaries) {
         expect(s.errors, s.firstError).toBe(0)
         expect(s.regressions).toBe(0)
+        expect(s.maxWindowsBehind, `pod ${s.id}: windows behind`).toBeLessThanOrEqual(1)
         expect(s.calls).toBeGreaterThan(CALLERS * 5)
       }
 

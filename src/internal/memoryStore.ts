@@ -23,7 +23,16 @@ interface Cell {
   readonly tags?: ReadonlyArray<string> | undefined
   /** The next window's value committed early, promoted to the record once its window begins. */
   readonly pending?: { readonly stored: Stored; readonly durationMs: number | undefined } | undefined
+  /**
+   * Values other versions of the loader (other schema identities) made for the record's own
+   * version during a rolling deploy, by identity: each stands while the record is that version.
+   */
+  readonly beside?: ReadonlyMap<string, Stored> | undefined
 }
+
+/** A record written by another version of the loader ("" or none: every version's). */
+const other = (r: Stored, schema: string | undefined) =>
+  schema !== undefined && schema !== "" && r.schema !== undefined && r.schema !== schema
 
 /** The state of one in-memory "server"; stores of several tenants (or simulated pods) may share one. */
 export interface Server {
@@ -93,6 +102,11 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
   const pendingOf = (keys: Keys.Keys, now: number): Stored | undefined => {
     const cell = promote(keys.value, now)
     return cell !== undefined && (cell.full ?? "") === keys.full ? cell.pending?.stored : undefined
+  }
+  /** The value of version `schema` kept beside the record, while the record is the version it was made for. */
+  const besideOf = (keys: Keys.Keys, r: Stored, schema: string, now: number): Stored | undefined => {
+    const x = live(keys.value, now)?.beside?.get(schema)
+    return x !== undefined && x.bucket === r.bucket && x.fence === r.fence ? x : undefined
   }
   const record = (keys: Keys.Keys, now: number): Stored | undefined => {
     const cell = promote(keys.value, now)
@@ -194,8 +208,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const r = record(keys, now)
         const { last, mark } = lastVersion(keys, r, now, o.retainMs)
         const stored = Option.fromNullable(r)
+        let alongside: Stored | undefined
         if (r && !o.force && r.windowMs === o.windowMs && r.bucket >= bucket && r.fence > mark) {
-          return { _tag: "Fresh", now, mark, stored: r }
+          if (!other(r, o.schema)) return { _tag: "Fresh", now, mark, stored: r }
+          // another version's value: ours, kept beside it, or the lock under the record's version
+          const x = besideOf(keys, r, o.schema!, now)
+          if (x !== undefined) return { _tag: "Fresh", now, mark, stored: x }
+          alongside = r
         }
         const p = early && !o.force ? pendingOf(keys, now) : undefined
         if (p && p.windowMs === o.windowMs && p.bucket >= bucket && p.fence > mark) return { _tag: "Fresh", now, mark, stored: p }
@@ -205,6 +224,10 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           return held.startsWith("backoff:")
             ? { _tag: "Backoff", now, mark, stored, ttlMs }
             : { _tag: "Busy", now, mark, stored, ttlMs }
+        }
+        if (alongside !== undefined) {
+          cells.set(keys.lock, { value: o.token, expiresAt: now + o.leaseMs })
+          return { _tag: "Acquired", now, mark, stored, bucket: alongside.bucket, fence: alongside.fence }
         }
         const fence = nextVersion(last, now)
         // the counter of a key that has no value yet expires, whatever its retain
@@ -229,6 +252,22 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         // only a holder may commit ahead, and only for the next window
         if (value.bucket > current + 1 || (value.bucket > current && token === undefined)) {
           return { _tag: "Refused", reason: "future", now, mark, stored }
+        }
+        if (r && r.windowMs === value.windowMs && r.bucket === value.bucket && r.fence === value.fence && other(r, value.schema)) {
+          // another version's record, of the version we made ours for: ours goes beside it
+          const x = besideOf(keys, r, value.schema!, now)
+          if (x === undefined || x.computedAt !== value.computedAt) {
+            if (token === undefined || str(keys.lock, now) !== token) return { _tag: "Refused", reason: "fenced", now, mark, stored }
+            const cell = live(keys.value, now)!
+            cells.set(keys.value, {
+              ...cell,
+              beside: new Map([...(cell.beside ?? []), [value.schema!, value]]),
+              expiresAt: details.retainMs > 0 ? until(now, details.retainMs) : cell.expiresAt
+            })
+          }
+          if (token !== undefined && str(keys.lock, now) === token) cells.delete(keys.lock)
+          committed(key, value, mark)
+          return { _tag: "Committed", now, mark }
         }
         if (token !== undefined && value.fence < (num(keys.fence, now) ?? 0)) {
           return { _tag: "Refused", reason: "fenced", now, mark, stored }
@@ -284,7 +323,8 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           return { _tag: "Refused", reason: "older", now, mark, stored }
         }
         const cell = live(keys.value, now)!
-        const next: Stored = { data: r.data, bucket: value.bucket, fence: value.fence, windowMs: r.windowMs, computedAt: value.computedAt }
+        // the payload stays, and so does the identity of the schema that encoded it
+        const next: Stored = { ...r, bucket: value.bucket, fence: value.fence, computedAt: value.computedAt }
         write(key, keys, next, now, { retainMs: details.retainMs, durationMs: details.durationMs ?? cell.durationMs, tags: cell.tags })
         cells.delete(keys.failures)
         follow(keys.fence, now, details.retainMs)
@@ -392,7 +432,14 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
         const bucket = Math.floor(now / value.windowMs)
         const { last, mark } = lastVersion(keys, record(keys, now), now, retainMs)
         const fence = nextVersion(last, now)
-        const stored: Stored = { data: value.data, bucket, fence, windowMs: value.windowMs, computedAt: now }
+        const stored: Stored = {
+          data: value.data,
+          bucket,
+          fence,
+          windowMs: value.windowMs,
+          computedAt: now,
+          ...(value.schema === undefined || value.schema === "" ? {} : { schema: value.schema })
+        }
         cells.set(keys.fence, { value: fence, expiresAt: until(now, retainMs) })
         write(key, keys, stored, now, { retainMs })
         cells.delete(keys.failures)

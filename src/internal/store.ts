@@ -18,6 +18,12 @@ export interface Stored {
   readonly windowMs: number
   /** When the lookup finished, in epoch milliseconds (the store's clock). */
   readonly computedAt: number
+  /**
+   * The identity of the schema that encoded `data` (a hash of its encoded side): another version
+   * of the loader (a rolling deploy that changed its schema) knows the value is not its own. Absent
+   * in records written without one, which every version reads.
+   */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -242,6 +248,13 @@ export interface Store {
      * window, otherwise the store's current one. `Fresh` then answers the value committed early.
      */
     readonly bucket?: number | undefined
+    /**
+     * The loader's schema identity. A fresh record of another identity is another version's
+     * value (a rolling deploy): `Fresh` answers this version's value kept beside it, or the lock
+     * is taken under the record's own bucket and fence (`Acquired`), and the commit of a value
+     * with this identity and that version is kept beside the record instead of replacing it.
+     */
+    readonly schema?: string | undefined
   }) => Effect.Effect<Claim, RedisError>
   /** `true` while the lock is still ours; `false` is a definitive loss. */
   readonly renew: (key: string, token: string, leaseMs: number) => Effect.Effect<boolean, RedisError>
@@ -297,7 +310,7 @@ export interface Store {
   /** Stores a value as the current window's, with a new fence, and tells the fleet. */
   readonly set: (
     key: string,
-    value: { readonly data: string; readonly windowMs: number },
+    value: { readonly data: string; readonly windowMs: number; readonly schema?: string | undefined },
     lifetimes: Lifetimes
   ) => Effect.Effect<Written, RedisError>
   /**

@@ -153,6 +153,11 @@ export type FromPod =
     /** Calls interrupted because the runtime they ran on was closed (`forget`): not errors of the cache. */
     readonly interrupted: number
     readonly regressions: number
+    /**
+     * How many windows behind the window it was asked in the oldest answer was (0: every answer
+     * was of its own window; 1: a value of the window before, served stale).
+     */
+    readonly maxWindowsBehind: number
     readonly maxLatencyMs: number
     readonly latenciesMs: ReadonlyArray<number>
     /** Calls answered per window (every key together). */
@@ -310,7 +315,15 @@ const collectGarbage = () => {
 const load = (callers: number, durationMs: number, pauseMs: number, keyCount: number | undefined, latencySample: number | undefined) =>
   Effect.gen(function*() {
     const until = Date.now() + durationMs
-    const stats = { calls: 0, errors: 0, interrupted: 0, regressions: 0, maxLatencyMs: 0, firstError: undefined as string | undefined }
+    const stats = {
+      calls: 0,
+      errors: 0,
+      interrupted: 0,
+      regressions: 0,
+      maxWindowsBehind: 0,
+      maxLatencyMs: 0,
+      firstError: undefined as string | undefined
+    }
     const latencies: Array<number> = []
     const served: Record<string, number> = {}
     const windowsByKey = new Map<string, Set<number>>()
@@ -344,6 +357,7 @@ const load = (callers: number, durationMs: number, pauseMs: number, keyCount: nu
             lastHitAsked[value] = askedAt
           }
           served[bucket] = (served[bucket] ?? 0) + 1
+          stats.maxWindowsBehind = Math.max(stats.maxWindowsBehind, Window.bucketOf(askedAt, config.windowMs) - bucket)
           byCache[cache] = (byCache[cache] ?? 0) + 1
           maxLatencyByCache[cache] = Math.max(maxLatencyByCache[cache] ?? 0, latency)
           let windows = windowsByKey.get(key)

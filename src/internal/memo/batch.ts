@@ -282,7 +282,8 @@ const driveChunk = <E>(
           leaseMs: settings.leaseMs,
           token,
           force: false,
-          retainMs: job.spec.retainMs
+          retainMs: job.spec.retainMs,
+          schema: job.spec.schemaId
         })),
         (claimed) => ({ i, token, claimed })
       )

@@ -11,7 +11,7 @@ import type * as FiberMap from "effect/FiberMap"
 import type * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Metrics from "../../Metrics.js"
-import type { Store } from "../store.js"
+import type { Store, Stored } from "../store.js"
 import { RedisError } from "../store.js"
 import type * as Failures from "./failures.js"
 import type * as L1 from "./l1.js"
@@ -27,6 +27,11 @@ export interface Spec {
   readonly timeout: Duration.Duration | undefined
   readonly decode: L1.Decode
   readonly encode: (value: unknown) => Either.Either<string, ParseError>
+  /**
+   * The identity of the loader's schema (a hash of its encoded side), written with every value:
+   * a record of another identity is another version's value during a rolling deploy.
+   */
+  readonly schemaId?: string | undefined
 }
 
 /**
@@ -173,14 +178,22 @@ export const storeFailed = (error: unknown, operation?: string): Effect.Effect<v
     Effect.logDebug("lockstep: store unavailable, degrading", error)
   )
 
+/**
+ * Whether a stored value was written by another version of the loader (a rolling deploy that
+ * changed its schema): not undecodable data to recompute over, but that version's value, which
+ * this version leaves in place. Records without an identity are every version's.
+ */
+export const otherVersion = (spec: Spec, stored: { readonly schema?: string | undefined }): boolean =>
+  stored.schema !== undefined && spec.schemaId !== undefined && stored.schema !== spec.schemaId
+
 /** A stored value as an L1 candidate, or `undefined` when it is not this loader's (window, schema). */
 export const candidate = (
   spec: Spec,
-  stored: { readonly data: string; readonly bucket: number; readonly fence: number; readonly windowMs: number; readonly computedAt: number },
+  stored: Stored,
   latest: boolean,
   mark: number
 ): L1.Candidate | undefined => {
-  if (stored.windowMs !== spec.windowMs) return undefined
+  if (stored.windowMs !== spec.windowMs || otherVersion(spec, stored)) return undefined
   const decoded = spec.decode(stored.data)
   if (!decoded.ok) {
     Metrics.decodeFailures.unsafeUpdate(1, [])

@@ -115,7 +115,14 @@ const isMaxRun = (cause: Cause.Cause<unknown>) =>
   Option.exists(Cause.dieOption(cause), (d) => d instanceof MaxRunExceeded)
 
 const toStored = (job: Core.Job, value: unknown, bucket: number, fence: number, computedAt: number) =>
-  Either.map(job.spec.encode(value), (data): Stored => ({ data, bucket, fence, windowMs: job.spec.windowMs, computedAt }))
+  Either.map(job.spec.encode(value), (data): Stored => ({
+    data,
+    bucket,
+    fence,
+    windowMs: job.spec.windowMs,
+    computedAt,
+    ...(job.spec.schemaId === undefined ? {} : { schema: job.spec.schemaId })
+  }))
 
 const own = (job: Core.Job, value: unknown, bucket: number, fence: number, computedAt: number, mark: number): L1.Candidate => ({
   value,

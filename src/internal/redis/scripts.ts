@@ -7,7 +7,8 @@
  * moves it, so that a read needs no script: `HMGET b f w t d k i` (`read`).
  *
  * Replies are flat arrays of strings so that RESP2 and RESP3 decode them the same way:
- * `[status, serverNowMs, mark, ...extra, b, f, w, t, d]`, the stored record last when there is one.
+ * `[status, serverNowMs, mark, ...extra, b, f, w, t, d, s]`, the stored record last when there is one
+ * (`s`: the identity of the schema that encoded `d`, "" when the record carries none).
  *
  * Records of a key that has no value expire: its fence counter and mark last `absentMarkMs` (a
  * day) at most until a commit gives them the record's lifetime.
@@ -57,9 +58,9 @@ local function counter(k)
   if n < 0 or n > 9007199254740991 then return nil end
   return n
 end
--- the next window's value committed early (fields 'pb pf pw pt pd pu' beside the record): valid,
+-- the next window's value committed early (fields 'pb pf pw pt pd pu ps' beside the record): valid,
 -- or dropped; once its window has begun by the store's clock it becomes the record
-local pendingFields = { 'pb', 'pf', 'pw', 'pt', 'pd', 'pu' }
+local pendingFields = { 'pb', 'pf', 'pw', 'pt', 'pd', 'pu', 'ps' }
 local function pending(k)
   if redis.call('TYPE', k).ok ~= 'hash' then return false end
   local p = redis.call('HMGET', k, unpack(pendingFields))
@@ -69,29 +70,31 @@ local function pending(k)
     redis.call('HDEL', k, unpack(pendingFields))
     return false
   end
-  return { str(b), str(f), str(w), str(tt), p[5], b = b, f = f, w = w, t = tt, u = p[6] or '' }
+  return { str(b), str(f), str(w), str(tt), p[5], b = b, f = f, w = w, t = tt, u = p[6] or '', s = p[7] or '' }
 end
 local function promote(k)
   local p = pending(k)
   if not p or p.b > math.floor(now / p.w) then return end
-  redis.call('HSET', k, 'b', p[1], 'f', p[2], 'w', p[3], 't', p[4], 'd', p[5], 'u', p.u)
+  redis.call('HSET', k, 'b', p[1], 'f', p[2], 'w', p[3], 't', p[4], 'd', p[5], 'u', p.u, 's', p.s)
   redis.call('HDEL', k, unpack(pendingFields))
 end
 local function record(k, full)
   if redis.call('TYPE', k).ok ~= 'hash' then return false end
   promote(k)
-  local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k')
+  local r = redis.call('HMGET', k, 'b', 'f', 'w', 't', 'd', 'k', 's')
   local b, f, w, tt = int(r[1]), int(r[2]), int(r[3]), num(r[4])
   if not (b and f and w and tt) or type(r[5]) ~= 'string' then return false end
   if w <= 0 or b < 0 or f < 0 or b > math.floor(now / w) then return false end
   if (r[6] or '') ~= full then return false end
-  return { str(b), str(f), str(w), str(tt), r[5], b = b, f = f, w = w, t = tt }
+  return { str(b), str(f), str(w), str(tt), r[5], b = b, f = f, w = w, t = tt, s = r[7] or '' }
 end
 local function reply(status, extra, r)
   local out = { status, str(now), str(mark) }
   for i = 1, #extra do out[#out + 1] = str(extra[i]) end
   if r then
     for i = 1, 5 do out[#out + 1] = r[i] end
+    -- the identity of the schema that encoded it ('' in records written before identities)
+    out[#out + 1] = r.s or ''
   end
   return out
 end
@@ -105,19 +108,33 @@ end
 local function setCounter(k, n, retain)
   if retain > 0 then redis.call('SET', k, str(n), 'PX', retain) else redis.call('SET', k, str(n)) end
 end
-local function write(k, b, f, w, tt, d, full, retain, u, g)
+local function write(k, b, f, w, tt, d, full, retain, u, g, s)
   -- a value committed early stays when it was claimed after this one (a higher fence)
   local p = pending(k)
   redis.call('DEL', k)
   if p and p.f > f then
-    redis.call('HSET', k, 'pb', p[1], 'pf', p[2], 'pw', p[3], 'pt', p[4], 'pd', p[5], 'pu', p.u)
+    redis.call('HSET', k, 'pb', p[1], 'pf', p[2], 'pw', p[3], 'pt', p[4], 'pd', p[5], 'pu', p.u, 'ps', p.s)
   end
   -- 'i' copies the key's invalidation mark, so that a plain HMGET reads a record whole
   redis.call('HSET', k, 'b', str(b), 'f', str(f), 'w', str(w), 't', str(tt), 'd', d, 'i', str(mark))
   if full ~= '' then redis.call('HSET', k, 'k', full) end
   if u and u ~= '' then redis.call('HSET', k, 'u', u) end
   if g and g ~= '' then redis.call('HSET', k, 'g', g) end
+  if s and s ~= '' then redis.call('HSET', k, 's', s) end
   expire(k, retain)
+end
+-- a record written by another version of the loader (a rolling deploy that changed its schema,
+-- told by the identities: '' is every version's)
+local function other(r, s)
+  return s ~= '' and r.s ~= '' and r.s ~= s
+end
+-- the value version 's' of the loader made for the record's own version, kept beside it (fields
+-- 'xb<s> xf<s> xt<s> xd<s>'): it goes with the record, and stands only while the record is that version
+local function beside(k, r, s)
+  local x = redis.call('HMGET', k, 'xb' .. s, 'xf' .. s, 'xt' .. s, 'xd' .. s)
+  local tt = num(x[3])
+  if int(x[1]) ~= r.b or int(x[2]) ~= r.f or not tt or type(x[4]) ~= 'string' then return false end
+  return { r[1], r[2], r[3], str(tt), x[4], b = r.b, f = r.f, w = r.w, t = tt, s = s }
 end
 local function publish(channel, message)
   if channel ~= '' then redis.call('PUBLISH', channel, message) end
@@ -171,7 +188,10 @@ return reply('ok', {}, record(KEYS[1], ARGV[1]))
  * KEYS: value, lock, fence, mark. ARGV: windowMs, leaseMs, token, force ("1" skips the freshness
  * check, for a stored value this process cannot decode), full, retainMs, bucket (the next
  * window's number for an early claim, which then claims that window and answers `fresh` with a
- * value committed early; anything else claims the current window).
+ * value committed early; anything else claims the current window), schema identity ("" for none).
+ * A fresh record of another schema is another version's value: `fresh` answers this version's
+ * value kept beside it; without one, the lock is taken under the record's own version
+ * (`acquired` with its bucket and fence, no new fence), and the commit keeps the value beside it.
  * Reply: `fresh now mark | b f w t d`, `busy now mark pttl | ...`, `backoff now mark pttl | ...`,
  * `acquired now mark bucket fence | ...`.
  */
@@ -185,8 +205,13 @@ local early = tonumber(ARGV[7]) == bucket + 1
 if early then bucket = bucket + 1 end
 local r = record(KEYS[1], ARGV[5])
 local last = lastVersion(KEYS[3], r, KEYS[4], retain, KEYS[1])
+local schema = ARGV[8] or ''
+local alongside = false
 if r and ARGV[4] ~= '1' and r.w == w and r.b >= bucket and r.f > mark then
-  return reply('fresh', {}, r)
+  if not other(r, schema) then return reply('fresh', {}, r) end
+  local x = beside(KEYS[1], r, schema)
+  if x then return reply('fresh', {}, x) end
+  alongside = true
 end
 if early and ARGV[4] ~= '1' then
   local p = pending(KEYS[1])
@@ -204,6 +229,10 @@ if held then
   end
   if string.sub(held, 1, 8) == 'backoff:' then return reply('backoff', { pttl }, r) end
   return reply('busy', { pttl }, r)
+end
+if alongside then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', lease)
+  return reply('acquired', { r.b, r.f }, r)
 end
 local fence = nextVersion(last)
 -- the counter of a key that has no value yet expires, whatever its retain: a lookup that always
@@ -226,11 +255,14 @@ return reply('lost', {}, false)
  * KEYS: value, lock, fence, failures, mark. ARGV: bucket, fence, windowMs, computedAt, data,
  * token ("" for a value produced while Redis was unreachable, offered back without a lock),
  * full, retainMs, channel, key, the lookup's duration in ms and its tags as JSON ("" for none),
- * kept in the record for inspectors.
+ * kept in the record for inspectors, and the identity of the schema that encoded the value ("" for
+ * none), kept as `s` so that another version of the loader knows the value is not its own.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
  * only), and `(bucket, fence)` is not older than the stored record of the same window. A
  * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
  * published as `p|<b>|<f>|<w>|<t>|<mark>|<duration ms>|<key length>|<key><data>`.
+ * A value of another schema than the record's, under the record's own version and our lock, is
+ * kept beside the record (`beside`) rather than replace it.
  * Reply: `committed now mark`, `pending now mark`, or `future|fenced|older now mark | b f w t d`.
  */
 export const commit = `${prelude}
@@ -241,6 +273,19 @@ local r = record(KEYS[1], ARGV[7])
 local current = math.floor(now / w)
 -- only a holder may commit ahead, and only for the next window
 if b > current + 1 or (b > current and ARGV[6] == '') then return reply('future', {}, r) end
+local schema = ARGV[13] or ''
+if r and r.w == w and r.b == b and r.f == f and other(r, schema) then
+  -- another version's record, of the version we made ours for: ours goes beside it
+  local x = beside(KEYS[1], r, schema)
+  if not (x and x.t == tt) then
+    if ARGV[6] == '' or stringAt(KEYS[2]) ~= ARGV[6] then return reply('fenced', {}, r) end
+    redis.call('HSET', KEYS[1], 'xb' .. schema, str(b), 'xf' .. schema, str(f), 'xt' .. schema, str(tt), 'xd' .. schema, ARGV[5])
+    expire(KEYS[1], retain)
+  end
+  if stringAt(KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
+  committed(ARGV[9], ARGV[10], b, f, w, tt, ARGV[5])
+  return reply('committed', {}, false)
+end
 if ARGV[6] ~= '' then
   local last = counter(KEYS[3]) or 0
   if f < last then return reply('fenced', {}, r) end
@@ -251,7 +296,7 @@ if b > current then
   local p = pending(KEYS[1])
   if p and p.w == w and (b < p.b or (b == p.b and f < p.f)) then return reply('older', {}, r) end
   if not r then redis.call('DEL', KEYS[1]) end
-  redis.call('HSET', KEYS[1], 'pb', str(b), 'pf', str(f), 'pw', str(w), 'pt', str(tt), 'pd', ARGV[5], 'pu', ARGV[11], 'i', str(mark))
+  redis.call('HSET', KEYS[1], 'pb', str(b), 'pf', str(f), 'pw', str(w), 'pt', str(tt), 'pd', ARGV[5], 'pu', ARGV[11], 'ps', ARGV[13], 'i', str(mark))
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'k', ARGV[7]) end
   expire(KEYS[1], retain)
   redis.call('DEL', KEYS[4])
@@ -263,7 +308,7 @@ if b > current then
   publish(ARGV[9], 'p|' .. str(b) .. '|' .. str(f) .. '|' .. str(w) .. '|' .. str(tt) .. '|' .. str(mark) .. '|' .. (ARGV[11] ~= '' and ARGV[11] or '0') .. '|' .. #ARGV[10] .. '|' .. ARGV[10] .. d)
   return reply('pending', {}, false)
 end
-write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12])
+write(KEYS[1], b, f, w, tt, ARGV[5], ARGV[7], retain, ARGV[11], ARGV[12], ARGV[13])
 redis.call('DEL', KEYS[4])
 follow(KEYS[3], retain)
 follow(KEYS[5], retain)
@@ -336,7 +381,8 @@ return reply('invalidated', {}, false)
 `
 
 /**
- * KEYS: value, fence, failures, mark. ARGV: windowMs, data, full, retainMs, channel, key.
+ * KEYS: value, fence, failures, mark. ARGV: windowMs, data, full, retainMs, channel, key, schema
+ * identity ("" for none).
  * Stores a value as the current window's with a new fence: newer than anything stored or being
  * computed (a running lookup's commit is then refused as fenced).
  * Reply: `set now mark bucket fence`.
@@ -348,7 +394,7 @@ local bucket = math.floor(now / w)
 local r = record(KEYS[1], ARGV[3])
 local fence = nextVersion(lastVersion(KEYS[2], r, KEYS[4], retain, KEYS[1]))
 setCounter(KEYS[2], fence, retain)
-write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain)
+write(KEYS[1], bucket, fence, w, now, ARGV[2], ARGV[3], retain, nil, nil, ARGV[7])
 redis.call('DEL', KEYS[3])
 follow(KEYS[4], retain)
 committed(ARGV[5], ARGV[6], bucket, fence, w, now, ARGV[2])

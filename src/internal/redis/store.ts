@@ -33,13 +33,17 @@ const numbers = (r: ReadonlyArray<string>, from: number, count: number): Array<n
  * The record at `at`, if any. The scripts pass on only records they checked; anything else here
  * would still be a miss, never an error, so that data can't trip the breaker.
  */
+/** A record's schema identity, when it carries one (records written before identities do not). */
+const withSchema = (stored: Stored, schema: string | null | undefined): Stored =>
+  schema === undefined || schema === null || schema === "" ? stored : { ...stored, schema }
+
 const parseStored = (r: ReadonlyArray<string>, at: number): Option.Option<Stored> => {
   if (r.length < at + 5) return Option.none()
   const n = numbers(r, at, 4)
   if (n === undefined) return Option.none()
   const [bucket, fence, windowMs, computedAt] = n as [number, number, number, number]
   return Number.isSafeInteger(bucket) && Number.isSafeInteger(fence) && Number.isSafeInteger(windowMs) && windowMs > 0
-    ? Option.some({ data: r[at + 4]!, bucket, fence, windowMs, computedAt })
+    ? Option.some(withSchema({ data: r[at + 4]!, bucket, fence, windowMs, computedAt }, r[at + 5]))
     : Option.none()
 }
 
@@ -221,16 +225,17 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
 // store
 
 /**
- * The fields a plain read takes of a record: `b f w t d`, the full key `k`, the mark `i`, and the
- * value committed early for the next window (`pb pf pw pt pd`).
+ * The fields a plain read takes of a record: `b f w t d`, the full key `k`, the mark `i`, the
+ * value committed early for the next window (`pb pf pw pt pd`), and the schema identities of
+ * both (`s ps`).
  */
-const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd"] as const
+const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd", "s", "ps"] as const
 
 /** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
 const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): PlainRead => {
   const ours = (r[5] ?? "") === k.full
-  const stored = ours && r[4] !== null && r[4] !== undefined ? parseStored(r.slice(0, 5).map((x) => x ?? ""), 0) : Option.none()
-  const pending = ours && r[11] !== null && r[11] !== undefined ? parseStored(r.slice(7, 12).map((x) => x ?? ""), 0) : Option.none()
+  const stored = ours && r[4] !== null && r[4] !== undefined ? parseStored([...r.slice(0, 5), r[12]].map((x) => x ?? ""), 0) : Option.none()
+  const pending = ours && r[11] !== null && r[11] !== undefined ? parseStored([...r.slice(7, 12), r[13]].map((x) => x ?? ""), 0) : Option.none()
   // a missing field is null, which `Number` would read as 0
   const mark = r[6] === null || r[6] === undefined || r[6] === "" ? -1 : Number(r[6])
   return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
@@ -403,7 +408,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call(
         "claim",
         [k.value, k.lock, k.fence, k.mark],
-        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? ""],
+        [o.windowMs, o.leaseMs, o.token, o.force ? "1" : "0", k.full, o.retainMs, o.bucket ?? "", o.schema ?? ""],
         decodeClaim
       ).pipe(
         // A claim that timed out (Redis frozen or paused) still runs when Redis wakes up, and
@@ -434,7 +439,8 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
           channel,
           k.escaped,
           details.durationMs === undefined ? "" : Math.round(details.durationMs),
-          details.tags === undefined || details.tags.length === 0 ? "" : JSON.stringify(details.tags)
+          details.tags === undefined || details.tags.length === 0 ? "" : JSON.stringify(details.tags),
+          value.schema ?? ""
         ],
         decodeCommit
       )
@@ -508,7 +514,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       return call(
         "set",
         [k.value, k.fence, k.failures, k.mark],
-        [value.windowMs, value.data, k.full, retainMs, channel, k.escaped],
+        [value.windowMs, value.data, k.full, retainMs, channel, k.escaped, value.schema ?? ""],
         (r) => {
           const h = header(r)
           const n = numbers(r, 3, 2)
