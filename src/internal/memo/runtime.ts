@@ -230,6 +230,15 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
       inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
+    /**
+     * Whether the store's clock, as last measured, still puts `held` in its window: this
+     * process's clock is a little ahead (within the skew it does not correct), and crossed the
+     * boundary first. A worker now would only read the record we hold and find it fresh, once
+     * per request until the store's boundary: the first request past it starts the worker.
+     */
+    const stillFresh = (held: L1.Entry, at: number, windowMs: number) =>
+      L1.isHit(held, Window.bucketOf(at - core.clock.skew + core.clock.offset, windowMs))
+
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       const loader = job.spec.name
       Metrics.countRequests("stale", 1, loader)
@@ -238,7 +247,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
-      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
+      if (inflight.get(job.key) !== undefined || at < held.retryAt || stillFresh(held, at, job.spec.windowMs)) {
+        return Effect.succeed(outcome)
+      }
       return Effect.as(start(job), outcome)
     }
 
