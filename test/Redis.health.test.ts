@@ -4,7 +4,7 @@
  * connects and when it comes back, and errors that say what happened.
  */
 import { describe, expect, inject, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Context, Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
 import { Memo, Redis } from "../src/index.js"
 import { unreachableLogMs } from "../src/internal/redis/client.js"
 import { startProxy } from "./support/proxy.js"
@@ -118,8 +118,9 @@ describe("the subscription's heartbeat", () => {
         Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
         (p) => Effect.promise(() => p.close())
       )
-      const store = yield* Redis.Redis.pipe(
-        Effect.provide(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` }))
+      const store = Context.get(
+        yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
+        Redis.Redis
       )
       const states: Array<string> = []
       yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
@@ -151,8 +152,9 @@ describe("the subscription's heartbeat", () => {
         Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
         (p) => Effect.promise(() => p.close())
       )
-      const store = yield* Redis.Redis.pipe(
-        Effect.provide(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` }))
+      const store = Context.get(
+        yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
+        Redis.Redis
       )
       const states: Array<string> = []
       yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
