@@ -109,27 +109,34 @@ const busy = (ms: number) => {
   }
 }
 
+const commandTimeoutMs = 100
+
+/** A store on Redis through a proxy, with a short `commandTimeout`, subscribed: its states so far. */
+const subscribed = Effect.gen(function*() {
+  const proxy = yield* Effect.acquireRelease(
+    Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
+    (p) => Effect.promise(() => p.close())
+  )
+  const store = Context.get(
+    yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
+    Redis.Redis
+  )
+  const states: Array<string> = []
+  yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
+  yield* until(() => states.includes("up"))
+  return { proxy, states }
+})
+
 describe("the subscription's heartbeat", () => {
   it.scopedLive("an event loop busy past commandTimeout while a ping is out does not take the subscription down", () =>
     Effect.gen(function*() {
-      const commandTimeoutMs = 100
       // through a proxy, to see when a ping goes out: nothing else is sent on an idle store
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
-        (p) => Effect.promise(() => p.close())
-      )
-      const store = Context.get(
-        yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
-        Redis.Redis
-      )
-      const states: Array<string> = []
-      yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
-      yield* until(() => states.includes("up"))
+      const { proxy, states } = yield* subscribed
       expect(states).toEqual(["up"])
       const accepted = proxy.accepted()
       // at each of three heartbeats: as soon as its ping has gone to Redis, the loop is held for
-      // 2 × commandTimeout; the reply is then waiting, and the ping's timer fires, in the same
-      // turn, before the reply is read
+      // 2 × commandTimeout; the reply is then waiting, but the ping's timer runs before the
+      // client's socket is read (through this in-process proxy the reply needs two polls)
       let pings = 0
       let sent = proxy.forwarded().up
       while (pings < 3) {
@@ -147,18 +154,7 @@ describe("the subscription's heartbeat", () => {
 
   it.scopedLive("a black hole (the connection open, nothing answers) still takes it down within a heartbeat and a timeout", () =>
     Effect.gen(function*() {
-      const commandTimeoutMs = 100
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
-        (p) => Effect.promise(() => p.close())
-      )
-      const store = Context.get(
-        yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
-        Redis.Redis
-      )
-      const states: Array<string> = []
-      yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
-      yield* until(() => states.includes("up"))
+      const { proxy, states } = yield* subscribed
       proxy.blackHole()
       const cut = performance.now()
       yield* until(() => states.includes("down"), 5_000)

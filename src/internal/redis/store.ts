@@ -678,10 +678,10 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
  * runtime has) makes the subscription count as down (no L1 freshness is trusted) until it has
  * subscribed again. A notice heard meanwhile is answer enough: a busy fleet sends no ping.
  *
- * A timeout alone is not a silent path: when the event loop was held past `commandTimeout`, the
- * ping's timer and its reply become ready in the same turn and Node runs timers first. So a
- * timed-out ping is a loss only if, once the loop has read what is pending, the socket received
- * nothing since the ping went out.
+ * A timeout alone is not a silent path: when the event loop was held past `commandTimeout` (by
+ * a handler run on I/O, say), the ping's timer runs before the socket that holds its reply is
+ * polled again. So a timed-out ping is a loss only if, once the loop has read what is pending,
+ * the socket received nothing since the ping went out.
  */
 const heartbeatMs = 1_000
 
