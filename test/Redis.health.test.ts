@@ -5,7 +5,7 @@
  */
 import { describe, expect, inject, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, Logger, Schema, TestClock } from "effect"
-import IORedis from "ioredis"
+import { Redis as IORedis } from "ioredis"
 import { Memo, Redis } from "../src/index.js"
 import { unreachableLogMs } from "../src/internal/redis/client.js"
 import { startProxy } from "./support/proxy.js"
@@ -180,7 +180,7 @@ const storeAt = (port: number) =>
  * reads and then holds the loop for `holdMs`: their timers and their replies are ready in the
  * same turn, and Node runs timers first.
  */
-const readsThenHold = (store: Redis.Redis["Type"], n: number, holdMs: number) =>
+const readsThenHold = (store: Context.Tag.Service<typeof Redis.Redis>, n: number, holdMs: number) =>
   Effect.gen(function*() {
     const other = yield* Effect.acquireRelease(
       Effect.sync(() => new IORedis({ host: "127.0.0.1", port: inject("redisPort") })),
