@@ -120,6 +120,32 @@ describe("versions after the store loses data", () => {
     }))
 })
 
+describe("a lookup that started before a set the store then lost", () => {
+  it.scoped("its commit is refused: no process answers its value as a hit, and the set's value is put back", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, producer, settled } = yield* setup(2)
+      // a cold lookup on pod 0 (a second), then a set on pod 0 while it runs
+      const cold = yield* Effect.fork(fleet.pods[0]!.run(page.getWithInfo()))
+      yield* TestClock.adjust(10)
+      expect(yield* fleet.pods[0]!.run(page.set(undefined, 100))).toMatchObject({ value: 100, cache: "hit" })
+      // FLUSHDB: the set's record and the fence counter that fenced the lookup are gone
+      yield* fleet.lose()
+      yield* TestClock.adjust(1_000)
+      yield* Fiber.join(cold)
+      expect(yield* producer.runs).toBe(1)
+      // a process started afterwards never heard of the set
+      yield* fleet.pods[1]!.restart
+      const fresh = yield* get(1)
+      expect(fresh.value === 1 && fresh.cache === "hit", JSON.stringify(fresh)).toBe(false)
+      // pod 0, which holds the set's value of the store's window, put it back instead of the
+      // lookup's: no run after the one that was fenced, and every pod answers the set's value
+      const answers = yield* settled
+      expect(yield* producer.runs).toBe(1)
+      for (const info of [fresh, ...answers]) expect(info).toMatchObject({ value: 100, cache: "hit" })
+      expect(Option.getOrThrow((yield* fleet.store.get("page")).stored).data).toBe("100")
+    }))
+})
+
 describe("values made while the store was unreachable", () => {
   it.scoped("a set that returns is never lost: with the store unreachable it fails, and the old value is no hit", () =>
     Effect.gen(function*() {
