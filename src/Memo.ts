@@ -770,7 +770,7 @@ export const loader: {
       if (fresh !== undefined) return onHit(fresh, now, engine, key)
       const held = engine.l1.entries.get(key)
       const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
-      if (run !== undefined) run.waiters++
+      if (run !== undefined) run.join()
       const wait = run !== undefined
         ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
         : engine.serve(jobOf(k, key, fiber.currentContext, engine), now, held, onTimeout)

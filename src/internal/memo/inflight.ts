@@ -28,6 +28,10 @@ export interface Run<A> {
   /** The loader's name, for its metrics. */
   readonly loader: string | undefined
   answered: boolean
+  /** Counts a request that waits on `first`. */
+  readonly join: () => void
+  /** Called once, on the first `join`: a run begun by a request learns that a burst is forming. */
+  onJoin: (() => void) | undefined
 }
 
 export interface Inflight<A> {
@@ -43,9 +47,64 @@ export interface Inflight<A> {
     waiting: boolean,
     loader?: string | undefined
   ) => Effect.Effect<Run<A>>
+  /**
+   * Registers the key's run without a worker, for a caller that does its first step itself (an
+   * L2 read) and then either `settle`s the run or `hand`s it to a worker. Only inside an
+   * uninterruptible region that guarantees one of the two, whatever happens to the caller.
+   * `undefined` when the key has a run already.
+   */
+  readonly begin: (key: string, loader: string | undefined) => Run<A> | undefined
+  /** Ends a run begun with `begin`: its answers (`first` unless given, and `final`) are `exit`. */
+  readonly settle: (key: string, run: Run<A>, exit: Exit.Exit<A, unknown>) => void
+  /** Gives a run begun with `begin` its worker, which runs in the scope with `runtime`'s services. */
+  readonly hand: (key: string, run: Run<A>, work: (run: Run<A>) => Effect.Effect<A, unknown>, runtime: Runtime.Runtime<never>) => void
   /** Gives `first` (once; later answers are ignored). */
   readonly answer: (run: Run<A>, exit: Exit.Exit<A, unknown>) => void
   readonly size: () => number
+}
+
+/** A `Deferred` that holds `exit`, or is still open. */
+const deferredOf = <A>(exit: Exit.Exit<A, unknown> | undefined): Deferred.Deferred<A, unknown> => {
+  const d = Deferred.unsafeMake<A, unknown>(FiberId.none)
+  if (exit !== undefined) Deferred.unsafeDone(d, exit)
+  return d
+}
+
+/**
+ * A run's answers are made into `Deferred`s only when a request waits for them: a run answered
+ * before anyone joined it (an L2 read, most runs) makes none.
+ */
+class RunImpl<A> implements Run<A> {
+  answered = false
+  #first: Deferred.Deferred<A, unknown> | undefined = undefined
+  #final: Deferred.Deferred<A, unknown> | undefined = undefined
+  #firstExit: Exit.Exit<A, unknown> | undefined = undefined
+  #finalExit: Exit.Exit<A, unknown> | undefined = undefined
+  onJoin: (() => void) | undefined = undefined
+  constructor(public waiters: number, readonly loader: string | undefined) {}
+  join() {
+    this.waiters++
+    const onJoin = this.onJoin
+    if (onJoin !== undefined) {
+      this.onJoin = undefined
+      onJoin()
+    }
+  }
+  get first() {
+    return this.#first ??= deferredOf(this.#firstExit)
+  }
+  get final() {
+    return this.#final ??= deferredOf(this.#finalExit)
+  }
+  giveFirst(exit: Exit.Exit<A, unknown>) {
+    this.#firstExit = exit
+    if (this.#first !== undefined) Deferred.unsafeDone(this.#first, exit)
+  }
+  giveFinal(exit: Exit.Exit<A, unknown>) {
+    if (this.#finalExit !== undefined) return
+    this.#finalExit = exit
+    if (this.#final !== undefined) Deferred.unsafeDone(this.#final, exit)
+  }
 }
 
 export const make = <A>(
@@ -59,39 +118,48 @@ export const make = <A>(
     if (run.answered) return
     run.answered = true
     onAnswer(exit, run.waiters, run.loader)
-    Deferred.unsafeDone(run.first, exit)
+    ;(run as RunImpl<A>).giveFirst(exit)
+  }
+
+  const register = (key: string, waiters: number, loader: string | undefined): Run<A> => {
+    const run = new RunImpl<A>(waiters, loader)
+    running.set(key, run)
+    return run
+  }
+
+  const settle: Inflight<A>["settle"] = (key, run, exit) => {
+    if (running.get(key) === run) running.delete(key)
+    answer(run, exit)
+    ;(run as RunImpl<A>).giveFinal(exit)
+  }
+
+  const hand: Inflight<A>["hand"] = (key, run, work, runtime) => {
+    const worker = Effect.interruptible(work(run)).pipe(Effect.onExit((exit) => Effect.sync(() => settle(key, run, exit))))
+    Runtime.runFork(runtime)(worker, { scope })
   }
 
   const start: Inflight<A>["start"] = (key, work, waiting, loader) =>
     Effect.suspend(() => {
       const existing = running.get(key)
       if (existing !== undefined) {
-        if (waiting) existing.waiters++
+        if (waiting) existing.join()
         return Effect.succeed(existing)
       }
       // the caller's runtime: the worker gets its services and fiber refs (log level, span)
       return Effect.uninterruptible(Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-        const run: Run<A> = {
-          first: Deferred.unsafeMake(FiberId.none),
-          final: Deferred.unsafeMake(FiberId.none),
-          waiters: waiting ? 1 : 0,
-          loader,
-          answered: false
-        }
-        running.set(key, run)
-        const worker = Effect.interruptible(work()(run)).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              if (running.get(key) === run) running.delete(key)
-              answer(run, exit)
-              Deferred.unsafeDone(run.final, exit)
-            })
-          )
-        )
-        Runtime.runFork(runtime)(worker, { scope })
+        const run = register(key, waiting ? 1 : 0, loader)
+        hand(key, run, work(), runtime)
         return Effect.succeed(run)
       }))
     })
 
-  return { get: (key) => running.get(key), start, answer, size: () => running.size }
+  return {
+    get: (key) => running.get(key),
+    start,
+    begin: (key, loader) => running.has(key) ? undefined : register(key, 1, loader),
+    settle,
+    hand,
+    answer,
+    size: () => running.size
+  }
 }

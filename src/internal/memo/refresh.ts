@@ -26,7 +26,7 @@ import * as Leader from "./leader.js"
 import type { RedisError } from "../store.js"
 import type * as Notices from "./notices.js"
 
-type Step =
+export type Step =
   /** A plain read of the record: enough when it is this window's (most L2 reads). */
   | { readonly _tag: "Read" }
   /**
@@ -187,9 +187,14 @@ const unreachableStep = <E>(
     return done(Option.map(produced, (entry): Core.Outcome => ({ entry, cache: "miss" })))
   })
 
-const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
+export const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", recompute: false, waited: false, failures: 0 }
 
-const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<Step> =>
+/**
+ * The `Read` step, which a cold request with no run of its key under way takes in its own fiber
+ * (`runtime.ts`): most of these are L2 reads, answered without a worker. A `Done` step is the
+ * answer; any other is where the worker takes over.
+ */
+export const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<Step> =>
   Effect.matchEffect(core.store.read(job.key), {
     // a fault is the store's answer for this attempt (a probe the breaker let through, too):
     // asking again at once would only meet the breaker; an open breaker has the claim decide
@@ -245,7 +250,9 @@ export const obtain = <E>(
   core: Core.Core,
   job: Core.Job<E>,
   offer: Offer,
-  refreshing: boolean
+  refreshing: boolean,
+  /** Where to begin, when a request took the first step itself. */
+  from?: Step
 ): Effect.Effect<Option.Option<Core.Outcome>, E> => {
   const loop = (step: Step): Effect.Effect<Option.Option<Core.Outcome>, E> => {
     switch (step._tag) {
@@ -264,6 +271,7 @@ export const obtain = <E>(
   // a refresh must ask the store. Holding a value of an earlier window (a rollover), so must we:
   // this window's is most likely being computed right now, which only a claim tells, and a read
   // would find the record we hold. Anything else (nothing held: an L2 read) reads first.
+  if (from !== undefined) return loop(from)
   if (refreshing) return loop(firstClaim)
   return Effect.flatMap(Core.storeNow(core), (at) => {
     const held = core.l1.entries.get(job.key)

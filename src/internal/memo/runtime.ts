@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Metrics from "../../Metrics.js"
 import * as Window from "../../Window.js"
@@ -128,17 +129,27 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     /** Workers interrupted: only the runtime's closing interrupts them. */
     const interrupted = { runs: 0 }
 
-    /** The key's worker: answers the first value it finds at once, then goes on to this window's. */
-    const work = <E>(job: Core.Job<E>, refreshing: boolean) => (run: Inflight.Run<Core.Outcome>) =>
-      Refresh.obtain(core, job, (entry, cache) => Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache }))), refreshing).pipe(
-        Effect.flatMap((obtained) => {
-          core.failures.clear(job.key)
-          if (Option.isSome(obtained)) return Effect.succeed(obtained.value)
-          const held = l1.entries.get(job.key)
-          return held !== undefined
-            ? Effect.succeed<Core.Outcome>({ entry: held, cache: "stale" })
-            : Effect.dieMessage(`lockstep: no value of ${job.key} and nothing to wait for`)
-        }),
+    /** What a request answering for a run offers its waiters on the way: a stale value, or the lookup's own. */
+    const offerTo = (run: Inflight.Run<Core.Outcome>): Refresh.Offer => (entry, cache) =>
+      Effect.sync(() => inflight.answer(run, Exit.succeed({ entry, cache })))
+
+    /** A run's outcome from what it obtained: nothing newer to be had answers with what is held. */
+    const concluded = (job: Core.Job, obtained: Option.Option<Core.Outcome>): Exit.Exit<Core.Outcome> => {
+      core.failures.clear(job.key)
+      if (Option.isSome(obtained)) return Exit.succeed(obtained.value)
+      const held = l1.entries.get(job.key)
+      return held !== undefined
+        ? Exit.succeed<Core.Outcome>({ entry: held, cache: "stale" })
+        : Exit.die(new Cause.RuntimeException(`lockstep: no value of ${job.key} and nothing to wait for`))
+    }
+
+    /**
+     * The key's worker: answers the first value it finds at once, then goes on to this window's.
+     * `from`: the step where it takes over from a request that took the first one itself.
+     */
+    const work = <E>(job: Core.Job<E>, refreshing: boolean, from?: Refresh.Step) => (run: Inflight.Run<Core.Outcome>) =>
+      Refresh.obtain(core, job, offerTo(run), refreshing, from).pipe(
+        Effect.flatMap((obtained) => concluded(job, obtained)),
         Effect.tapErrorCause((cause) =>
           run.answered && !Cause.isInterruptedOnly(cause)
             ? Effect.logWarning(`lockstep: refresh of ${job.key} failed; serving the last value`, cause)
@@ -147,6 +158,74 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Effect.onInterrupt(() => Effect.sync(() => interrupted.runs++)),
         Effect.withSpan("lockstep.refresh", { attributes: Core.attributes(job.spec, job.key), captureStackTrace: false })
       )
+
+    /**
+     * A cold request with no run of its key under way: it registers the key's run and reads the
+     * store in its own fiber. A value of this window (an L2 read, the common case after a
+     * boundary) is its answer and the run's, with no worker, no hand-off and no span; anything
+     * else (a stale value, nothing stored, the store unreachable) goes on in a worker from the
+     * step the read ended with, and the request waits for it like any other. Registering and
+     * reading are one uninterruptible region apart from the read itself: an interrupted read
+     * hands the run to a worker from the start, so the key is never left with a run nobody ends.
+     *
+     * Requests that come meanwhile join the run. The first to join means a burst: the worker
+     * starts then, with the claim, so that on a cold key the claim is on its way right behind
+     * the read instead of a round trip (and a busy event loop's turn) after it. On a key the
+     * store holds fresh, that claim answers `Fresh` and takes no lock.
+     */
+    const readThrough = <E>(job: Core.Job<E>): Effect.Effect<Core.Outcome, E> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.withFiberRuntime<Core.Outcome, E>((fiber, status) => {
+          const run = inflight.begin(job.key, job.spec.name)
+          if (run === undefined) return restore(awaitRun(job, () => undefined))
+          const worker = { started: false }
+          run.onJoin = () => {
+            worker.started = true
+            inflight.hand(job.key, run, work(job, false, Refresh.firstClaim), Runtime.make({
+              context: fiber.currentContext,
+              fiberRefs: fiber.getFiberRefs(),
+              runtimeFlags: status.runtimeFlags
+            }))
+          }
+          return Effect.flatMap(Effect.exit(restore(Refresh.readStep(core, job, offerTo(run)))), (exit) => {
+            run.onJoin = undefined
+            return afterRead(job, run, exit, restore, worker.started)
+          })
+        })
+      )
+
+    /** The read's answer for the request and the run, or the run handed to a worker (unless `started`). */
+    function afterRead<E>(
+      job: Core.Job<E>,
+      run: Inflight.Run<Core.Outcome>,
+      exit: Exit.Exit<Refresh.Step>,
+      restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>,
+      started: boolean
+    ): Effect.Effect<Core.Outcome, E> {
+      if (Exit.isFailure(exit)) {
+        const failed = Exit.failCause(exit.cause as Cause.Cause<E>)
+        if (!Cause.isInterruptedOnly(exit.cause)) {
+          inflight.settle(job.key, run, failed)
+          return failed
+        }
+        run.waiters--
+        return started ? failed : Effect.zipRight(handOff(job, run), failed)
+      }
+      const step = exit.value
+      if (step._tag === "Done") {
+        const outcome = concluded(job, step.outcome)
+        // a worker started for a burst ends the run: the store's answer to its claim may be newer
+        if (started) inflight.answer(run, outcome)
+        else inflight.settle(job.key, run, outcome)
+        return outcome
+      }
+      const wait = restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>)
+      return started ? wait : Effect.zipRight(handOff(job, run, step), wait)
+    }
+
+    /** Gives a run a request began to a worker, in the runtime's scope, with the request's services. */
+    const handOff = (job: Core.Job, run: Inflight.Run<Core.Outcome>, from?: Refresh.Step) =>
+      Effect.map(Effect.runtime<never>(), (runtime) => inflight.hand(job.key, run, work(job, false, from), runtime))
 
     const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
       inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
@@ -176,7 +255,12 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Metrics.countRequests("error", 1, job.spec.name)
         return Effect.failCause(failed.cause as Cause.Cause<E>)
       }
-      return Effect.flatMap(start(job, false, true), (run) => {
+      return job.spec.timeout === undefined && inflight.get(job.key) === undefined ? readThrough(job) : awaitRun(job, onTimeout)
+    }
+
+    /** Waits for the key's run, started unless one is under way, within the loader's `timeout`. */
+    const awaitRun = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
+      Effect.flatMap(start(job, false, true), (run) => {
         const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
         if (job.spec.timeout === undefined) return wait
         return withTimeout(job, wait, onTimeout).pipe(
@@ -189,7 +273,6 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           )
         )
       })
-    }
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
