@@ -274,8 +274,13 @@ export const lead = <E>(
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
     }
-    // fenced with nothing stored: purged while it ran; its value must not come back
-    if (c.reason === "fenced" && Option.isNone(c.stored)) return Option.none<Led>()
+    // fenced with nothing stored: purged while it ran, or the store lost the key's records (and
+    // maybe a set that fenced it). Its value answered its requests; it must not come back, nor be
+    // put back into the store as the window's value (`restorable`): the next claim recomputes
+    if (c.reason === "fenced" && Option.isNone(c.stored)) {
+      if (!early) l1.heardInvalidation(job.key, claim.fence)
+      return Option.none<Led>()
+    }
     // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
     // the latest if it belongs to the store's window and no invalidation came after it
     const newer = Option.flatMap(c.stored, (s) => {
