@@ -340,9 +340,14 @@ export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durati
             Schedule.upTo(Math.max(core.settings.redisRetryMs, Window.startOf(stored.bucket + (stored.fence > 0 ? 2 : 1), stored.windowMs) - at))
           )
         ),
-        Effect.tap((c) =>
-          Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "writeback" : c.reason })
-        ),
+        Effect.tap((c) => {
+          // a holder's value refused with nothing stored: the store lost the key's records since
+          // its claim (and maybe a set after it); it is not put back as the window's value either
+          if (c._tag === "Refused" && c.reason === "fenced" && Option.isNone(c.stored) && stored.fence > 0) {
+            core.l1.heardInvalidation(job.key, stored.fence)
+          }
+          return Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "writeback" : c.reason })
+        }),
         Effect.ignore
       )
     )).pipe(Effect.asVoid)
