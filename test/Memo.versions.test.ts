@@ -146,55 +146,6 @@ describe("a lookup that started before a set the store then lost", () => {
       expect(Option.getOrThrow((yield* fleet.store.get("page")).stored).data).toBe("100")
     }))
 
-  it.scoped("a holder that did not hear of the set does not put its lookup's value back either: the fleet recomputes once", () =>
-    Effect.gen(function*() {
-      const { fleet, get, page, producer, settled } = yield* setup(2)
-      const cold = yield* Effect.fork(fleet.pods[0]!.run(page.getWithInfo()))
-      yield* TestClock.adjust(10)
-      // pod 0 is cut off while the set is made on pod 1: it holds no newer value than its lookup's
-      yield* fleet.pods[0]!.disconnect
-      yield* fleet.pods[1]!.run(page.set(undefined, 100))
-      yield* fleet.lose()
-      yield* TestClock.adjust(1_000)
-      yield* fleet.pods[0]!.reconnect
-      // pod 0's commit, retried once it reaches the store, is refused: neither its fence counter
-      // nor its lock is left; the lookup's value answered the request that waited for it
-      expect(yield* Fiber.join(cold)).toMatchObject({ value: 1 })
-      yield* TestClock.adjust(1_000)
-      // the only process that heard of the set is replaced by one that did not
-      yield* fleet.pods[1]!.restart
-      const fresh = yield* get(1)
-      expect(fresh.value === 1 && fresh.cache === "hit", JSON.stringify(fresh)).toBe(false)
-      const answers = yield* settled
-      for (const info of answers) expect(info).toMatchObject({ value: 2, cache: "hit" })
-      expect(yield* producer.runs).toBe(2)
-    }))
-
-  it.scoped("a holder cut off until after the loss does not write its value back either", () =>
-    Effect.gen(function*() {
-      const { fleet, get, page, producer, settled } = yield* setup(2)
-      const cold = yield* Effect.fork(fleet.pods[0]!.run(page.getWithInfo()))
-      yield* TestClock.adjust(10)
-      yield* fleet.pods[0]!.disconnect
-      yield* fleet.pods[1]!.run(page.set(undefined, 100))
-      yield* fleet.lose()
-      // pod 0's commit fails while it is cut off: it offers its value back, without the lock
-      yield* TestClock.adjust(2_000)
-      expect(yield* Fiber.join(cold)).toMatchObject({ value: 1 })
-      yield* fleet.pods[0]!.reconnect
-      yield* TestClock.adjust(1_000)
-      // refused: its fence counter went with the set's record
-      expect(Option.isNone((yield* fleet.store.get("page")).stored)).toBe(true)
-      // nor does pod 0 put it back when it next finds the store empty
-      yield* get(0)
-      yield* fleet.pods[1]!.restart
-      const fresh = yield* get(1)
-      expect(fresh.value === 1 && fresh.cache === "hit", JSON.stringify(fresh)).toBe(false)
-      const answers = yield* settled
-      for (const info of answers) expect(info).toMatchObject({ value: 2, cache: "hit" })
-      expect(yield* producer.runs).toBe(2)
-    }))
-
   it.scopedLive("on a real redis-server: its commit is refused, and a process started afterwards answers no hit with its value", () =>
     Effect.gen(function*() {
       const tenant = freshTenant("loss-commit")

@@ -276,9 +276,6 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           if (last === undefined ? str(keys.lock, now) !== token : value.fence < last) {
             return { _tag: "Refused", reason: "fenced", now, mark, stored }
           }
-        } else if (value.fence > 0 && num(keys.fence, now) === undefined) {
-          // a holder's value offered back without its lock: the same, with only the counter to prove it
-          return { _tag: "Refused", reason: "fenced", now, mark, stored }
         }
         if (
           r && r.windowMs === value.windowMs &&

@@ -274,13 +274,8 @@ export const lead = <E>(
       // invalidated while it ran: stored, but not as fresh; the window's value is still to come
       return led(l1.publish(job.key, { ...mine, mark: c.mark }), c.mark >= claim.fence)
     }
-    // fenced with nothing stored: purged while it ran, or the store lost the key's records (and
-    // maybe a set that fenced it). Its value answered its requests; it must not come back, nor be
-    // put back into the store as the window's value (`restorable`): the next claim recomputes
-    if (c.reason === "fenced" && Option.isNone(c.stored)) {
-      if (!early) l1.heardInvalidation(job.key, claim.fence)
-      return Option.none<Led>()
-    }
+    // fenced with nothing stored: purged while it ran; its value must not come back
+    if (c.reason === "fenced" && Option.isNone(c.stored)) return Option.none<Led>()
     // refused: a newer value (a newer window, or a newer holder of this one) is stored, and it is
     // the latest if it belongs to the store's window and no invalidation came after it
     const newer = Option.flatMap(c.stored, (s) => {
@@ -340,14 +335,9 @@ export const writeBack = (core: Core.Core, job: Core.Job, stored: Stored, durati
             Schedule.upTo(Math.max(core.settings.redisRetryMs, Window.startOf(stored.bucket + (stored.fence > 0 ? 2 : 1), stored.windowMs) - at))
           )
         ),
-        Effect.tap((c) => {
-          // a holder's value refused with nothing stored: the store lost the key's records since
-          // its claim (and maybe a set after it); it is not put back as the window's value either
-          if (c._tag === "Refused" && c.reason === "fenced" && Option.isNone(c.stored) && stored.fence > 0) {
-            core.l1.heardInvalidation(job.key, stored.fence)
-          }
-          return Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "writeback" : c.reason })
-        }),
+        Effect.tap((c) =>
+          Metrics.update(Metrics.commits, 1, { outcome: c._tag === "Committed" ? "writeback" : c.reason })
+        ),
         Effect.ignore
       )
     )).pipe(Effect.asVoid)

@@ -259,9 +259,8 @@ return reply('lost', {}, false)
  * none), kept as `s` so that another version of the loader knows the value is not its own.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
  * only), and `(bucket, fence)` is not older than the stored record of the same window. A holder
- * whose fence counter is gone is refused as `fenced` unless it still holds the lock (a holder's
- * value offered back without a token, fence above 0, has only the counter): the store lost the
- * key's records since its claim (a restart, `FLUSHDB`, eviction), and a `set` or a claim that
+ * whose fence counter is gone is refused as `fenced` unless it still holds the lock: the store lost
+ * the key's records while it ran (a restart, `FLUSHDB`, eviction), and a `set` or a claim that
  * came after its own may have gone with them; the value is the claim's, not the store's latest. A
  * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
  * published as `p|<b>|<f>|<w>|<t>|<mark>|<duration ms>|<key length>|<key><data>`.
@@ -296,10 +295,6 @@ if ARGV[6] ~= '' then
   -- neither the counter our claim wrote nor our lock is left: the store lost the key's records
   -- while we ran, and with them, maybe, a set or another claim that fenced us
   if not last and stringAt(KEYS[2]) ~= ARGV[6] then return reply('fenced', {}, r) end
-elseif f > 0 and not counter(KEYS[3]) then
-  -- a holder's value offered back without its lock (its commit failed): the same, with only the
-  -- counter to prove it
-  return reply('fenced', {}, r)
 end
 if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
 if b > current then
