@@ -1,8 +1,9 @@
 /** How a page that could not be answered explains itself: its status, heading and message. */
 import * as Duration from "effect/Duration"
+import type { Memo } from "../src/index.js"
 import type { RefreshFailure } from "./Loaders.js"
 
-export const describeFailure = (error: RefreshFailure): { readonly status: number; readonly heading: string; readonly message: string } => {
+export const describeFailure = (error: RefreshFailure | Memo.LookupManyMismatch): { readonly status: number; readonly heading: string; readonly message: string } => {
   switch (error._tag) {
     case "LedgerTimeout":
       return {
@@ -26,6 +27,12 @@ export const describeFailure = (error: RefreshFailure): { readonly status: numbe
       return { status: 404, heading: "Not found", message: `${error.message}.` }
     case "EntityMissing":
       return { status: 404, heading: "Not found", message: `${error.message[0]!.toUpperCase()}${error.message.slice(1)}.` }
+    case "LookupManyMismatch":
+      return {
+        status: 503,
+        heading: "The ledger answered a list incompletely",
+        message: `${error.message}. No earlier value of this page is cached yet.`
+      }
   }
 }
 

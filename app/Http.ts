@@ -34,13 +34,14 @@ import * as LedgerEnv from "./Ledger/Env.js"
 import * as Loaders from "./Loaders.js"
 import * as Metrics from "./Metrics.js"
 import type { Drill, DrillLoader } from "./pages/Drill.js"
+import * as List from "./pages/List.js"
 import { parseId } from "./pages/Drill.js"
 import * as Pages from "./pages/index.js"
 import type { Page, Timed } from "./pages/Page.js"
 import * as Security from "./Security.js"
 import * as Tracing from "./Tracing.js"
 
-type PageFailure = Loaders.RefreshFailure
+type PageFailure = Loaders.RefreshFailure | Memo.LookupManyMismatch
 
 /** Label arrays fixed once per route and status: Effect caches a metric's hook per array. */
 const responseLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
@@ -85,7 +86,7 @@ export interface View<A> {
   readonly period: (value: A) => string | undefined
 }
 
-const pageView = <A>(page: Page<A>): View<A> => ({ ...page, active: page.name, title: () => page.title })
+const pageView = <A>(page: Page<A, any>): View<A> => ({ ...page, active: page.name, title: () => page.title })
 
 const drillView = <A>(drill: Drill<A>): View<A> => ({ ...drill, active: drill.section })
 
@@ -205,6 +206,10 @@ const drillLoad = <A>(drill: Drill<A>, loader: DrillLoader<A>, loaders: Loaders.
     return yield* loader.getWithInfo(id.value)
   })
 
+/** A list page's answer: its own value, then its rows through the drill-down family's `getManyWithInfo`. */
+const listLoad = <I, A, E, R>(list: List.ListOf<I, any, A>, own: Effect.Effect<Memo.Info<Timed<I>>, E, R>, loaders: Loaders.Service) =>
+  List.load(list, own, (ids) => loaders.drills[list.drill].getManyWithInfo(ids), loaders.exists)
+
 const healthz = HttpServerResponse.unsafeJson({ status: "ok" }, { headers: { "cache-control": "no-store" } })
 
 const metrics = Effect.map(Metrics.render(), (text) =>
@@ -225,13 +230,15 @@ export const Routes = HttpLayerRouter.use((router) =>
   Effect.gen(function*() {
     const loaders = yield* Loaders.Loaders
     for (const page of Pages.all) {
-      const load = loaders.pages[page.name].getWithInfo()
+      const own = loaders.pages[page.name].getWithInfo()
+      const load = page.list === undefined ? own : listLoad(page.list, own, loaders)
       const view = pageView(page)
       yield* router.add("GET", page.path, respond(view, page.path, load, "html"))
       yield* router.add("GET", page.api, respond(view, page.api, load, "json"))
     }
     for (const drill of Pages.allDrills) {
-      const load = drillLoad(drill, loaders.drills[drill.name], loaders)
+      const own = drillLoad(drill, loaders.drills[drill.name], loaders)
+      const load = drill.list === undefined ? own : listLoad(drill.list, own, loaders)
       const view = drillView(drill)
       yield* router.add("GET", drill.path, respond(view, drill.path, load, "html"))
       yield* router.add("GET", drill.api, respond(view, drill.api, load, "json"))

@@ -221,6 +221,37 @@ export interface CounterpartyRow {
   readonly transactions: number
 }
 
+/** One item's drill-down rows, as a batch read answers them. */
+export interface ItemRows {
+  readonly info: ItemInfo
+  readonly trades: ItemTrades
+}
+
+/** One shop's drill-down rows: its `perShop` best sellers by revenue (then item id). */
+export interface ShopRows {
+  readonly info: ShopInfo
+  readonly daily: ReadonlyArray<ShopDayRow>
+  readonly items: ReadonlyArray<ShopItemRow>
+}
+
+/** One account's drill-down rows: its `limit` top counterparties. */
+export interface AccountRows {
+  readonly info: AccountInfo
+  readonly flows: ReadonlyArray<AccountFlowRow>
+  readonly before: AccountBefore
+  readonly counterparties: ReadonlyArray<CounterpartyRow>
+}
+
+/**
+ * What a batch read answers, in one statement: the last 30 days (read in the same statement, so
+ * every row of the batch covers the same span) and the rows of each asked id that exists; an id
+ * with no entity is absent from `rows`.
+ */
+export interface Batch<A> {
+  readonly span: Option.Option<Span>
+  readonly rows: ReadonlyMap<number, A>
+}
+
 /** The queries. Each `Span`-taking query covers the span's days; the others the whole ledger. */
 export interface Service {
   readonly backend: "mysql" | "memory"
@@ -270,6 +301,14 @@ export interface Service {
   readonly accountBefore: (id: number, span: Span) => Effect.Effect<AccountBefore, LedgerFailure>
   /** The `limit` accounts with the most money moved to and from this one (then account id). */
   readonly counterparties: (id: number, span: Span, limit: number) => Effect.Effect<ReadonlyArray<CounterpartyRow>, LedgerFailure>
+
+  // many entities (the list pages, through the drill-down loaders' `lookupMany`): one statement each
+  /** What `itemInfo`, `span` and `itemTrades` answer, for every id at once. */
+  readonly itemsMany: (ids: ReadonlyArray<number>) => Effect.Effect<Batch<ItemRows>, LedgerFailure>
+  /** What `shopInfo`, `span`, `shopDaily` and `shopItems` answer, for every id at once. */
+  readonly shopsMany: (ids: ReadonlyArray<number>, perShop: number) => Effect.Effect<Batch<ShopRows>, LedgerFailure>
+  /** What `accountInfo`, `span`, `accountFlows`, `accountBefore` and `counterparties` answer, for every id at once. */
+  readonly accountsMany: (ids: ReadonlyArray<number>, limit: number) => Effect.Effect<Batch<AccountRows>, LedgerFailure>
 }
 
 export class Ledger extends Context.Tag("explorer/Ledger")<Ledger, Service>() {}
@@ -292,6 +331,9 @@ export const byDayThenKind = (a: AccountFlowRow, b: AccountFlowRow) => (a.day < 
 /** Counterparties by money moved, then id. */
 export const byMoneyMoved = (a: CounterpartyRow, b: CounterpartyRow) =>
   b.sent + b.received - (a.sent + a.received) || a.accountId - b.accountId
+
+/** A shop's best sellers: by revenue, then item id. */
+export const byRevenue = (a: ShopItemRow, b: ShopItemRow) => b.revenue - a.revenue || a.itemId - b.itemId
 
 /** Sorted distinct ids as inclusive ranges. */
 export const toRanges = (ids: Iterable<number>): IdRanges => {

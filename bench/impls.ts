@@ -115,17 +115,25 @@ export const makeLockstep = async (
   }
 }
 
-/** The Promise facade: one keyed loader over Redis (or the in-memory store). */
+/**
+ * The Promise facade: one loader keyed by index over Redis (or the in-memory store), its key
+ * built on every call as an application's would be (`keys` must be `keysOf(prefix, n)`).
+ */
 export const makeLockstepPromise = async (o: CacheOptions): Promise<Cache> => {
   const cache = createCache({
     ...(o.redis === undefined ? {} : { redis: { redis: { host: o.redis.host, port: o.redis.port } } }),
     tenant: o.namespace,
     settings: o.capacity === undefined ? {} : { l1Capacity: o.capacity }
   })
-  const dashboards = cache.loader({ key: (key: string) => key, window: o.windowMs, schema: Dashboard, lookup: o.produce })
+  let prefix = ""
+  const dashboards = cache.loader({ key: (i: number) => `${prefix}:${i}`, window: o.windowMs, schema: Dashboard, lookup: (i) => o.produce(`${prefix}:${i}`) })
   return {
     name: "lockstep/promise `get`",
-    bind: (keys) => (i) => dashboards.get(keys[i]!),
+    bind: (keys) => {
+      // flat and internalized, as the literal prefix of an application's key template is
+      prefix = Object.keys({ [keys[0]!.slice(0, keys[0]!.lastIndexOf(":"))]: 0 })[0]!
+      return (i) => dashboards.get(i)
+    },
     close: () => cache.close()
   }
 }

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: lockstep against its peers and the floors, side by side in one run.
  *
- *   npx tsx bench/main.ts                 the whole run (< 10 min), results in bench/results/
+ *   npx tsx bench/main.ts                 the whole run (< 10 min): bench/results/<date>.md and latest.md,
+ *                                          and its summary into docs/benchmarks.md
  *   npx tsx bench/main.ts --only=l1,stale  some sections (l1, keyed, l2, cold, stale, early, fleet, rollover,
- *                                          invalidate, commands, batch, http)
+ *                                          invalidate, commands, batch, http): bench/results/<date>-<sections>.md
  *   npx tsx bench/main.ts --smoke          a tiny run that checks the harness, not the figures
  *   --rounds=N (default 7, at least 5 outside smoke runs), --no-write (print only)
  *   --cpu-prof                             V8 CPU profiles per section in bench/results/profiles/,
@@ -19,8 +20,11 @@ import { startMariadb, startRedis } from "../test/support/services.js"
 import { shutdown, track } from "./children.js"
 import { type BenchContext, withDeadline } from "./context.js"
 import { machine, renderHeader } from "./machine.js"
+import { updatePage } from "./docs.js"
 import * as Profile from "./profile.js"
+import * as Provenance from "./provenance.js"
 import { renderSection, type Section } from "./stats.js"
+import { summary } from "./targets.js"
 
 export const sectionIds = ["l1", "keyed", "l2", "cold", "stale", "early", "fleet", "rollover", "invalidate", "commands", "batch", "http"] as const
 export type SectionId = (typeof sectionIds)[number]
@@ -47,7 +51,7 @@ const load: Record<SectionId, () => Promise<SectionModule>> = {
 }
 
 /** Sections that start processes get longer than the default minute. */
-const budgetMs: Partial<Record<SectionId, number>> = { l1: 90_000, fleet: 150_000, http: 120_000, invalidate: 90_000, commands: 90_000 }
+const budgetMs: Partial<Record<SectionId, number>> = { l1: 120_000, keyed: 90_000, fleet: 150_000, http: 120_000, invalidate: 90_000, commands: 90_000 }
 
 export interface RunOptions {
   readonly smoke: boolean
@@ -67,6 +71,8 @@ export interface RunResult {
   readonly sections: ReadonlyArray<Section>
   readonly failures: ReadonlyArray<{ readonly id: SectionId; readonly error: string }>
   readonly markdown: string
+  /** Every target's verdict, the block docs/benchmarks.md quotes. */
+  readonly summary: string
 }
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -145,15 +151,33 @@ export const runBench = async (options: RunOptions): Promise<RunResult> => {
       }
     }
     const info = await machine({ redisPort, mysqlPort })
+    const measured = Provenance.current()
+    const flags = `${options.smoke ? " --smoke" : ""}${options.only.length < sectionIds.length ? ` --only=${options.only.join(",")}` : ""}${
+      options.rounds === 7 ? "" : ` --rounds=${options.rounds}`
+    }${options.cpuProfDir !== undefined ? " --cpu-prof" : ""}`
+    const block = summary(
+      {
+        ...measured,
+        started,
+        command: flags === "" ? "npm run bench" : `npx tsx bench/main.ts${flags}`,
+        machine: `${info.cpus}, Node ${info.node}, ${info.redis}; load average at the end ${info.load}.`
+      },
+      sections.map((s) => ({ section: s.id, targets: s.targets })),
+      failures.map((f) => f.id)
+    )
     const markdown = [
       renderHeader(info, started, options, sectionIds.length),
+      "## Summary",
+      "",
+      block,
+      "",
       ...sections.map((s) => {
         const p = profiles.get(s.id)
         return p === undefined ? renderSection(s) : `${renderSection(s)}\n${p}`
       }),
       ...failures.map((f) => `## ${f.id}: failed\n\n\`\`\`\n${f.error}\n\`\`\`\n`)
     ].join("\n")
-    return { sections, failures, markdown }
+    return { sections, failures, markdown, summary: block }
   } finally {
     await Promise.allSettled(stops.map((s) => s()))
   }
@@ -173,6 +197,7 @@ const parseArgs = (argv: ReadonlyArray<string>) => {
     only: (only ?? sectionIds) as ReadonlyArray<SectionId>,
     rounds: smoke ? rounds : Math.max(5, rounds),
     write: !argv.includes("--no-write") && !smoke,
+    whole: only === undefined && !smoke,
     cpuProf: argv.includes("--cpu-prof")
   }
 }
@@ -203,10 +228,16 @@ const main = async () => {
     if (args.write) {
       const dir = Path.join(root, "bench/results")
       Fs.mkdirSync(dir, { recursive: true })
-      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-") + (args.cpuProf ? "-cpu-prof" : "")
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-") + (args.whole ? "" : `-${args.only.join("-")}`) +
+        (args.cpuProf ? "-cpu-prof" : "")
       Fs.writeFileSync(Path.join(dir, `${stamp}.md`), result.markdown)
-      Fs.writeFileSync(Path.join(dir, "latest.md"), result.markdown)
-      process.stderr.write(`[bench] wrote bench/results/${stamp}.md and bench/results/latest.md\n`)
+      process.stderr.write(`[bench] wrote bench/results/${stamp}.md\n`)
+      // only a whole run stands for the commit: it becomes latest.md, which the page quotes
+      if (args.whole && !args.cpuProf) {
+        Fs.writeFileSync(Path.join(dir, "latest.md"), result.markdown)
+        updatePage(result.markdown)
+        process.stderr.write("[bench] wrote bench/results/latest.md and its summary into docs/benchmarks.md\n")
+      }
     }
     process.stderr.write(`[bench] total ${((performance.now() - t0) / 1000).toFixed(0)} s\n`)
     process.exitCode = result.failures.length > 0 ? 1 : 0

@@ -17,6 +17,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
 import { Memo, Redis } from "../src/index.js"
 import { Dashboard, dashboard, producer, sleep } from "./fixtures.js"
 import { type Cache, type FleetImplName, fleetImplNames, fleetMakers } from "./impls.js"
@@ -45,6 +46,8 @@ export type ToPod =
   | { readonly t: "loop-stop"; readonly id: number }
   | { readonly t: "arm"; readonly id: number }
   | { readonly t: "invalidate"; readonly id: number }
+  | { readonly t: "batch-setup"; readonly id: number; readonly namespace: string; readonly windowMs: number; readonly queryMs: number }
+  | { readonly t: "batch-cold"; readonly id: number; readonly keys: number; readonly at: number }
   | { readonly t: "exit" }
 
 export type FromPod =
@@ -73,6 +76,19 @@ export type FromPod =
     readonly p50Ms: number
     readonly errors: number
     readonly firstError?: string
+  }
+  | {
+    readonly t: "batch-done"
+    readonly id: number
+    readonly pod: number
+    /** Keys this process asked `lookupMany` for, and in how many calls. */
+    readonly byLookupMany: number
+    readonly calls: number
+    /** Keys this process ran through their own `lookup`. */
+    readonly single: number
+    /** From the instant to the answer, ms. */
+    readonly ms: number
+    readonly error?: string
   }
   | { readonly t: "error"; readonly pod: number; readonly message: string }
 
@@ -121,6 +137,9 @@ const teardown = async () => {
   if (oldWatch !== undefined) oldWatch.looping = false
   await Promise.allSettled([...old.values()].map((c) => c.close()))
   await oldWatch?.runtime.dispose()
+  const oldBatch = batch
+  batch = undefined
+  await oldBatch?.runtime.dispose()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +209,56 @@ const loop = (w: Watch, callers: number, everyMs: number) => {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// batch protocol
+
+const Row = Schema.Struct({ id: Schema.Number, name: Schema.String, volume: Schema.Number })
+
+interface Batch {
+  readonly runtime: ManagedRuntime.ManagedRuntime<Memo.Memo, unknown>
+  readonly getMany: (ids: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<typeof Row.Type>, unknown, Memo.Memo>
+  readonly counts: { byLookupMany: number; calls: number; single: number }
+}
+
+let batch: Batch | undefined
+
+const batchSetup = async (m: Extract<ToPod, { t: "batch-setup" }>) => {
+  await teardown()
+  const counts = { byLookupMany: 0, calls: 0, single: 0 }
+  const row = (id: number) => ({ id, name: `item ${id}`, volume: id * 100 })
+  const loader = Memo.loader({
+    key: (id: number) => `bench:batch:row:${id}`,
+    window: m.windowMs,
+    schema: Row,
+    lookup: (id: number) => Effect.sync(() => (counts.single++, row(id))),
+    lookupMany: (ids: ReadonlyArray<number>) =>
+      Effect.sync(() => {
+        counts.calls++
+        counts.byLookupMany += ids.length
+        return ids.map(row)
+      }).pipe(Effect.delay(m.queryMs)) // one SQL query
+  })
+  const runtime = ManagedRuntime.make(
+    Memo.layer.pipe(Layer.provide(Redis.layer({ redis: { host: redis.host, port: redis.port }, tenant: m.namespace })))
+  )
+  await runtime.runtime()
+  batch = { runtime, getMany: loader.getMany, counts }
+}
+
+const batchCold = (m: Extract<ToPod, { t: "batch-cold" }>) => {
+  const b = batch!
+  const ids = Array.from({ length: m.keys }, (_, i) => i + 1)
+  const fire = async () => {
+    const t0 = Date.now()
+    const error = await b.runtime.runPromise(b.getMany(ids)).then(
+      (rows) => (rows.length === m.keys ? undefined : `${rows.length} values for ${m.keys} keys`),
+      (e) => (e instanceof Error ? e.message : String(e))
+    )
+    send({ t: "batch-done", id: m.id, pod, ...b.counts, ms: Date.now() - t0, ...(error === undefined ? {} : { error }) })
+  }
+  setTimeout(() => void fire(), Math.max(0, m.at - Date.now()))
+}
+
 const reportError = (e: unknown) => send({ t: "error", pod, message: e instanceof Error ? (e.stack ?? e.message) : String(e) })
 
 const burst = (m: Extract<ToPod, { t: "burst" }>) => {
@@ -251,6 +320,12 @@ process.on("message", (m: ToPod) => {
       break
     case "invalidate":
       watch!.runtime.runPromise(watch!.invalidate).then(() => send({ t: "invalidated", id: m.id, pod, at: now() }), reportError)
+      break
+    case "batch-setup":
+      batchSetup(m).then(() => send({ t: "ready", id: m.id, pod }), reportError)
+      break
+    case "batch-cold":
+      batchCold(m)
       break
     case "teardown":
       teardown().finally(() => send({ t: "ready", id: m.id, pod }))

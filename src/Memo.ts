@@ -639,6 +639,72 @@ const specOf = (options: LoaderOptions<any, any, any, any, any, any>) => {
   return spec
 }
 
+/**
+ * Checked specs by schema, then by the options a spec depends on, for options with nothing but
+ * durations, a name, a schema version and fixed tags besides (what `memo` is given): `memo` built on every request
+ * checks its options on the first only. A spec is immutable data, so loaders may share it.
+ */
+const checkedSpecs = new WeakMap<Schema.Schema.Any, { size: number; readonly levels: Map<unknown, any> }>()
+
+const maxSpecsPerSchema = 64
+
+/** Checks `options` (throwing if they are bad) and keeps the spec under the levels still missing. */
+const keepSpec = (
+  root: { size: number },
+  level: Map<unknown, any>,
+  missing: ReadonlyArray<unknown>,
+  tags: unknown,
+  options: LoaderOptions<any, any, any, any, any, any>,
+  isMemo: boolean
+): Core.Spec => {
+  const spec = checked(options, isMemo)
+  if (root.size >= maxSpecsPerSchema) return spec
+  root.size++
+  for (const part of missing) {
+    const next = new Map<unknown, any>()
+    level.set(part, next)
+    level = next
+  }
+  level.set(tags === undefined ? undefined : JSON.stringify(tags), spec)
+  return spec
+}
+
+const plainDuration = (d: unknown) => d === undefined || typeof d === "number" || typeof d === "string"
+
+/** `memo`'s options have no lookup: its producer's type is checked. */
+const noLookup = () => Effect.void
+
+/** Checks options; `memo`'s (`isMemo`) get a lookup for it. */
+const checked = (options: LoaderOptions<any, any, any, any, any, any>, isMemo: boolean) =>
+  specOf(isMemo ? { ...options, lookup: noLookup } : options)
+
+/** `memo` passes its options as they are (`isMemo`): they get a lookup only when they are checked. */
+const cachedSpecOf = (options: LoaderOptions<any, any, any, any, any, any>, isMemo = false): Core.Spec => {
+  if (typeof options !== "object" || options === null) return specOf(options)
+  const { name, retain, schema, schemaVersion, tags, timeout, window } = options
+  if (
+    !plainDuration(window) || !plainDuration(timeout) || !plainDuration(retain) || (name !== undefined && typeof name !== "string") ||
+    (schemaVersion !== undefined && typeof schemaVersion !== "string") ||
+    (tags !== undefined && !Array.isArray(tags)) || options.encrypt !== undefined || options.storeRedacted !== undefined ||
+    options.lookupMany !== undefined || options.batchSize !== undefined || (!isMemo && typeof options.lookup !== "function") ||
+    (typeof options.key !== "string" && typeof options.key !== "function") || (typeof schema !== "object" && typeof schema !== "function") ||
+    schema === null
+  ) return checked(options, isMemo)
+  // one level per option (a Map tells `1000` from `"1000"`), no id built per call; a bounded
+  // number of specs per schema (options made per request from request data are checked each time)
+  let root = checkedSpecs.get(schema)
+  if (root === undefined) checkedSpecs.set(schema, root = { size: 0, levels: new Map() })
+  const parts = [window, timeout, retain, name, schemaVersion]
+  let level = root.levels
+  for (let i = 0; i < parts.length; i++) {
+    const next = level.get(parts[i])
+    if (next === undefined) return keepSpec(root, level, parts.slice(i), tags, options, isMemo)
+    level = next
+  }
+  const spec: Core.Spec | undefined = level.get(tags === undefined ? undefined : JSON.stringify(tags))
+  return spec ?? keepSpec(root, level, [], tags, options, isMemo)
+}
+
 const expectOf = Engine.expectOf
 
 const toInfo: <A>(entry: L1.Entry, cache: Core.Outcome["cache"], now: number, next: L1.Expect) => Info<A> = L1.info
@@ -670,6 +736,119 @@ interface Warmable<K> {
   readonly [WarmId]: (k: K, at: number) => Effect.Effect<void, never, Memo>
   readonly [EarlyId]: (k: K, bucket: number) => Effect.Effect<void, never, Memo>
 }
+
+/**
+ * What a loader's requests need, made once per loader (and per `memo` call, so it holds data,
+ * not closures: making closures per `memo` call would cost more than the hit it serves).
+ */
+interface Def<K> {
+  readonly spec: Core.Spec
+  readonly windowMs: number
+  /** The fixed key, or `undefined` when `keyFn` derives it. */
+  readonly fixed: string | undefined
+  readonly keyFn: ((k: K) => string) | undefined
+  /** The lookup, or `producer` for `memo`. */
+  readonly lookup: ((k: K, previous: Option.Option<Info<any>>) => Effect.Effect<any, any, any>) | undefined
+  readonly producer: Effect.Effect<any, any, any> | undefined
+  readonly tags: ReadonlyArray<string> | ((k: K) => ReadonlyArray<string>) | undefined
+  readonly countHit: () => void
+}
+
+const keyOfDef = <K>(def: Def<K>, k: K): string => {
+  if (def.fixed !== undefined) return def.fixed
+  const key = def.keyFn!(k)
+  if (typeof key !== "string") throw new InvalidOptions({ message: `a loader's key function returned ${describe(key)}, not a string` })
+  return key
+}
+
+const noTags: ReadonlyArray<string> = []
+
+const tagsOfDef = <K>(def: Def<K>, k: K): ReadonlyArray<string> => {
+  const tags = def.tags
+  if (tags === undefined) return noTags
+  if (typeof tags !== "function") return tags
+  const made = tags(k)
+  if (!Array.isArray(made) || !made.every((t) => typeof t === "string")) {
+    throw new InvalidOptions({ message: `a loader's tags function returned ${describe(made)}, not an array of strings` })
+  }
+  return made
+}
+
+/** An unnamed loader's hit count; a named loader's, its labels made once per name. */
+const countL1 = L1.countL1
+const namedCounts = new Map<string, () => void>()
+const countOf = (name: string | undefined): () => void => {
+  if (name === undefined) return countL1
+  let count = namedCounts.get(name)
+  if (count === undefined) {
+    const labels = [Metrics.label("result", "l1"), Metrics.label("loader", name)]
+    count = () => Metrics.requests.unsafeUpdate(1, labels)
+    namedCounts.set(name, count)
+  }
+  return count
+}
+
+const noTimeout = () => undefined
+const onTimeoutOf = (spec: Core.Spec): (key: string) => WaitTimeout | undefined => {
+  const timeout = spec.timeout
+  return timeout === undefined ? noTimeout : (key) => new WaitTimeout({ key, timeout })
+}
+
+/** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
+const jobOf = <K, E>(def: Def<K>, k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
+  spec: def.spec,
+  key,
+  lookup: (previous) =>
+    Effect.flatMap(Clock.currentTimeMillis, (t) =>
+      Effect.provide(
+        Effect.scoped(
+          def.producer !== undefined
+            ? def.producer
+            : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
+        ),
+        Context.omit(Scope.Scope)(context as Context.Context<any>)
+      )),
+  tags: () => tagsOfDef(def, k)
+})
+
+type OnHit<B> = (entry: L1.Entry, now: number, engine: Engine.Engine, key: string) => Exit.Exit<B>
+type OnOutcome<B> = (o: Core.Outcome, now: number, engine: Engine.Engine, key: string) => B
+
+/**
+ * The request path: the fresh hit inline; a cold request joins the key's run if one is under
+ * way (the common case in a burst: one step, counted by the run); all else in the engine.
+ * `onOutcome` gets the time of the answer when `timed` (`getWithInfo`).
+ */
+const request = <K, B, E, R>(def: Def<K>, k: K, onHit: OnHit<B>, onOutcome: OnOutcome<B>, timed: boolean) =>
+  Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+    const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
+    const t = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis()
+    const now = t + engine.clock.skew
+    const key = keyOfDef(def, k)
+    // a hit: trusted, and of our window or the next (our clock may be a little behind the
+    // store's); further ahead, our clock went back: the slow path asks the store. A value
+    // committed early for the next window takes over at the store's boundary.
+    const fresh = L1.hit(engine.l1, key, def.windowMs, now, t + engine.clock.offset, def.countHit)
+    if (fresh !== undefined) return onHit(fresh, now, engine, key)
+    const held = engine.l1.entries.get(key)
+    const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
+    if (run !== undefined) run.join()
+    const wait = run !== undefined
+      ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
+      : engine.serve(jobOf<K, E>(def, k, key, fiber.currentContext, engine), now, held, onTimeoutOf(def.spec))
+    // an answer that waited reports staleness and the next boundary as of when it came
+    return timed
+      ? Effect.flatMap(wait, (o) =>
+        Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew, engine, key))))
+      : Effect.map(wait, (o) => onOutcome(o, 0, engine, key))
+  })
+
+/** `get`'s answers: a hit's `Exit` is made once per entry rather than once per hit. */
+const hitValue: OnHit<any> = (entry) => (entry.exit ??= Exit.succeed(entry.value))
+const outcomeValue: OnOutcome<any> = (o) => o.entry.value
+/** `getWithInfo`'s answers. */
+const hitInfo: OnHit<Info<any>> = (entry, now, engine, key) => Exit.succeed(toInfo(entry, "hit", now, expectOf(engine, key, entry)))
+const outcomeInfo: OnOutcome<Info<any>> = (o, now, engine, key) => toInfo(o.entry, o.cache, now, expectOf(engine, key, o.entry))
 
 /**
  * Defines a loader: a family of cached values, one per key, each computed at most once per
@@ -706,80 +885,20 @@ export const loader: {
 } = <A, I, E, R, K, O extends A | Unchanged>(
   options: LoaderOptions<K, A, I, E, R, O>
 ): Loader<K, A, any, R> => {
-  const spec = specOf(options)
-  const { lookup, windowMs } = { lookup: options.lookup, windowMs: spec.windowMs }
-  const fixed = typeof options.key === "string" ? options.key : undefined
-  const keyFn = options.key as (k: K) => string
-  const keyOf = fixed !== undefined ? (_: K) => fixed : (k: K): string => {
-    const key = keyFn(k)
-    if (typeof key !== "string") throw new InvalidOptions({ message: `a loader's key function returned ${describe(key)}, not a string` })
-    return key
-  }
-  const tagsFn = options.tags as (k: K) => ReadonlyArray<string>
-  const tagsOf: (k: K) => ReadonlyArray<string> = options.tags === undefined
-    ? () => []
-    : typeof options.tags === "function"
-    ? (k) => {
-      const tags = tagsFn(k)
-      if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string")) {
-        throw new InvalidOptions({ message: `a loader's tags function returned ${describe(tags)}, not an array of strings` })
-      }
-      return tags
-    }
-    : ((tags) => () => tags)(options.tags)
-  // the hit path's counter, its labels made once
-  const countHit = spec.name === undefined
-    ? () => Metrics.requestsL1.unsafeUpdate(1, [])
-    : ((labels) => () => Metrics.requests.unsafeUpdate(1, labels))([Metrics.label("result", "l1"), Metrics.label("loader", spec.name)])
-  const timeout = spec.timeout
-  const onTimeout = timeout === undefined ? () => undefined : (key: string) => new WaitTimeout({ key, timeout })
-
-  /** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
-  const jobOf = (k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
+  const spec = cachedSpecOf(options)
+  const windowMs = spec.windowMs
+  const def: Def<K> = {
     spec,
-    key,
-    lookup: (previous) =>
-      Effect.flatMap(Clock.currentTimeMillis, (t) =>
-        Effect.provide(
-          Effect.scoped(lookup(k, Option.map(previous, (p) => previousInfo<A>(p, t + engine.clock.skew)))),
-          Context.omit(Scope.Scope)(context as Context.Context<any>)
-        )),
-    tags: () => tagsOf(k)
-  })
-
-  /**
-   * The request path: the fresh hit inline; a cold request joins the key's run if one is under
-   * way (the common case in a burst: one step, counted by the run); all else in the engine.
-   * `onOutcome` gets the time of the answer when `timed` (`getWithInfo`).
-   */
-  const request = <B>(
-    k: K,
-    onHit: (entry: L1.Entry, now: number, engine: Engine.Engine, key: string) => Exit.Exit<B>,
-    onOutcome: (o: Core.Outcome, now: number, engine: Engine.Engine, key: string) => B,
-    timed: boolean
-  ) =>
-    Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
-      const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-      const t = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis()
-      const now = t + engine.clock.skew
-      const key = keyOf(k)
-      // a hit: trusted, and of our window or the next (our clock may be a little behind the
-      // store's); further ahead, our clock went back: the slow path asks the store. A value
-      // committed early for the next window takes over at the store's boundary.
-      const fresh = L1.hit(engine.l1, key, windowMs, now, t + engine.clock.offset, countHit)
-      if (fresh !== undefined) return onHit(fresh, now, engine, key)
-      const held = engine.l1.entries.get(key)
-      const run = held === undefined && timeout === undefined ? engine.inflight.get(key) : undefined
-      if (run !== undefined) run.join()
-      const wait = run !== undefined
-        ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
-        : engine.serve(jobOf(k, key, fiber.currentContext, engine), now, held, onTimeout)
-      // an answer that waited reports staleness and the next boundary as of when it came
-      return timed
-        ? Effect.flatMap(wait, (o) =>
-          Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew, engine, key))))
-        : Effect.map(wait, (o) => onOutcome(o, 0, engine, key))
-    })
+    windowMs,
+    fixed: typeof options.key === "string" ? options.key : undefined,
+    keyFn: typeof options.key === "string" ? undefined : options.key,
+    lookup: options.lookup,
+    producer: undefined,
+    tags: options.tags,
+    countHit: countOf(spec.name)
+  }
+  const keyOf = (k: K) => keyOfDef(def, k)
+  const onTimeout = onTimeoutOf(spec)
 
   const batchSize = options.batchSize ?? 100
   const lookupMany = options.lookupMany
@@ -802,7 +921,7 @@ export const loader: {
           at = jobs.length
           index.set(key, at)
           distinct.push(k)
-          jobs.push(jobOf(k, key, context, engine))
+          jobs.push(jobOf(def, k, key, context, engine))
         }
         return at
       })
@@ -830,14 +949,8 @@ export const loader: {
     [LoaderTypeId]: LoaderTypeId,
     windowMs,
     keyOf,
-    get: (k) => request(k, (entry) => (entry.exit ??= Exit.succeed(entry.value)) as Exit.Exit<A>, (o) => o.entry.value as A, false),
-    getWithInfo: (k) =>
-      request(
-        k,
-        (entry, now, engine, key) => Exit.succeed(toInfo<A>(entry, "hit", now, expectOf(engine, key, entry))),
-        (o, now, engine, key) => toInfo<A>(o.entry, o.cache, now, expectOf(engine, key, o.entry)),
-        true
-      ),
+    get: (k) => request(def, k, hitValue, outcomeValue, false),
+    getWithInfo: (k) => request(def, k, hitInfo, outcomeInfo, true),
     getMany: (ks) => many(ks, (o) => o.entry.value as A),
     getManyWithInfo: (ks) => many(ks, (o, now, engine, key) => toInfo<A>(o.entry, o.cache, now, expectOf(engine, key, o.entry))),
     peek: (k) =>
@@ -851,18 +964,18 @@ export const loader: {
       Effect.withFiberRuntime<Info<A>, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
         const key = keyOf(k)
-        return Effect.flatMap(engine.refresh(jobOf(k, key, fiber.currentContext, engine), onTimeout), (o) => answer(engine, key, o))
+        return Effect.flatMap(engine.refresh(jobOf(def, k, key, fiber.currentContext, engine), onTimeout), (o) => answer(engine, key, o))
       }),
-    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOf(k)), (o) => answer(engine, keyOf(k), o))),
+    set: (k, value) => withEngine((engine) => Effect.flatMap(engine.set(spec, keyOf(k), value, tagsOfDef(def, k)), (o) => answer(engine, keyOf(k), o))),
     [WarmId]: (k: K, at: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-        return engine.warm(jobOf(k, keyOf(k), fiber.currentContext, engine), at)
+        return engine.warm(jobOf(def, k, keyOf(k), fiber.currentContext, engine), at)
       }),
     [EarlyId]: (k: K, bucket: number) =>
       Effect.withFiberRuntime<void, never, Memo>((fiber) => {
         const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
-        return engine.early(jobOf(k, keyOf(k), fiber.currentContext, engine), bucket)
+        return engine.early(jobOf(def, k, keyOf(k), fiber.currentContext, engine), bucket)
       })
   } as Loader<K, A, any, R>
 }
@@ -872,6 +985,24 @@ const fixedLoader = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect
     return invalid(`memo options need a string key, got ${describe(options?.key)}`)
   }
   return loader<A, I, E, R, void>({ ...options, lookup: () => producer })
+}
+
+/** `memo`'s request needs no loader, only a `Def` (its options checked once per schema and durations). */
+const fixedDef = <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Def<void> => {
+  if (typeof options !== "object" || options === null || typeof options.key !== "string") {
+    return invalid(`memo options need a string key, got ${describe(options?.key)}`)
+  }
+  const spec = cachedSpecOf(options as LoaderOptions<any, any, any, any, any, any>, true)
+  return {
+    spec,
+    windowMs: spec.windowMs,
+    fixed: options.key,
+    keyFn: undefined,
+    lookup: undefined,
+    producer,
+    tags: options.tags,
+    countHit: countOf(spec.name)
+  }
 }
 
 /** Both argument orders of the data-first form: `(options, producer)` as ever, and Effect's `(producer, options)`. */
@@ -910,7 +1041,7 @@ export const memo: {
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope> | Memo>
 } = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
-  return fixedLoader(options, producer).get()
+  return request(fixedDef(options, producer), undefined, hitValue, outcomeValue, false)
 })
 
 /**
@@ -928,7 +1059,7 @@ export const memoWithInfo: {
   <A, I, E, R>(options: Options<A, I>, producer: Effect.Effect<A, E, R>): Effect.Effect<Info<A>, E, Exclude<R, Scope.Scope> | Memo>
 } = dual(2, (a: unknown, b: unknown) => {
   const [options, producer] = ordered(a, b)
-  return fixedLoader(options, producer).getWithInfo()
+  return request(fixedDef(options, producer), undefined, hitInfo, outcomeInfo, true)
 })
 
 /**

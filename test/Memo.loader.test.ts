@@ -125,6 +125,31 @@ describe("Memo.loader", () => {
     expect(() => Memo.keepWarm(loader, 1, { lag: "-10 millis" })).toThrow(Memo.InvalidOptions)
   })
 
+  it.effect("Memo.memo built on every request: each call's own options, a bad one refused every time, checks kept per schema and durations", () =>
+    Effect.gen(function*() {
+      const Schema1 = Schema.Struct({ n: Schema.Number })
+      // windows as numbers and as text, more of them than the checks kept per schema
+      const windows = [...Array.from({ length: 80 }, (_, i) => 1_000 * (i + 1)), "3 seconds", "3000 millis", 3_000] as const
+      for (let round = 0; round < 2; round++) {
+        for (const [i, window] of windows.entries()) {
+          const info = yield* Memo.memoWithInfo({ key: `per-call:${i}`, window, schema: Schema1 }, Effect.succeed({ n: i }))
+          expect(info.value).toEqual({ n: i })
+          expect(info.windowMs).toBe(typeof window === "number" ? window : 3_000)
+        }
+        // a bad option throws on every call, after good ones with the same schema and before them
+        for (const bad of [{ window: "soon" }, { window: 1_000, timeout: -1 }, { window: 1_000, retain: 10 }]) {
+          expect(() => Memo.memo({ key: "bad", schema: Schema1, ...bad } as never, Effect.succeed({ n: 0 })), JSON.stringify(bad)).toThrow(Memo.InvalidOptions)
+        }
+        expect(() => Memo.memo({ key: "tags", window: 1_000, schema: Schema1, tags: [1] as never }, Effect.succeed({ n: 0 }))).toThrow(Memo.InvalidOptions)
+      }
+      // the same key, another timeout: the request waits under its own
+      const slow = Effect.as(Effect.sleep(5_000), { n: 1 })
+      const waited = yield* Effect.fork(Effect.exit(Memo.memo({ key: "timed", window: 60_000, schema: Schema1, timeout: 1_000 }, slow)))
+      yield* TestClock.adjust(1_000)
+      const exit = yield* Fiber.join(waited)
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/WaitTimeout/)
+    }).pipe(Effect.provide(Testing.layer)))
+
   it.effect("the lookup gets a scope of its own: interrupting the first caller, or closing its scope, never touches the run", () =>
     Effect.gen(function*() {
       const resources = { opened: 0, closed: 0 }

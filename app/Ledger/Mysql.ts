@@ -23,12 +23,19 @@ import * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import * as Synthetic from "../Synthetic.js"
 import {
+  type AccountFlowRow,
   type AccountInfo,
+  type AccountRows,
+  type Batch,
   byDayThenKind,
   byKind,
+  byMoneyMoved,
+  byRevenue,
   type CounterpartyRow,
   type EntityKind,
+  type ItemDayRow,
   type ItemInfo,
+  type ItemRows,
   type ItemTrades,
   Ledger,
   LedgerError,
@@ -36,10 +43,13 @@ import {
   LedgerTimeout,
   type MarketRow,
   type Service,
+  type ShopDayRow,
   type ShopInfo,
   type ShopItemRow,
   type ShopRow,
+  type ShopRows,
   type Span,
+  spanDays,
   spanOf
 } from "../Ledger.js"
 
@@ -146,7 +156,45 @@ export const rowSchemas = {
   accountInfo: Schema.Struct({ id: Count, name: Schema.String, opening_balance: Cents }),
   accountFlow: Schema.Struct({ day: Schema.String, kind: Schema.String, received: Cents, paid: Cents, transactions: Count }),
   accountBefore: Schema.Struct({ received: Cents, paid: Cents }),
-  counterparty: Schema.Struct({ account_id: Count, name: Schema.String, sent: Cents, received: Cents, transactions: Count })
+  counterparty: Schema.Struct({ account_id: Count, name: Schema.String, sent: Cents, received: Cents, transactions: Count }),
+  // the batch reads: one row per part of an entity's page, `last_day` the span's on every row
+  itemMany: Schema.Struct({
+    item_id: Count,
+    name: Schema.String,
+    last_day: Schema.NullOr(Schema.String),
+    day: Schema.NullOr(Schema.String),
+    trades: Schema.NullOr(Count),
+    quantity: Schema.NullOr(Count),
+    volume: Schema.NullOr(Cents),
+    price_sum: Schema.NullOr(Cents),
+    median_price: Schema.NullOr(Cents),
+    all_median: Schema.NullOr(Cents)
+  }),
+  shopMany: Schema.Struct({
+    part: Schema.Literal("shop", "day", "item"),
+    shop_id: Count,
+    last_day: Schema.NullOr(Schema.String),
+    name: Schema.NullOr(Schema.String),
+    other_id: Schema.NullOr(Count),
+    other: Schema.NullOr(Schema.String),
+    day: Schema.NullOr(Schema.String),
+    a: Schema.NullOr(Cents),
+    b: Schema.NullOr(Cents),
+    m: Schema.NullOr(Count),
+    n: Schema.NullOr(Count)
+  }),
+  accountMany: Schema.Struct({
+    part: Schema.Literal("account", "flow", "in", "out", "counterparty"),
+    account_id: Count,
+    last_day: Schema.NullOr(Schema.String),
+    name: Schema.NullOr(Schema.String),
+    other_id: Schema.NullOr(Count),
+    day: Schema.NullOr(Schema.String),
+    kind: Schema.NullOr(Schema.String),
+    a: Schema.NullOr(Cents),
+    b: Schema.NullOr(Cents),
+    n: Schema.NullOr(Count)
+  })
 }
 
 const tables: Record<EntityKind, string> = { item: "items", shop: "shops", account: "accounts" }
@@ -212,6 +260,106 @@ export const entityQueries = {
         GROUP BY c.account_id, a.name
         ORDER BY SUM(c.sent) + SUM(c.received) DESC, c.account_id
         LIMIT ${Math.max(0, Math.floor(limit))}`
+}
+
+/** The span's last day, as a derived table `s` (`s.last_day` a DATE, NULL for an empty ledger). */
+const lastDay = (sql: SqlClient.SqlClient) => sql`(SELECT DATE(MAX(ts)) AS last_day FROM ledger) AS s`
+
+/** The span's first instant, from `s.last_day`: the same 30 days as `spanOf`. */
+const spanStart = (sql: SqlClient.SqlClient) => sql`s.last_day - INTERVAL ${spanDays - 1} DAY`
+
+/**
+ * The batch statements behind the drill-down loaders' `lookupMany`: one statement per batch,
+ * answering every asked entity's page rows and the span they cover (read in the same statement,
+ * so a batch never straddles two spans). Each part filters the ledger on the same indexed
+ * columns as the single-entity statements, with `IN` over the batch's ids.
+ */
+export const batchQueries = {
+  items: (sql: SqlClient.SqlClient, ids: ReadonlyArray<number>) =>
+    sql`SELECT i.id AS item_id, i.name, DATE_FORMAT(s.last_day, '%Y-%m-%d') AS last_day,
+               d.day, d.trades, d.quantity, d.volume, d.price_sum, d.median_price, d.all_median
+        FROM items i
+        CROSS JOIN ${lastDay(sql)}
+        LEFT JOIN (
+          SELECT item_id, day, COUNT(*) AS trades, SUM(quantity) AS quantity, SUM(amount) AS volume, SUM(unit_price) AS price_sum,
+                 MAX(day_median) AS median_price, MAX(all_median) AS all_median
+          FROM (
+            SELECT l.item_id, DATE_FORMAT(l.ts, '%Y-%m-%d') AS day, l.quantity, l.amount, l.unit_price,
+                   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY l.unit_price) OVER (PARTITION BY l.item_id, DATE(l.ts)) AS day_median,
+                   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY l.unit_price) OVER (PARTITION BY l.item_id) AS all_median
+            FROM ledger l CROSS JOIN ${lastDay(sql)}
+            WHERE l.item_id IN ${sql.in(ids)} AND l.kind = 'market_trade' AND l.ts >= ${spanStart(sql)}
+          ) AS x
+          GROUP BY item_id, day
+        ) AS d ON d.item_id = i.id
+        WHERE i.id IN ${sql.in(ids)}
+        ORDER BY i.id, d.day`,
+  shops: (sql: SqlClient.SqlClient, ids: ReadonlyArray<number>, perShop: number) =>
+    sql`SELECT 'shop' AS part, sh.id AS shop_id, DATE_FORMAT(s.last_day, '%Y-%m-%d') AS last_day, sh.name,
+               sh.owner_id AS other_id, a.name AS other, NULL AS day, NULL AS a, NULL AS b, NULL AS m, NULL AS n
+        FROM shops sh JOIN accounts a ON a.id = sh.owner_id CROSS JOIN ${lastDay(sql)}
+        WHERE sh.id IN ${sql.in(ids)}
+        UNION ALL
+        SELECT 'day', l.shop_id, NULL, NULL, NULL, NULL, DATE_FORMAT(l.ts, '%Y-%m-%d'),
+               COALESCE(SUM(CASE WHEN l.kind = 'chestshop_buy' THEN l.amount END), 0),
+               COALESCE(SUM(CASE WHEN l.kind = 'chestshop_sell' THEN l.amount END), 0),
+               COUNT(CASE WHEN l.kind = 'chestshop_buy' THEN 1 END),
+               COUNT(CASE WHEN l.kind = 'chestshop_sell' THEN 1 END)
+        FROM ledger l CROSS JOIN ${lastDay(sql)}
+        WHERE l.shop_id IN ${sql.in(ids)} AND l.ts >= ${spanStart(sql)} AND l.kind IN ('chestshop_buy', 'chestshop_sell')
+        GROUP BY l.shop_id, DATE_FORMAT(l.ts, '%Y-%m-%d')
+        UNION ALL
+        SELECT 'item', shop_id, NULL, NULL, item_id, item, NULL, revenue, NULL, quantity, rn FROM (
+          SELECT l.shop_id, l.item_id, i.name AS item, SUM(l.quantity) AS quantity, SUM(l.amount) AS revenue,
+                 ROW_NUMBER() OVER (PARTITION BY l.shop_id ORDER BY SUM(l.amount) DESC, l.item_id) AS rn
+          FROM ledger l JOIN items i ON i.id = l.item_id CROSS JOIN ${lastDay(sql)}
+          WHERE l.kind = 'chestshop_buy' AND l.ts >= ${spanStart(sql)} AND l.shop_id IN ${sql.in(ids)}
+          GROUP BY l.shop_id, l.item_id, i.name
+        ) AS r
+        WHERE rn <= ${Math.max(0, Math.floor(perShop))}`,
+  accounts: (sql: SqlClient.SqlClient, ids: ReadonlyArray<number>, limit: number) =>
+    sql`SELECT 'account' AS part, ac.id AS account_id, DATE_FORMAT(s.last_day, '%Y-%m-%d') AS last_day, ac.name,
+               NULL AS other_id, NULL AS day, NULL AS kind, ac.opening_balance AS a, NULL AS b, NULL AS n
+        FROM accounts ac CROSS JOIN ${lastDay(sql)}
+        WHERE ac.id IN ${sql.in(ids)}
+        UNION ALL
+        SELECT 'flow', account_id, NULL, NULL, NULL, day, kind, SUM(received), SUM(paid), SUM(n) FROM (
+          SELECT l.to_account AS account_id, DATE_FORMAT(l.ts, '%Y-%m-%d') AS day, CAST(l.kind AS CHAR) AS kind,
+                 SUM(l.amount) AS received, CAST(0 AS DECIMAL(14,2)) AS paid, COUNT(*) AS n
+          FROM ledger l CROSS JOIN ${lastDay(sql)}
+          WHERE l.to_account IN ${sql.in(ids)} AND l.ts >= ${spanStart(sql)} GROUP BY 1, 2, 3
+          UNION ALL
+          SELECT l.from_account, DATE_FORMAT(l.ts, '%Y-%m-%d'), CAST(l.kind AS CHAR), CAST(0 AS DECIMAL(14,2)), SUM(l.amount), COUNT(*)
+          FROM ledger l CROSS JOIN ${lastDay(sql)}
+          WHERE l.from_account IN ${sql.in(ids)} AND l.ts >= ${spanStart(sql)} GROUP BY 1, 2, 3
+        ) AS f
+        GROUP BY account_id, day, kind
+        UNION ALL
+        SELECT 'in', l.to_account, NULL, NULL, NULL, NULL, NULL, SUM(l.amount), NULL, NULL
+        FROM ledger l CROSS JOIN ${lastDay(sql)}
+        WHERE l.to_account IN ${sql.in(ids)} AND l.ts < ${spanStart(sql)} GROUP BY l.to_account
+        UNION ALL
+        SELECT 'out', l.from_account, NULL, NULL, NULL, NULL, NULL, SUM(l.amount), NULL, NULL
+        FROM ledger l CROSS JOIN ${lastDay(sql)}
+        WHERE l.from_account IN ${sql.in(ids)} AND l.ts < ${spanStart(sql)} GROUP BY l.from_account
+        UNION ALL
+        SELECT 'counterparty', account_id, NULL, name, other_id, NULL, NULL, sent, received, n FROM (
+          SELECT c.account_id, c.other_id, ac.name, SUM(c.sent) AS sent, SUM(c.received) AS received, SUM(c.n) AS n,
+                 ROW_NUMBER() OVER (PARTITION BY c.account_id ORDER BY SUM(c.sent) + SUM(c.received) DESC, c.other_id) AS rn
+          FROM (
+            SELECT l.from_account AS account_id, l.to_account AS other_id, SUM(l.amount) AS sent,
+                   CAST(0 AS DECIMAL(14,2)) AS received, COUNT(*) AS n
+            FROM ledger l CROSS JOIN ${lastDay(sql)}
+            WHERE l.from_account IN ${sql.in(ids)} AND l.ts >= ${spanStart(sql)} AND l.to_account IS NOT NULL GROUP BY 1, 2
+            UNION ALL
+            SELECT l.to_account, l.from_account, CAST(0 AS DECIMAL(14,2)), SUM(l.amount), COUNT(*)
+            FROM ledger l CROSS JOIN ${lastDay(sql)}
+            WHERE l.to_account IN ${sql.in(ids)} AND l.ts >= ${spanStart(sql)} AND l.from_account IS NOT NULL GROUP BY 1, 2
+          ) AS c
+          JOIN accounts ac ON ac.id = c.other_id
+          GROUP BY c.account_id, c.other_id, ac.name
+        ) AS r
+        WHERE rn <= ${Math.max(0, Math.floor(limit))}`
 }
 
 const connectionCodes = new Set([
@@ -543,7 +691,109 @@ export const make = (client: Effect.Effect<Connected, LedgerError>): Service => 
             transactions: x.transactions
           }))
         )
+      ),
+    itemsMany: (ids) =>
+      ids.length === 0 ? Effect.succeed(emptyBatch<ItemRows>()) : q("items many", rowSchemas.itemMany, (sql) => batchQueries.items(sql, ids)).pipe(
+        Effect.map((rows): Batch<ItemRows> => {
+          const byId = new Map<number, { info: ItemInfo; daily: Array<ItemDayRow>; medianPrice: number }>()
+          for (const x of rows) {
+            let item = byId.get(x.item_id)
+            if (item === undefined) byId.set(x.item_id, item = { info: { id: x.item_id, name: x.name }, daily: [], medianPrice: 0 })
+            if (x.day === null) continue
+            item.daily.push({
+              day: x.day,
+              trades: x.trades ?? 0,
+              quantity: x.quantity ?? 0,
+              volume: x.volume ?? 0,
+              priceSum: x.price_sum ?? 0,
+              medianPrice: x.median_price ?? 0
+            })
+            item.medianPrice = x.all_median ?? 0
+          }
+          return {
+            span: spanOfRows(rows),
+            rows: new Map([...byId].map(([id, x]) => [id, { info: x.info, trades: { daily: x.daily, medianPrice: x.medianPrice } }]))
+          }
+        })
+      ),
+    shopsMany: (ids, perShop) =>
+      ids.length === 0 ? Effect.succeed(emptyBatch<ShopRows>()) : q("shops many", rowSchemas.shopMany, (sql) => batchQueries.shops(sql, ids, perShop)).pipe(
+        Effect.map((rows): Batch<ShopRows> => {
+          const daily = groupBy<ShopDayRow>()
+          const items = groupBy<ShopItemRow>()
+          const found = new Map<number, ShopInfo>()
+          for (const x of rows) {
+            if (x.part === "shop") found.set(x.shop_id, { id: x.shop_id, name: x.name ?? "", ownerId: x.other_id ?? 0, owner: x.other ?? "" })
+            else if (x.part === "day") {
+              daily.add(x.shop_id, { day: x.day ?? "", revenue: x.a ?? 0, spent: x.b ?? 0, buys: x.m ?? 0, sells: x.n ?? 0 })
+            } else items.add(x.shop_id, { shopId: x.shop_id, itemId: x.other_id ?? 0, item: x.other ?? "", quantity: x.m ?? 0, revenue: x.a ?? 0 })
+          }
+          return {
+            span: spanOfRows(rows.filter((x) => x.part === "shop")),
+            rows: new Map([...found].map(([id, info]) => [id, {
+              info,
+              daily: daily.of(id).sort((a, b) => (a.day < b.day ? -1 : 1)),
+              items: items.of(id).sort(byRevenue)
+            }]))
+          }
+        })
+      ),
+    accountsMany: (ids, limit) =>
+      ids.length === 0 ? Effect.succeed(emptyBatch<AccountRows>()) : q("accounts many", rowSchemas.accountMany, (sql) => batchQueries.accounts(sql, ids, limit)).pipe(
+        Effect.map((rows): Batch<AccountRows> => {
+          const flows = groupBy<AccountFlowRow>()
+          const counterparties = groupBy<CounterpartyRow>()
+          const received = new Map<number, number>()
+          const paid = new Map<number, number>()
+          const found = new Map<number, AccountInfo>()
+          for (const x of rows) {
+            switch (x.part) {
+              case "account":
+                found.set(x.account_id, { id: x.account_id, name: x.name ?? "", openingBalance: x.a ?? 0 })
+                break
+              case "flow":
+                flows.add(x.account_id, { day: x.day ?? "", kind: x.kind ?? "", received: x.a ?? 0, paid: x.b ?? 0, transactions: x.n ?? 0 })
+                break
+              case "in":
+                received.set(x.account_id, x.a ?? 0)
+                break
+              case "out":
+                paid.set(x.account_id, x.a ?? 0)
+                break
+              case "counterparty":
+                counterparties.add(x.account_id, { accountId: x.other_id ?? 0, name: x.name ?? "", sent: x.a ?? 0, received: x.b ?? 0, transactions: x.n ?? 0 })
+            }
+          }
+          return {
+            span: spanOfRows(rows.filter((x) => x.part === "account")),
+            rows: new Map([...found].map(([id, info]) => [id, {
+              info,
+              flows: flows.of(id).sort(byDayThenKind),
+              before: { received: received.get(id) ?? 0, paid: paid.get(id) ?? 0 },
+              counterparties: counterparties.of(id).sort(byMoneyMoved)
+            }]))
+          }
+        })
       )
+  }
+}
+
+const emptyBatch = <A>(): Batch<A> => ({ span: Option.none(), rows: new Map() })
+
+/** The span of a batch's rows (every row of an entity carries it; none when no entity was found or the ledger is empty). */
+const spanOfRows = (rows: ReadonlyArray<{ readonly last_day: string | null }>): Option.Option<Span> =>
+  Option.map(Option.fromNullable(rows[0]?.last_day), spanOf)
+
+/** Rows grouped by entity id. */
+const groupBy = <A>() => {
+  const groups = new Map<number, Array<A>>()
+  return {
+    add: (id: number, row: A) => {
+      const group = groups.get(id)
+      if (group === undefined) groups.set(id, [row])
+      else group.push(row)
+    },
+    of: (id: number): Array<A> => groups.get(id) ?? []
   }
 }
 

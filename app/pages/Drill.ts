@@ -17,7 +17,8 @@ import type * as Schema from "effect/Schema"
 import { Memo } from "../../src/index.js"
 import type { DrillName, PageName } from "../Config.js"
 import type * as Html from "../Html.js"
-import type { EntityKind, Ledger, LedgerFailure } from "../Ledger.js"
+import type { Batch, EntityKind, Ledger, LedgerFailure, Span } from "../Ledger.js"
+import type { ListOf } from "./List.js"
 import { timed, type Timed } from "./Page.js"
 
 /** The largest id a URL may name: the `INT UNSIGNED` columns' maximum. */
@@ -73,6 +74,8 @@ export interface Drill<A> {
   readonly toJson: (value: A) => unknown
   readonly render: (value: A) => Html.Html
   readonly period: (value: A) => string | undefined
+  /** Rows of another (or the same) family shown on the page, read with `getMany` on every request. */
+  readonly list?: ListOf<A, any, A> | undefined
 }
 
 /** The loader of a drill-down family over its stored schema (made once per module). */
@@ -81,6 +84,11 @@ export const drillLoader = <A, I>(options: {
   readonly tag: string
   readonly stored: Schema.Schema<Timed<A>, I>
   readonly produce: (id: number) => Effect.Effect<A, DrillFailure, Ledger>
+  /**
+   * The values of many ids at once (one ledger statement), in the order of `ids`: the loader's
+   * `lookupMany`, which `getMany` (the list pages) calls for the ids no process holds.
+   */
+  readonly produceMany?: ((ids: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<A>, DrillFailure, Ledger>) | undefined
   /**
    * A cheap check that the previous value still stands (nothing it was made from changed since
    * `computedAt`): then the lookup answers `Memo.unchanged` instead of running `produce`.
@@ -97,9 +105,39 @@ export const drillLoader = <A, I>(options: {
         stillCurrent(id, previous.value.value.value, previous.value.computedAt),
         (same): Effect.Effect<Timed<A> | Memo.Unchanged, DrillFailure, Ledger> => same ? Effect.succeed(Memo.unchanged) : timed(options.produce(id))
       )
+  const produceMany = options.produceMany
+  // the batch's time is each value's: the browser's retry estimate is the page's run time
+  const lookupMany = produceMany === undefined ? undefined : (ids: ReadonlyArray<number>) =>
+    Effect.map(timed(produceMany(ids)), ({ computeMs, value }) => value.map((v): Timed<A> => ({ value: v, computeMs })))
   return (window: Duration.DurationInput, timeout: Duration.DurationInput, retain: Duration.DurationInput): DrillLoader<A> =>
     // answers unchanged only with a previous value: UnchangedWithoutPrevious cannot happen
-    Memo.loader({ key, window, schema: options.stored, lookup, timeout, retain, tags }) as DrillLoader<A>
+    Memo.loader({ key, window, schema: options.stored, lookup, lookupMany, batchSize, timeout, retain, tags }) as DrillLoader<A>
+}
+
+/**
+ * Ids per `lookupMany` call, so per ledger statement: the statement's `IN` list and the rows it
+ * answers stay small, and a list page of 200 rows is two statements.
+ */
+export const batchSize = 100
+
+/**
+ * The values of a batch read, in the order of `ids`: `build` over each id's rows, or
+ * `EntityMissing` for the first id the ledger has no entity for (the directory listed it, and
+ * it was deleted since).
+ */
+export const fromBatch = <R, A>(
+  kind: EntityKind,
+  ids: ReadonlyArray<number>,
+  batch: Batch<R>,
+  build: (rows: R, span: Option.Option<Span>) => A
+): Effect.Effect<ReadonlyArray<A>, EntityMissing> => {
+  const values: Array<A> = []
+  for (const id of ids) {
+    const rows = batch.rows.get(id)
+    if (rows === undefined) return Effect.fail(new EntityMissing({ kind, id }))
+    values.push(build(rows, batch.span))
+  }
+  return Effect.succeed(values)
 }
 
 /** The id of one of a family's keys (`<keyPrefix><id>` with a canonical id), if it is one. */

@@ -10,8 +10,10 @@ import { Memo } from "../../src/index.js"
 import type { PageName } from "../Config.js"
 import type * as Html from "../Html.js"
 import type { Ledger, LedgerFailure } from "../Ledger.js"
+import type { ListOf } from "./List.js"
 
-export interface Page<A> {
+/** A page showing `A`; its loader holds `I`: the page itself, or for a list page (`list`), the list of ids it shows. */
+export interface Page<A, I = A> {
   readonly name: PageName
   readonly title: string
   readonly path: HttpLayerRouter.PathInput
@@ -19,7 +21,9 @@ export interface Page<A> {
   /** The cache key. */
   readonly key: string
   /** The page's loader, to build once: `timeout` bounds only a cold wait, never a hit. */
-  readonly loader: (window: Duration.DurationInput, timeout: Duration.DurationInput) => PageLoader<A>
+  readonly loader: (window: Duration.DurationInput, timeout: Duration.DurationInput) => PageLoader<I>
+  /** A list page: its rows are a drill-down family's values, read with `getMany` on every request. */
+  readonly list?: ListOf<I, any, A> | undefined
   /** The value as JSON for the `/api` twin. */
   readonly toJson: (value: A) => unknown
   /** The content under the page heading. */

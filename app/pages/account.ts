@@ -7,10 +7,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Html from "../Html.js"
-import { Ledger } from "../Ledger.js"
+import { type AccountInfo, type AccountRows, Ledger, type Span as LedgerSpan } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { accountHref, type Drill, drillLoader, found } from "./Drill.js"
+import { accountHref, type Drill, drillLoader, found, fromBatch } from "./Drill.js"
+import type { ListOf } from "./List.js"
 import { periodOf, Timed } from "./Page.js"
 
 export const Day = Schema.Struct({
@@ -30,7 +31,12 @@ export const Counterparty = Schema.Struct({
   sent: Schema.Number,
   /** Paid by the counterparty to this account. */
   received: Schema.Number,
-  transactions: Schema.Number
+  transactions: Schema.Number,
+  /**
+   * The counterparty's balance at the end of the ledger, as its own page shows it: added to the
+   * page on each request from the account loader's `getMany`, never stored with the page.
+   */
+  balance: Schema.optional(Schema.Number)
 })
 
 export const AccountPage = Schema.Struct({
@@ -56,77 +62,81 @@ export const keyPrefix = "explorer:account:v1:"
 export const tag = "accounts"
 export const counterpartyCount = 10
 
+/** The page from the account's rows: the same function for one account (`produce`) and for a batch (`produceMany`). */
+export const build = (account: AccountInfo, span: Option.Option<LedgerSpan>, rows: Omit<AccountRows, "info">): AccountPage => {
+  const identity = { account: { id: account.id, name: account.name }, openingBalance: Stats.units(account.openingBalance) }
+  if (Option.isNone(span)) {
+    const opening = identity.openingBalance
+    return { span: null, ...identity, startBalance: opening, endBalance: opening, received: 0, paid: 0, daily: [], byKind: [], counterparties: [] }
+  }
+  const { from, to } = span.value
+  const { before, counterparties, flows } = rows
+  const start = account.openingBalance + before.received - before.paid
+  const days = new Map<string, { day: string; received: number; paid: number }>()
+  const kinds = new Map<string, { kind: string; received: number; paid: number; transactions: number }>()
+  for (const f of flows) {
+    const day = days.get(f.day) ?? { day: f.day, received: 0, paid: 0 }
+    day.received += f.received
+    day.paid += f.paid
+    days.set(f.day, day)
+    const kind = kinds.get(f.kind) ?? { kind: f.kind, received: 0, paid: 0, transactions: 0 }
+    kind.received += f.received
+    kind.paid += f.paid
+    kind.transactions += f.transactions
+    kinds.set(f.kind, kind)
+  }
+  let balance = start
+  const daily = Stats.fillDays(from, to, [...days.values()], (day) => ({ day, received: 0, paid: 0 })).map((d) => {
+    balance += d.received - d.paid
+    return { day: d.day, received: Stats.units(d.received), paid: Stats.units(d.paid), balance: Stats.units(balance) }
+  })
+  const received = flows.reduce((n, f) => n + f.received, 0)
+  const paid = flows.reduce((n, f) => n + f.paid, 0)
+  return {
+    span: span.value,
+    ...identity,
+    startBalance: Stats.units(start),
+    endBalance: Stats.units(start + received - paid),
+    received: Stats.units(received),
+    paid: Stats.units(paid),
+    daily,
+    byKind: [...kinds.values()].sort((a, b) => (a.kind < b.kind ? -1 : 1)).map((k) => ({
+      ...k,
+      received: Stats.units(k.received),
+      paid: Stats.units(k.paid)
+    })),
+    counterparties: counterparties.map((c) => ({
+      id: c.accountId,
+      name: c.name,
+      sent: Stats.units(c.sent),
+      received: Stats.units(c.received),
+      transactions: c.transactions
+    }))
+  }
+}
+
 export const produce = (id: number) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     const [account, span] = yield* Effect.all([found("account", id, ledger.accountInfo(id)), ledger.span], { concurrency: "unbounded" })
-    const identity = { account: { id: account.id, name: account.name }, openingBalance: Stats.units(account.openingBalance) }
-    if (Option.isNone(span)) {
-      const opening = identity.openingBalance
-      return {
-        span: null,
-        ...identity,
-        startBalance: opening,
-        endBalance: opening,
-        received: 0,
-        paid: 0,
-        daily: [],
-        byKind: [],
-        counterparties: []
-      } satisfies AccountPage
-    }
-    const { from, to } = span.value
+    if (Option.isNone(span)) return build(account, span, { flows: [], before: { received: 0, paid: 0 }, counterparties: [] })
     const [flows, before, counterparties] = yield* Effect.all(
       [ledger.accountFlows(id, span.value), ledger.accountBefore(id, span.value), ledger.counterparties(id, span.value, counterpartyCount)],
       { concurrency: "unbounded" }
     )
-    const start = account.openingBalance + before.received - before.paid
-    const days = new Map<string, { day: string; received: number; paid: number }>()
-    const kinds = new Map<string, { kind: string; received: number; paid: number; transactions: number }>()
-    for (const f of flows) {
-      const day = days.get(f.day) ?? { day: f.day, received: 0, paid: 0 }
-      day.received += f.received
-      day.paid += f.paid
-      days.set(f.day, day)
-      const kind = kinds.get(f.kind) ?? { kind: f.kind, received: 0, paid: 0, transactions: 0 }
-      kind.received += f.received
-      kind.paid += f.paid
-      kind.transactions += f.transactions
-      kinds.set(f.kind, kind)
-    }
-    let balance = start
-    const daily = Stats.fillDays(from, to, [...days.values()], (day) => ({ day, received: 0, paid: 0 })).map((d) => {
-      balance += d.received - d.paid
-      return { day: d.day, received: Stats.units(d.received), paid: Stats.units(d.paid), balance: Stats.units(balance) }
-    })
-    const received = flows.reduce((n, f) => n + f.received, 0)
-    const paid = flows.reduce((n, f) => n + f.paid, 0)
-    return {
-      span: span.value,
-      ...identity,
-      startBalance: Stats.units(start),
-      endBalance: Stats.units(start + received - paid),
-      received: Stats.units(received),
-      paid: Stats.units(paid),
-      daily,
-      byKind: [...kinds.values()].sort((a, b) => (a.kind < b.kind ? -1 : 1)).map((k) => ({
-        ...k,
-        received: Stats.units(k.received),
-        paid: Stats.units(k.paid)
-      })),
-      counterparties: counterparties.map((c) => ({
-        id: c.accountId,
-        name: c.name,
-        sent: Stats.units(c.sent),
-        received: Stats.units(c.received),
-        transactions: c.transactions
-      }))
-    } satisfies AccountPage
+    return build(account, span, { flows, before, counterparties })
   }).pipe(Effect.withSpan("explorer.account", { attributes: { "explorer.id": id } }))
+
+/** Many accounts' pages from one ledger statement, in the order of `ids`. */
+export const produceMany = (ids: ReadonlyArray<number>) =>
+  Effect.flatMap(Ledger, (ledger) => ledger.accountsMany(ids, counterpartyCount)).pipe(
+    Effect.flatMap((batch) => fromBatch("account", ids, batch, (rows, span) => build(rows.info, span, rows))),
+    Effect.withSpan("explorer.accounts", { attributes: { "explorer.count": ids.length } })
+  )
 
 const stored = Timed(AccountPage)
 
-export const loader = drillLoader({ keyPrefix, tag, stored, produce })
+export const loader = drillLoader({ keyPrefix, tag, stored, produce, produceMany })
 
 export const render = (p: AccountPage): Html.Html => {
   const back = Html.html`<p class="crumbs">account ${p.account.id} · opening balance ${Html.money(p.openingBalance)}</p>`
@@ -161,10 +171,31 @@ ${
       { label: "Account", cell: (r) => Html.link(accountHref(r.id), r.name) },
       { label: "Transactions", cell: (r) => Html.count(r.transactions), numeric: true },
       { label: "Sent", cell: (r) => Html.money(r.sent), numeric: true },
-      { label: "Received", cell: (r) => Html.money(r.received), numeric: true }
+      { label: "Received", cell: (r) => Html.money(r.received), numeric: true },
+      { label: "Balance", cell: (r) => (r.balance === undefined ? "" : Html.money(r.balance)), numeric: true }
     ], p.counterparties, "No transfers with other accounts in this period.")
   }</section>
 </div>`
+}
+
+/** The page with each counterparty's balance from the counterparty's own page (matched by id). */
+export const withCounterparties = (page: AccountPage, others: ReadonlyArray<AccountPage>): AccountPage => {
+  const balances = new Map(others.map((o) => [o.account.id, o.endBalance]))
+  return {
+    ...page,
+    counterparties: page.counterparties.map(({ balance: _, ...c }) => {
+      const balance = balances.get(c.id)
+      return balance === undefined ? c : { ...c, balance }
+    })
+  }
+}
+
+/** The counterparties, as rows of their own account pages. */
+export const list: ListOf<AccountPage, AccountPage, AccountPage> = {
+  drill: "account",
+  kind: "account",
+  ids: (page) => page.counterparties.map((c) => c.id),
+  compose: withCounterparties
 }
 
 export const drill: Drill<AccountPage> = {
@@ -180,5 +211,6 @@ export const drill: Drill<AccountPage> = {
   title: (p) => p.account.name,
   toJson: Schema.encodeSync(AccountPage),
   render,
-  period: periodOf
+  period: periodOf,
+  list
 }

@@ -1,16 +1,21 @@
 /**
  * Chestshops: the shops with the highest revenue over the last 30 days, their buy and sell
  * counts, and each one's best-selling items.
+ *
+ * A list page: its loader holds the span and the top shops' ids (`ChestshopList`, the ranking
+ * query); each row is the shop page's own value, read with the shop loader's `getMany` (a cold
+ * list is one ledger statement), so a row shows exactly what the shop's page shows.
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Html from "../Html.js"
 import { Ledger } from "../Ledger.js"
-import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
 import { accountHref, itemHref, shopHref } from "./Drill.js"
+import type { ListOf } from "./List.js"
 import { loaders, type Page, periodOf } from "./Page.js"
+import type { ShopPage } from "./shop.js"
 
 export const TopItem = Schema.Struct({ id: Schema.Number, item: Schema.String, quantity: Schema.Number, revenue: Schema.Number })
 
@@ -34,39 +39,49 @@ export const Shop = Schema.Struct({
 export const Chestshop = Schema.Struct({ span: Span, shops: Schema.Array(Shop) })
 export type Chestshop = typeof Chestshop.Type
 
-export const key = "explorer:chestshop:v3"
+/** What the chestshops page's loader holds: the span, and the top shops' ids by revenue. */
+export const ChestshopList = Schema.Struct({ span: Span, ids: Schema.Array(Schema.Number) })
+export type ChestshopList = typeof ChestshopList.Type
+
+export const key = "explorer:chestshop:v4"
 export const shopCount = 10
 export const itemsPerShop = 3
 
 export const produce = Effect.gen(function*() {
   const ledger = yield* Ledger
   const span = yield* ledger.span
-  if (Option.isNone(span)) return { span: null, shops: [] } satisfies Chestshop
+  if (Option.isNone(span)) return { span: null, ids: [] } satisfies ChestshopList
   const shops = yield* ledger.topShops(span.value, shopCount)
-  const items = yield* ledger.shopItems(span.value, shops.map((s) => s.shopId), itemsPerShop)
-  return {
-    span: span.value,
-    shops: shops.map((s) => ({
-      id: s.shopId,
-      shop: s.shop,
-      ownerId: s.ownerId,
-      owner: s.owner,
-      revenue: Stats.units(s.revenue),
-      spent: Stats.units(s.spent),
-      net: Stats.units(s.revenue - s.spent),
-      buys: s.buys,
-      sells: s.sells,
-      topItems: items.filter((i) => i.shopId === s.shopId).map((i) => ({
-        id: i.itemId,
-        item: i.item,
-        quantity: i.quantity,
-        revenue: Stats.units(i.revenue)
-      }))
-    }))
-  } satisfies Chestshop
+  return { span: span.value, ids: shops.map((s) => s.shopId) } satisfies ChestshopList
 }).pipe(Effect.withSpan("explorer.chestshop"))
 
-export const { loader } = loaders(key, "chestshop", Chestshop, produce)
+export const { loader } = loaders(key, "chestshop", ChestshopList, produce)
+
+/** The page from its list and the shops' pages, in the list's order (a shop no longer listed is left out). */
+export const compose = (list: ChestshopList, pages: ReadonlyArray<ShopPage>): Chestshop => {
+  if (list.span === null) return { span: null, shops: [] }
+  const byId = new Map(pages.map((p) => [p.shop.id, p]))
+  return {
+    span: list.span,
+    shops: list.ids.flatMap((id) => {
+      const p = byId.get(id)
+      return p === undefined ? [] : [{
+        id: p.shop.id,
+        shop: p.shop.name,
+        ownerId: p.owner.id,
+        owner: p.owner.name,
+        revenue: p.revenue,
+        spent: p.spent,
+        net: p.net,
+        buys: p.buys,
+        sells: p.sells,
+        topItems: p.topItems.slice(0, itemsPerShop)
+      }]
+    })
+  }
+}
+
+export const list: ListOf<ChestshopList, ShopPage, Chestshop> = { drill: "shop", kind: "shop", ids: (l) => l.ids, compose }
 
 type Row = Chestshop["shops"][number]
 
@@ -106,13 +121,14 @@ ${
   }`
 }
 
-export const page: Page<Chestshop> = {
+export const page: Page<Chestshop, ChestshopList> = {
   name: "chestshop",
   title: "Chestshops",
   path: "/chestshop",
   api: "/api/chestshop",
   key,
   loader,
+  list,
   toJson: Schema.encodeSync(Chestshop),
   render,
   period: periodOf

@@ -7,10 +7,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Html from "../Html.js"
-import { Ledger } from "../Ledger.js"
+import { type ItemInfo, type ItemTrades, Ledger, type Span as LedgerSpan } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { type Drill, drillLoader, found, itemHref } from "./Drill.js"
+import { type Drill, drillLoader, found, fromBatch, itemHref } from "./Drill.js"
 import { periodOf, Timed } from "./Page.js"
 
 export const Day = Schema.Struct({
@@ -40,35 +40,49 @@ export type ItemPage = typeof ItemPage.Type
 export const keyPrefix = "explorer:item:v1:"
 export const tag = "items"
 
+/** The page from the item's rows: the same function for one item (`produce`) and for a batch (`produceMany`). */
+export const build = (item: ItemInfo, span: Option.Option<LedgerSpan>, t: ItemTrades): ItemPage => {
+  if (Option.isNone(span)) {
+    return { span: null, item, trades: 0, quantity: 0, volume: 0, medianUnitPrice: 0, meanUnitPrice: 0, daily: [] }
+  }
+  const { from, to } = span.value
+  const trades = t.daily.reduce((n, d) => n + d.trades, 0)
+  const priceSum = t.daily.reduce((n, d) => n + d.priceSum, 0)
+  return {
+    span: span.value,
+    item: { id: item.id, name: item.name },
+    trades,
+    quantity: t.daily.reduce((n, d) => n + d.quantity, 0),
+    volume: Stats.units(t.daily.reduce((n, d) => n + d.volume, 0)),
+    medianUnitPrice: Stats.units(t.medianPrice),
+    meanUnitPrice: trades === 0 ? 0 : Stats.units(priceSum / trades),
+    daily: Stats.fillDays(from, to, t.daily, (day) => ({ day, trades: 0, quantity: 0, volume: 0, priceSum: 0, medianPrice: 0 })).map((d) => ({
+      day: d.day,
+      trades: d.trades,
+      quantity: d.quantity,
+      volume: Stats.units(d.volume),
+      medianUnitPrice: d.trades === 0 ? null : Stats.units(d.medianPrice),
+      meanUnitPrice: d.trades === 0 ? null : Stats.units(d.priceSum / d.trades)
+    }))
+  }
+}
+
+const noTrades: ItemTrades = { daily: [], medianPrice: 0 }
+
 export const produce = (id: number) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     const [item, span] = yield* Effect.all([found("item", id, ledger.itemInfo(id)), ledger.span], { concurrency: "unbounded" })
-    if (Option.isNone(span)) {
-      return { span: null, item, trades: 0, quantity: 0, volume: 0, medianUnitPrice: 0, meanUnitPrice: 0, daily: [] } satisfies ItemPage
-    }
-    const { from, to } = span.value
-    const t = yield* ledger.itemTrades(id, span.value)
-    const trades = t.daily.reduce((n, d) => n + d.trades, 0)
-    const priceSum = t.daily.reduce((n, d) => n + d.priceSum, 0)
-    return {
-      span: span.value,
-      item,
-      trades,
-      quantity: t.daily.reduce((n, d) => n + d.quantity, 0),
-      volume: Stats.units(t.daily.reduce((n, d) => n + d.volume, 0)),
-      medianUnitPrice: Stats.units(t.medianPrice),
-      meanUnitPrice: trades === 0 ? 0 : Stats.units(priceSum / trades),
-      daily: Stats.fillDays(from, to, t.daily, (day) => ({ day, trades: 0, quantity: 0, volume: 0, priceSum: 0, medianPrice: 0 })).map((d) => ({
-        day: d.day,
-        trades: d.trades,
-        quantity: d.quantity,
-        volume: Stats.units(d.volume),
-        medianUnitPrice: d.trades === 0 ? null : Stats.units(d.medianPrice),
-        meanUnitPrice: d.trades === 0 ? null : Stats.units(d.priceSum / d.trades)
-      }))
-    } satisfies ItemPage
+    const trades = Option.isNone(span) ? noTrades : yield* ledger.itemTrades(id, span.value)
+    return build(item, span, trades)
   }).pipe(Effect.withSpan("explorer.item", { attributes: { "explorer.id": id } }))
+
+/** Many items' pages from one ledger statement, in the order of `ids`. */
+export const produceMany = (ids: ReadonlyArray<number>) =>
+  Effect.flatMap(Ledger, (ledger) => ledger.itemsMany(ids)).pipe(
+    Effect.flatMap((batch) => fromBatch("item", ids, batch, (rows, span) => build(rows.info, span, rows.trades))),
+    Effect.withSpan("explorer.items", { attributes: { "explorer.count": ids.length } })
+  )
 
 const stored = Timed(ItemPage)
 
@@ -87,7 +101,7 @@ export const stillCurrent = (id: number, previous: ItemPage, computedAt: number)
     return trades === previous.trades && Option.match(last, { onNone: () => true, onSome: (at) => at < computedAt })
   }).pipe(Effect.withSpan("explorer.item.stillCurrent", { attributes: { "explorer.id": id } }))
 
-export const loader = drillLoader({ keyPrefix, tag, stored, produce, stillCurrent })
+export const loader = drillLoader({ keyPrefix, tag, stored, produce, produceMany, stillCurrent })
 
 type Row = ItemPage["daily"][number]
 

@@ -1,6 +1,11 @@
 /**
  * Market: per-item trade volume, median and mean unit price, and the top items, over the last
  * 30 days of market trades.
+ *
+ * A list page: its loader holds only the span and the item ids (`MarketList`, two cheap
+ * queries); each row is the item page's own value, read with the item loader's `getMany` (a cold
+ * market is one ledger statement per 100 items), so the market shows exactly what each item's
+ * page shows. Items without trades in the span are left out; the rest are by volume.
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -10,6 +15,8 @@ import { Ledger } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
 import { itemHref } from "./Drill.js"
+import type { ItemPage } from "./item.js"
+import type { ListOf } from "./List.js"
 import { loaders, type Page, periodOf } from "./Page.js"
 
 export const Item = Schema.Struct({
@@ -34,35 +41,51 @@ export const Market = Schema.Struct({
 })
 export type Market = typeof Market.Type
 
-export const key = "explorer:market:v3"
+/** What the market's loader holds: the span, and every item id, whose rows the page reads through the item loader. */
+export const MarketList = Schema.Struct({ span: Span, ids: Schema.Array(Schema.Number) })
+export type MarketList = typeof MarketList.Type
+
+export const key = "explorer:market:v4"
 
 /** How many items the page calls "top items". */
 export const topCount = 5
 
 export const produce = Effect.gen(function*() {
   const ledger = yield* Ledger
-  const span = yield* ledger.span
-  if (Option.isNone(span)) return { span: null, volume: 0, trades: 0, items: [] } satisfies Market
-  const rows = yield* ledger.market(span.value)
-  const volume = rows.reduce((sum, r) => sum + r.volume, 0)
-  return {
-    span: span.value,
-    volume: Stats.units(volume),
-    trades: rows.reduce((sum, r) => sum + r.trades, 0),
-    items: rows.map((r) => ({
-      id: r.itemId,
-      item: r.item,
-      trades: r.trades,
-      quantity: r.quantity,
-      volume: Stats.units(r.volume),
-      medianUnitPrice: Stats.units(r.medianPrice),
-      meanUnitPrice: Stats.units(r.priceSum / r.trades),
-      share: volume === 0 ? 0 : r.volume / volume
-    }))
-  } satisfies Market
+  const [span, ranges] = yield* Effect.all([ledger.span, ledger.ids("item")], { concurrency: "unbounded" })
+  const ids = ranges.flatMap(([lo, hi]) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i))
+  return { span: Option.getOrNull(span), ids } satisfies MarketList
 }).pipe(Effect.withSpan("explorer.market"))
 
-export const { loader } = loaders(key, "market", Market, produce)
+export const { loader } = loaders(key, "market", MarketList, produce)
+
+const cents = (units: number) => Math.round(units * 100)
+
+/** The market from its list and the items' pages (matched by id; an item without trades is left out). */
+export const compose = (list: MarketList, items: ReadonlyArray<ItemPage>): Market => {
+  if (list.span === null) return { span: null, volume: 0, trades: 0, items: [] }
+  const traded = items.filter((p) => p.trades > 0)
+  const volume = traded.reduce((sum, p) => sum + cents(p.volume), 0)
+  return {
+    span: list.span,
+    volume: Stats.units(volume),
+    trades: traded.reduce((sum, p) => sum + p.trades, 0),
+    items: traded
+      .map((p) => ({
+        id: p.item.id,
+        item: p.item.name,
+        trades: p.trades,
+        quantity: p.quantity,
+        volume: p.volume,
+        medianUnitPrice: p.medianUnitPrice,
+        meanUnitPrice: p.meanUnitPrice,
+        share: volume === 0 ? 0 : cents(p.volume) / volume
+      }))
+      .sort((a, b) => b.volume - a.volume || a.id - b.id)
+  }
+}
+
+export const list: ListOf<MarketList, ItemPage, Market> = { drill: "item", kind: "item", ids: (l) => l.ids, compose }
 
 type Row = Market["items"][number]
 
@@ -90,13 +113,14 @@ ${
   }`
 }
 
-export const page: Page<Market> = {
+export const page: Page<Market, MarketList> = {
   name: "market",
   title: "Market",
   path: "/market",
   api: "/api/market",
   key,
   loader,
+  list,
   toJson: Schema.encodeSync(Market),
   render,
   period: periodOf

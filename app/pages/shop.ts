@@ -6,10 +6,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Html from "../Html.js"
-import { Ledger } from "../Ledger.js"
+import { Ledger, type ShopDayRow, type ShopInfo, type ShopItemRow, type Span as LedgerSpan } from "../Ledger.js"
 import * as Stats from "../Stats.js"
 import { Span } from "./dashboard.js"
-import { accountHref, type Drill, drillLoader, found, itemHref, shopHref } from "./Drill.js"
+import { accountHref, type Drill, drillLoader, found, fromBatch, itemHref, shopHref } from "./Drill.js"
 import { periodOf, Timed } from "./Page.js"
 
 export const Day = Schema.Struct({
@@ -44,40 +44,55 @@ export const keyPrefix = "explorer:shop:v1:"
 export const tag = "shops"
 export const topItemCount = 5
 
+/** The page from the shop's rows: the same function for one shop (`produce`) and for a batch (`produceMany`). */
+export const build = (shop: ShopInfo, span: Option.Option<LedgerSpan>, daily: ReadonlyArray<ShopDayRow>, items: ReadonlyArray<ShopItemRow>): ShopPage => {
+  const identity = { shop: { id: shop.id, name: shop.name }, owner: { id: shop.ownerId, name: shop.owner } }
+  if (Option.isNone(span)) {
+    return { span: null, ...identity, revenue: 0, spent: 0, net: 0, buys: 0, sells: 0, daily: [], topItems: [] }
+  }
+  const { from, to } = span.value
+  const revenue = daily.reduce((n, d) => n + d.revenue, 0)
+  const spent = daily.reduce((n, d) => n + d.spent, 0)
+  return {
+    span: span.value,
+    ...identity,
+    revenue: Stats.units(revenue),
+    spent: Stats.units(spent),
+    net: Stats.units(revenue - spent),
+    buys: daily.reduce((n, d) => n + d.buys, 0),
+    sells: daily.reduce((n, d) => n + d.sells, 0),
+    daily: Stats.fillDays(from, to, daily, (day) => ({ day, revenue: 0, spent: 0, buys: 0, sells: 0 })).map((d) => ({
+      day: d.day,
+      revenue: Stats.units(d.revenue),
+      spent: Stats.units(d.spent),
+      buys: d.buys,
+      sells: d.sells
+    })),
+    topItems: items.map((i) => ({ id: i.itemId, item: i.item, quantity: i.quantity, revenue: Stats.units(i.revenue) }))
+  }
+}
+
 export const produce = (id: number) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     const [shop, span] = yield* Effect.all([found("shop", id, ledger.shopInfo(id)), ledger.span], { concurrency: "unbounded" })
-    const identity = { shop: { id: shop.id, name: shop.name }, owner: { id: shop.ownerId, name: shop.owner } }
-    if (Option.isNone(span)) {
-      return { span: null, ...identity, revenue: 0, spent: 0, net: 0, buys: 0, sells: 0, daily: [], topItems: [] } satisfies ShopPage
-    }
-    const { from, to } = span.value
+    if (Option.isNone(span)) return build(shop, span, [], [])
     const [daily, items] = yield* Effect.all([ledger.shopDaily(id, span.value), ledger.shopItems(span.value, [id], topItemCount)], {
       concurrency: "unbounded"
     })
-    const revenue = daily.reduce((n, d) => n + d.revenue, 0)
-    const spent = daily.reduce((n, d) => n + d.spent, 0)
-    return {
-      span: span.value,
-      ...identity,
-      revenue: Stats.units(revenue),
-      spent: Stats.units(spent),
-      net: Stats.units(revenue - spent),
-      buys: daily.reduce((n, d) => n + d.buys, 0),
-      sells: daily.reduce((n, d) => n + d.sells, 0),
-      daily: Stats.fillDays(from, to, daily, (day) => ({ day, revenue: 0, spent: 0, buys: 0, sells: 0 })).map((d) => ({
-        ...d,
-        revenue: Stats.units(d.revenue),
-        spent: Stats.units(d.spent)
-      })),
-      topItems: items.map((i) => ({ id: i.itemId, item: i.item, quantity: i.quantity, revenue: Stats.units(i.revenue) }))
-    } satisfies ShopPage
+    return build(shop, span, daily, items)
   }).pipe(Effect.withSpan("explorer.shop", { attributes: { "explorer.id": id } }))
+
+/** Many shops' pages from one ledger statement, in the order of `ids`. */
+export const produceMany = (ids: ReadonlyArray<number>) =>
+  Effect.flatMap(Ledger, (ledger) => ledger.shopsMany(ids, topItemCount)).pipe(
+    Effect.flatMap((batch) => fromBatch("shop", ids, batch, (rows, span) => build(rows.info, span, rows.daily, rows.items))),
+    Effect.withSpan("explorer.shops", { attributes: { "explorer.count": ids.length } })
+  )
 
 const stored = Timed(ShopPage)
 
-export const loader = drillLoader({ keyPrefix, tag, stored, produce })
+export const loader = drillLoader({ keyPrefix, tag, stored, produce, produceMany })
 
 export const render = (p: ShopPage): Html.Html => {
   const back = Html.html`<p class="crumbs">${Html.link("/chestshop", "Chestshops")} › shop ${p.shop.id} · owner ${

@@ -16,6 +16,7 @@ import type { BenchContext } from "../context.js"
 import { Dashboard, dashboard, sleep } from "../fixtures.js"
 import { fmtCount, type Section, summarize } from "../stats.js"
 import { Fleet } from "./fleet.js"
+import { judge } from "../targets.js"
 
 /** `cmdstat_<name>:calls=N,...` lines of `INFO commandstats`, the harness's own commands left out. */
 export const commandStats = async (client: IORedis): Promise<Map<string, number>> => {
@@ -207,17 +208,12 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         }
       ],
       targets: [
-        {
-          name: "commands sent per key per window, warm key, nothing invalidated",
-          figure: r1(sentPerWindow),
-          target: `≤ processes + 2 = ${bound}`,
-          met: sentPerWindow <= bound
-        },
+        judge("commands.sent", Math.round(sentPerWindow * 10) / 10, { scale: pods, smoke: ctx.smoke, detail: `${pods} processes` }),
         {
           name: "commands run by the server per key per window (`INFO commandstats`, script calls included)",
           figure: r1(perWindow),
-          target: `≤ processes + 2 = ${bound}`,
-          met: perWindow <= bound
+          target: `for information; processes + 2 = ${bound}`,
+          met: undefined
         }
       ],
       notes: [

@@ -14,6 +14,7 @@ import { Memo, Redis } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import type { Section } from "../stats.js"
+import { judge } from "../targets.js"
 
 interface Measured {
   /** Fresh answers, and all answers, in the first second of each measured window. */
@@ -90,12 +91,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         ["at the boundary (`lead: false`)", pct(off), String(off.total), runs(off)]
       ]
     }],
-    targets: [{
-      name: "fresh answers in the window's first second, with early runs",
-      figure: pct(on),
-      target: "≥ 99 %",
-      met: ctx.smoke ? undefined : share(on) >= 0.99
-    }],
+    targets: [judge("early.fresh", 100 * share(on), { smoke: ctx.smoke })],
     notes: [
       "Without early runs the window opens on the previous value (stale) for as long as the lookup takes; with them the value was committed before the boundary and every process switches to it at the boundary."
     ],

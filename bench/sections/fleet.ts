@@ -15,6 +15,7 @@ import { sleep } from "../fixtures.js"
 import { type FleetImplName, type ImplName, implNames } from "../impls.js"
 import type { FromPod, ToPod } from "../pod.js"
 import { cell, fmtCount, fmtMs, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
+import { judge } from "../targets.js"
 
 type BurstDone = Extract<FromPod, { t: "burst-done" }>
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
@@ -287,23 +288,19 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         ]
       })
     })
-    const targets = measured.flatMap(({ shape: sh, results }) => {
+    const targets = measured.flatMap(({ shape: sh, results }, i) => {
       const lock = results.get("lockstep")!
+      const base = results.get(baselineName)!
       const over = summarize(lock.map((x) => x.totalMs - producerMs))
-      const base = summarize(results.get(baselineName)!.map((x) => x.totalMs - producerMs))
+      const which = i === 0 ? "large" : "small"
+      const o = { smoke: ctx.smoke, ...(ctx.smoke ? { detail: `smoke: ${sh.pods} × ${sh.callers}` } : {}) }
       return [
-        {
-          name: `${sh.pods} × ${sh.callers}: lockstep producer starts per cold burst`,
-          figure: lock.map((x) => x.starts).join(", "),
-          target: "exactly 1",
-          met: lock.every((x) => x.starts === 1)
-        },
-        {
-          name: `${sh.pods} × ${sh.callers}: lockstep total − producer time (median; \`SET NX PX\` baseline ${fmtMs(base.median)})`,
-          figure: fmtMs(over.median),
-          target: "≤ 50 ms",
-          met: over.median <= 50
-        }
+        judge(`fleet.${which}.starts`, lock.map((x) => x.starts), o),
+        judge(`fleet.${which}.overhead`, over.median, {
+          ...o,
+          detail: `${o.detail === undefined ? "" : `${o.detail}; `}\`SET NX PX\`: ${fmtMs(summarize(base.map((x) => x.totalMs - producerMs)).median)}`
+        }),
+        judge(`fleet.${which}.vs-setnx`, ratios(lock.map((x) => x.totalMs), base.map((x) => x.totalMs)).median, o)
       ]
     })
     const late = summarize([...measured.flatMap((m) => [...m.results.values()])].flat().map((x) => x.lateMs))
@@ -407,12 +404,7 @@ export const runRollover = async (ctx: BenchContext): Promise<Section> => {
         headers: ["implementation", "starts per window (median)", "min – max", "starts in all", "windows with exactly 1", "longest wait (median)", "min – max", "errors"],
         rows
       }],
-      targets: [{
-        name: "lockstep producer starts per window",
-        figure: lock.join(", "),
-        target: "exactly 1 in every window",
-        met: lock.every((s) => s === 1)
-      }],
+      targets: [judge("rollover.starts", lock, { smoke: ctx.smoke })],
       notes: [`Spawning the ${pods} processes took ${spawnS.toFixed(1)} s.`],
       data: Object.fromEntries([...results].map(([k, v]) => [k, { perWindow: v.perWindow, maxWait: v.maxWait }]))
     }

@@ -20,6 +20,7 @@ import { childExecArgv } from "../profile.js"
 import type { BenchContext } from "../context.js"
 import { sleep } from "../fixtures.js"
 import { cell, fmtCount, fmtMs, fmtOps, fmtRatio, interleave, ratios, type Section, summarize } from "../stats.js"
+import { judge } from "../targets.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../..")
 const run = promisify(execFile)
@@ -268,12 +269,12 @@ export const runHttp = async (ctx: BenchContext): Promise<Section> => {
       }
     ],
     targets: [
-      { name: "dashboard throughput / healthz throughput", figure: fmtRatio(thr.median), target: "≥ 0.7×", met: thr.median >= 0.7 },
-      { name: "dashboard p99 / healthz p99", figure: fmtRatio(p99.median), target: "≤ 2×", met: p99.median <= 2 },
+      judge("http.throughput", thr.median, { smoke: ctx.smoke }),
+      judge("http.p99", p99.median, { smoke: ctx.smoke }),
       { name: "dashboard throughput / bare `node:http` throughput", figure: fmtRatio(vsBare.median), target: "for information", met: undefined },
       { name: "healthz throughput / bare `node:http` throughput (the server stack's own cost)", figure: fmtRatio(healthVsBare.median), target: "for information", met: undefined },
-      { name: "cold start: aggregate runs across the fleet", figure: String(cold.runs), target: "exactly 1", met: cold.runs === 1 },
-      { name: "cold start: errors", figure: String(cold.errors), target: "0", met: cold.errors === 0 }
+      judge("http.cold.runs", cold.runs, { smoke: ctx.smoke }),
+      judge("http.cold.errors", cold.errors, { smoke: ctx.smoke })
     ],
     notes: [
       "One dashboard run issues several SELECTs (span, balances, totals, daily series, active accounts), so the Com_select delta is a multiple of the runs."

@@ -10,6 +10,7 @@ import type { BenchContext } from "../context.js"
 import { type Dashboard, keysOf, producer, sleep, tick } from "../fixtures.js"
 import { type Cache, implNames, makers } from "../impls.js"
 import { cell, fmtMs, fmtRatio, interleave, percentile, ratios, type Section, sorted, summarize } from "../stats.js"
+import { judge } from "../targets.js"
 
 interface Sample {
   readonly hit: { readonly p50: number; readonly p99: number; readonly n: number }
@@ -99,8 +100,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         const r = ratios(stale, hit)
         rows.push([name, p, ...cell(summarize(hit), fmtMs), ...cell(summarize(stale), fmtMs), fmtRatio(r.median)])
         if (name === "lockstep") {
-          const limit = p === "p50" ? 1.5 : 3
-          targets.push({ name: `lockstep stale ${p} / hit ${p}`, figure: fmtRatio(r.median), target: `≤ ${limit}×`, met: r.median <= limit })
+          targets.push(judge(p === "p50" ? "stale.p50" : "stale.p99", r.median, { smoke: ctx.smoke }))
         }
       }
     }

@@ -158,7 +158,7 @@ describe("admin actions", () => {
         "explorer:item:v1:2": "invalidated",
         "explorer:item:v1:3": "invalidated",
         "explorer:shop:v1:1": "fresh",
-        "explorer:market:v3": "fresh"
+        "explorer:market:v4": "fresh"
       })
       const pages = yield* post("/api/cache/invalidate-tag", { tag: "pages" }, bearer)
       expect(pages.json.keys).toBe(1)

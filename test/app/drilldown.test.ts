@@ -10,7 +10,7 @@ import * as Account from "../../app/pages/account.js"
 import * as Item from "../../app/pages/item.js"
 import * as Shop from "../../app/pages/shop.js"
 import * as Fixture from "./fixture.js"
-import { get, getJson, server, settle, switchable } from "./support.js"
+import { get, getJson, post, server, settle, switchable } from "./support.js"
 
 const twin = <A, I>(name: string, data: Schema.Schema<A, I>) =>
   Schema.Struct({ page: Schema.Literal(name), data, meta: Schema.Struct({ page: Schema.Literal(name), bucket: Schema.Number }) })
@@ -141,10 +141,14 @@ describe("explorer drill-down pages", () => {
         { kind: "tax", received: 0, paid: 3, transactions: 1 },
         { kind: "transfer", received: 0, paid: 150, transactions: 30 }
       ])
+      // each counterparty's balance is what its own page shows, read through the account loader's getMany
+      const balances = { 2: 0, 3: 0 }
+      for (const id of [2, 3] as const) balances[id] = decode(twin("account", Account.AccountPage), (yield* getJson(`/api/accounts/${id}`)).json).data.endBalance
       expect(a.counterparties).toEqual([
-        { id: 2, name: Fixture.hostile.account, sent: 250, received: 145, transactions: 35 },
-        { id: 3, name: "Bob & Co", sent: 3.03, received: 30, transactions: 4 }
+        { id: 2, name: Fixture.hostile.account, sent: 250, received: 145, transactions: 35, balance: balances[2] },
+        { id: 3, name: "Bob & Co", sent: 3.03, received: 30, transactions: 4, balance: balances[3] }
       ])
+      expect(balances).toEqual({ 2: 598, 3: 262.03 }) // the fixture's, by construction
     }).pipe(Effect.provide(server(ledger.layer)))
   })
 
@@ -171,6 +175,78 @@ describe("explorer drill-down pages", () => {
       expect(links.length).toBe(7)
       for (const link of links) expect((yield* get(link)).status, link).toBe(200)
     }).pipe(Effect.provide(server(switchable(Fixture.drillData).layer))))
+
+  it.scoped("a cold list page reads its rows in one batch statement, and each row is what the row's own page shows", () => {
+    const ledger = switchable(Fixture.drillData)
+    return Effect.gen(function*() {
+      const market = (yield* getJson("/api/market")).json.data
+      // the list (span and ids), then one batch for every row: no query per item
+      expect(Object.fromEntries(ledger.state.byName)).toEqual({ span: 1, ids: 2, itemsMany: 1 })
+      const chestshop = (yield* getJson("/api/chestshop")).json.data
+      expect(ledger.state.byName.get("shopsMany")).toBe(1)
+      const account = (yield* getJson("/api/accounts/1")).json.data
+      // Alice's own page, then her two counterparties' pages in one batch
+      expect(ledger.state.byName.get("accountsMany")).toBe(1)
+      // Alice's own page ran the single-account queries once; no item or shop page ran its own
+      const own = ["accountInfo", "accountFlows", "accountBefore", "counterparties"]
+      for (const query of drillQueries) expect(ledger.state.byName.get(query), query).toBe(own.includes(query) ? 1 : undefined)
+
+      for (const row of market.items) {
+        const item = decode(twin("item", Item.ItemPage), (yield* getJson(`/api/market/items/${row.id}`)).json).data
+        expect(row).toEqual({
+          id: item.item.id,
+          item: item.item.name,
+          trades: item.trades,
+          quantity: item.quantity,
+          volume: item.volume,
+          medianUnitPrice: item.medianUnitPrice,
+          meanUnitPrice: item.meanUnitPrice,
+          share: row.share
+        })
+      }
+      expect(market.items.reduce((sum: number, r: { share: number }) => sum + r.share, 0)).toBeCloseTo(1, 12)
+      for (const row of chestshop.shops) {
+        const shop = decode(twin("shop", Shop.ShopPage), (yield* getJson(`/api/chestshop/shops/${row.id}`)).json).data
+        expect(row).toEqual({
+          id: shop.shop.id,
+          shop: shop.shop.name,
+          ownerId: shop.owner.id,
+          owner: shop.owner.name,
+          revenue: shop.revenue,
+          spent: shop.spent,
+          net: shop.net,
+          buys: shop.buys,
+          sells: shop.sells,
+          topItems: shop.topItems.slice(0, 3)
+        })
+      }
+      for (const row of account.counterparties) {
+        const other = decode(twin("account", Account.AccountPage), (yield* getJson(`/api/accounts/${row.id}`)).json).data
+        expect(row.balance).toBe(other.endBalance)
+      }
+      // the drill-down pages were all answered from the batches: no single-entity query ran
+      expect(ledger.state.byName.get("itemTrades")).toBeUndefined()
+      expect(ledger.state.byName.get("shopDaily")).toBeUndefined()
+    }).pipe(Effect.provide(server(ledger.layer)))
+  })
+
+  it.scoped("a row whose entity is gone answers a clear 404 naming it, not a crash", () => {
+    const ledger = switchable(Fixture.drillData)
+    const authorization = "Bearer drilldown-test-token-8d2f"
+    return Effect.gen(function*() {
+      // the market's list alone (item ids 1 to 3), and the directory, before item 2 goes
+      expect((yield* post("/api/cache/refresh", { key: "explorer:market:v4" }, { authorization })).status).toBe(200)
+      expect((yield* get("/api/market/items/1")).status).toBe(200)
+      ledger.state.use({ ...Fixture.drillData, items: Fixture.drillData.items.filter((i) => i.id !== 2) })
+      // items 2 and 3 are cold: their batch answers item 3 only
+      const market = yield* getJson("/api/market")
+      expect(market.status).toBe(404)
+      expect(market.json.error).toEqual({ code: "EntityMissing", message: "There is no item 2." })
+      const html = yield* get("/market")
+      expect(html.status).toBe(404)
+      expect(html.body).toContain("There is no item 2.")
+    }).pipe(Effect.provide(server(ledger.layer, { ADMIN_TOKEN: authorization.slice("Bearer ".length) })))
+  })
 
   it.scoped("escapes hostile names on the drill-down pages", () =>
     Effect.gen(function*() {

@@ -7,7 +7,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { ConfigProvider, Context, Effect, Either, Layer, Logger, LogLevel, Option, Schema } from "effect"
 import { inject } from "vitest"
 import * as Ledger from "../../app/Ledger.js"
 import * as LedgerEnv from "../../app/Ledger/Env.js"
@@ -17,7 +17,12 @@ import * as Load from "../../app/Load.js"
 import * as Stats from "../../app/Stats.js"
 import * as Synthetic from "../../app/Synthetic.js"
 import { freePort } from "../support/services.js"
+import { Memo, Redis } from "../../src/index.js"
+import * as Account from "../../app/pages/account.js"
+import * as Item from "../../app/pages/item.js"
+import * as Shop from "../../app/pages/shop.js"
 import * as Fixture from "./fixture.js"
+import * as Support from "./support.js"
 
 const port = inject("mariadbPort")
 const database = "explorer_ledger_test"
@@ -101,6 +106,35 @@ const manyEntities = (ledger: Ledger.Service, ids: { items: ReadonlyArray<number
       shops: yield* Effect.forEach(ids.shops, (id) => Effect.all([ledger.shopInfo(id), ledger.shopDaily(id, span), ledger.shopItems(span, [id], 5)])),
       accounts: yield* Effect.forEach(ids.accounts, (id) =>
         Effect.all([ledger.accountInfo(id), ledger.accountFlows(id, span), ledger.accountBefore(id, span), ledger.counterparties(id, span, 5)]))
+    }
+  })
+
+/** The batch reads of a service, as maps from id to rows, with their span. */
+const batched = (ledger: Ledger.Service, ids: { items: ReadonlyArray<number>; shops: ReadonlyArray<number>; accounts: ReadonlyArray<number> }) =>
+  Effect.gen(function*() {
+    const [items, shops, accounts] = [yield* ledger.itemsMany(ids.items), yield* ledger.shopsMany(ids.shops, 5), yield* ledger.accountsMany(ids.accounts, 5)]
+    return { items, shops, accounts }
+  })
+
+/** What the batch reads must answer, from the single-entity queries: the entities that exist, each under its id. */
+const singly = (ledger: Ledger.Service, ids: { items: ReadonlyArray<number>; shops: ReadonlyArray<number>; accounts: ReadonlyArray<number> }) =>
+  Effect.gen(function*() {
+    const span = yield* ledger.span
+    const s = Option.getOrThrow(span)
+    const existing = <A, B>(list: ReadonlyArray<number>, info: (id: number) => Effect.Effect<Option.Option<A>, Ledger.LedgerFailure>, rest: (id: number, info: A) => Effect.Effect<B, Ledger.LedgerFailure>) =>
+      Effect.map(
+        Effect.forEach(list, (id) => Effect.flatMap(info(id), Option.match({ onNone: () => Effect.succeed([]), onSome: (i) => Effect.map(rest(id, i), (b) => [[id, b] as const]) }))),
+        (pairs) => ({ span, rows: new Map(pairs.flat()) })
+      )
+    return {
+      items: yield* existing(ids.items, ledger.itemInfo, (id, info) => Effect.map(ledger.itemTrades(id, s), (trades) => ({ info, trades }))),
+      shops: yield* existing(ids.shops, ledger.shopInfo, (id, info) =>
+        Effect.map(Effect.all([ledger.shopDaily(id, s), ledger.shopItems(s, [id], 5)]), ([daily, items]) => ({ info, daily, items }))),
+      accounts: yield* existing(ids.accounts, ledger.accountInfo, (id, info) =>
+        Effect.map(
+          Effect.all([ledger.accountFlows(id, s), ledger.accountBefore(id, s), ledger.counterparties(id, s, 5)]),
+          ([flows, before, counterparties]) => ({ info, flows, before, counterparties })
+        ))
     }
   })
 
@@ -271,6 +305,93 @@ layer(Layer.merge(Client, Logger.minimumLogLevel(LogLevel.Error)), { timeout: 60
       expect(fromDb.items.filter(([, t]) => t.daily.length > 0).length).toBeGreaterThan(10)
       expect(fromDb.accounts[0]![1].length).toBeGreaterThan(10)
       expect(fromMemory).toEqual(fromDb)
+    }))
+
+  it.effect("answers a batch of entities in one statement each, with the values the single-entity queries answer, on both backends", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.generate({ seed: 13, rows: 3_000, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
+      yield* load(data)
+      // every item and shop, the twenty busiest accounts and a few quiet ones, ids that do not exist, and a duplicate
+      const ids = {
+        items: [...data.items.map((i) => i.id), 0, data.items.length + 1, 1],
+        shops: [...data.shops.map((s) => s.id), data.shops.length + 1],
+        accounts: [...data.accounts.map((a) => a.id).slice(0, 20), data.accounts.length, data.accounts.length + 1]
+      }
+      const db = Context.get(yield* Layer.build(mysql), Ledger.Ledger)
+      const counted = Support.counting(db)
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, (l) => batched(l, ids)).pipe(Effect.provide(counted.layer))
+      // one statement per batch, whatever its size
+      expect(Object.fromEntries(counted.byName)).toEqual({ itemsMany: 1, shopsMany: 1, accountsMany: 1 })
+      const expected = yield* Effect.flatMap(Ledger.Ledger, (l) => singly(l, ids)).pipe(Effect.provide(mysql))
+      expect(fromDb).toEqual(expected)
+      expect(fromDb.items.rows.size).toBe(data.items.length)
+      expect([...fromDb.items.rows.values()].filter((r) => r.trades.daily.length > 0).length).toBeGreaterThan(10)
+      expect([...fromDb.accounts.rows.values()].filter((r) => r.counterparties.length > 0).length).toBeGreaterThan(10)
+      expect(yield* batched(LedgerMemory.make(data), ids)).toEqual(fromDb)
+      // a batch of ids that do not exist: nothing, not an error
+      for (const ledger of [db, LedgerMemory.make(data)]) {
+        expect((yield* ledger.itemsMany([999_999])).rows.size).toBe(0)
+        expect((yield* ledger.shopsMany([], 5)).rows.size).toBe(0)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("the drill-down loaders' getMany answers what their get answers, in one statement per 100 ids", () =>
+    Effect.gen(function*() {
+      // 250 accounts: three batches of accounts; every item and shop in one batch each
+      const data = Synthetic.generate({ seed: 17, rows: 37_500, days: 30, end: Date.parse("2024-06-01T00:00:00Z") })
+      const sql = yield* SqlClient.SqlClient
+      yield* Load.reset(sql)
+      yield* Load.write(sql, data, { batch: 2_000, concurrency: 3 })
+      const db = Context.get(yield* Layer.build(mysql), Ledger.Ledger)
+      const ids = { item: data.items.map((i) => i.id), shop: data.shops.map((s) => s.id), account: data.accounts.map((a) => a.id) }
+      expect(ids.account.length).toBe(250)
+      const families = { item: Item.loader, shop: Shop.loader, account: Account.loader } as const
+      const values = (timed: ReadonlyArray<{ readonly value: unknown }>) => timed.map((t) => t.value)
+      const onFreshCache = <A, E>(effect: Effect.Effect<A, E, Memo.Memo | Ledger.Ledger>, ledger: Layer.Layer<Ledger.Ledger>) =>
+        effect.pipe(Effect.provide(Layer.merge(Memo.layer.pipe(Layer.provide(Redis.layerMemory)), ledger)))
+      const counted = Support.counting(db)
+      const many = yield* onFreshCache(
+        Effect.all({
+          item: families.item("1 hour", "30 seconds", "1 hour").getMany(ids.item),
+          shop: families.shop("1 hour", "30 seconds", "1 hour").getMany(ids.shop),
+          account: families.account("1 hour", "30 seconds", "1 hour").getMany(ids.account)
+        }),
+        counted.layer
+      )
+      // a cold getMany: one statement per batch of 100 ids, never one per id
+      expect(Object.fromEntries(counted.byName)).toEqual({
+        itemsMany: Math.ceil(ids.item.length / 100),
+        shopsMany: Math.ceil(ids.shop.length / 100),
+        accountsMany: 3
+      })
+      // the values the drill-down pages show, one get per id on another cache
+      const one = yield* onFreshCache(
+        Effect.all({
+          item: Effect.forEach(ids.item, (id) => families.item("1 hour", "30 seconds", "1 hour").get(id)),
+          shop: Effect.forEach(ids.shop, (id) => families.shop("1 hour", "30 seconds", "1 hour").get(id)),
+          account: Effect.forEach(ids.account, (id) => families.account("1 hour", "30 seconds", "1 hour").get(id), { concurrency: 4 })
+        }),
+        Layer.succeed(Ledger.Ledger, db)
+      )
+      expect(values(many.item)).toEqual(values(one.item))
+      expect(values(many.shop)).toEqual(values(one.shop))
+      expect(values(many.account)).toEqual(values(one.account))
+      expect(values(many.account).filter((a: any) => a.counterparties.length > 0).length).toBeGreaterThan(100)
+      // an id with no entity is a typed EntityMissing, not a defect
+      const missing = yield* onFreshCache(families.item("1 hour", "30 seconds", "1 hour").getMany([1, 9_999]), Layer.succeed(Ledger.Ledger, db)).pipe(Effect.flip)
+      expect(missing).toMatchObject({ _tag: "EntityMissing", kind: "item", id: 9_999 })
+    }).pipe(Effect.scoped), { timeout: 120_000 })
+
+  it.effect("a batch on an empty ledger answers each entity without a span, on both backends", () =>
+    Effect.gen(function*() {
+      const data = Synthetic.fromRecords({ ...Fixture.drillData, rows: [] })
+      yield* load(data)
+      const ids = { items: [1, 2], shops: [1], accounts: [1, 2] }
+      const fromDb = yield* Effect.flatMap(Ledger.Ledger, (l) => batched(l, ids)).pipe(Effect.provide(mysql))
+      expect(fromDb.items.span).toEqual(Option.none())
+      expect(fromDb.items.rows.get(1)).toEqual({ info: { id: 1, name: "Diamond" }, trades: { daily: [], medianPrice: 0 } })
+      expect(fromDb.accounts.rows.get(1)?.before).toEqual({ received: 0, paid: 0 })
+      expect(yield* batched(LedgerMemory.make(data), ids)).toEqual(fromDb)
     }))
 
   it.effect("reads one entity's rows through an index, never by scanning the ledger (EXPLAIN)", () =>

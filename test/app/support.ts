@@ -103,9 +103,10 @@ export const switchable = (records: Parameters<typeof Synthetic.fromRecords>[0] 
   return { state, layer: Layer.succeed(Ledger.Ledger, ledger) }
 }
 
-/** `base` with every query counted by name. */
+/** `base` with every query counted by name, and the ids each batch query (`itemsMany`, …) was asked for. */
 export const counting = (base: Ledger.Service) => {
   const byName = new Map<string, number>()
+  const idsByName = new Map<string, number>()
   const count = (name: string) => byName.set(name, (byName.get(name) ?? 0) + 1)
   const wrapped = Object.fromEntries(
     Object.entries(base).map(([name, member]) => [
@@ -113,6 +114,7 @@ export const counting = (base: Ledger.Service) => {
       typeof member === "function"
         ? (...args: ReadonlyArray<unknown>) => {
           count(name)
+          if (Array.isArray(args[0])) idsByName.set(name, (idsByName.get(name) ?? 0) + args[0].length)
           return (member as (...a: ReadonlyArray<unknown>) => unknown)(...args)
         }
         : Effect.isEffect(member)
@@ -123,7 +125,7 @@ export const counting = (base: Ledger.Service) => {
         : member
     ])
   ) as unknown as Ledger.Service
-  return { byName, layer: Layer.succeed(Ledger.Ledger, wrapped) }
+  return { byName, idsByName, layer: Layer.succeed(Ledger.Ledger, wrapped) }
 }
 
 /** Real time passing, for background fibers to finish their (instant) work under `TestClock`. */

@@ -60,6 +60,12 @@ export interface Inflight<A> {
   readonly hand: (key: string, run: Run<A>, work: (run: Run<A>) => Effect.Effect<A, unknown>, runtime: Runtime.Runtime<never>) => void
   /** Gives `first` (once; later answers are ignored). */
   readonly answer: (run: Run<A>, exit: Exit.Exit<A, unknown>) => void
+  /**
+   * The key's value was purged: a run that already gave `first` (a value found on the way, now
+   * purged) is no longer joined; the next request starts a run of its own. The run goes on for
+   * those that had it.
+   */
+  readonly purged: (key: string) => void
   readonly size: () => number
 }
 
@@ -153,6 +159,11 @@ export const make = <A>(
       }))
     })
 
+  const purged = (key: string) => {
+    const run = running.get(key)
+    if (run?.answered === true) running.delete(key)
+  }
+
   return {
     get: (key) => running.get(key),
     start,
@@ -160,6 +171,7 @@ export const make = <A>(
     settle,
     hand,
     answer,
+    purged,
     size: () => running.size
   }
 }

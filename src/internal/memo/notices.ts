@@ -50,7 +50,12 @@ const candidate = (
   mark: n.mark
 })
 
-export const make = (l1: L1.L1, durations: Durations): Notices => {
+export const make = (
+  l1: L1.L1,
+  durations: Durations,
+  /** A purge heard of: this process's run of the key, if it already answered, is not joined again. */
+  onPurged: (key: string) => void = () => {}
+): Notices => {
   const waiting = new Map<string, Waiting>()
   let state: BusState = "down"
   l1.setTrusted(false)
@@ -140,6 +145,7 @@ export const make = (l1: L1.L1, durations: Durations): Notices => {
       else if (notice._tag === "Invalidated") l1.heardInvalidation(notice.key, notice.mark)
       else if (notice._tag === "Purged") {
         l1.heardPurge(notice.key, notice.fence)
+        onPurged(notice.key)
         // the lock went with the records: a waiting worker claims at once
         released(notice.key)
       } else released(notice.key)

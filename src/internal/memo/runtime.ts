@@ -94,7 +94,8 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const scope = yield* Effect.scope
     const l1 = L1.make(settings.l1Capacity)
     const durations = Core.makeDurations(settings.l1Capacity)
-    const notices = Notices.make(l1, durations)
+    // told of purges once `inflight` exists (notices come after the subscription below)
+    const notices = Notices.make(l1, durations, (key) => inflight.purged(key))
     // a lock's holder, as inspectors show it: which host and process, and which runtime in it
     const instance = `${Os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
     let tokens = 0
@@ -350,7 +351,12 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const purge: Engine["purge"] = (key) =>
       store.purge(key).pipe(
         // told to this process at once, whether or not its notice comes back
-        Effect.tap((done) => Effect.sync(() => l1.heardPurge(key, done.fence))),
+        Effect.tap((done) =>
+          Effect.sync(() => {
+            l1.heardPurge(key, done.fence)
+            inflight.purged(key)
+          })
+        ),
         // this process at least stops answering hits with it
         Effect.tapError((e) => Effect.zipRight(Effect.sync(() => l1.distrust(key)), Core.storeFailed(e))),
         Effect.asVoid,

@@ -1,0 +1,387 @@
+/**
+ * The benchmark's targets, in one place. Each is a comparison with a baseline measured in the
+ * same run (a floor, a peer, the producer's own time, a count), never with a figure from another
+ * run. Sections judge their figures with `judge`; the run's summary (`summary`) lists every
+ * target, met, missed or not run, and is the block that docs/benchmarks.md quotes.
+ */
+import type { Target } from "./stats.js"
+
+export type Op = "≥" | "≤" | "="
+
+export interface Spec {
+  /** The section that measures it (`--only=<section>`). */
+  readonly section: string
+  /** What is compared, with what (the baseline is measured in the same run). */
+  readonly what: string
+  readonly op: Op
+  /** The bound; a function of the section's scale (processes, keys) where the bound depends on it. */
+  readonly bound: number | ((scale: number) => number)
+  /** How the bound reads when it depends on the scale. */
+  readonly boundText?: string
+  readonly unit: "×" | "ms" | "count" | "%"
+  /** Where to look when it is missed (no figures: they are in the run's results). */
+  readonly whenMissed?: string
+}
+
+/** Ratios are per-round ratios (the median of them), both figures taken moments apart. */
+export const targets = {
+  "l1.floor.1": {
+    section: "l1",
+    what: "L1 hit, 1 key (`memo` built once, `Runtime.runPromise` per call): calls/s ÷ `Effect.runPromise(Effect.sync(map.get))`'s",
+    op: "≥",
+    bound: 0.8,
+    unit: "×"
+  },
+  "l1.floor.10000": {
+    section: "l1",
+    what: "L1 hit, 10 000 keys (`memo` built once per key): calls/s ÷ `Effect.runPromise(Effect.sync(map.get))`'s",
+    op: "≥",
+    bound: 0.8,
+    unit: "×",
+    whenMissed: "A hit is two Effect steps (`withFiberRuntime`, then the answer) where the floor is one, and with 10 000 keys both walk cold memory: `npx tsx bench/diagnose-l1.ts --keys=10000` compares variants of the hit path."
+  },
+  "l1.bentocache.10000": {
+    section: "l1",
+    what: "L1 hit, 10 000 keys: lockstep calls/s ÷ bentocache's",
+    op: "≥",
+    bound: 2,
+    unit: "×"
+  },
+  "facade.lru.1": {
+    section: "l1",
+    what: "`lockstep/promise` hit, 1 key (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s",
+    op: "≥",
+    bound: 0.5,
+    unit: "×"
+  },
+  "facade.lru.10000": {
+    section: "l1",
+    what: "`lockstep/promise` hit, 10 000 keys (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s",
+    op: "≥",
+    bound: 0.5,
+    unit: "×"
+  },
+  "keyed.cache.10000": {
+    section: "keyed",
+    what: "Keyed loader hit, 10 000 keys, `ManagedRuntime.runPromise` per call: calls/s ÷ Effect `Cache.get`'s on the same runtime",
+    op: "≥",
+    bound: 1.5,
+    unit: "×"
+  },
+  "keyed.floor.10000": {
+    section: "keyed",
+    what: "Keyed loader hit, 10 000 keys: calls/s ÷ `ManagedRuntime.runPromise(Effect.sync(() => map.get(key(id))))`'s",
+    op: "≥",
+    bound: 0.9,
+    unit: "×"
+  },
+  "keyed.memo.10000": {
+    section: "keyed",
+    what: "`Memo.memo` built per call, 10 000 keys: time per hit ÷ the keyed loader's",
+    op: "≤",
+    bound: 1.5,
+    unit: "×"
+  },
+  "l2.sequential": {
+    section: "l2",
+    what: "L2 read (value in Redis, L1 empty), sequential: time per read ÷ ioredis `GET` + `JSON.parse`'s",
+    op: "≤",
+    bound: 1.3,
+    unit: "×",
+    whenMissed: "Profile the read alone: `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\"), and `npx tsx bench/diagnose-l2.ts` layer by layer."
+  },
+  "l2.concurrent": {
+    section: "l2",
+    what: "L2 read, 100 concurrent callers: time per read ÷ ioredis `GET` + `JSON.parse`'s",
+    op: "≤",
+    bound: 2,
+    unit: "×",
+    whenMissed: "Profile the read alone: `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\")."
+  },
+  "cold.overhead": {
+    section: "cold",
+    what: "Cold key, 1 000 callers in one process (Redis): longest wait − the producer's time",
+    op: "≤",
+    bound: 5,
+    unit: "ms",
+    whenMissed: "The claim must be answered before the lookup may start (one start per window for the fleet); `npx tsx bench/main.ts --only=cold --cpu-prof` profiles lockstep alone."
+  },
+  "cold.vs-cache": {
+    section: "cold",
+    what: "Cold key, 1 000 callers in one process: lockstep's (longest wait − producer) ÷ Effect `Cache`'s",
+    op: "≤",
+    bound: 1,
+    unit: "×"
+  },
+  "cold.starts": {
+    section: "cold",
+    what: "Cold key, 1 000 callers in one process: producer starts per key",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "fleet.large.starts": {
+    section: "fleet",
+    what: "Cold key, 8 processes × 200 callers: producer starts per burst",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "fleet.large.overhead": {
+    section: "fleet",
+    what: "Cold key, 8 processes × 200 callers: longest wait − the producer's time",
+    op: "≤",
+    bound: 15,
+    unit: "ms",
+    whenMissed: "`npx tsx bench/main.ts --only=fleet --cpu-prof` profiles the pods (their frames added up)."
+  },
+  "fleet.large.vs-setnx": {
+    section: "fleet",
+    what: "Cold key, 8 × 200: lockstep's longest wait ÷ the `SET NX PX` + 5 ms poll baseline's",
+    op: "≤",
+    bound: 1,
+    unit: "×"
+  },
+  "fleet.small.starts": {
+    section: "fleet",
+    what: "Cold key, 4 processes × 250 callers: producer starts per burst",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "fleet.small.overhead": {
+    section: "fleet",
+    what: "Cold key, 4 processes × 250 callers: longest wait − the producer's time",
+    op: "≤",
+    bound: 10,
+    unit: "ms"
+  },
+  "fleet.small.vs-setnx": {
+    section: "fleet",
+    what: "Cold key, 4 × 250: lockstep's longest wait ÷ the `SET NX PX` + 5 ms poll baseline's",
+    op: "≤",
+    bound: 1,
+    unit: "×"
+  },
+  "rollover.starts": {
+    section: "rollover",
+    what: "Warm key, consecutive window rollovers on the fleet: producer starts per window",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "stale.p50": {
+    section: "stale",
+    what: "Stale answers while a refresh runs: p50 ÷ the hit p50",
+    op: "≤",
+    bound: 1.5,
+    unit: "×"
+  },
+  "stale.p99": {
+    section: "stale",
+    what: "Stale answers while a refresh runs: p99 ÷ the hit p99",
+    op: "≤",
+    bound: 3,
+    unit: "×"
+  },
+  "early.fresh": {
+    section: "early",
+    what: "`keepWarm` with early runs: fresh answers in a window's first second",
+    op: "≥",
+    bound: 99,
+    unit: "%"
+  },
+  "invalidate.starts": {
+    section: "invalidate",
+    what: "Invalidation of a warm key on 4 processes: producer starts per invalidation",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "commands.sent": {
+    section: "commands",
+    what: "Warm key under load, nothing invalidated: Redis commands the processes sent per key per window (`INFO commandstats`, split by `MONITOR`)",
+    op: "≤",
+    bound: (pods) => pods + 2,
+    boundText: "processes + 2",
+    unit: "count",
+    whenMissed: "The table by command says which command is over; a read by a process whose clock reaches the boundary before the store's is the usual one."
+  },
+  "batch.sequential": {
+    section: "batch",
+    what: "`getMany` of 100 keys in Redis (L1 empty): time ÷ 100 `get`s one after another",
+    op: "≤",
+    bound: 0.2,
+    unit: "×"
+  },
+  "batch.cold": {
+    section: "batch",
+    what: "A cold `getMany` of 100 keys on 4 processes at once: keys looked up",
+    op: "=",
+    bound: (n) => n,
+    boundText: "the keys",
+    unit: "count"
+  },
+  "http.throughput": {
+    section: "http",
+    what: "HTTP, warm `/api/dashboard`: requests/s ÷ `/healthz`'s on the same server",
+    op: "≥",
+    bound: 0.9,
+    unit: "×",
+    whenMissed: "The section's table gives both routes against a bare `node:http` server; `--only=http --cpu-prof` profiles the explorer processes."
+  },
+  "http.p99": {
+    section: "http",
+    what: "HTTP, warm `/api/dashboard`: p99 latency ÷ `/healthz`'s",
+    op: "≤",
+    bound: 1.5,
+    unit: "×"
+  },
+  "http.cold.runs": {
+    section: "http",
+    what: "HTTP, 500 requests on 4 cold explorer processes: aggregate runs",
+    op: "=",
+    bound: 1,
+    unit: "count"
+  },
+  "http.cold.errors": {
+    section: "http",
+    what: "HTTP, 500 requests on 4 cold explorer processes: errors",
+    op: "=",
+    bound: 0,
+    unit: "count"
+  }
+} as const satisfies Record<string, Spec>
+
+export type TargetId = keyof typeof targets
+
+export const targetIds = Object.keys(targets) as ReadonlyArray<TargetId>
+
+const fmtValue = (unit: Spec["unit"], x: number): string => {
+  if (!Number.isFinite(x)) return "–"
+  switch (unit) {
+    case "×":
+      return `${x.toFixed(2)}×`
+    case "ms":
+      return `${x.toFixed(1)} ms`
+    case "%":
+      return `${x.toFixed(1)} %`
+    case "count":
+      return Number.isInteger(x) ? String(x) : x.toFixed(1)
+  }
+}
+
+const holds = (op: Op, x: number, bound: number) => (op === "≥" ? x >= bound : op === "≤" ? x <= bound : x === bound)
+
+/** The bound as text: `≤ 1.30×`, `≤ 6 (processes + 2)`. */
+export const boundOf = (id: TargetId, scale?: number): string => {
+  const spec: Spec = targets[id]
+  if (typeof spec.bound === "function") {
+    return scale === undefined ? `${spec.op} ${spec.boundText}` : `${spec.op} ${fmtValue(spec.unit, spec.bound(scale))} (${spec.boundText})`
+  }
+  return `${spec.op} ${fmtValue(spec.unit, spec.bound)}`
+}
+
+/**
+ * A target's verdict: every value (one per round where the target holds for each, as producer
+ * starts) against the bound. `scale` is the section's size where the bound depends on it;
+ * `smoke` runs give no verdict (their figures mean nothing).
+ */
+export const judge = (
+  id: TargetId,
+  value: number | ReadonlyArray<number>,
+  options: { readonly scale?: number; readonly smoke?: boolean; readonly detail?: string } = {}
+): Target => {
+  const spec: Spec = targets[id]
+  const values = typeof value === "number" ? [value] : value
+  const bound = typeof spec.bound === "function" ? spec.bound(options.scale ?? Number.NaN) : spec.bound
+  const figure = values.map((x) => fmtValue(spec.unit, x)).join(", ")
+  return {
+    id,
+    name: options.detail === undefined ? spec.what : `${spec.what} (${options.detail})`,
+    figure,
+    target: boundOf(id, options.scale),
+    met: options.smoke === true ? undefined : values.length > 0 && values.every((x) => holds(spec.op, x, bound))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run's summary: the block docs/benchmarks.md quotes
+
+export const begin = "<!-- bench:summary:begin (written by `npm run bench` from its results; `npm run bench:docs` copies it; do not edit) -->"
+export const end = "<!-- bench:summary:end -->"
+
+export interface Provenance {
+  /** The commit checked out (full hash). */
+  readonly commit: string
+  /** `sha256:` of src/ and bench/ as measured (see `provenance.ts`). */
+  readonly sources: string
+  /** The measured sources differ from the commit's. */
+  readonly dirty: boolean
+  readonly started: Date
+  readonly command: string
+  readonly machine: string
+}
+
+export interface Judged {
+  readonly section: string
+  readonly targets: ReadonlyArray<Target>
+}
+
+const escapeCell = (s: string) => s.replace(/\|/g, "\\|")
+
+/**
+ * Every target of `targets`, in order: its figure and verdict from the run, or why it has none
+ * (its section was not run, or failed). What a missed target's spec says follows the table.
+ */
+export const summary = (p: Provenance, judged: ReadonlyArray<Judged>, failed: ReadonlyArray<string>): string => {
+  const byId = new Map<string, Target>()
+  for (const s of judged) for (const t of s.targets) if (t.id !== undefined) byId.set(t.id, t)
+  const ran = new Set(judged.map((s) => s.section))
+  const rows = targetIds.map((id) => {
+    const spec: Spec = targets[id]
+    const t = byId.get(id)
+    const verdict = t !== undefined
+      ? (t.met === undefined ? "no verdict" : t.met ? "met" : "**missed**")
+      : failed.includes(spec.section)
+      ? "section failed"
+      : ran.has(spec.section)
+      ? "not measured"
+      : "not run"
+    return `| \`${id}\` | ${escapeCell(t?.name ?? spec.what)} | ${escapeCell(t?.target ?? boundOf(id))} | ${escapeCell(t?.figure ?? "–")} | ${verdict} |`
+  })
+  const missed = targetIds.filter((id) => byId.get(id)?.met === false)
+  const met = targetIds.filter((id) => byId.get(id)?.met === true)
+  const notes = missed.flatMap((id) => {
+    const spec: Spec = targets[id]
+    return spec.whenMissed === undefined ? [] : [`- \`${id}\`: ${spec.whenMissed}`]
+  })
+  return [
+    begin,
+    "",
+    `Run: \`${p.command}\`, ${p.started.toISOString().slice(0, 16).replace("T", " ")} UTC, commit \`${p.commit}\`${p.dirty ? " plus uncommitted changes" : ""}, sources \`${p.sources}\` (src/ and bench/). ${p.machine}`,
+    "",
+    `Targets met: ${met.length} of ${targetIds.length}; missed: ${missed.length}; without a figure: ${targetIds.length - met.length - missed.length}.`,
+    "",
+    "| id | compared | target | figure (median) | verdict |",
+    "|---|---|---|---|---|",
+    ...rows,
+    ...(notes.length === 0 ? [] : ["", "Where to look for the misses:", "", ...notes]),
+    "",
+    end
+  ].join("\n")
+}
+
+/** The summary block in a text (a results file, the page), markers included; `undefined` when absent. */
+export const blockOf = (text: string): string | undefined => {
+  const i = text.indexOf(begin)
+  const j = text.indexOf(end)
+  if (i < 0 || j < i || text.indexOf(begin, i + 1) >= 0) return undefined
+  return text.slice(i, j + end.length)
+}
+
+/** The commit, sources hash and dirtiness a block names. */
+export const provenanceOf = (block: string): { readonly commit: string; readonly sources: string; readonly dirty: boolean } | undefined => {
+  const m = block.match(/commit `([0-9a-f]{40})`( plus uncommitted changes)?, sources `(sha256:[0-9a-f]+)`/)
+  return m === null ? undefined : { commit: m[1]!, dirty: m[2] !== undefined, sources: m[3]! }
+}
