@@ -88,7 +88,8 @@ export const targets = {
     op: "≤",
     bound: 1.3,
     unit: "×",
-    whenMissed: "Profile the read alone: `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\"), and `npx tsx bench/diagnose-l2.ts` layer by layer."
+    whenMissed:
+      "The read runs in the caller's fiber (no worker, no hand-off), so what remains is what the guarantees pay and the floor does not: the whole record (value, window, version, schema identity) read with `HMGET`, Schema's decode of the value after `JSON.parse`, and the garbage both make, which leads the profile of lockstep alone; the benchmark's `ManagedRuntime.runPromise` per read also costs more than the floor's plain promise. `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\") and `npx tsx bench/diagnose-l2.ts` show it layer by layer."
   },
   "l2.concurrent": {
     section: "l2",
@@ -96,7 +97,8 @@ export const targets = {
     op: "≤",
     bound: 2,
     unit: "×",
-    whenMissed: "Profile the read alone: `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\")."
+    whenMissed:
+      "With 100 callers the floor's CPU per read shrinks (its replies arrive together), while each lockstep read still pays a fiber, the record's version checks and Schema's decode: the read itself is as short as it can be without giving up a check. `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\")."
   },
   "cold.overhead": {
     section: "cold",
@@ -104,7 +106,8 @@ export const targets = {
     op: "≤",
     bound: 5,
     unit: "ms",
-    whenMissed: "The claim must be answered before the lookup may start (one start per window for the fleet); `npx tsx bench/main.ts --only=cold --cpu-prof` profiles lockstep alone."
+    whenMissed:
+      "The claim must be answered before the lookup may start (one start per window for the fleet), and its reply is handled only once the event loop is free again: launching the burst's fibers and the garbage it makes hold the loop, while Effect's `Cache` starts its lookup inside the first caller, so its garbage collection overlaps the producer. `npx tsx bench/main.ts --only=cold --cpu-prof` profiles lockstep alone."
   },
   "cold.vs-cache": {
     section: "cold",
@@ -133,7 +136,8 @@ export const targets = {
     op: "≤",
     bound: 15,
     unit: "ms",
-    whenMissed: "`npx tsx bench/main.ts --only=fleet --cpu-prof` profiles the pods (their frames added up)."
+    whenMissed:
+      "Each pod sends its claim right after the burst starts but handles the reply only once its own loop has launched its callers, one `ManagedRuntime.runPromise` each, where the `SET NX PX` baseline launches plain promises; with more processes than cores the pods also wait for a core, and a waiter handles the commit notice only after its own loop is free. `npx tsx bench/main.ts --only=fleet --cpu-prof` profiles the pods (their frames added up)."
   },
   "fleet.large.vs-setnx": {
     section: "fleet",

@@ -4,7 +4,7 @@
  * connects and when it comes back, and errors that say what happened.
  */
 import { describe, expect, inject, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Context, Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
 import { Memo, Redis } from "../src/index.js"
 import { unreachableLogMs } from "../src/internal/redis/client.js"
 import { startProxy } from "./support/proxy.js"
@@ -98,5 +98,71 @@ describe("Redis connection health in the logs", () => {
       expect(refused).toContain("circuit breaker open")
       expect(refused).toMatch(/last failure: .+/)
       expect(messages[0]).toMatch(/^Redis invalidate: Redis is not reachable \(.+\)$/)
+    }))
+})
+
+/** Holds the event loop, as a burst of requests, a long GC or a CPU-heavy page does. */
+const busy = (ms: number) => {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // nothing runs meanwhile: no timer, no socket read
+  }
+}
+
+const commandTimeoutMs = 100
+
+/** A store on Redis through a proxy, with a short `commandTimeout`, subscribed: its states so far. */
+const subscribed = Effect.gen(function*() {
+  const proxy = yield* Effect.acquireRelease(
+    Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
+    (p) => Effect.promise(() => p.close())
+  )
+  const store = Context.get(
+    yield* Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port: proxy.port }, commandTimeout: `${commandTimeoutMs} millis` })),
+    Redis.Redis
+  )
+  const states: Array<string> = []
+  yield* store.subscribe({ onNotice: () => {}, onState: (s) => states.push(s) })
+  yield* until(() => states.includes("up"))
+  return { proxy, states }
+})
+
+describe("the subscription's heartbeat", () => {
+  it.scopedLive("an event loop busy past commandTimeout while a ping is out does not take the subscription down", () =>
+    Effect.gen(function*() {
+      // through a proxy, to see when a ping goes out: nothing else is sent on an idle store
+      const { proxy, states } = yield* subscribed
+      expect(states).toEqual(["up"])
+      const accepted = proxy.accepted()
+      // at each of three heartbeats: as soon as its ping has gone to Redis, the loop is held for
+      // 2 × commandTimeout; the reply is then waiting, but the ping's timer runs before the
+      // client's socket is read (through this in-process proxy the reply needs two polls)
+      let pings = 0
+      let sent = proxy.forwarded().up
+      while (pings < 3) {
+        yield* realSleep(0)
+        if (proxy.forwarded().up === sent) continue
+        sent = proxy.forwarded().up
+        pings++
+        busy(2 * commandTimeoutMs)
+      }
+      yield* realSleep(2 * commandTimeoutMs)
+      expect(states).toEqual(["up"])
+      // and the connection was kept
+      expect(proxy.accepted()).toBe(accepted)
+    }))
+
+  it.scopedLive("a black hole (the connection open, nothing answers) still takes it down within a heartbeat and a timeout", () =>
+    Effect.gen(function*() {
+      const { proxy, states } = yield* subscribed
+      proxy.blackHole()
+      const cut = performance.now()
+      yield* until(() => states.includes("down"), 5_000)
+      expect(states).toContain("down")
+      // at most one heartbeat interval (1 s) and one ping's timeout, with room for a loaded machine
+      expect(performance.now() - cut).toBeLessThan(1_000 + commandTimeoutMs + 1_000)
+      proxy.normal()
+      yield* until(() => states.at(-1) === "up", 5_000)
+      expect(states.at(-1)).toBe("up")
     }))
 })

@@ -1,28 +1,36 @@
 /**
  * A tiny run of every benchmark section: checks the harness (runs complete, producer starts are
  * counted, tables are rendered), never the figures. The benchmark itself is `npm run bench`.
+ *
+ * Since no figure is checked, the file runs among the shared files, beside others: its sections
+ * use a redis-server of their own (the commands section resets and counts the server's command
+ * statistics), and each has the benchmark's own budget (60 to 150 s), a guard against a hang with
+ * room for a loaded machine (the HTTP section, 15 s on an idle one, took over 50 s on a machine
+ * loaded 10 times past its cores).
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { afterAll, describe, expect, inject, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { shutdown } from "../bench/children.js"
 import { runBench, type SectionId } from "../bench/main.js"
 import { renderSection, type Section } from "../bench/stats.js"
 import { begin, targetIds, targets } from "../bench/targets.js"
+import { type RedisServer, startRedis } from "./support/services.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const impls = ["lockstep", "bentocache", "cache-manager", "lru-cache", "async-cache-dedupe"]
+
+let redis: RedisServer | undefined
 
 const smoke = async (id: SectionId): Promise<Section> => {
   const result = await runBench({
     smoke: true,
     only: [id],
     rounds: 1,
-    redisPort: inject("redisPort"),
+    redisPort: redis!.port,
     mysqlPort: inject("mariadbPort"),
-    log: () => {},
-    sectionTimeoutMs: 25_000
+    log: () => {}
   })
   expect(result.failures).toEqual([])
   expect(result.sections).toHaveLength(1)
@@ -41,8 +49,14 @@ const smoke = async (id: SectionId): Promise<Section> => {
 
 const rowsOf = (s: Section) => s.tables.flatMap((t) => t.rows.map((r) => r[0]!))
 
-describe("bench smoke", () => {
-  afterAll(() => shutdown())
+describe("bench smoke", { timeout: 180_000 }, () => {
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await shutdown()
+    await redis?.stop()
+  })
 
   it("l1: every implementation measured against the floors", async () => {
     const s = await smoke("l1")

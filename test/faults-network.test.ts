@@ -93,7 +93,10 @@ describe("faults: one pod's network", () => {
     await b.load({ callers: CALLERS, durationMs: 1500, pauseMs: 10 })
     // the heal is followed by 6 s of load: reconnect, breaker cooldown, and two full windows
     const loading = b.load({ callers: CALLERS, durationMs: HOLE_MS + 6500, pauseMs: 10 })
-    await sleep(300)
+    // cut just after a window's commit, when no pod holds the lock: a holder cut off keeps it for
+    // its lease, and the others wait that out (the lock holder scenarios' case, not this one's)
+    const from = b.bucketOf(Date.now()) + 1
+    await b.fleet.next("commit", { where: (m) => m.bucket >= from && m.outcome === "committed" })
     p.blackHole()
     const cutAt = Date.now()
     // the subscriber connection stays open but silent: its heartbeat finds out (≤ 2 s)

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { freePort } from "./services.js"
+import { onFreePort } from "./services.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 export const fixture = Path.join(root, "test/next")
@@ -46,10 +46,13 @@ const inputsHash = (): string => {
   return hash.digest("hex")
 }
 
+/** Whether `.next/` holds the build of the fixture's current inputs. */
+export const isBuilt = (hash = inputsHash()): boolean => Fs.existsSync(stamp) && Fs.readFileSync(stamp, "utf8") === hash
+
 /** Builds the fixture unless `.next/` already holds the build of these inputs; answers the build's seconds (0: cached). */
 export const buildFixture = (handler: string): number => {
   const hash = inputsHash()
-  if (Fs.existsSync(stamp) && Fs.readFileSync(stamp, "utf8") === hash) return 0
+  if (isBuilt(hash)) return 0
   const start = Date.now()
   const r = spawnSync(process.execPath, [nextBin, "build"], {
     cwd: fixture,
@@ -69,9 +72,10 @@ export interface NextServer {
   readonly stop: () => Promise<number>
 }
 
-/** `next start` on a free port, once it answers. */
-export const startNext = async (env: Record<string, string>): Promise<NextServer> => {
-  const port = await freePort()
+/** `next start` on a free port, once it answers (on another port when another process took that one first). */
+export const startNext = (env: Record<string, string>): Promise<NextServer> => onFreePort((port) => startNextOn(port, env))
+
+const startNextOn = async (port: number, env: Record<string, string>): Promise<NextServer> => {
   const child = spawn(process.execPath, [nextBin, "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: fixture,
     stdio: ["ignore", "ignore", "inherit"],
@@ -85,7 +89,10 @@ export const startNext = async (env: Record<string, string>): Promise<NextServer
       await fetch(`${url}/_not-found`, { signal: AbortSignal.timeout(2_000) })
       break
     } catch {
-      if (Date.now() > deadline) throw new Error("next start did not answer within 30 s")
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL")
+        throw new Error("next start did not answer within 30 s")
+      }
       await new Promise((r) => setTimeout(r, 100))
     }
   }

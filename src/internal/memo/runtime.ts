@@ -10,7 +10,9 @@
  */
 import * as Cause from "effect/Cause"
 import * as Os from "node:os"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -173,12 +175,15 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
      * starts then, with the claim, so that on a cold key the claim is on its way right behind
      * the read instead of a round trip (and a busy event loop's turn) after it. On a key the
      * store holds fresh, that claim answers `Fresh` and takes no lock.
+     *
+     * A loader's `timeout` bounds the read and the wait after it together: a read that outlasts
+     * it hands the run to a worker from the start, and the wait gets what the read left of it.
      */
-    const readThrough = <E>(job: Core.Job<E>): Effect.Effect<Core.Outcome, E> =>
+    const readThrough = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.withFiberRuntime<Core.Outcome, E>((fiber, status) => {
           const run = inflight.begin(job.key, job.spec.name)
-          if (run === undefined) return restore(awaitRun(job, () => undefined))
+          if (run === undefined) return restore(awaitRun(job, onTimeout))
           const worker = { started: false }
           run.onJoin = () => {
             worker.started = true
@@ -188,12 +193,43 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
               runtimeFlags: status.runtimeFlags
             }))
           }
-          return Effect.flatMap(Effect.exit(restore(Refresh.readStep(core, job, offerTo(run)))), (exit) => {
+          const read = Refresh.readStep(core, job, offerTo(run))
+          const timeout = job.spec.timeout
+          if (timeout === undefined) {
+            return Effect.flatMap(Effect.exit(restore(read)), (exit) => {
+              run.onJoin = undefined
+              return afterRead(job, run, exit, restore, worker.started, onTimeout, undefined)
+            })
+          }
+          const clock = fiber.currentDefaultServices.unsafeMap.get(Clock.Clock.key) as Clock.Clock
+          const startedAt = clock.unsafeCurrentTimeMillis()
+          return Effect.flatMap(Effect.exit(restore(Effect.timeoutOption(read, timeout))), (exit) => {
             run.onJoin = undefined
-            return afterRead(job, run, exit, restore, worker.started)
+            if (Exit.isSuccess(exit) && Option.isNone(exit.value)) return readTimedOut(job, run, restore, worker.started, onTimeout)
+            const left = Duration.toMillis(timeout) - (clock.unsafeCurrentTimeMillis() - startedAt)
+            return afterRead(job, run, Exit.map(exit, Option.getOrThrow), restore, worker.started, onTimeout, left)
           })
         })
       )
+
+    /**
+     * The read outlasted the request's `timeout`: the run goes on in a worker from the start
+     * (unless a burst started one), and the request fails as a wait that timed out does.
+     */
+    function readTimedOut<E>(
+      job: Core.Job<E>,
+      run: Inflight.Run<Core.Outcome>,
+      restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>,
+      started: boolean,
+      onTimeout: OnTimeout
+    ): Effect.Effect<Core.Outcome, E> {
+      const handed = started ? Effect.void : handOff(job, run)
+      // a stale value offered on the way is the answer, as a waiter would have it
+      if (run.answered) return Effect.zipRight(handed, restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>))
+      run.waiters--
+      Metrics.countRequests("error", 1, job.spec.name)
+      return Effect.zipRight(handed, Effect.fail(onTimeout(job.key) as E))
+    }
 
     /** The read's answer for the request and the run, or the run handed to a worker (unless `started`). */
     function afterRead<E>(
@@ -201,7 +237,10 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       run: Inflight.Run<Core.Outcome>,
       exit: Exit.Exit<Refresh.Step>,
       restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>,
-      started: boolean
+      started: boolean,
+      onTimeout: OnTimeout,
+      /** What is left of the request's `timeout` for the wait (none without one). */
+      left: number | undefined
     ): Effect.Effect<Core.Outcome, E> {
       if (Exit.isFailure(exit)) {
         const failed = Exit.failCause(exit.cause as Cause.Cause<E>)
@@ -220,7 +259,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         else inflight.settle(job.key, run, outcome)
         return outcome
       }
-      const wait = restore(Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>)
+      const wait = restore(awaitFirst<E>(job, run, onTimeout, left))
       return started ? wait : Effect.zipRight(handOff(job, run, step), wait)
     }
 
@@ -231,6 +270,15 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     const start = <E>(job: Core.Job<E>, refreshing = false, waiting = false) =>
       inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
+    /**
+     * Whether the store's clock, as last measured, still puts `held` in its window: this
+     * process's clock is a little ahead (within the skew it does not correct), and crossed the
+     * boundary first. A worker now would only read the record we hold and find it fresh, once
+     * per request until the store's boundary: the first request past it starts the worker.
+     */
+    const stillFresh = (held: L1.Entry, at: number, windowMs: number) =>
+      L1.isHit(held, Window.bucketOf(at - core.clock.skew + core.clock.offset, windowMs))
+
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       const loader = job.spec.name
       Metrics.countRequests("stale", 1, loader)
@@ -239,7 +287,9 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
-      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
+      if (inflight.get(job.key) !== undefined || at < held.retryAt || stillFresh(held, at, job.spec.windowMs)) {
+        return Effect.succeed(outcome)
+      }
       return Effect.as(start(job), outcome)
     }
 
@@ -249,6 +299,25 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       return Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => onTimeout(job.key) as E })
     }
 
+    const timeoutMs = (job: Core.Job) => job.spec.timeout === undefined ? undefined : Duration.toMillis(job.spec.timeout)
+
+    /**
+     * A request's wait for the run's first answer, within `ms` (none: no bound). A request that
+     * gave up is counted as failed, not as answered.
+     */
+    const awaitFirst = <E>(job: Core.Job, run: Inflight.Run<Core.Outcome>, onTimeout: OnTimeout, ms: number | undefined) => {
+      const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
+      if (ms === undefined || run.answered) return wait
+      const bounded = ms > 0
+        ? Effect.timeoutFail(wait, { duration: ms, onTimeout: () => onTimeout(job.key) as E })
+        : Effect.fail(onTimeout(job.key) as E)
+      return Effect.tapError(bounded, () =>
+        Effect.sync(() => {
+          if (!run.answered) run.waiters--
+          Metrics.countRequests("error", 1, job.spec.name)
+        }))
+    }
+
     const awaitValue = <E>(job: Core.Job<E>, at: number, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> => {
       // the key backs off after a failure: answered at once with it
       const failed = inflight.get(job.key) === undefined ? core.failures.get(job.key, at) : undefined
@@ -256,24 +325,13 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         Metrics.countRequests("error", 1, job.spec.name)
         return Effect.failCause(failed.cause as Cause.Cause<E>)
       }
-      return job.spec.timeout === undefined && inflight.get(job.key) === undefined ? readThrough(job) : awaitRun(job, onTimeout)
+      return inflight.get(job.key) === undefined ? readThrough(job, onTimeout) : awaitRun(job, onTimeout)
     }
 
     /** Waits for the key's run, started unless one is under way, within the loader's `timeout`. */
     const awaitRun = <E>(job: Core.Job<E>, onTimeout: OnTimeout): Effect.Effect<Core.Outcome, E> =>
-      Effect.flatMap(start(job, false, true), (run) => {
-        const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
-        if (job.spec.timeout === undefined) return wait
-        return withTimeout(job, wait, onTimeout).pipe(
-          // a request that gave up is counted as failed, not as answered
-          Effect.tapError(() =>
-            Effect.sync(() => {
-              if (!run.answered) run.waiters--
-              Metrics.countRequests("error", 1, job.spec.name)
-            })
-          )
-        )
-      })
+      Effect.flatMap(start(job, false, true), (run) =>
+        awaitFirst<E>(job, run, onTimeout, timeoutMs(job)))
 
     const serve: Engine["serve"] = (job, at, held, onTimeout) =>
       held !== undefined && held.windowMs === job.spec.windowMs ? serveStale(job, at, held) : awaitValue(job, at, onTimeout)
@@ -285,17 +343,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
         scope,
         serve: (job, at, held) => serve(job, at, held, onTimeout),
         work: (job) => work(job, false),
-        awaitFirst: (job, run) => {
-          const wait = Deferred.await(run.first) as Effect.Effect<Core.Outcome, never>
-          return job.spec.timeout === undefined ? wait : withTimeout(job, wait, onTimeout).pipe(
-            Effect.tapError(() =>
-              Effect.sync(() => {
-                if (!run.answered) run.waiters--
-                Metrics.countRequests("error", 1, job.spec.name)
-              })
-            )
-          )
-        }
+        awaitFirst: (job, run) => awaitFirst<never>(job, run, onTimeout, timeoutMs(job))
       }, batch, at)
 
     const peek: Engine["peek"] = (spec, key) =>

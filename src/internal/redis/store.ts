@@ -677,16 +677,48 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
  * connection's `commandTimeout` bounds it, on the network's own time, whatever clock the
  * runtime has) makes the subscription count as down (no L1 freshness is trusted) until it has
  * subscribed again. A notice heard meanwhile is answer enough: a busy fleet sends no ping.
+ *
+ * A timeout alone is not a silent path: when the event loop was held past `commandTimeout` (by
+ * a handler run on I/O, say), the ping's timer runs before the socket that holds its reply is
+ * polled again. So a timed-out ping is a loss only if, once the loop has read what is pending,
+ * the socket received nothing since the ping went out.
  */
 const heartbeatMs = 1_000
 
+/** The bytes the connection's current socket has read, and which socket that is. */
+const received = (connection: IORedis) => {
+  const stream: IORedis["stream"] | undefined = connection.stream
+  return { stream, bytes: stream?.bytesRead ?? 0 }
+}
+
+/**
+ * How many turns of the event loop a timed-out ping's reply is given to be read: each
+ * `Effect.sleep` of a millisecond fires in a later turn than the one that set it, after that
+ * turn's poll for I/O (a proxy in the same process needs two polls to pass a reply on).
+ */
+const settleTurns = 3
+
 const heartbeat = (connection: IORedis, heard: { readonly messages: number }, lost: () => void): Effect.Effect<void> => {
   let seen = heard.messages
+  const ping = Effect.suspend(() => {
+    const before = received(connection)
+    // anything the socket read since the ping was sent (its reply, a notice) shows the path is
+    // alive; a new socket means the old one closed, which its `close` already reported
+    const silent = () => {
+      const after = received(connection)
+      return after.stream !== undefined && after.stream === before.stream && after.bytes === before.bytes
+    }
+    const settle = (turns: number): Effect.Effect<void> =>
+      turns === 0
+        ? Effect.sync(() => {
+          if (silent()) lost()
+        })
+        : Effect.sleep(1).pipe(Effect.zipRight(Effect.suspend(() => (silent() ? settle(turns - 1) : Effect.void))))
+    return Effect.catchAll(Effect.tryPromise(() => connection.ping()), () => settle(settleTurns))
+  })
   return Effect.suspend(() => {
     const quiet = heard.messages === seen
     seen = heard.messages
-    return connection.status !== "ready" || !quiet
-      ? Effect.void
-      : Effect.catchAll(Effect.tryPromise(() => connection.ping()), () => Effect.sync(lost))
+    return connection.status !== "ready" || !quiet ? Effect.void : ping
   }).pipe(Effect.delay(heartbeatMs), Effect.forever)
 }
