@@ -49,14 +49,14 @@ export const targets = {
   },
   "facade.lru.1": {
     section: "l1",
-    what: "`lockstep/promise` hit, 1 key (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s",
+    what: "`lockstep/promise` hit, 1 key (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s, its key built the same way",
     op: "≥",
     bound: 0.5,
     unit: "×"
   },
   "facade.lru.10000": {
     section: "l1",
-    what: "`lockstep/promise` hit, 10 000 keys (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s",
+    what: "`lockstep/promise` hit, 10 000 keys (keyed loader, key built per call): calls/s ÷ lru-cache `fetch`'s, its key built the same way",
     op: "≥",
     bound: 0.5,
     unit: "×"

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Either, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { Memo, Redis } from "lockstep"
 import * as Testing from "lockstep/testing"
+import { freshTenant, redisCase } from "./support/stores.js"
 
 const W = 60_000
 /** A real epoch, window-aligned: versions take the store's clock into account. */
@@ -118,6 +119,53 @@ describe("versions after the store loses data", () => {
       expect(after.data).toBe(before.data)
       expect(after.fence).toBeGreaterThan(before.fence)
     }))
+})
+
+describe("a lookup that started before a set the store then lost", () => {
+  it.scoped("its commit is refused: no process answers its value as a hit, and the set's value is put back", () =>
+    Effect.gen(function*() {
+      const { fleet, get, page, producer, settled } = yield* setup(2)
+      // a cold lookup on pod 0 (a second), then a set on pod 0 while it runs
+      const cold = yield* Effect.fork(fleet.pods[0]!.run(page.getWithInfo()))
+      yield* TestClock.adjust(10)
+      expect(yield* fleet.pods[0]!.run(page.set(undefined, 100))).toMatchObject({ value: 100, cache: "hit" })
+      // FLUSHDB: the set's record and the fence counter that fenced the lookup are gone
+      yield* fleet.lose()
+      yield* TestClock.adjust(1_000)
+      yield* Fiber.join(cold)
+      expect(yield* producer.runs).toBe(1)
+      // a process started afterwards never heard of the set
+      yield* fleet.pods[1]!.restart
+      const fresh = yield* get(1)
+      expect(fresh.value === 1 && fresh.cache === "hit", JSON.stringify(fresh)).toBe(false)
+      // pod 0, which holds the set's value of the store's window, put it back instead of the
+      // lookup's: no run after the one that was fenced, and every pod answers the set's value
+      const answers = yield* settled
+      expect(yield* producer.runs).toBe(1)
+      for (const info of [fresh, ...answers]) expect(info).toMatchObject({ value: 100, cache: "hit" })
+      expect(Option.getOrThrow((yield* fleet.store.get("page")).stored).data).toBe("100")
+    }))
+
+  it.scopedLive("on a real redis-server: its commit is refused, and a process started afterwards answers no hit with its value", () =>
+    Effect.gen(function*() {
+      const tenant = freshTenant("loss-commit")
+      const redis = redisCase()
+      const process = () => Layer.build(Memo.layer.pipe(Layer.provideMerge(redis.layer(tenant))))
+      const pod0 = yield* process()
+      const producer = yield* Testing.producer((run) => Effect.succeed(run), { duration: "300 millis" })
+      const page = Memo.loader({ key: "page", window: W, schema: Schema.Number, lookup: () => producer.effect })
+      const cold = yield* Effect.fork(Effect.provide(page.getWithInfo(), pod0))
+      yield* Effect.sleep(30)
+      yield* Effect.provide(page.set(undefined, 100), pod0)
+      yield* redis.lose(tenant)
+      yield* Fiber.join(cold)
+      expect(yield* producer.runs).toBe(1)
+      const pod1 = yield* process()
+      const fresh = yield* Effect.provide(page.getWithInfo(), pod1)
+      expect(fresh.value === 1 && fresh.cache === "hit", JSON.stringify(fresh)).toBe(false)
+      const raw = yield* Effect.provide(Effect.flatMap(Redis.Redis, (s) => s.get("page")), pod1)
+      expect(Option.map(raw.stored, (s) => s.data)).not.toEqual(Option.some("1"))
+    }), 20_000)
 })
 
 describe("values made while the store was unreachable", () => {

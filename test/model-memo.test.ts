@@ -1375,4 +1375,26 @@ describe("model: defects it found", () => {
       // before the fix the invalidated value was answered as a hit
       expect(info.cache).not.toBe("hit")
     }))
+
+  /**
+   * Counterexample: 2 pods; request on pod 0 (cold: run 1 starts); advance 10 ms; set on pod 0;
+   * the store loses every record; advance 1 s (run 1 commits); restart pod 1; request on pod 1 →
+   * `hit` with run 1, which started before the set. The loss took the fence counter that fenced
+   * run 1 along with the set's record, so its commit landed. Replayed through the model's checks.
+   */
+  it("a lookup that started before a set the store then lost does not land as a hit", async () => {
+    await property(true)({
+      pods: 2,
+      steps: [
+        { s: "request", pod: 0, key: 0, n: 1, many: false },
+        { s: "advance", ms: 10 },
+        { s: "set", pod: 0, key: 0 },
+        { s: "lose", restart: false },
+        { s: "advance", ms: 1_000 },
+        { s: "restart", pod: 1 },
+        { s: "request", pod: 1, key: 0, n: 1, many: false },
+        { s: "advance", ms: 1_000 }
+      ]
+    })
+  })
 })

@@ -88,6 +88,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       await makeBentocache(options),
       await makeCacheManager(options),
       await makeLruCache(options),
+      await makeLruCache({ ...options, keyPerCall: true }),
       await makeAcd(options)
     ]
     try {
@@ -158,7 +159,9 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       const vsBento = ratios(ops.get(names.lockstep)!, ops.get("bentocache")!)
       const managedVsFloor = ratios(ops.get(names.lockstepManaged)!, ops.get(names.floorManaged)!)
       const fiberVsFloor = ratios(ops.get(names.fiberLockstep)!, fiberBase)
-      const promiseVsLru = ratios(ops.get(peers[0]!.name)!, ops.get("lru-cache")!)
+      // like for like: both build the key string on every call; against pre-built keys for information
+      const promiseVsLru = ratios(ops.get(peers[0]!.name)!, ops.get("lru-cache, key built per call")!)
+      const promiseVsLruPrebuilt = ratios(ops.get(peers[0]!.name)!, ops.get("lru-cache")!)
       const label = k === 1 ? "1 key" : `${k} keys`
       const one = k === 1
       const o = { smoke: ctx.smoke }
@@ -166,6 +169,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         judge(one ? "l1.floor.1" : "l1.floor.10000", vsFloor.median, o),
         ...(one ? [] : [judge("l1.bentocache.10000", vsBento.median, o)]),
         judge(one ? "facade.lru.1" : "facade.lru.10000", promiseVsLru.median, o),
+        { name: `${label}: \`lockstep/promise\` (key built per call) / lru-cache \`fetch\` with pre-built keys`, figure: fmtRatio(promiseVsLruPrebuilt.median), target: "for information", met: undefined },
         { name: `${label}: lockstep / floor, both through \`ManagedRuntime\``, figure: fmtRatio(managedVsFloor.median), target: "for information", met: undefined },
         { name: `${label}: lockstep / \`Effect.sync(map.get)\`, many calls in one fiber`, figure: fmtRatio(fiberVsFloor.median), target: "for information", met: undefined }
       )
@@ -180,7 +184,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       "Every key is warm in every implementation's in-process tier; calls run back to back, one awaited promise per call,",
       `cycling over the keys. ${ctx.rounds} interleaved rounds of ${sliceMs} ms per implementation. bentocache: L1 memory`,
       "(`serialize: false`) + Redis L2 + bus; cache-manager: `wrap` over a Keyv Map L1 (no serialisation) and `@keyv/redis`;",
-      "lru-cache: `fetch`; async-cache-dedupe: memory storage; lockstep: `memo` over `Redis.layer`, one effect per key built once;",
+      "lru-cache: `fetch`, once with pre-built keys and once with its key built per call from the facade's template; async-cache-dedupe: memory storage; lockstep: `memo` over `Redis.layer`, one effect per key built once;",
       "lockstep/promise: `createCache` over Redis, one loader keyed by index whose key string is built on every call, `get` per call (a fresh hit never enters the Effect runtime)."
     ].join(" "),
     tables,

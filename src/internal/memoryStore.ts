@@ -269,8 +269,13 @@ export const make = (tenant: string, server: Server = makeServer()): Store => {
           committed(key, value, mark)
           return { _tag: "Committed", now, mark }
         }
-        if (token !== undefined && value.fence < (num(keys.fence, now) ?? 0)) {
-          return { _tag: "Refused", reason: "fenced", now, mark, stored }
+        if (token !== undefined) {
+          const last = num(keys.fence, now)
+          // neither the counter our claim wrote nor our lock is left: the store lost the key's
+          // records while we ran, and with them, maybe, a set or another claim that fenced us
+          if (last === undefined ? str(keys.lock, now) !== token : value.fence < last) {
+            return { _tag: "Refused", reason: "fenced", now, mark, stored }
+          }
         }
         if (
           r && r.windowMs === value.windowMs &&

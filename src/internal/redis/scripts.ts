@@ -258,7 +258,10 @@ return reply('lost', {}, false)
  * kept in the record for inspectors, and the identity of the schema that encoded the value ("" for
  * none), kept as `s` so that another version of the loader knows the value is not its own.
  * Accepted when the bucket is not in the future, the fence is the latest one issued (holders
- * only), and `(bucket, fence)` is not older than the stored record of the same window. A
+ * only), and `(bucket, fence)` is not older than the stored record of the same window. A holder
+ * whose fence counter is gone is refused as `fenced` unless it still holds the lock: the store lost
+ * the key's records while it ran (a restart, `FLUSHDB`, eviction), and a `set` or a claim that
+ * came after its own may have gone with them; the value is the claim's, not the store's latest. A
  * holder's value for the store's next window is kept as pending (`pb pf pw pt pd pu`) and
  * published as `p|<b>|<f>|<w>|<t>|<mark>|<duration ms>|<key length>|<key><data>`.
  * A value of another schema than the record's, under the record's own version and our lock, is
@@ -287,8 +290,11 @@ if r and r.w == w and r.b == b and r.f == f and other(r, schema) then
   return reply('committed', {}, false)
 end
 if ARGV[6] ~= '' then
-  local last = counter(KEYS[3]) or 0
-  if f < last then return reply('fenced', {}, r) end
+  local last = counter(KEYS[3])
+  if last and f < last then return reply('fenced', {}, r) end
+  -- neither the counter our claim wrote nor our lock is left: the store lost the key's records
+  -- while we ran, and with them, maybe, a set or another claim that fenced us
+  if not last and stringAt(KEYS[2]) ~= ARGV[6] then return reply('fenced', {}, r) end
 end
 if r and r.w == w and (b < r.b or (b == r.b and f < r.f)) then return reply('older', {}, r) end
 if b > current then
