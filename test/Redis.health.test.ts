@@ -197,6 +197,17 @@ const readsThenHold = (store: Context.Tag.Service<typeof Redis.Redis>, n: number
     return yield* Fiber.join(reads)
   })
 
+/** A store as `storeAt` through a proxy, once it has answered. */
+const proxied = Effect.gen(function*() {
+  const proxy = yield* Effect.acquireRelease(
+    Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
+    (p) => Effect.promise(() => p.close())
+  )
+  const store = yield* storeAt(proxy.port)
+  yield* store.get("warm")
+  return { proxy, store }
+})
+
 describe("the circuit breaker and a busy event loop", () => {
   const threshold = 3 // the default `breakerThreshold`
 
@@ -216,12 +227,7 @@ describe("the circuit breaker and a busy event loop", () => {
 
   it.scopedLive("a black hole opens it all the same when the loop was held", () =>
     Effect.gen(function*() {
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
-        (p) => Effect.promise(() => p.close())
-      )
-      const store = yield* storeAt(proxy.port)
-      yield* store.get("warm")
+      const { proxy, store } = yield* proxied
       proxy.blackHole()
       const results = yield* readsThenHold(store, threshold + 2, 3 * commandTimeoutMs)
       expect(results.every((r) => Either.isLeft(r) && r.left.reason === "Timeout")).toBe(true)
@@ -230,12 +236,7 @@ describe("the circuit breaker and a busy event loop", () => {
 
   it.scopedLive("a Redis slower than commandTimeout opens it, though replies to earlier reads keep arriving", () =>
     Effect.gen(function*() {
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
-        (p) => Effect.promise(() => p.close())
-      )
-      const store = yield* storeAt(proxy.port)
-      yield* store.get("warm")
+      const { proxy, store } = yield* proxied
       proxy.latency({ down: 2 * commandTimeoutMs })
       // a read every tenth of the timeout: each times out on time, while the replies to the
       // ones sent a timeout or two before it are read
