@@ -4,7 +4,8 @@
  * connects and when it comes back, and errors that say what happened.
  */
 import { describe, expect, inject, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Context, Effect, Either, Fiber, Layer, Logger, Schema, TestClock } from "effect"
+import { Redis as IORedis } from "ioredis"
 import { Memo, Redis } from "../src/index.js"
 import { unreachableLogMs } from "../src/internal/redis/client.js"
 import { startProxy } from "./support/proxy.js"
@@ -164,5 +165,87 @@ describe("the subscription's heartbeat", () => {
       proxy.normal()
       yield* until(() => states.at(-1) === "up", 5_000)
       expect(states.at(-1)).toBe("up")
+    }))
+})
+
+/** A store on Redis at `port` with a short `commandTimeout`. */
+const storeAt = (port: number) =>
+  Effect.map(
+    Layer.build(Redis.layer({ redis: { host: "127.0.0.1", port }, commandTimeout: `${commandTimeoutMs} millis` })),
+    (context) => Context.get(context, Redis.Redis)
+  )
+
+/**
+ * From an I/O callback (a reply on another connection, as a request handler runs), sends `n`
+ * reads and then holds the loop for `holdMs`: their timers and their replies are ready in the
+ * same turn, and Node runs timers first.
+ */
+const readsThenHold = (store: Context.Tag.Service<typeof Redis.Redis>, n: number, holdMs: number) =>
+  Effect.gen(function*() {
+    const other = yield* Effect.acquireRelease(
+      Effect.sync(() => new IORedis({ host: "127.0.0.1", port: inject("redisPort") })),
+      (c) => Effect.sync(() => c.disconnect())
+    )
+    yield* Effect.promise(() => other.ping())
+    const reads = yield* Effect.promise(() =>
+      other.ping().then(() => {
+        const fiber = Fiber.all(Array.from({ length: n }, (_, i) => Effect.runFork(Effect.either(store.get(`busy-${i}`)))))
+        busy(holdMs)
+        return fiber
+      })
+    )
+    return yield* Fiber.join(reads)
+  })
+
+/** A store as `storeAt` through a proxy, once it has answered. */
+const proxied = Effect.gen(function*() {
+  const proxy = yield* Effect.acquireRelease(
+    Effect.promise(() => startProxy({ targetPort: inject("redisPort") })),
+    (p) => Effect.promise(() => p.close())
+  )
+  const store = yield* storeAt(proxy.port)
+  yield* store.get("warm")
+  return { proxy, store }
+})
+
+describe("the circuit breaker and a busy event loop", () => {
+  const threshold = 3 // the default `breakerThreshold`
+
+  it.scopedLive("reads answered while the loop was held past commandTimeout do not open the breaker", () =>
+    Effect.gen(function*() {
+      const store = yield* storeAt(inject("redisPort"))
+      yield* store.get("warm")
+      const results = yield* readsThenHold(store, threshold + 2, 3 * commandTimeoutMs)
+      // each caller may see its timeout (served from L1 for that request), but Redis answered
+      // them all: the breaker stays closed and the next read goes to Redis
+      const timedOut = results.filter((r) => Either.isLeft(r) && r.left.reason === "Timeout")
+      expect(timedOut.length).toBeGreaterThanOrEqual(threshold)
+      expect(yield* store.health).toBe("closed")
+      yield* store.get("after")
+      expect(yield* store.health).toBe("closed")
+    }))
+
+  it.scopedLive("a black hole opens it all the same when the loop was held", () =>
+    Effect.gen(function*() {
+      const { proxy, store } = yield* proxied
+      proxy.blackHole()
+      const results = yield* readsThenHold(store, threshold + 2, 3 * commandTimeoutMs)
+      expect(results.every((r) => Either.isLeft(r) && r.left.reason === "Timeout")).toBe(true)
+      expect(yield* store.health).toBe("open")
+    }))
+
+  it.scopedLive("a Redis slower than commandTimeout opens it, though replies to earlier reads keep arriving", () =>
+    Effect.gen(function*() {
+      const { proxy, store } = yield* proxied
+      proxy.latency({ down: 2 * commandTimeoutMs })
+      // a read every tenth of the timeout: each times out on time, while the replies to the
+      // ones sent a timeout or two before it are read
+      const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+      for (let i = 0; i < 8 * threshold && (yield* store.health) === "closed"; i++) {
+        fibers.push(yield* Effect.fork(Effect.either(store.get(`slow-${i}`))))
+        yield* realSleep(commandTimeoutMs / 10)
+      }
+      yield* Fiber.joinAll(fibers)
+      expect(yield* store.health).toBe("open")
     }))
 })

@@ -2,6 +2,7 @@
  * The store over an ioredis client: each operation is one Lua script (`scripts.ts`), behind a
  * circuit breaker; notices arrive on a subscriber connection of their own.
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -319,6 +320,17 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     }
   })
 
+  const commandTimeoutMs = commandTimeoutOf(client)
+  /** Timeouts the process itself made (see `sendTimed`): the breaker does not count them. */
+  const late = new WeakSet<RedisError>()
+  /** One command, its failure a `RedisError`. */
+  const send = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, RedisError> =>
+    sendTimed(client, commandTimeoutMs, f, (cause) =>
+      new RedisError({
+        reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
+        operation,
+        cause
+      }), late)
   /** One script call, without the breaker. */
   const attempt = <A>(
     operation: Scripts.Name,
@@ -326,15 +338,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
     args: ReadonlyArray<string | number>,
     decode: (r: ReadonlyArray<string>) => A | undefined
   ): Effect.Effect<A, RedisError> =>
-    Effect.tryPromise({
-      try: () => run(operation, keys, args),
-      catch: (cause) =>
-        new RedisError({
-          reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
-          operation,
-          cause
-        })
-    }).pipe(
+    send(operation, () => run(operation, keys, args)).pipe(
       Effect.flatMap((raw) => asReply(operation, raw)),
       Effect.flatMap((r) => {
         const decoded = decode(r)
@@ -346,26 +350,15 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
   /** The last fault, which a call refused by the open breaker names. */
   let lastFault: RedisError | undefined
   const isFault = (e: RedisError) => {
-    if (e.reason === "Protocol") return false
+    // a late timeout: the connection read since the command went out, so Redis is reachable
+    if (e.reason === "Protocol" || late.has(e)) return false
     lastFault = e
     return true
   }
   const circuitOpen = (operation: string) => new RedisError({ reason: "CircuitOpen", operation, cause: lastFault })
   /** Plain commands (tag sets live in slots of their own, so no script can touch them with a key's). */
   const tagCall = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, RedisError> =>
-    breaker.guard(
-      Effect.tryPromise({
-        try: f,
-        catch: (cause) =>
-          new RedisError({
-            reason: cause instanceof Error && /timed? ?out/i.test(cause.message) ? "Timeout" : "Unavailable",
-            operation,
-            cause
-          })
-      }),
-      () => circuitOpen(operation),
-      isFault
-    )
+    breaker.guard(send(operation, f), () => circuitOpen(operation), isFault)
   const call = <A>(
     operation: Scripts.Name,
     keys: ReadonlyArray<string>,
@@ -685,36 +678,94 @@ const subscribe = (client: Client.Client, channel: string, subscriber: Subscribe
  */
 const heartbeatMs = 1_000
 
-/** The bytes the connection's current socket has read, and which socket that is. */
-const received = (connection: IORedis) => {
-  const stream: IORedis["stream"] | undefined = connection.stream
-  return { stream, bytes: stream?.bytesRead ?? 0 }
-}
+/** What each socket of a client has read so far (a `Cluster` has one per node). */
+type Received = ReadonlyArray<{ readonly stream: IORedis["stream"] | undefined; readonly bytes: number }>
+
+const received = (client: Client.Client): Received =>
+  (client instanceof Cluster ? client.nodes() : [client]).map((c) => {
+    const stream: IORedis["stream"] | undefined = c.stream
+    return { stream, bytes: stream?.bytesRead ?? 0 }
+  })
+
+/** Whether a socket that was open at `before` has read anything since. */
+const readSince = (client: Client.Client, before: Received): boolean =>
+  received(client).some((a) => a.stream !== undefined && before.some((b) => b.stream === a.stream && a.bytes > b.bytes))
 
 /**
- * How many turns of the event loop a timed-out ping's reply is given to be read: each
+ * How many turns of the event loop a timed-out command's reply is given to be read: each
  * `Effect.sleep` of a millisecond fires in a later turn than the one that set it, after that
  * turn's poll for I/O (a proxy in the same process needs two polls to pass a reply on).
  */
 const settleTurns = 3
 
+/** Effect's live clock: the network runs on real time, whatever clock the caller's runtime has. */
+const liveClock = Clock.make()
+
+/** Lets up to `settleTurns` turns of the event loop pass while `pending` holds; whether it still does. */
+const settle = (pending: () => boolean, turns = settleTurns): Effect.Effect<boolean> =>
+  Effect.suspend(() =>
+    !pending()
+      ? Effect.succeed(false)
+      : turns === 0
+      ? Effect.succeed(true)
+      : Effect.zipRight(Effect.withClock(Effect.sleep(1), liveClock), settle(pending, turns - 1))
+  )
+
+/** The `commandTimeout` a client's commands have (none: never late). */
+const commandTimeoutOf = (client: Client.Client): number =>
+  (client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout) ?? Infinity
+
+/**
+ * When a command's timeout fires this long after `commandTimeout` (as a share of it), the
+ * process itself was late: its event loop was held, and the reply may be waiting on the socket.
+ */
+const lateShare = 0.5
+
+/**
+ * Sends one command. A timeout is the process's own, and added to `late`, when its timer fired
+ * well after `commandTimeout` (on the live clock) and, once the loop has read what is pending,
+ * the connection has read something since the command went out: ioredis's timer and the reply
+ * were ready in the same turn, and Node runs timers first. A timer that fires on time (a slow
+ * Redis, or a slow path) or a connection that read nothing (a black hole, a frozen server) is
+ * a fault as before.
+ */
+const sendTimed = <A>(
+  client: Client.Client,
+  commandTimeoutMs: number,
+  f: () => Promise<A>,
+  toError: (cause: unknown) => RedisError,
+  late: WeakSet<RedisError>
+): Effect.Effect<A, RedisError> =>
+  Effect.suspend(() => {
+    const sentAt = liveClock.unsafeCurrentTimeNanos()
+    const before = received(client)
+    return Effect.tapError(Effect.tryPromise({ try: f, catch: toError }), (e) => {
+      const waitedMs = Number(liveClock.unsafeCurrentTimeNanos() - sentAt) / 1e6
+      return e.reason !== "Timeout" || waitedMs < commandTimeoutMs * (1 + lateShare)
+        ? Effect.void
+        : Effect.map(settle(() => !readSince(client, before)), (silent) => {
+          if (!silent) late.add(e)
+        })
+    })
+  })
+
 const heartbeat = (connection: IORedis, heard: { readonly messages: number }, lost: () => void): Effect.Effect<void> => {
   let seen = heard.messages
   const ping = Effect.suspend(() => {
-    const before = received(connection)
+    const [before] = received(connection)
     // anything the socket read since the ping was sent (its reply, a notice) shows the path is
     // alive; a new socket means the old one closed, which its `close` already reported
     const silent = () => {
-      const after = received(connection)
-      return after.stream !== undefined && after.stream === before.stream && after.bytes === before.bytes
+      const [after] = received(connection)
+      return after?.stream !== undefined && after.stream === before?.stream && after.bytes === before.bytes
     }
-    const settle = (turns: number): Effect.Effect<void> =>
-      turns === 0
-        ? Effect.sync(() => {
-          if (silent()) lost()
+    return Effect.catchAll(
+      Effect.tryPromise(() => connection.ping()),
+      () =>
+        Effect.map(settle(silent), (still) => {
+          if (still) lost()
         })
-        : Effect.sleep(1).pipe(Effect.zipRight(Effect.suspend(() => (silent() ? settle(turns - 1) : Effect.void))))
-    return Effect.catchAll(Effect.tryPromise(() => connection.ping()), () => settle(settleTurns))
+    )
   })
   return Effect.suspend(() => {
     const quiet = heard.messages === seen
