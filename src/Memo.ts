@@ -32,6 +32,7 @@ import type { ParseError } from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { createHash } from "node:crypto"
 import * as Batch from "./internal/memo/batch.js"
 import * as Core from "./internal/memo/core.js"
@@ -794,7 +795,15 @@ const onTimeoutOf = (spec: Core.Spec): (key: string) => WaitTimeout | undefined 
   return timeout === undefined ? noTimeout : (key) => new WaitTimeout({ key, timeout })
 }
 
-/** The lookup of `k`, bound to the caller's services without its `Scope`, with a scope of its own. */
+/**
+ * The caller's services a shared run keeps: not its `Scope` (the run gets a scope of its own) nor
+ * its span (the run's spans are children of `lockstep.produce`, not of whichever request or
+ * `keepWarm` happened to start it).
+ */
+const runContext = (context: Context.Context<never>): Context.Context<any> =>
+  Context.omit(Scope.Scope, Tracer.ParentSpan)(context as Context.Context<any>)
+
+/** The lookup of `k`, bound to the caller's services (`runContext`), with a scope of its own. */
 const jobOf = <K, E>(def: Def<K>, k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
   spec: def.spec,
   key,
@@ -806,7 +815,7 @@ const jobOf = <K, E>(def: Def<K>, k: K, key: string, context: Context.Context<ne
             ? def.producer
             : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
         ),
-        Context.omit(Scope.Scope)(context as Context.Context<any>)
+        runContext(context)
       )),
   tags: () => tagsOfDef(def, k)
 })
@@ -931,7 +940,7 @@ export const loader: {
         lookupMany: lookupMany === undefined ? undefined : (indices) =>
           Effect.provide(
             Effect.scoped(lookupMany(indices.map((i) => distinct[i]!))),
-            Context.omit(Scope.Scope)(context as Context.Context<any>)
+            runContext(context)
           ) as Effect.Effect<ReadonlyArray<unknown>, E>
       }
       // answers that waited report staleness and the next boundary as of when they came

@@ -191,6 +191,31 @@ describe("Memo.loader", () => {
       expect(resources).toEqual({ opened: 4, closed: 4 })
     }).pipe(Effect.provide(Testing.layer)))
 
+  it.effect("the lookup runs under its lockstep.produce span, not under the span of the caller that started it", () =>
+    Effect.gen(function*() {
+      // the span a lookup sees: its spans (a query's, say) are that span's children
+      const seen: Array<{ readonly name: string; readonly mode: unknown }> = []
+      const lookup = () =>
+        Effect.gen(function*() {
+          const span = yield* Effect.option(Effect.currentSpan)
+          seen.push(Option.match(span, {
+            onNone: () => ({ name: "none", mode: undefined }),
+            onSome: (s) => ({ name: s.name, mode: s.attributes.get("lockstep.mode") })
+          }))
+          yield* Effect.sleep(100)
+          return seen.length
+        })
+      const page = Memo.loader({ key: "traced", window: windowMs, schema: Schema.Number, lookup })
+      // a cold request inside a span of the application's (an HTTP request's)
+      expect(yield* page.get().pipe(Effect.withSpan("app.request"), Effect.fork, Effect.tap(() => TestClock.adjust(100)), Effect.flatMap(Fiber.join))).toBe(1)
+      // keepWarm's run after the boundary, under keepWarm's own span
+      yield* Memo.keepWarm(page, undefined, { lead: false })
+      yield* TestClock.adjust(windowMs + 200)
+      expect(seen.length).toBeGreaterThanOrEqual(2)
+      // before the fix the lookup saw the caller's span (`app.request`, `lockstep.keepWarm`)
+      expect(seen).toEqual(seen.map(() => ({ name: "lockstep.produce", mode: "leader" })))
+    }).pipe(Effect.scoped, Effect.provide(Testing.layer)))
+
   it.effect("no interruption of a cold caller, at any step, can leave its key without a worker", () =>
     Effect.gen(function*() {
       const stuck: Array<number> = []
