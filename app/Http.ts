@@ -46,16 +46,19 @@ type PageFailure = Loaders.RefreshFailure | Memo.LookupManyMismatch
 /** Label arrays fixed once per route and status: Effect caches a metric's hook per array. */
 const responseLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
-export const count = (route: string, status: number) =>
-  Effect.sync(() => {
-    const id = `${status} ${route}`
-    let labels = responseLabels.get(id)
-    if (labels === undefined) {
-      labels = [MetricLabel.make("route", route), MetricLabel.make("status", String(status))]
-      responseLabels.set(id, labels)
-    }
-    Metrics.httpResponses.unsafeUpdate(1, labels)
-  })
+/** Counts one response of `route` with `status`; made once per route for its 200s. */
+const counter = (route: string, status: number) => {
+  const id = `${status} ${route}`
+  let labels = responseLabels.get(id)
+  if (labels === undefined) {
+    labels = [MetricLabel.make("route", route), MetricLabel.make("status", String(status))]
+    responseLabels.set(id, labels)
+  }
+  const fixed = labels
+  return () => Metrics.httpResponses.unsafeUpdate(1, fixed)
+}
+
+export const count = (route: string, status: number) => Effect.sync(counter(route, status))
 
 const retryAfterS = 5
 
@@ -91,10 +94,6 @@ const pageView = <A>(page: Page<A, any>): View<A> => ({ ...page, active: page.na
 const drillView = <A>(drill: Drill<A>): View<A> => ({ ...drill, active: drill.section })
 
 /**
- * One value as HTML (`format: "html"`) or as its JSON twin. `load` is the loader's
- * `getWithInfo`; the renderers are made once per route, not per request.
- */
-/**
  * When the page's next value will be there: the boundary for a page computed ahead of it; for
  * the others, the boundary plus the page's run time, which the value itself measured (this
  * process may not have run it), or the cache's estimate when that is longer.
@@ -104,6 +103,36 @@ const nextValueAt = <A>(info: Memo.Info<Timed<A>>, page: string, config: AppSett
     ? info.nextValueAt
     : Math.max(info.nextValueAt, info.nextBoundary + Math.ceil(info.value.computeMs))
 
+const encoder = new TextEncoder()
+
+/** A JSON twin's bytes up to its `meta`: made once per value, since only `meta` changes per request. */
+const jsonHead = (page: string, data: unknown): Uint8Array =>
+  encoder.encode(`{"page":${JSON.stringify(page)},"data":${JSON.stringify(data)},"meta":`)
+
+/** `{"page":…,"data":…,"meta":<meta>}`: the value's bytes copied, only `meta` encoded. */
+const jsonBody = (head: Uint8Array, meta: Html.RefreshMeta): Uint8Array => {
+  const tail = `${JSON.stringify(meta)}}`
+  const bytes = Buffer.allocUnsafe(head.length + Buffer.byteLength(tail))
+  bytes.set(head)
+  bytes.write(tail, head.length)
+  return bytes
+}
+
+/**
+ * A page's response with all its headers made in one object, in the order they are written: the
+ * body's, the cache's (`Memo.cacheHeaders`), then the security headers, which
+ * `Security.middleware` then finds in place instead of copying the response again.
+ */
+const pageResponse = (contentType: string, bytes: Uint8Array, info: Memo.Info<unknown>) =>
+  HttpServerResponse.uint8Array(bytes, {
+    contentType,
+    headers: { "content-type": contentType, "content-length": String(bytes.length), ...Memo.cacheHeaders(info), ...Security.headers }
+  })
+
+/**
+ * One value as HTML (`format: "html"`) or as its JSON twin. `load` is the loader's
+ * `getWithInfo`; the renderers are made once per route, not per request.
+ */
 export const respond = <A, R>(
   view: View<A>,
   route: string,
@@ -112,38 +141,37 @@ export const respond = <A, R>(
 ) => {
   const body = renderedOnce((value: Timed<A>) => view.render(value.value))
   const titled = renderedOnce((value: Timed<A>) => ({ title: view.title(value.value), period: view.period(value.value) }))
-  const data = renderedOnce((value: Timed<A>) => JSON.stringify(view.toJson(value.value)))
-  return Effect.gen(function*() {
-    const config = yield* AppConfig
-    const info = yield* load
-    const meta: Html.RefreshMeta = {
-      page: view.name,
-      bucket: info.bucket,
-      computedAt: info.computedAt,
-      nextBoundary: info.nextBoundary,
-      nextValueAt: nextValueAt(info, view.name, config),
-      serverNow: info.serverNow,
-      stale: info.stale,
-      cache: info.cache,
-      windowMs: info.windowMs,
-      lagMs: Duration.toMillis(config.refreshLag),
-      retryMs: Duration.toMillis(config.refreshRetry),
-      computeMs: info.value.computeMs
-    }
-    const headers = Memo.cacheHeaders(info)
-    const { period, title } = titled(info.value)
-    const response = format === "html"
-      ? HttpServerResponse.text(
-        Html.page({ title, active: view.active, period, meta, body: body(info.value) }).value,
-        { contentType: "text/html; charset=utf-8" }
-      )
-      : HttpServerResponse.text(
-        `{"page":${JSON.stringify(view.name)},"data":${data(info.value)},"meta":${JSON.stringify(meta)}}`,
-        { contentType: "application/json" }
-      )
-    yield* count(route, 200)
-    return HttpServerResponse.setHeaders(response, headers)
-  }).pipe(
+  const head = renderedOnce((value: Timed<A>) => jsonHead(view.name, view.toJson(value.value)))
+  const ok = counter(route, 200)
+  return Effect.flatMap(AppConfig, (config) =>
+    Effect.map(load, (info) => {
+      const meta: Html.RefreshMeta = {
+        page: view.name,
+        bucket: info.bucket,
+        computedAt: info.computedAt,
+        nextBoundary: info.nextBoundary,
+        nextValueAt: nextValueAt(info, view.name, config),
+        serverNow: info.serverNow,
+        stale: info.stale,
+        cache: info.cache,
+        windowMs: info.windowMs,
+        lagMs: Duration.toMillis(config.refreshLag),
+        retryMs: Duration.toMillis(config.refreshRetry),
+        computeMs: info.value.computeMs
+      }
+      let response: HttpServerResponse.HttpServerResponse
+      if (format === "html") {
+        const { period, title } = titled(info.value)
+        const page = Html.page({ title, active: view.active, period, meta, body: body(info.value) }).value
+        response = pageResponse("text/html; charset=utf-8", encoder.encode(page), info)
+      } else {
+        response = pageResponse("application/json", jsonBody(head(info.value), meta), info)
+      }
+      // counted in this step rather than one of its own: a warm request is a handful of steps
+      ok()
+      return response
+    })
+  ).pipe(
     Effect.catchAll((error: PageFailure) =>
       Effect.gen(function*() {
         const failure = describeFailure(error)

@@ -33,8 +33,17 @@ export const headers: Readonly<Record<string, string>> = {
   "cross-origin-resource-policy": "same-origin"
 }
 
+const entries = Object.entries(headers)
+
+/** Whether `response` already carries every header with its value (a page made with them, `Http.ts`). */
+const carries = (response: HttpServerResponse.HttpServerResponse) => {
+  for (const [name, value] of entries) if (response.headers[name] !== value) return false
+  return true
+}
+
+/** Setting headers copies the response: skipped when it would change nothing. */
 const addHeaders = (_request: unknown, response: HttpServerResponse.HttpServerResponse) =>
-  Effect.succeed(HttpServerResponse.setHeaders(response, headers))
+  Effect.succeed(carries(response) ? response : HttpServerResponse.setHeaders(response, headers))
 
 /** For `HttpLayerRouter.serve`'s `middleware`: every response of the app gets the headers. */
 export const middleware = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
