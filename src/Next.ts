@@ -187,7 +187,9 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
   const leaseMs = options.leaseMs ?? 30_000
   const pollMs = options.pollMs ?? 50
   /** The renders this process claimed, by cache key, until their `set`. */
-  const claims = new Map<string, { readonly token: string; readonly fence: number; readonly now: number }>()
+  const claims = new Map<string, { readonly token: string; readonly fence: number; readonly now: number; readonly tagsWrittenAt: number }>()
+  /** The latest time this process's `updateTags` stamped on a tag's record. */
+  let tagsWrittenAt = Number.NEGATIVE_INFINITY
   /** The `set`s still reading their stream, by cache key: a `get` of the key waits for them. */
   const pending = new Map<string, Promise<void>>()
 
@@ -272,7 +274,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
             yield* store.release(key, token)
             return asFresh(latest, now)
           }
-          claims.set(cacheKey, { token, fence: claim.fence, now: claim.now })
+          claims.set(cacheKey, { token, fence: claim.fence, now: claim.now, tagsWrittenAt })
           // a stale entry is served once more while Next re-renders it in the background
           return latest && latestStanding === "stale"
             ? toEntry(latest.meta, { timestamp: latest.meta.timestamp, revalidate: -1 })
@@ -310,9 +312,12 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
         return
       }
       const bucket = Math.floor(claim.now / windowMs)
+      // a render this process claimed after its own `updateTags` is newer than the records that
+      // call wrote, even within the same millisecond
+      const computedAt = Math.max(claim.now, claim.tagsWrittenAt + 1)
       const committed = yield* store.commit(
         key,
-        { data, bucket, fence: claim.fence, windowMs, computedAt: claim.now },
+        { data, bucket, fence: claim.fence, windowMs, computedAt },
         claim.token,
         { retainMs, tags: entry.tags }
       )
@@ -353,6 +358,7 @@ export const make = (options: HandlerOptions = {}): CacheHandler => {
           const now = yield* Clock.currentTimeMillis
           const expireMs = durations?.expire === undefined ? 0 : toMs(durations.expire, 0)
           const record: TagRecord = { staleAt: now, expiredAt: durations === undefined ? now : now + expireMs }
+          tagsWrittenAt = Math.max(tagsWrittenAt, now)
           yield* Effect.forEach(
             tags,
             (tag) => store.set(tagKey(tag), { data: JSON.stringify(record), windowMs: tagWindowMs }, { retainMs: maxMs }),

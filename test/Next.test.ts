@@ -4,6 +4,7 @@
  * `set` in progress, and a store that fails. The two `next start` processes on Redis are in
  * `test/next-fleet.test.ts`.
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Redis } from "lockstep"
@@ -15,11 +16,15 @@ afterEach(async () => {
   await Promise.all(handlers.splice(0).map((h) => h.close()))
 })
 
-/** Two processes on one store. */
-const fleet = (options: Omit<Next.HandlerOptions, "layer"> = {}) => {
+const memoryLayer = () => {
   const server = Redis.makeMemoryServer()
-  const layer = Layer.effect(Redis.Redis, Effect.orDie(Redis.makeMemory({ server })))
-  const pair = [Next.make({ layer, pollMs: 5, ...options }), Next.make({ layer, pollMs: 5, ...options })] as const
+  return Layer.effect(Redis.Redis, Effect.orDie(Redis.makeMemory({ server })))
+}
+
+/** Two processes on one store. */
+const fleet = (options: Next.HandlerOptions = {}) => {
+  const layer = options.layer ?? memoryLayer()
+  const pair = [Next.make({ pollMs: 5, ...options, layer }), Next.make({ pollMs: 5, ...options, layer })] as const
   handlers.push(...pair)
   return pair
 }
@@ -75,6 +80,21 @@ describe("lockstep/next", () => {
     const fresh = await a.get("k", [])
     expect(await text(fresh)).toBe("<p>2</p>")
     expect(fresh?.revalidate).toBe(1)
+  })
+
+  it("a render claimed in the same millisecond as the updateTags before it is not expired by it", async () => {
+    // a clock that stands still: updateTags, the claim and the commit all read the same millisecond
+    const frozen = Clock.make()
+    const at = frozen.unsafeCurrentTimeMillis()
+    const still: Clock.Clock = { ...frozen, unsafeCurrentTimeMillis: () => at, currentTimeMillis: Effect.succeed(at) }
+    const [a, b] = fleet({ layer: Layer.merge(memoryLayer(), Layer.setClock(still)) })
+    expect(await a.get("k", ["_N_T_/page"])).toBeUndefined()
+    await a.set("k", Promise.resolve(entry("<p>1</p>")))
+    await b.updateTags(["_N_T_/page"])
+    expect(await b.get("k", ["_N_T_/page"])).toBeUndefined() // b renders again
+    await b.set("k", Promise.resolve(entry("<p>2</p>")))
+    expect(await text(await a.get("k", ["_N_T_/page"]))).toBe("<p>2</p>")
+    expect(await text(await b.get("k", ["_N_T_/page"]))).toBe("<p>2</p>")
   })
 
   it("a get waits for a set of the same key still reading its stream", async () => {
