@@ -271,16 +271,13 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
     /**
-     * How long until the store's clock, as last measured, leaves the window it still puts `held`
-     * in (0: it does not): this process's clock is a little ahead (within the skew it does not
-     * correct), and crossed the boundary first. A worker now would only read the record we hold
-     * and find it fresh, once per request until the store's boundary: the key's one worker waits
-     * for that boundary instead, so the window's run starts there even if no request follows.
+     * Whether the store's clock, as last measured, still puts `held` in its window: this
+     * process's clock is a little ahead (within the skew it does not correct), and crossed the
+     * boundary first. A worker now would only read the record we hold and find it fresh, once
+     * per request until the store's boundary: the first request past it starts the worker.
      */
-    const untilStoreBoundary = (held: L1.Entry, at: number, windowMs: number) => {
-      const storeAt = at - core.clock.skew + core.clock.offset
-      return L1.isHit(held, Window.bucketOf(storeAt, windowMs)) ? (Window.bucketOf(storeAt, windowMs) + 1) * windowMs - storeAt + 1 : 0
-    }
+    const stillFresh = (held: L1.Entry, at: number, windowMs: number) =>
+      L1.isHit(held, Window.bucketOf(at - core.clock.skew + core.clock.offset, windowMs))
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       const loader = job.spec.name
@@ -290,10 +287,10 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
       const outcome: Core.Outcome = { entry: held, cache: "stale" }
-      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
-      const delayMs = untilStoreBoundary(held, at, job.spec.windowMs)
-      if (delayMs === 0) return Effect.as(start(job), outcome)
-      return Effect.as(inflight.start(job.key, () => (run) => Effect.zipRight(Effect.sleep(delayMs), work(job, false)(run)), false, job.spec.name), outcome)
+      if (inflight.get(job.key) !== undefined || at < held.retryAt || stillFresh(held, at, job.spec.windowMs)) {
+        return Effect.succeed(outcome)
+      }
+      return Effect.as(start(job), outcome)
     }
 
     const withTimeout = <A, E>(job: Core.Job, wait: Effect.Effect<A, E>, onTimeout: OnTimeout): Effect.Effect<A, E> => {
