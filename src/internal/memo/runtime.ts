@@ -50,6 +50,12 @@ export interface Inspection {
 export interface Engine extends Core.Core {
   readonly [TypeId]: TypeId
   readonly inflight: Inflight.Inflight<Core.Outcome>
+  /**
+   * A held value of the loader's window (`held.windowMs` checked by the caller), answered at once
+   * as stale when no worker is to start: the key's run is under way, or it backs off. `undefined`:
+   * `serve` decides.
+   */
+  readonly staleWhileRunning: (key: string, loader: string | undefined, at: number, held: L1.Entry) => Core.Outcome | undefined
   /** The request path below a fresh hit. */
   readonly serve: <E>(job: Core.Job<E>, at: number, held: L1.Entry | undefined, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
   /** Many keys of one loader: one store round trip, one `lookupMany` per chunk (`batch.ts`). */
@@ -308,14 +314,21 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       return Effect.asVoid(FiberMap.run(atStoreBoundary, job.key, startOrWait(ms), { onlyIfMissing: true }))
     }
 
-    const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
-      const loader = job.spec.name
+    /** A held value answered as stale: counted by its age in windows. */
+    const stale = (loader: string | undefined, at: number, held: L1.Entry): Core.Outcome => {
       Metrics.countRequests("stale", 1, loader)
       const age = Math.max(0, Math.floor(at / held.windowMs) - held.bucket)
       if (loader === undefined) Metrics.staleAge.unsafeUpdate(age, [])
       else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
-      const outcome: Core.Outcome = { entry: held, cache: "stale" }
+      return { entry: held, cache: "stale" }
+    }
+
+    const staleWhileRunning: Engine["staleWhileRunning"] = (key, loader, at, held) =>
+      inflight.get(key) !== undefined || at < held.retryAt ? stale(loader, at, held) : undefined
+
+    const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
+      const outcome = stale(job.spec.name, at, held)
       if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
       const ms = untilStoreBoundary(held, at, job.spec.windowMs)
       return Effect.as(ms === 0 ? start(job) : startAtStoreBoundary(job, ms), outcome)
@@ -576,6 +589,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       ...core,
       [TypeId]: TypeId,
       inflight,
+      staleWhileRunning,
       serve,
       getMany,
       peek,
