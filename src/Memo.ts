@@ -36,6 +36,7 @@ import * as Tracer from "effect/Tracer"
 import { createHash } from "node:crypto"
 import * as Batch from "./internal/memo/batch.js"
 import * as Core from "./internal/memo/core.js"
+import * as JsonCheck from "./internal/memo/jsonCheck.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
 import * as Encryption from "./internal/encryption.js"
@@ -465,8 +466,21 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   let found = codecs.get(schema)
   if (found === undefined) {
     const json = Schema.parseJson(schema)
-    const decode = Schema.decodeEither(json)
+    const decodeJson = Schema.decodeEither(json)
     const encode = Schema.encodeEither(json)
+    // a value that decoding leaves as it is (most JSON shapes) is checked, not rebuilt
+    const check = JsonCheck.compile(schema.ast)
+    const decodeParsed = Schema.decodeUnknownEither(schema)
+    const decode = check === undefined ? decodeJson : (data: string): Either.Either<unknown, ParseError> => {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(data)
+      } catch {
+        return decodeJson(data)
+      }
+      // what the check does not vouch for, Schema decides (and rebuilds)
+      return check(parsed) ? Either.right(parsed) : decodeParsed(parsed)
+    }
     found = {
       decode: (data) => {
         const decoded = decode(data)
