@@ -33,35 +33,37 @@ export const make = (options: {
   const stateAt = (now: number): State =>
     failures < options.threshold ? "closed" : now < openUntil ? "open" : "half-open"
 
+  // the handlers are made once per breaker, or returned by a call: a call per store command
+  // should not name a fresh closure (tsx and esbuild's `keepNames` make that a property write)
+  const succeeded = <A>(a: A): Effect.Effect<A> => {
+    failures = 0
+    set("closed")
+    return Effect.succeed(a)
+  }
+  const failedWith = <E>(isFault: (e: E) => boolean) => (cause: Cause.Cause<E>): Effect.Effect<never, E> => {
+    const failure = Cause.failureOption(cause)
+    if (Option.isNone(failure)) return Effect.failCause(cause)
+    return Effect.zipRight(
+      Effect.map(Clock.currentTimeMillis, (at) => {
+        if (!isFault(failure.value)) {
+          // the server answered: it is reachable, whatever it said
+          failures = 0
+          set("closed")
+          return
+        }
+        failures++
+        if (failures >= options.threshold) {
+          openUntil = at + options.cooldownMs
+          set("open")
+        }
+      }),
+      Effect.failCause(cause)
+    )
+  }
+
   /** Counts the call's outcome: a fault towards opening, anything the server answered as closing. */
   const tracked = <A, E>(effect: Effect.Effect<A, E>, isFault: (e: E) => boolean): Effect.Effect<A, E> =>
-    Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        const failure = Cause.failureOption(cause)
-        if (Option.isNone(failure)) return Effect.failCause(cause)
-        return Effect.zipRight(
-          Effect.map(Clock.currentTimeMillis, (at) => {
-            if (!isFault(failure.value)) {
-              // the server answered: it is reachable, whatever it said
-              failures = 0
-              set("closed")
-              return
-            }
-            failures++
-            if (failures >= options.threshold) {
-              openUntil = at + options.cooldownMs
-              set("open")
-            }
-          }),
-          Effect.failCause(cause)
-        )
-      },
-      onSuccess: (a) => {
-        failures = 0
-        set("closed")
-        return Effect.succeed(a)
-      }
-    })
+    Effect.matchCauseEffect(effect, { onFailure: failedWith(isFault), onSuccess: succeeded })
 
   const guard = <A, E>(effect: Effect.Effect<A, E>, onOpen: () => E, isFault: (e: E) => boolean): Effect.Effect<A, E> =>
     Effect.suspend(() =>
