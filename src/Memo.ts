@@ -459,6 +459,16 @@ export const layer: Layer.Layer<Memo, never, Redis.Redis> = Layer.orDie(layerWit
 // ---------------------------------------------------------------------------------------------
 // loaders
 
+/** `JSON.stringify` of a value, `undefined` where it throws or writes nothing (Schema then says why). */
+const stringified = (value: unknown): string | undefined => {
+  try {
+    const text: unknown = JSON.stringify(value)
+    return typeof text === "string" ? text : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Compiled JSON codecs per schema: building them is the costly part of defining a loader. */
 const codecs = new WeakMap<Schema.Schema.Any, Pick<Core.Spec, "decode" | "encode">>()
 
@@ -488,7 +498,10 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
       },
       // a value the fleet could not read back (a NaN that JSON stores as null) does not encode:
       // committed, it would make every other process recompute it
-      encode: (value) => Either.flatMap(encode(value), (data) => Either.map(decode(data), () => data))
+      encode: (value) => {
+        const text = check !== undefined && check(value) ? stringified(value) : undefined
+        return Either.flatMap(text === undefined ? encode(value) : Either.right(text), (data) => Either.map(decode(data), () => data))
+      }
     }
     codecs.set(schema, found)
   }

@@ -71,6 +71,30 @@ describe("JsonCheck", () => {
     })
   }
 
+  for (const [name, schema] of Object.entries(schemas) as Array<[string, Schema.Schema<any, any, never>]>) {
+    it(`${name}: a value the check passes is written by JSON.stringify as Schema's encode writes it`, () => {
+      const check = JsonCheck.compile(schema.ast)!
+      const encode = Schema.encodeEither(Schema.parseJson(schema))
+      let passed = 0
+      fc.assert(fc.property(Arbitrary.make(schema), fc.nat(2), fc.string({ maxLength: 3 }), json, (value, nudge, name, other) => {
+        // a value as a lookup may return it: with a property the schema does not know, or a `toJSON`
+        const v = typeof value !== "object" || value === null || Array.isArray(value) || nudge === 0
+          ? value
+          : nudge === 1
+          ? { ...value, [name]: other }
+          : Object.assign(new (class Row {
+            toJSON() {
+              return other
+            }
+          })(), value)
+        if (!check(v)) return
+        passed++
+        expect(JSON.stringify(v)).toBe(Either.getOrThrow(encode(v)))
+      }), { numRuns: 1_000 })
+      expect(passed).toBeGreaterThan(100)
+    })
+  }
+
   it("passes a value as a loader commits it, and leaves to Schema what decoding would change", () => {
     const check = JsonCheck.compile(schemas.dashboard.ast)!
     const value = {

@@ -9,7 +9,9 @@
  * records, tuples, recursion) it returns `undefined` and the loader decodes with Schema alone.
  *
  * A check that passes means Schema's decode would succeed and return a value equal to its input,
- * properties in the same order: the parsed value is the answer as it is. A check that fails
+ * properties in the same order: the parsed value is the answer as it is. The same holds of a
+ * value to encode: Schema's encode would give it back unchanged, so `JSON.stringify` of it is
+ * what the store gets (no `toJSON` of its own is called that Schema's copy would not have). A check that fails
  * proves nothing (an extra property that decoding would drop, properties in another order, or
  * an invalid value): the caller then decodes with Schema, which decides and builds the value.
  */
@@ -34,12 +36,15 @@ const isPrimitive = (ast: AST.AST): boolean =>
   ast._tag === "StringKeyword" || ast._tag === "NumberKeyword" || ast._tag === "BooleanKeyword" ||
   ast._tag === "Literal" || ast._tag === "UndefinedKeyword"
 
+/** `JSON.stringify` would write what `toJSON` returns, not the properties the schema encodes. */
+const hasToJSON = (o: object): boolean => typeof (o as { readonly toJSON?: unknown }).toJSON === "function"
+
 /**
  * The struct's properties in their order, and nothing else: a required one missing, one out of
  * order or one the schema does not know fails the check.
  */
 const structCheck = (properties: ReadonlyArray<Property>): Check => (u) => {
-  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
+  if (typeof u !== "object" || u === null || Array.isArray(u) || hasToJSON(u)) return false
   const o = u as Record<string, unknown>
   let j = 0
   for (const key in o) {
@@ -89,7 +94,7 @@ export const compile = (ast: AST.AST): Check | undefined => {
       const item = compile(ast.rest[0]!.type)
       if (item === undefined) return undefined
       return (u) => {
-        if (!Array.isArray(u)) return false
+        if (!Array.isArray(u) || hasToJSON(u)) return false
         for (let i = 0; i < u.length; i++) if (!item(u[i])) return false
         return true
       }
