@@ -831,20 +831,28 @@ const runContext = (context: Context.Context<never>): Context.Context<any> =>
   Context.omit(Scope.Scope, Tracer.ParentSpan)(context as Context.Context<any>)
 
 /** The lookup of `k`, bound to the caller's services (`runContext`), with a scope of its own. */
+const lookupOf = <K, E>(def: Def<K>, k: K, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E>["lookup"] => (previous) =>
+  Effect.flatMap(Clock.currentTimeMillis, (t) =>
+    Effect.provide(
+      Effect.scoped(
+        def.producer !== undefined
+          ? def.producer
+          : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
+      ),
+      runContext(context)
+    ))
+
+const tagsOf = <K>(def: Def<K>, k: K) => () => tagsOfDef(def, k)
+
+/**
+ * A request's job. Made for every request that misses L1: its functions are made by calls (not
+ * written in the object), which under tsx and esbuild's `keepNames` would name each one anew.
+ */
 const jobOf = <K, E>(def: Def<K>, k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
   spec: def.spec,
   key,
-  lookup: (previous) =>
-    Effect.flatMap(Clock.currentTimeMillis, (t) =>
-      Effect.provide(
-        Effect.scoped(
-          def.producer !== undefined
-            ? def.producer
-            : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
-        ),
-        runContext(context)
-      )),
-  tags: () => tagsOfDef(def, k)
+  lookup: lookupOf(def, k, context, engine),
+  tags: tagsOf(def, k)
 })
 
 type OnHit<B> = (entry: L1.Entry, now: number, engine: Engine.Engine, key: string) => Exit.Exit<B>
