@@ -11,9 +11,10 @@
  * A check that passes means Schema's decode would succeed and return a value equal to its input,
  * properties in the same order: the parsed value is the answer as it is. The same holds of a
  * value to encode: Schema's encode would give it back unchanged, so `JSON.stringify` of it is
- * what the store gets (no `toJSON` of its own is called that Schema's copy would not have). A check that fails
- * proves nothing (an extra property that decoding would drop, properties in another order, or
- * an invalid value): the caller then decodes with Schema, which decides and builds the value.
+ * what the store gets (a value with a `toJSON` of its own fails the check: Schema's copy would
+ * not have it). A check that fails proves nothing (an extra property that decoding would drop,
+ * properties in another order, or an invalid value): the caller then decodes with Schema,
+ * which decides and builds the value.
  */
 import * as AST from "effect/SchemaAST"
 
