@@ -480,6 +480,8 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
     const encode = Schema.encodeEither(json)
     // a value that decoding leaves as it is (most JSON shapes) is checked, not rebuilt
     const check = JsonCheck.compile(schema.ast)
+    // a value to write is not parsed JSON: it has its own check (see `JsonCheck.Source`)
+    const checkValue = check === undefined ? undefined : JsonCheck.compile(schema.ast, "value")
     const decodeParsed = Schema.decodeUnknownEither(schema)
     const decode = check === undefined ? decodeJson : (data: string): Either.Either<unknown, ParseError> => {
       let parsed: unknown
@@ -499,7 +501,7 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
       // a value the fleet could not read back (a NaN that JSON stores as null) does not encode:
       // committed, it would make every other process recompute it
       encode: (value) => {
-        const text = check !== undefined && check(value) ? stringified(value) : undefined
+        const text = checkValue !== undefined && checkValue(value) ? stringified(value) : undefined
         return Either.flatMap(text === undefined ? encode(value) : Either.right(text), (data) => Either.map(decode(data), () => data))
       }
     }

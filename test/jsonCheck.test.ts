@@ -5,9 +5,11 @@
  * does not apply, Schema decides: a loader's values decode exactly as before.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Either, Schema } from "effect"
+import { Arbitrary, Effect, Either, Option, Schema } from "effect"
 import * as fc from "fast-check"
+import { Memo, Redis } from "../src/index.js"
 import * as JsonCheck from "../src/internal/memo/jsonCheck.js"
+import * as Testing from "../src/Testing.js"
 
 const Point = Schema.Struct({ x: Schema.Number, y: Schema.Number })
 const schemas = {
@@ -73,7 +75,7 @@ describe("JsonCheck", () => {
 
   for (const [name, schema] of Object.entries(schemas) as Array<[string, Schema.Schema<any, any, never>]>) {
     it(`${name}: a value the check passes is written by JSON.stringify as Schema's encode writes it`, () => {
-      const check = JsonCheck.compile(schema.ast)!
+      const check = JsonCheck.compile(schema.ast, "value")!
       const encode = Schema.encodeEither(Schema.parseJson(schema))
       let passed = 0
       fc.assert(fc.property(Arbitrary.make(schema), fc.nat(2), fc.string({ maxLength: 3 }), json, (value, nudge, name, other) => {
@@ -133,4 +135,68 @@ describe("JsonCheck", () => {
       expect(JsonCheck.compile(schema.ast)).toBeUndefined()
     }
   })
+
+  /**
+   * Values a lookup or a `set` may hand over that JSON.parse never makes: properties Schema reads
+   * (inherited, not enumerable) or sees (a symbol, under `onExcessProperty`) and JSON.stringify
+   * does not write. Schema's encode decides for each of them, as it did before the check.
+   */
+  const hidden = (() => {
+    const xy = Schema.Struct({ x: Schema.Number, y: Schema.Number })
+    const notEnumerable = <A extends object>(o: A, name: string, value: unknown): A =>
+      Object.defineProperty(o, name, { value, enumerable: false })
+    return [
+      // Schema reads an inherited property it requires (not exact) and writes it as its own
+      { name: "a required property inherited", schema: xy, value: () => Object.assign(Object.create({ y: 2 }), { x: 1 }) },
+      // Schema reads an own property whatever its enumerability
+      {
+        name: "an optional property not enumerable",
+        schema: Schema.Struct({ x: Schema.Number, y: Schema.optional(Schema.Number) }),
+        value: () => notEnumerable({ x: 1 }, "y", 2)
+      },
+      {
+        name: "an extra property not enumerable, preserved",
+        schema: xy.annotations({ parseOptions: { onExcessProperty: "preserve" } }),
+        value: () => notEnumerable({ x: 1, y: 2 }, "z", 3)
+      },
+      {
+        name: "an extra property not enumerable, an error",
+        schema: xy.annotations({ parseOptions: { onExcessProperty: "error" } }),
+        value: () => notEnumerable({ x: 1, y: 2 }, "z", 3)
+      },
+      {
+        name: "a symbol key, an error",
+        schema: xy.annotations({ parseOptions: { onExcessProperty: "error" } }),
+        value: () => ({ x: 1, y: 2, [Symbol.for("meta")]: 3 })
+      },
+      {
+        name: "nested: an inherited property in an array's element",
+        schema: Schema.Array(xy),
+        value: () => [{ x: 1, y: 2 }, Object.assign(Object.create({ y: 2 }), { x: 1 })]
+      }
+    ] as ReadonlyArray<{ readonly name: string; readonly schema: Schema.Schema<any, any, never>; readonly value: () => unknown }>
+  })()
+
+  for (const { name, schema, value } of hidden) {
+    it(`a value to encode with ${name}: the check passes it only if JSON.stringify writes what Schema's encode writes`, () => {
+      const check = JsonCheck.compile(schema.ast, "value")!
+      expect(check).toBeDefined()
+      const v = value()
+      const encoded = Schema.encodeEither(Schema.parseJson(schema))(v)
+      if (check(v)) expect(JSON.stringify(v)).toBe(Either.getOrThrow(encoded))
+    })
+
+    it.effect(`set of a value with ${name} stores what Schema's encode writes, or fails as it does`, () =>
+      Effect.gen(function*() {
+        const page = Memo.loader({ key: "page", window: 10_000, schema, lookup: () => Effect.die("not called") })
+        const v = value()
+        const encoded = Schema.encodeEither(Schema.parseJson(schema))(v)
+        const written = yield* Effect.either(page.set(undefined, v))
+        expect(Either.isRight(written)).toBe(Either.isRight(encoded))
+        if (Either.isRight(encoded)) {
+          const stored = yield* Effect.flatMap(Redis.Redis, (store) => store.get("page"))
+          expect(Option.map(stored.stored, (s) => s.data)).toEqual(Option.some(encoded.right))
+        }
+      }).pipe(Effect.provide(Testing.layer)))
+  }
 })

@@ -10,15 +10,18 @@
  *
  * A check that passes means Schema's decode would succeed and return a value equal to its input,
  * properties in the same order: the parsed value is the answer as it is. The same holds of a
- * value to encode: Schema's encode would give it back unchanged, so `JSON.stringify` of it is
- * what the store gets (a value with a `toJSON` of its own fails the check: Schema's copy would
- * not have it). A check that fails proves nothing (an extra property that decoding would drop,
+ * value to encode, with the check compiled for values (`"value"`): Schema's encode would give it
+ * back unchanged, so `JSON.stringify` of it is what the store gets. A value is not parsed JSON:
+ * Schema reads properties that `JSON.stringify` does not write (inherited, not enumerable; a
+ * symbol under `onExcessProperty`), and its copy has no `toJSON`: an object with any of them,
+ * or with a prototype other than `Object.prototype`, fails the check.
+ * A check that fails proves nothing (an extra property that decoding would drop,
  * properties in another order, or an invalid value): the caller then decodes with Schema,
  * which decides and builds the value.
  */
 import * as AST from "effect/SchemaAST"
 
-/** Whether a parsed JSON value is exactly what decoding would return. */
+/** Whether a value (parsed JSON, or one to write: see `Source`) is exactly what Schema would return. */
 export type Check = (u: unknown) => boolean
 
 interface Property {
@@ -41,27 +44,49 @@ const isPrimitive = (ast: AST.AST): boolean =>
 const hasToJSON = (o: object): boolean => typeof (o as { readonly toJSON?: unknown }).toJSON === "function"
 
 /**
+ * What a check is given: what `JSON.parse` made (plain objects with their own enumerable string
+ * keys only, so `for…in` lists exactly them), or any value a lookup or a `set` hands over.
+ */
+export type Source = "json" | "value"
+
+/** Whether `for…in` lists exactly the properties Schema reads and `JSON.stringify` writes. */
+const ownEnumerable = (o: object): boolean => {
+  const proto = Object.getPrototypeOf(o)
+  return (proto === Object.prototype || proto === null) && Object.keys(o).length === Reflect.ownKeys(o).length
+}
+
+/**
  * The struct's properties in their order, and nothing else: a required one missing, one out of
  * order or one the schema does not know fails the check.
  */
-const structCheck = (properties: ReadonlyArray<Property>): Check => (u) => {
-  if (typeof u !== "object" || u === null || Array.isArray(u) || hasToJSON(u)) return false
-  const o = u as Record<string, unknown>
-  let j = 0
-  for (const key in o) {
-    while (j < properties.length && properties[j]!.name !== key) {
-      if (!properties[j]!.optional) return false
+const structCheck = (properties: ReadonlyArray<Property>, source: Source): Check => {
+  const values = source === "value"
+  // one function for both sources: a check of values runs beside the checks of parsed JSON,
+  // and call sites that see one function stay fast
+  return (u) => {
+    if (typeof u !== "object" || u === null || Array.isArray(u) || hasToJSON(u)) return false
+    const o = u as Record<string, unknown>
+    // a value that is not parsed JSON may have properties Schema reads and `JSON.stringify` does
+    // not write: inherited ones (Schema reads one it requires), ones not enumerable, symbols
+    // (under `onExcessProperty`). `for…in` lists inherited properties too: a value with a
+    // prototype of its own is left to Schema
+    if (values && !ownEnumerable(o)) return false
+    let j = 0
+    for (const key in o) {
+      while (j < properties.length && properties[j]!.name !== key) {
+        if (!properties[j]!.optional) return false
+        j++
+      }
+      if (j === properties.length || !properties[j]!.check(o[key])) return false
       j++
     }
-    if (j === properties.length || !properties[j]!.check(o[key])) return false
-    j++
+    for (; j < properties.length; j++) if (!properties[j]!.optional) return false
+    return true
   }
-  for (; j < properties.length; j++) if (!properties[j]!.optional) return false
-  return true
 }
 
 /** A check equivalent to decoding `ast` (see the module's doc), or `undefined` when it has none. */
-export const compile = (ast: AST.AST): Check | undefined => {
+export const compile = (ast: AST.AST, source: Source = "json"): Check | undefined => {
   switch (ast._tag) {
     case "StringKeyword":
       return isString
@@ -83,16 +108,16 @@ export const compile = (ast: AST.AST): Check | undefined => {
       const properties: Array<Property> = []
       for (const p of ast.propertySignatures) {
         if (typeof p.name !== "string" || p.name === "__proto__") return undefined
-        const check = compile(p.type)
+        const check = compile(p.type, source)
         if (check === undefined) return undefined
         properties.push({ name: p.name, optional: p.isOptional, check })
       }
-      return structCheck(properties)
+      return structCheck(properties, source)
     }
     case "TupleType": {
       // `Schema.Array`: no fixed elements, one rest element
       if (ast.elements.length > 0 || ast.rest.length !== 1) return undefined
-      const item = compile(ast.rest[0]!.type)
+      const item = compile(ast.rest[0]!.type, source)
       if (item === undefined) return undefined
       return (u) => {
         if (!Array.isArray(u) || hasToJSON(u)) return false
@@ -106,7 +131,7 @@ export const compile = (ast: AST.AST): Check | undefined => {
       if (ast.types.filter((t) => !isPrimitive(t)).length > 1) return undefined
       const members: Array<Check> = []
       for (const t of ast.types) {
-        const check = compile(t)
+        const check = compile(t, source)
         if (check === undefined) return undefined
         members.push(check)
       }
