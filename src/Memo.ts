@@ -840,6 +840,11 @@ const request = <K, B, E, R>(def: Def<K>, k: K, onHit: OnHit<B>, onOutcome: OnOu
     const fresh = L1.hit(engine.l1, key, def.windowMs, now, t + engine.clock.offset, def.countHit)
     if (fresh !== undefined) return onHit(fresh, now, engine, key)
     const held = engine.l1.entries.get(key)
+    // stale while its run is under way (or the key backs off): answered inline too
+    const stale = held !== undefined && held.windowMs === def.windowMs
+      ? engine.staleWhileRunning(key, def.spec.name, now, held)
+      : undefined
+    if (stale !== undefined) return Exit.succeed(onOutcome(stale, now, engine, key))
     const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
     if (run !== undefined) run.join()
     const wait = run !== undefined
