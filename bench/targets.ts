@@ -137,14 +137,15 @@ export const targets = {
     bound: 15,
     unit: "ms",
     whenMissed:
-      "Each pod sends its claim right after the burst starts but handles the reply only once its own loop has launched its callers, one `ManagedRuntime.runPromise` each, where the `SET NX PX` baseline launches plain promises; with more processes than cores the pods also wait for a core, and a waiter handles the commit notice only after its own loop is free. `npx tsx bench/main.ts --only=fleet --cpu-prof` profiles the pods (their frames added up)."
+      "The time is CPU, not waiting: the protocol's steps (claim, commit, the notice reaching every pod, the worker waking) take about a millisecond each, but each pod starts one `ManagedRuntime.runPromise` fiber per caller in one synchronous loop (the leader handles its claim's reply only after it) and resumes them all on the commit, where the baseline's callers share one promise; eight such pods on two shared cores queue for a core at both moments, and more so on a loaded machine. `BENCH_TIMELINE=/tmp/tl npx tsx bench/main.ts --only=fleet --no-write`, then `npx tsx bench/timeline.ts /tmp/tl cold-8x200-0.lockstep`, shows each step per pod with the CPU it used; add `--cpu-prof`, then `npx tsx bench/timeline.ts /tmp/tl 'cold-8x200-.*[.]lockstep[.]' --profile=bench/results/profiles/fleet-children` cuts the pods' profiles to those bursts: Effect's fiber runtime, not lockstep's code, takes most of it."
   },
   "fleet.large.vs-setnx": {
     section: "fleet",
     what: "Cold key, 8 × 200: lockstep's longest wait ÷ the `SET NX PX` + 5 ms poll baseline's",
     op: "≤",
     bound: 1,
-    unit: "×"
+    unit: "×",
+    whenMissed: "As for `fleet.large.overhead`: the baseline answers its callers with one shared promise, lockstep resumes one fiber per caller in every pod at once."
   },
   "fleet.small.starts": {
     section: "fleet",
@@ -158,14 +159,16 @@ export const targets = {
     what: "Cold key, 4 processes × 250 callers: longest wait − the producer's time",
     op: "≤",
     bound: 10,
-    unit: "ms"
+    unit: "ms",
+    whenMissed: "As for `fleet.large.overhead`, on four pods: `npx tsx bench/timeline.ts /tmp/tl cold-4x250-0.lockstep`."
   },
   "fleet.small.vs-setnx": {
     section: "fleet",
     what: "Cold key, 4 × 250: lockstep's longest wait ÷ the `SET NX PX` + 5 ms poll baseline's",
     op: "≤",
     bound: 1,
-    unit: "×"
+    unit: "×",
+    whenMissed: "As for `fleet.large.overhead`."
   },
   "rollover.starts": {
     section: "rollover",

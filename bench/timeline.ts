@@ -8,7 +8,12 @@
  *   BENCH_TIMELINE=/tmp/tl npx tsx bench/main.ts --only=fleet --rounds=5 --no-write
  *   npx tsx bench/timeline.ts /tmp/tl cold-8x200-0.lockstep
  *
- * Instrumentation only: it patches ioredis's `sendCommand` and `emit` in the pod, never the library.
+ * With `--cpu-prof` too, the pods' profiles cut to the bursts whose file names match a pattern:
+ *
+ *   npx tsx bench/timeline.ts /tmp/tl 'cold-8x200-.*[.]lockstep[.]' --profile=bench/results/profiles/fleet-children
+ *
+ * Instrumentation only: it patches ioredis's `sendCommand` and `emit` in the pod, and adds a
+ * tracer to lockstep's runtime there; the library is untouched.
  */
 import { createHash } from "node:crypto"
 import { PerformanceObserver } from "node:perf_hooks"
@@ -232,7 +237,8 @@ const sliced = (dir: string, prefix: string, profiles: string) => {
   console.log(summarize(`${prefix}* bursts, ${written.length} pods, from each pod's firing to its last answer`, written, 30))
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// run as a script, not imported (a bundled pod's own URL is its entry point's too)
+if (Path.basename(process.argv[1] ?? "") === "timeline.ts" && import.meta.url === `file://${process.argv[1]}`) {
   const profile = process.argv.find((a) => a.startsWith("--profile="))?.slice("--profile=".length)
   const [dir, key] = process.argv.slice(2).filter((a) => !a.startsWith("--"))
   if (profile !== undefined) sliced(dir ?? "/tmp/timeline", key ?? "cold-", profile)
