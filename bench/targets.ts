@@ -177,14 +177,18 @@ export const targets = {
     what: "Warm key, consecutive window rollovers on the fleet: producer starts per window",
     op: "=",
     bound: 1,
-    unit: "count"
+    unit: "count",
+    whenMissed:
+      "A defect, not a cost: 0 means no pod started the window's run (each pod's `start` messages, with their times, are in the section's table; `test/Memo.rollover.test.ts` covers a pod whose clock crosses the boundary first), 2 means the fleet lock let two runs through (`test/fleet.test.ts`)."
   },
   "stale.p50": {
     section: "stale",
     what: "Stale answers while a refresh runs: p50 ÷ the hit p50",
     op: "≤",
     bound: 1.5,
-    unit: "×"
+    unit: "×",
+    whenMissed:
+      "A stale answer while its key's run is under way is answered inline, as a hit is, plus its two metrics (requests by result, the stale value's age): at about 2 µs a request, one busy moment of the other core moves a percentile. `npx tsx bench/main.ts --only=stale --cpu-prof` profiles it."
   },
   "stale.p99": {
     section: "stale",
