@@ -179,7 +179,7 @@ export const targets = {
     bound: 1,
     unit: "count",
     whenMissed:
-      "A defect, not a cost: 0 means no pod started the window's run (each pod's `start` messages, with their times, are in the section's table; `test/Memo.rollover.test.ts` covers a pod whose clock crosses the boundary first), 2 means the fleet lock let two runs through (`test/fleet.test.ts`)."
+      "A defect, not a cost: 0 means no pod started the window's run (the section's table gives the starts of every window; `test/Memo.rollover.test.ts` covers a pod whose clock crosses the boundary first), 2 means the fleet lock let two runs through (`test/fleet.test.ts`)."
   },
   "stale.p50": {
     section: "stale",
