@@ -784,8 +784,7 @@ const countOf = (name: string | undefined): () => void => {
   if (name === undefined) return countL1
   let count = namedCounts.get(name)
   if (count === undefined) {
-    const labels = [Metrics.label("result", "l1"), Metrics.label("loader", name)]
-    count = () => Metrics.requests.unsafeUpdate(1, labels)
+    count = Metrics.requestsCounter([Metrics.label("result", "l1"), Metrics.label("loader", name)])
     namedCounts.set(name, count)
   }
   return count

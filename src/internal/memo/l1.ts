@@ -139,14 +139,13 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
   return ahead === 0 || ahead === 1
 }
 
+/** An unnamed loader's hit count. */
+export const countL1: () => void = Metrics.requestsCounter([Metrics.label("result", "l1")])
+
 /**
  * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
  * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
  */
-const noLabels: ReadonlyArray<never> = []
-
-/** An unnamed loader's hit count (no array made per hit). */
-export const countL1 = (): void => Metrics.requestsL1.unsafeUpdate(1, noLabels)
 
 export const hit = (
   l1: L1,
