@@ -864,6 +864,11 @@ class Request<K, B, E, R> extends Effectable.Class<B, E, Exclude<R, Scope.Scope>
     const fresh = L1.hit(engine.l1, key, def.windowMs, now, t + engine.clock.offset, def.countHit)
     if (fresh !== undefined) return this.onHit(fresh, now, engine, key)
     const held = engine.l1.entries.get(key)
+    // stale while its run is under way (or the key backs off): answered inline too
+    const stale = held !== undefined && held.windowMs === def.windowMs
+      ? engine.staleWhileRunning(key, def.spec.name, now, held)
+      : undefined
+    if (stale !== undefined) return Exit.succeed(onOutcome(stale, now, engine, key))
     const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
     if (run !== undefined) run.join()
     const wait = run !== undefined

@@ -50,6 +50,12 @@ export interface Inspection {
 export interface Engine extends Core.Core {
   readonly [TypeId]: TypeId
   readonly inflight: Inflight.Inflight<Core.Outcome>
+  /**
+   * A held value of the loader's window (`held.windowMs` checked by the caller), answered at once
+   * as stale when no worker is to start: the key's run is under way, or it backs off. `undefined`:
+   * `serve` decides.
+   */
+  readonly staleWhileRunning: (key: string, loader: string | undefined, at: number, held: L1.Entry) => Core.Outcome | undefined
   /** The request path below a fresh hit. */
   readonly serve: <E>(job: Core.Job<E>, at: number, held: L1.Entry | undefined, onTimeout: OnTimeout) => Effect.Effect<Core.Outcome, E>
   /** Many keys of one loader: one store round trip, one `lookupMany` per chunk (`batch.ts`). */
@@ -271,26 +277,61 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       inflight.start(job.key, () => work(job, refreshing), waiting, job.spec.name)
 
     /**
-     * Whether the store's clock, as last measured, still puts `held` in its window: this
-     * process's clock is a little ahead (within the skew it does not correct), and crossed the
-     * boundary first. A worker now would only read the record we hold and find it fresh, once
-     * per request until the store's boundary: the first request past it starts the worker.
+     * How long until the store's clock, as last measured, leaves the window it still puts `held`
+     * in (0: it does not). This process's clock is a little ahead (within the skew it does not
+     * correct) and crossed the boundary first: a worker now would only read the record we hold
+     * and find it fresh, once per request until the store's boundary.
      */
-    const stillFresh = (held: L1.Entry, at: number, windowMs: number) =>
-      L1.isHit(held, Window.bucketOf(at - core.clock.skew + core.clock.offset, windowMs))
+    const untilStoreBoundary = (held: L1.Entry, at: number, windowMs: number): number => {
+      const storeAt = at - core.clock.skew + core.clock.offset
+      const bucket = Window.bucketOf(storeAt, windowMs)
+      return L1.isHit(held, bucket) ? (bucket + 1) * windowMs - storeAt + 1 : 0
+    }
 
-    const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
-      const loader = job.spec.name
+    /**
+     * Keys whose run waits for the store's boundary. Not a run: requests meanwhile are answered
+     * with what is held, and an invalidation or a purge is served as ever.
+     */
+    const atStoreBoundary = yield* FiberMap.make<string>()
+
+    /**
+     * The key's run, started at the store's boundary, request or not: the burst that crossed
+     * this process's boundary may be the window's last, and its run must not wait for the next.
+     * Nothing starts when the key got this window's value meanwhile, lost it, or runs already.
+     */
+    const startAtStoreBoundary = (job: Core.Job, ms: number) => {
+      const startOrWait = (ms: number): Effect.Effect<void> =>
+        Effect.zipRight(
+          Effect.sleep(ms),
+          Effect.flatMap(Core.now(core), (at) => {
+            const held = l1.entries.get(job.key)
+            if (held === undefined || held.windowMs !== job.spec.windowMs || inflight.get(job.key) !== undefined) return Effect.void
+            if (L1.isHit(held, Window.bucketOf(at, job.spec.windowMs)) || at < held.retryAt) return Effect.void
+            const left = untilStoreBoundary(held, at, job.spec.windowMs)
+            return left === 0 ? Effect.asVoid(start(job)) : startOrWait(left)
+          })
+        )
+      return Effect.asVoid(FiberMap.run(atStoreBoundary, job.key, startOrWait(ms), { onlyIfMissing: true }))
+    }
+
+    /** A held value answered as stale: counted by its age in windows. */
+    const stale = (loader: string | undefined, at: number, held: L1.Entry): Core.Outcome => {
       Metrics.countRequests("stale", 1, loader)
       const age = Math.max(0, Math.floor(at / held.windowMs) - held.bucket)
       if (loader === undefined) Metrics.staleAge.unsafeUpdate(age, [])
       else Metrics.update(Metrics.staleAge, age, { loader })
       held.stales++
-      const outcome: Core.Outcome = { entry: held, cache: "stale" }
-      if (inflight.get(job.key) !== undefined || at < held.retryAt || stillFresh(held, at, job.spec.windowMs)) {
-        return Effect.succeed(outcome)
-      }
-      return Effect.as(start(job), outcome)
+      return { entry: held, cache: "stale" }
+    }
+
+    const staleWhileRunning: Engine["staleWhileRunning"] = (key, loader, at, held) =>
+      inflight.get(key) !== undefined || at < held.retryAt ? stale(loader, at, held) : undefined
+
+    const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
+      const outcome = stale(job.spec.name, at, held)
+      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
+      const ms = untilStoreBoundary(held, at, job.spec.windowMs)
+      return Effect.as(ms === 0 ? start(job) : startAtStoreBoundary(job, ms), outcome)
     }
 
     const withTimeout = <A, E>(job: Core.Job, wait: Effect.Effect<A, E>, onTimeout: OnTimeout): Effect.Effect<A, E> => {
@@ -548,6 +589,7 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
       ...core,
       [TypeId]: TypeId,
       inflight,
+      staleWhileRunning,
       serve,
       getMany,
       peek,
