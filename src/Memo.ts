@@ -868,13 +868,13 @@ class Request<K, B, E, R> extends Effectable.Class<B, E, Exclude<R, Scope.Scope>
     const stale = held !== undefined && held.windowMs === def.windowMs
       ? engine.staleWhileRunning(key, def.spec.name, now, held)
       : undefined
+    const onOutcome = this.onOutcome
     if (stale !== undefined) return Exit.succeed(onOutcome(stale, now, engine, key))
     const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
     if (run !== undefined) run.join()
     const wait = run !== undefined
       ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
       : engine.serve(jobOf<K, E>(def, this.k, key, fiber.currentContext, engine), now, held, onTimeoutOf(def.spec))
-    const onOutcome = this.onOutcome
     // an answer that waited reports staleness and the next boundary as of when it came
     return this.timed
       ? Effect.flatMap(wait, (o) =>
