@@ -40,14 +40,14 @@ export interface Entry {
   /** This process's answers for the key, carried across its entries (fields, not an object: the hit path is hot). */
   hits: number
   readonly value: unknown
+  /** The Promise facade's hit answer: an already-resolved promise of the value, made once per entry. */
+  resolved: Promise<unknown> | undefined
   readonly bucket: number
   readonly fence: number
   readonly computedAt: number
   readonly decode: Decode
   stales: number
   misses: number
-  /** The Promise facade's hit answer: an already-resolved promise of the value, made once per entry. */
-  resolved: Promise<unknown> | undefined
   /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
   retryAt: number
   /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
@@ -249,13 +249,13 @@ export const make = (capacity: number): L1 => {
       freshThrough: latest ? c.bucket : Untrusted,
       hits: current?.hits ?? 0,
       value: c.value,
+      resolved: undefined,
       bucket: c.bucket,
       fence: c.fence,
       computedAt: c.computedAt,
       decode: c.decode,
       stales: current?.stales ?? 0,
       misses: current?.misses ?? 0,
-      resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
       localFailures: equal ? current.localFailures : 0
@@ -275,13 +275,13 @@ export const make = (capacity: number): L1 => {
       freshThrough: isLatest(key, c) ? c.bucket : Untrusted,
       hits: 0,
       value: c.value,
+      resolved: undefined,
       bucket: c.bucket,
       fence: c.fence,
       computedAt: c.computedAt,
       decode: c.decode,
       stales: 0,
       misses: 0,
-      resolved: undefined,
       retryAt: 0,
       localFailures: 0
     }
