@@ -146,7 +146,6 @@ export const countL1: () => void = Metrics.requestsCounter([Metrics.label("resul
  * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
  * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
  */
-
 export const hit = (
   l1: L1,
   key: string,
