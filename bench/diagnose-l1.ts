@@ -38,28 +38,13 @@ import * as L1 from "../src/internal/memo/l1.js"
 import type { Engine } from "../src/internal/memo/runtime.js"
 import { Dashboard, dashboard } from "./fixtures.js"
 import * as Profile from "./profile.js"
-import { blackhole, fmtOps, fmtRatio, interleave, ratios, renderTable, summarize, throughput } from "./stats.js"
+import { cpuTime, cycling, fmtOps, fmtRatio, interleave, ratios, renderTable, summarize, throughput, wallTime } from "./stats.js"
 
 const arg = (name: string, fallback: number) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`))
   return a === undefined ? fallback : Number(a.slice(name.length + 3))
 }
 const text = (name: string) => process.argv.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3)
-
-/** Calls per second of this process's CPU time. */
-const cpuThroughput = async (ms: number, chunk: number, step: (n: number) => Promise<void> | void): Promise<number> => {
-  let calls = 0
-  const start = process.cpuUsage()
-  let used = 0
-  do {
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    await step(chunk)
-    calls += chunk
-    const d = process.cpuUsage(start)
-    used = (d.user + d.system) / 1000
-  } while (used < ms)
-  return (calls * 1000) / used
-}
 
 const memoKey = Memo.Memo.key
 const clockKey = Clock.Clock.key
@@ -87,7 +72,8 @@ const main = async () => {
   const rounds = arg("rounds", 9)
   const shape = text("shape") ?? "keyed"
   const profile = text("profile")
-  const measure = process.argv.includes("--wall") ? throughput : cpuThroughput
+  const wall = process.argv.includes("--wall")
+  const measure = (ms: number, chunk: number, step: (n: number) => Promise<void>) => throughput(ms, chunk, step, wall ? wallTime : cpuTime)
   const windowMs = 24 * 3_600_000
   const keyOf = (id: number) => `market:item:${id}`
   const ids = Array.from({ length: k }, (_, i) => i + 1)
@@ -127,31 +113,12 @@ const main = async () => {
       ...Object.fromEntries(parts.map((p) => [p, once((key) => variant(() => key, windowMs, p))])),
       "values map": once((key) => Effect.withFiberRuntime(() => Exit.succeed(values.get(key))))
     }
+    const positions = ids.map((id) => id - 1)
     const runners = shape === "keyed"
-      ? Object.entries(keyed).map(([name, call]) => {
-        let i = 0
-        return {
-          name,
-          step: async (n: number) => {
-            for (let j = 0; j < n; j++) {
-              blackhole.value = await call(ids[i]!)
-              i = i + 1 === k ? 0 : i + 1
-            }
-          }
-        }
-      })
-      : Object.entries(effects).map(([name, list]) => {
-        let i = 0
-        return {
-          name,
-          step: async (n: number) => {
-            for (let j = 0; j < n; j++) {
-              blackhole.value = await (name === "floor" ? Effect.runPromise(list[i]! as Effect.Effect<unknown, unknown>) : runPlain(list[i]!))
-              i = i + 1 === k ? 0 : i + 1
-            }
-          }
-        }
-      })
+      ? Object.entries(keyed).map(([name, call]) => cycling(name, ids, call))
+      : Object.entries(effects).map(([name, list]) =>
+        cycling(name, positions, (i) => name === "floor" ? Effect.runPromise(list[i]! as Effect.Effect<unknown, unknown>) : runPlain(list[i]!))
+      )
     for (const r of runners) await measure(60, 500, r.step)
     if (profile !== undefined) {
       const r = runners.find((r) => r.name === profile)
@@ -164,7 +131,7 @@ const main = async () => {
     const floor = ops.get("floor")!
     const shipped = ops.get("shipped")!
     process.stdout.write(renderTable({
-      caption: `L1 hit, ${shape === "keyed" ? "keyed loader, `ManagedRuntime.runPromise`" : "`memo` built once per key, `Runtime.runPromise`"} per call, ${k} key(s), ${rounds} rounds (calls per ${measure === throughput ? "wall" : "CPU"} second)`,
+      caption: `L1 hit, ${shape === "keyed" ? "keyed loader, `ManagedRuntime.runPromise`" : "`memo` built once per key, `Runtime.runPromise`"} per call, ${k} key(s), ${rounds} rounds (calls per ${wall ? "wall" : "CPU"} second)`,
       headers: ["variant", "calls/s", "min – max", "/ floor", "/ shipped"],
       rows: runners.map((r) => {
         const s = summarize(ops.get(r.name)!)
