@@ -109,6 +109,7 @@ const main = async () => {
     const once = (make: (key: string) => Effect.Effect<unknown, never, Memo.Memo>) => keys.map(make)
     const effects: Record<string, ReadonlyArray<Effect.Effect<unknown, unknown, Memo.Memo>>> = {
       "floor": once((key) => Effect.sync(() => values.get(key))),
+      "floor, same runtime": once((key) => Effect.sync(() => values.get(key))),
       "shipped": memos,
       ...Object.fromEntries(parts.map((p) => [p, once((key) => variant(() => key, windowMs, p))])),
       "values map": once((key) => Effect.withFiberRuntime(() => Exit.succeed(values.get(key))))

@@ -39,7 +39,7 @@ export const targets = {
     bound: 0.8,
     unit: "×",
     whenMissed:
-      "A hit is one effect object (the request, holding its loader's data) whose `commit` answers an `Exit`: two run-loop steps where the floor's `Effect.sync` is one. Beyond the floor it reads the `Clock` (`Date.now`, about 40 ns), L1's entry beside the value (about 15 ns with 10 000 keys) and counts the hit, against about 2 µs per `runPromise`: `npx tsx bench/diagnose-l1.ts --shape=memo` leaves each out in turn (none gains more than the few percent rounds differ by on this shared machine; 0.88× the floor in CPU time) and `--profile=shipped` profiles the hit."
+      "A hit is one effect object (the request, holding its loader's data) whose `commit` answers an `Exit`: two run-loop steps where the floor's `Effect.sync` is one. Beyond the floor it reads the `Clock` (`Date.now`, about 40 ns), L1's entry beside the value (about 15 ns with 10 000 keys) and counts the hit, against about 2 µs per `runPromise`; the rest is cold memory, per key: `npx tsx bench/diagnose-l1.ts --shape=memo` (CPU time) puts the hit at 0.88× the floor, and variants that skip the count or the clock but hold a closure per key at 0.78–0.81×; `--profile=shipped` profiles the hit."
   },
   "l1.bentocache.10000": {
     section: "l1",
