@@ -78,7 +78,7 @@ export const targets = {
     bound: 0.9,
     unit: "×",
     whenMissed:
-      "Beyond the floor a hit reads the `Clock` (`Date.now`, about 40 ns), L1's entry beside the value and counts the hit, and takes two run-loop steps to the floor's one, against about 3 µs per `ManagedRuntime.runPromise` (hashing the key built per call costs both about 100 ns): `npx tsx bench/diagnose-l1.ts --shape=keyed` leaves each out in turn (none gains more than the few percent rounds differ by on this shared machine) and `--profile=shipped` profiles the hit."
+      "Beyond the floor a hit reads the `Clock` (`Date.now`, about 40 ns), L1's entry beside the value and counts the hit, and takes two run-loop steps to the floor's one, against about 3 µs per `ManagedRuntime.runPromise` (hashing the key built per call costs both about 100 ns): `npx tsx bench/diagnose-l1.ts --shape=keyed` (CPU time: the hit at 0.96× the floor) leaves each out in turn, none gaining more than the few percent rounds differ by on this shared machine, and `--profile=shipped` profiles the hit."
   },
   "keyed.memo.10000": {
     section: "keyed",
