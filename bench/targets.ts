@@ -94,7 +94,7 @@ export const targets = {
     bound: 1.3,
     unit: "×",
     whenMissed:
-      "The read runs in the caller's fiber (no worker, no hand-off), so what remains is what the guarantees pay and the floor does not: the whole record (value, window, version, schema identity) read with `HMGET`, Schema's decode of the value after `JSON.parse`, and the garbage both make, which leads the profile of lockstep alone; the benchmark's `ManagedRuntime.runPromise` per read also costs more than the floor's plain promise. `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\") and `npx tsx bench/diagnose-l2.ts` show it layer by layer."
+      "What the read adds to the floor, layer by layer (`npx tsx bench/diagnose-l2.ts --rounds=7`, 600 sequential reads a round, medians, 2 shared cores): the floor 30 µs a read (19 µs of CPU); `HMGET` of the record (value, window, fence, mark, schema identity and the early value, 14 fields) + `JSON.parse` 43 µs, so the record alone is 1.4× before lockstep runs a line (ioredis decodes a 14-field reply field by field; a record packed into one string would change every script and the records the previous release wrote); the floor inside `ManagedRuntime.runPromise` 44 µs; `store.read` 45 µs; + the value's decode 53 µs (a check compiled from the Schema after `JSON.parse`; Schema's own decode made it 64 µs); `memo` 78 µs (64 µs of CPU): the request's fiber, the run's registration and the new L1 entry, whose value stays in the heap (the garbage collector leads the profile of lockstep alone). Each command's `write` to the socket costs the process about 20 µs here, more while the other core is busy (`writeUtf8String` in `npx tsx bench/main.ts --only=l2 --cpu-prof`, section \"lockstep alone\")."
   },
   "l2.concurrent": {
     section: "l2",
@@ -103,7 +103,7 @@ export const targets = {
     bound: 2,
     unit: "×",
     whenMissed:
-      "With 100 callers the floor's CPU per read shrinks (its replies arrive together), while each lockstep read still pays a fiber, the record's version checks and Schema's decode: the read itself is as short as it can be without giving up a check. `npx tsx bench/main.ts --only=l2 --cpu-prof` (section \"lockstep alone\")."
+      "With 100 callers (`npx tsx bench/diagnose-l2.ts --rounds=7 --concurrency=100 --reads=1000`, medians): the floor 24 µs a read (19 µs of CPU), the record's `HMGET` + `JSON.parse` 31 µs, the floor inside `ManagedRuntime.runPromise` 34 µs, `store.read` 45 µs (breaker, `tryPromise`, the record's checks), + the value's JSON check 50 µs, `memo` 69 µs (52 µs of CPU): each read still has its own fiber, its run's registration and an L1 entry whose value the garbage collector then moves; every guarantee's check is a few comparisons on the record (`npx tsx bench/main.ts --only=l2 --cpu-prof`, section \"lockstep alone\")."
   },
   "cold.overhead": {
     section: "cold",
@@ -112,14 +112,16 @@ export const targets = {
     bound: 5,
     unit: "ms",
     whenMissed:
-      "The claim must be answered before the lookup may start (one start per window for the fleet), and its reply is handled only once the event loop is free again: launching the burst's fibers and the garbage it makes hold the loop, while Effect's `Cache` starts its lookup inside the first caller, so its garbage collection overlaps the producer. `npx tsx bench/main.ts --only=cold --cpu-prof` profiles lockstep alone."
+      "The lookup may start only once the store has answered the claim (one start per window for the fleet), and that reply is handled only when the loop that fires the 1 000 calls has finished: `npx tsx bench/diagnose-cold.ts` (11 rounds, medians) has the launch at 3.6 ms, lockstep's lookup starting at 4.6 ms, where Effect's `Cache` starts its own inside the first caller (0.2 ms) and so overlaps the launch with the producer; over the in-memory store lockstep's starts at 3.0 ms, its lookup being a fiber of the run that starts once the launch yields. From the lookup's end, the first answer comes after 8.1 ms (memory store 6.2, `Cache` 6.1): the lookup's fiber joins the run, which answers the waiting requests before it commits, then each of the 1 000 callers' fibers resumes, as `Cache`'s do. `npx tsx bench/main.ts --only=cold --cpu-prof` profiles lockstep alone."
   },
   "cold.vs-cache": {
     section: "cold",
     what: "Cold key, 1 000 callers in one process: lockstep's (longest wait − producer) ÷ Effect `Cache`'s",
     op: "≤",
     bound: 1,
-    unit: "×"
+    unit: "×",
+    whenMissed:
+      "`Cache` starts its lookup in its first caller and answers its callers from the same single-flight, with no store to ask: lockstep pays the launch of the burst (3.6 ms for 1 000 calls) before its claim's reply can be handled, which only a lookup started before the store answers would save, and that would break one start per window for the fleet. `npx tsx bench/diagnose-cold.ts` shows the phases of both."
   },
   "cold.starts": {
     section: "cold",

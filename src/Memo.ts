@@ -38,6 +38,7 @@ import * as Tracer from "effect/Tracer"
 import { createHash } from "node:crypto"
 import * as Batch from "./internal/memo/batch.js"
 import * as Core from "./internal/memo/core.js"
+import * as JsonCheck from "./internal/memo/jsonCheck.js"
 import * as L1 from "./internal/memo/l1.js"
 import * as Leader from "./internal/memo/leader.js"
 import * as Encryption from "./internal/encryption.js"
@@ -460,6 +461,16 @@ export const layer: Layer.Layer<Memo, never, Redis.Redis> = Layer.orDie(layerWit
 // ---------------------------------------------------------------------------------------------
 // loaders
 
+/** `JSON.stringify` of a value, `undefined` where it throws or writes nothing (Schema then says why). */
+const stringified = (value: unknown): string | undefined => {
+  try {
+    const text: unknown = JSON.stringify(value)
+    return typeof text === "string" ? text : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Compiled JSON codecs per schema: building them is the costly part of defining a loader. */
 const codecs = new WeakMap<Schema.Schema.Any, Pick<Core.Spec, "decode" | "encode">>()
 
@@ -467,8 +478,21 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
   let found = codecs.get(schema)
   if (found === undefined) {
     const json = Schema.parseJson(schema)
-    const decode = Schema.decodeEither(json)
+    const decodeJson = Schema.decodeEither(json)
     const encode = Schema.encodeEither(json)
+    // a value that decoding leaves as it is (most JSON shapes) is checked, not rebuilt
+    const check = JsonCheck.compile(schema.ast)
+    const decodeParsed = Schema.decodeUnknownEither(schema)
+    const decode = check === undefined ? decodeJson : (data: string): Either.Either<unknown, ParseError> => {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(data)
+      } catch {
+        return decodeJson(data)
+      }
+      // what the check does not vouch for, Schema decides (and rebuilds)
+      return check(parsed) ? Either.right(parsed) : decodeParsed(parsed)
+    }
     found = {
       decode: (data) => {
         const decoded = decode(data)
@@ -476,7 +500,10 @@ const codecsOf = (schema: Schema.Schema<any, any, never>): Pick<Core.Spec, "deco
       },
       // a value the fleet could not read back (a NaN that JSON stores as null) does not encode:
       // committed, it would make every other process recompute it
-      encode: (value) => Either.flatMap(encode(value), (data) => Either.map(decode(data), () => data))
+      encode: (value) => {
+        const text = check !== undefined && check(value) ? stringified(value) : undefined
+        return Either.flatMap(text === undefined ? encode(value) : Either.right(text), (data) => Either.map(decode(data), () => data))
+      }
     }
     codecs.set(schema, found)
   }
@@ -805,20 +832,28 @@ const runContext = (context: Context.Context<never>): Context.Context<any> =>
   Context.omit(Scope.Scope, Tracer.ParentSpan)(context as Context.Context<any>)
 
 /** The lookup of `k`, bound to the caller's services (`runContext`), with a scope of its own. */
+const lookupOf = <K, E>(def: Def<K>, k: K, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E>["lookup"] => (previous) =>
+  Effect.flatMap(Clock.currentTimeMillis, (t) =>
+    Effect.provide(
+      Effect.scoped(
+        def.producer !== undefined
+          ? def.producer
+          : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
+      ),
+      runContext(context)
+    ))
+
+const tagsOf = <K>(def: Def<K>, k: K) => () => tagsOfDef(def, k)
+
+/**
+ * A request's job. Made for every request that misses L1: its functions are made by calls (not
+ * written in the object), which under tsx and esbuild's `keepNames` would name each one anew.
+ */
 const jobOf = <K, E>(def: Def<K>, k: K, key: string, context: Context.Context<never>, engine: Engine.Engine): Core.Job<E> => ({
   spec: def.spec,
   key,
-  lookup: (previous) =>
-    Effect.flatMap(Clock.currentTimeMillis, (t) =>
-      Effect.provide(
-        Effect.scoped(
-          def.producer !== undefined
-            ? def.producer
-            : def.lookup!(k, Option.map(previous, (p) => previousInfo(p, t + engine.clock.skew)))
-        ),
-        runContext(context)
-      )),
-  tags: () => tagsOfDef(def, k)
+  lookup: lookupOf(def, k, context, engine),
+  tags: tagsOf(def, k)
 })
 
 type OnHit<B> = (entry: L1.Entry, now: number, engine: Engine.Engine, key: string) => Exit.Exit<B>

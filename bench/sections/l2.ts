@@ -121,7 +121,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
       tables,
       targets,
       notes: [
-        "A lockstep L2 hit is one plain `HMGET` of the record (judged by the process's corrected clock) plus a `Schema` decode, done in the caller's own fiber (requests for the same key join it; no worker fiber unless the value is not this window's). `npx tsx bench/diagnose-l2.ts` takes this read apart layer by layer."
+        "A lockstep L2 hit is one plain `HMGET` of the record (judged by the process's corrected clock) plus the value's decode (`JSON.parse`, then a check compiled from the `Schema` when decoding would leave the value as it is, as it does the dashboard; Schema's own decode otherwise), done in the caller's own fiber (requests for the same key join it; no worker fiber unless the value is not this window's). `npx tsx bench/diagnose-l2.ts` takes this read apart layer by layer."
       ],
       data: Object.fromEntries([...results].map(([c, ops]) => [`c${c}`, Object.fromEntries(ops)]))
     }

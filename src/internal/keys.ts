@@ -82,6 +82,12 @@ export const make = (prefix: string, key: string): Keys => {
   }
 }
 
+/** The record's name alone, and what it must carry (`full`): what a plain read needs of `make`. */
+export const record = (prefix: string, key: string): Pick<Keys, "value" | "full"> => {
+  const k = encode(escapeKey(key))
+  return { value: `${prefix}:lockstep:{${k.inKey}}:v`, full: k.full }
+}
+
 /** The set of the keys a tag was given to (in a slot of its own). */
 export const tagKey = (prefix: string, tag: string): string => `${prefix}:lockstep:tag:{${encode(escapeKey(tag)).inKey}}`
 

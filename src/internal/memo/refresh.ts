@@ -23,7 +23,7 @@ import * as Window from "../../Window.js"
 import * as Core from "./core.js"
 import * as L1 from "./l1.js"
 import * as Leader from "./leader.js"
-import type { RedisError } from "../store.js"
+import type { PlainRead, RedisError } from "../store.js"
 import type * as Notices from "./notices.js"
 
 export type Step =
@@ -195,37 +195,41 @@ export const firstClaim: Extract<Step, { _tag: "Claim" }> = { _tag: "Claim", rec
  * answer; any other is where the worker takes over.
  */
 export const readStep = (core: Core.Core, job: Core.Job, offer: Offer): Effect.Effect<Step> =>
-  Effect.matchEffect(core.store.read(job.key), {
-    // a fault is the store's answer for this attempt (a probe the breaker let through, too):
-    // asking again at once would only meet the breaker; an open breaker has the claim decide
-    onFailure: (error) =>
-      Effect.succeed<Step>(error.reason === "CircuitOpen" ? firstClaim : { _tag: "Unreachable", error, claim: firstClaim }),
-    onSuccess: (read) =>
-      // judged by the store's clock as last measured (not only past the skew threshold): a read
-      // must not call a value fresh that the store would not
-      Effect.flatMap(Core.storeNow(core), (at) => {
-        const bucket = Window.bucketOf(at, job.spec.windowMs)
-        // a value committed early whose window has begun is the record, as the scripts promote it
-        const due = Option.filter(read.pending, (p) => p.bucket <= bucket)
-        const found = Option.orElse(due, () => read.stored)
-        if (Option.isNone(found)) return Effect.succeed(firstClaim)
-        const stored = found.value
-        // a window that has not begun (foreign data, or a clock that went back) is not taken in,
-        // as the scripts would not pass it on: the claim decides, by the store's own clock
-        if (stored.bucket > bucket) return Effect.succeed(firstClaim)
-        const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
-        if (c === undefined) return Effect.succeed(firstClaim)
-        const entry = core.l1.publish(job.key, c)
-        if (Option.isSome(read.pending) && Option.isNone(due)) {
-          const next = Core.candidate(job.spec, read.pending.value, read.pending.value.fence > read.mark, read.mark)
-          if (next !== undefined) core.l1.publishPending(job.key, next)
-        }
-        if (L1.isHit(entry, bucket)) {
-          Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
-          return Effect.succeed(done(Option.some({ entry, cache: "hit" })))
-        }
-        return Effect.as(offer(entry, "stale"), firstClaim)
-      })
+  Effect.matchEffect(core.store.read(job.key), { onFailure: readFailed, onSuccess: readFound(core, job, offer) })
+
+/**
+ * A fault is the store's answer for this attempt (a probe the breaker let through, too): asking
+ * again at once would only meet the breaker; an open breaker has the claim decide.
+ */
+const readFailed = (error: RedisError): Effect.Effect<Step> =>
+  Effect.succeed<Step>(error.reason === "CircuitOpen" ? firstClaim : { _tag: "Unreachable", error, claim: firstClaim })
+
+/** What a read found, as the step it ends with (made by a call: see `readStep`'s handlers). */
+const readFound = (core: Core.Core, job: Core.Job, offer: Offer) => (read: PlainRead): Effect.Effect<Step> =>
+  // judged by the store's clock as last measured (not only past the skew threshold): a read
+  // must not call a value fresh that the store would not
+  Effect.flatMap(Core.storeNow(core), (at) => {
+    const bucket = Window.bucketOf(at, job.spec.windowMs)
+    // a value committed early whose window has begun is the record, as the scripts promote it
+    const due = Option.filter(read.pending, (p) => p.bucket <= bucket)
+    const found = Option.orElse(due, () => read.stored)
+    if (Option.isNone(found)) return Effect.succeed(firstClaim)
+    const stored = found.value
+    // a window that has not begun (foreign data, or a clock that went back) is not taken in,
+    // as the scripts would not pass it on: the claim decides, by the store's own clock
+    if (stored.bucket > bucket) return Effect.succeed(firstClaim)
+    const c = Core.candidate(job.spec, stored, stored.bucket === bucket && stored.fence > read.mark, read.mark)
+    if (c === undefined) return Effect.succeed(firstClaim)
+    const entry = core.l1.publish(job.key, c)
+    if (Option.isSome(read.pending) && Option.isNone(due)) {
+      const next = Core.candidate(job.spec, read.pending.value, read.pending.value.fence > read.mark, read.mark)
+      if (next !== undefined) core.l1.publishPending(job.key, next)
+    }
+    if (L1.isHit(entry, bucket)) {
+      Metrics.update(Metrics.lockOutcomes, 1, { outcome: "read" })
+      return Effect.succeed(done(Option.some({ entry, cache: "hit" })))
+    }
+    return Effect.as(offer(entry, "stale"), firstClaim)
   })
 
 const waitStep = (core: Core.Core, job: Core.Job, step: Extract<Step, { _tag: "Wait" }>): Effect.Effect<Step> =>

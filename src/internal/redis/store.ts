@@ -232,11 +232,37 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
  */
 const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd", "s", "ps"] as const
 
+/** A number field of a plain read (`NaN` when missing or empty, as `numbers` refuses those). */
+const field = (x: string | null | undefined): number => (x === null || x === undefined || x === "" ? NaN : Number(x))
+
+/**
+ * The value of a plain read's fields `b f w t d` from `at`, its schema identity at `schemaAt`:
+ * `parseStored`'s checks, without building the reply it takes (every L2 read passes here).
+ */
+const storedIn = (r: ReadonlyArray<string | null>, at: number, schemaAt: number): Option.Option<Stored> => {
+  const data = r[at + 4]
+  if (data === null || data === undefined) return Option.none()
+  const bucket = field(r[at])
+  const fence = field(r[at + 1])
+  const windowMs = field(r[at + 2])
+  const computedAt = field(r[at + 3])
+  if (!Number.isSafeInteger(bucket) || !Number.isSafeInteger(fence) || !Number.isSafeInteger(windowMs) || windowMs <= 0) {
+    return Option.none()
+  }
+  if (!Number.isFinite(computedAt)) return Option.none()
+  const schema = r[schemaAt]
+  return Option.some(
+    schema === null || schema === undefined || schema === ""
+      ? { data, bucket, fence, windowMs, computedAt }
+      : { data, bucket, fence, windowMs, computedAt, schema }
+  )
+}
+
 /** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
-const decodeRead = (k: Keys.Keys, r: ReadonlyArray<string | null>): PlainRead => {
+const decodeRead = (k: Pick<Keys.Keys, "full">, r: ReadonlyArray<string | null>): PlainRead => {
   const ours = (r[5] ?? "") === k.full
-  const stored = ours && r[4] !== null && r[4] !== undefined ? parseStored([...r.slice(0, 5), r[12]].map((x) => x ?? ""), 0) : Option.none()
-  const pending = ours && r[11] !== null && r[11] !== undefined ? parseStored([...r.slice(7, 12), r[13]].map((x) => x ?? ""), 0) : Option.none()
+  const stored = ours ? storedIn(r, 0, 12) : Option.none()
+  const pending = ours ? storedIn(r, 7, 13) : Option.none()
   // a missing field is null, which `Number` would read as 0
   const mark = r[6] === null || r[6] === undefined || r[6] === "" ? -1 : Number(r[6])
   return { mark: Number.isSafeInteger(mark) && mark >= 0 ? mark : -1, stored, pending }
@@ -386,7 +412,7 @@ export const fromClient = (client: Client.Client, options: FromClientOptions): S
       })
     },
     read: (key) => {
-      const k = Keys.make(prefix, key)
+      const k = Keys.record(prefix, key)
       return tagCall("read", () => client.hmget(k.value, ...recordFields).catch(wrongTypeAsAbsent)).pipe(Effect.map((r) => decodeRead(k, r)))
     },
     readMany: (keys) => {
