@@ -51,6 +51,8 @@ export interface CacheOptions {
    * (`CacheEntry.fromDriver` meets a string without a serializer), so the fleet uses the default.
    */
   readonly bentoSerializeL1?: boolean | undefined
+  /** Added to lockstep's runtime (a tracer that times spans, `bench/timeline.ts`). */
+  readonly lockstepLayer?: Layer.Layer<never> | undefined
 }
 
 export interface Cache {
@@ -99,7 +101,10 @@ export const makeLockstep = async (
       ? Redis.layerMemory
       : Redis.layer({ redis: { host: o.redis.host, port: o.redis.port }, tenant: o.namespace }))
   const runtime = ManagedRuntime.make(
-    Memo.layerWith(o.capacity === undefined ? {} : { l1Capacity: o.capacity }).pipe(Layer.provide(store))
+    Memo.layerWith(o.capacity === undefined ? {} : { l1Capacity: o.capacity }).pipe(
+      Layer.provide(store),
+      Layer.merge(o.lockstepLayer ?? Layer.empty)
+    )
   )
   await runtime.runtime()
   const effects = (keys: ReadonlyArray<string>) => memoEffects(keys, o.windowMs, o.produce)

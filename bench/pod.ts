@@ -22,6 +22,7 @@ import { Memo, Redis } from "../src/index.js"
 import { Dashboard, dashboard, producer, sleep } from "./fixtures.js"
 import { type Cache, type FleetImplName, fleetImplNames, fleetMakers } from "./impls.js"
 import { startProfiler } from "./profile.js"
+import * as Timeline from "./timeline.js"
 
 export type ToPod =
   | {
@@ -93,6 +94,7 @@ export type FromPod =
   | { readonly t: "error"; readonly pod: number; readonly message: string }
 
 const pod = Number(process.env.POD_INDEX ?? "0")
+Timeline.install()
 // `--cpu-prof`: the pod profiles itself and writes the profile when it is told to exit
 const profileDir = process.env.BENCH_CPU_PROF_DIR
 const profiler = profileDir ? await startProfiler() : undefined
@@ -115,7 +117,10 @@ const setup = async (m: Extract<ToPod, { t: "setup" }>) => {
   await teardown()
   const next = new Map<FleetImplName, Cache>()
   for (const impl of fleetImplNames) {
-    const produce = producer(m.producerMs, (key) => send({ t: "start", pod, impl, key, at: Date.now() }))
+    const produce = producer(m.producerMs, (key) => {
+      Timeline.record("producer start")
+      send({ t: "start", pod, impl, key, at: Date.now() })
+    })
     next.set(impl, await fleetMakers[impl]({
       redis,
       namespace: `${m.namespace}-${impl}`,
@@ -123,7 +128,8 @@ const setup = async (m: Extract<ToPod, { t: "setup" }>) => {
       peerTtlMs: m.peerTtlMs,
       produce,
       acdStorage: "redis",
-      bentoSerializeL1: true
+      bentoSerializeL1: true,
+      ...(Timeline.enabled ? { lockstepLayer: Timeline.tracerLayer } : {})
     }))
   }
   caches = next
@@ -263,20 +269,26 @@ const reportError = (e: unknown) => send({ t: "error", pod, message: e instanceo
 
 const burst = (m: Extract<ToPod, { t: "burst" }>) => {
   const call = caches.get(m.impl)!.bind([m.key])
+  Timeline.begin(m.impl, m.key, m.at)
   const fire = async () => {
     const fired = Date.now()
     const t0 = performance.now()
     let errors = 0
     let firstError: string | undefined
-    const waits = await Promise.all(Array.from({ length: m.callers }, () =>
+    Timeline.recordCpu("fired")
+    const answered = Array.from({ length: m.callers }, () =>
       call(0).then(
-        () => performance.now() - t0,
+        () => (Timeline.record("answer"), performance.now() - t0),
         (e) => {
           errors++
           firstError ??= e instanceof Error ? e.message : String(e)
           return performance.now() - t0
         }
-      )))
+      ))
+    Timeline.recordCpu("launched")
+    const waits = await Promise.all(answered)
+    Timeline.recordCpu("all answered")
+    Timeline.end(pod)
     waits.sort((a, b) => a - b)
     send({
       t: "burst-done",

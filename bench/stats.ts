@@ -58,21 +58,58 @@ export const interleave = async <I extends { readonly name: string }>(
   return out
 }
 
+/** A runner of one awaited `call(items[i])` after another, cycling over `items`. */
+export const cycling = <I>(name: string, items: ReadonlyArray<I>, call: (item: I) => Promise<unknown>) => {
+  let i = 0
+  return {
+    name,
+    step: async (n: number) => {
+      for (let j = 0; j < n; j++) {
+        blackhole.value = await call(items[i]!)
+        i = i + 1 === items.length ? 0 : i + 1
+      }
+    }
+  }
+}
+
+/** A stopwatch: started when called, it answers the milliseconds since. */
+export type Stopwatch = () => () => number
+
+/** Wall time. */
+export const wallTime: Stopwatch = () => {
+  const start = performance.now()
+  return () => performance.now() - start
+}
+
+/** This process's CPU time (user + system): on a shared machine, less of other processes' load. */
+export const cpuTime: Stopwatch = () => {
+  const start = process.cpuUsage()
+  return () => {
+    const used = process.cpuUsage(start)
+    return (used.user + used.system) / 1000
+  }
+}
+
 /**
  * Calls `step` back to back for at least `ms` milliseconds, in chunks of `chunk` calls so that the
  * clock is read rarely. Returns calls per second. The event loop turns between chunks, as it does
  * between a server's requests: hits that resolve at once would otherwise starve I/O and timers
  * (a cache's own pings and notices) for whole rounds.
  */
-export const throughput = async (ms: number, chunk: number, step: (n: number) => Promise<void> | void): Promise<number> => {
+export const throughput = async (
+  ms: number,
+  chunk: number,
+  step: (n: number) => Promise<void> | void,
+  stopwatch: Stopwatch = wallTime
+): Promise<number> => {
   let calls = 0
-  const start = performance.now()
+  const elapsedMs = stopwatch()
   let elapsed = 0
   do {
     await new Promise<void>((resolve) => setImmediate(resolve))
     await step(chunk)
     calls += chunk
-    elapsed = performance.now() - start
+    elapsed = elapsedMs()
   } while (elapsed < ms)
   return (calls * 1000) / elapsed
 }

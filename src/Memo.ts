@@ -22,8 +22,10 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as JSONSchema from "effect/JSONSchema"
@@ -811,8 +813,7 @@ const countOf = (name: string | undefined): () => void => {
   if (name === undefined) return countL1
   let count = namedCounts.get(name)
   if (count === undefined) {
-    const labels = [Metrics.label("result", "l1"), Metrics.label("loader", name)]
-    count = () => Metrics.requests.unsafeUpdate(1, labels)
+    count = Metrics.requestsCounter([Metrics.label("result", "l1"), Metrics.label("loader", name)])
     namedCounts.set(name, count)
   }
   return count
@@ -864,38 +865,69 @@ type OnOutcome<B> = (o: Core.Outcome, now: number, engine: Engine.Engine, key: s
  * The request path: the fresh hit inline; a cold request joins the key's run if one is under
  * way (the common case in a burst: one step, counted by the run); all else in the engine.
  * `onOutcome` gets the time of the answer when `timed` (`getWithInfo`).
+ *
+ * A request is an effect of its own (Effect's `Commit` primitive, which the fiber runs by calling
+ * `commit` on it) rather than a `withFiberRuntime` closure: the loader's data sit on the effect
+ * object itself. A `loader.get` then allocates one object instead of three (the primitive, the
+ * closure and its captured variables), and a `memo` effect built once per key and run among
+ * many keys reads one object out of the CPU cache instead of three.
  */
-const request = <K, B, E, R>(def: Def<K>, k: K, onHit: OnHit<B>, onOutcome: OnOutcome<B>, timed: boolean) =>
-  Effect.withFiberRuntime<B, E, Exclude<R, Scope.Scope> | Memo>((fiber) => {
+class Request<K, B, E, R> extends Effectable.Class<B, E, Exclude<R, Scope.Scope> | Memo> {
+  constructor(
+    readonly def: Def<K>,
+    readonly k: K,
+    readonly onHit: OnHit<B>,
+    readonly onOutcome: OnOutcome<B>,
+    readonly timed: boolean
+  ) {
+    super()
+  }
+
+  commit(): Effect.Effect<B, E, Exclude<R, Scope.Scope> | Memo> {
+    // the fiber running this effect (the run loop calls `commit` from inside it)
+    const current = Fiber.getCurrentFiber()
+    return current._tag === "Some" ? this.run(current.value) : Effect.withFiberRuntime((fiber) => this.run(fiber))
+  }
+
+  run(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<B, E, Exclude<R, Scope.Scope> | Memo> {
+    const def = this.def
     const engine = fiber.currentContext.unsafeMap.get(memoKey) as Engine.Engine
     const t = (fiber.currentDefaultServices.unsafeMap.get(clockKey) as Clock.Clock).unsafeCurrentTimeMillis()
     const now = t + engine.clock.skew
-    const key = keyOfDef(def, k)
+    const key = keyOfDef(def, this.k)
     // a hit: trusted, and of our window or the next (our clock may be a little behind the
     // store's); further ahead, our clock went back: the slow path asks the store. A value
     // committed early for the next window takes over at the store's boundary.
     const fresh = L1.hit(engine.l1, key, def.windowMs, now, t + engine.clock.offset, def.countHit)
-    if (fresh !== undefined) return onHit(fresh, now, engine, key)
+    if (fresh !== undefined) return this.onHit(fresh, now, engine, key)
     const held = engine.l1.entries.get(key)
     // stale while its run is under way (or the key backs off): answered inline too
     const stale = held !== undefined && held.windowMs === def.windowMs
       ? engine.staleWhileRunning(key, def.spec.name, now, held)
       : undefined
+    const onOutcome = this.onOutcome
     if (stale !== undefined) return Exit.succeed(onOutcome(stale, now, engine, key))
     const run = held === undefined && def.spec.timeout === undefined ? engine.inflight.get(key) : undefined
     if (run !== undefined) run.join()
     const wait = run !== undefined
       ? Deferred.await(run.first) as Effect.Effect<Core.Outcome, E>
-      : engine.serve(jobOf<K, E>(def, k, key, fiber.currentContext, engine), now, held, onTimeoutOf(def.spec))
+      : engine.serve(jobOf<K, E>(def, this.k, key, fiber.currentContext, engine), now, held, onTimeoutOf(def.spec))
     // an answer that waited reports staleness and the next boundary as of when it came
-    return timed
+    return this.timed
       ? Effect.flatMap(wait, (o) =>
         Effect.clockWith((clock) => Effect.succeed(onOutcome(o, clock.unsafeCurrentTimeMillis() + engine.clock.skew, engine, key))))
       : Effect.map(wait, (o) => onOutcome(o, 0, engine, key))
-  })
+  }
+}
 
-/** `get`'s answers: a hit's `Exit` is made once per entry rather than once per hit. */
-const hitValue: OnHit<any> = (entry) => (entry.exit ??= Exit.succeed(entry.value))
+const request = <K, B, E, R>(def: Def<K>, k: K, onHit: OnHit<B>, onOutcome: OnOutcome<B>, timed: boolean): Effect.Effect<B, E, Exclude<R, Scope.Scope> | Memo> =>
+  new Request<K, B, E, R>(def, k, onHit, onOutcome, timed)
+
+/**
+ * `get`'s answers. A hit's `Exit` is made per hit: kept on the entry, it would be one more object
+ * out of the CPU cache to read when many keys are hot, where a new one costs a few nanoseconds.
+ */
+const hitValue: OnHit<any> = (entry) => Exit.succeed(entry.value)
 const outcomeValue: OnOutcome<any> = (o) => o.entry.value
 /** `getWithInfo`'s answers. */
 const hitInfo: OnHit<Info<any>> = (entry, now, engine, key) => Exit.succeed(toInfo(entry, "hit", now, expectOf(engine, key, entry)))

@@ -6,6 +6,7 @@
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
 
 /**
@@ -23,16 +24,29 @@ const withLabel = <Type, Out>(metric: Metric.Metric<Type, number, Out>, key: str
   )
 }
 
+const requestsKey = MetricKey.counter("lockstep_requests_total", {
+  description: "memo requests by how they were answered",
+  incremental: true
+})
+
 /**
  * Requests by how they were answered: `l1` (fresh in this process), `redis` (fresh in Redis),
  * `stale` (served at once while a refresh runs), `cold` (waited for a producer).
  *
  * @since 0.1.0
  */
-export const requests = Metric.counter("lockstep_requests_total", {
-  description: "memo requests by how they were answered",
-  incremental: true
-})
+export const requests = Metric.fromMetricKey(requestsKey)
+
+/**
+ * The count of requests under `labels` as a plain function: a fresh L1 hit calls it once, with
+ * no label lookup (the registry's hook is found once; it is the one `requests` updates).
+ *
+ * @internal
+ */
+export const requestsCounter = (labels: ReadonlyArray<MetricLabel.MetricLabel>): () => void => {
+  const hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(requestsKey, labels))
+  return () => hook.update(1)
+}
 
 /** @since 0.1.0 */
 export const requestsL1 = withLabel(requests, "result", "l1")

@@ -237,6 +237,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
   const producerMs = ctx.smoke ? 30 : 50
   const rounds = ctx.smoke ? 1 : Math.max(5, ctx.rounds)
   const small = { pods: ctx.smoke ? 1 : 4, callers: ctx.smoke ? 25 : 250 }
+  const warmBursts = ctx.smoke ? 1 : 10
   const everyone: ReadonlyArray<FleetImplName> = [...implNames, baselineName]
   const pair: ReadonlyArray<FleetImplName> = ["lockstep", baselineName]
   const t0 = performance.now()
@@ -244,9 +245,14 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
   const spawnS = (performance.now() - t0) / 1000
   try {
     await fleet.setup({ namespace: `${ctx.runId}-cold`, windowMs: 3_600_000, peerTtlMs: 3_600_000, producerMs }, ctx.signal)
-    // one unmeasured burst per implementation: connections and code paths warm
-    for (const impl of everyone) {
-      await fleet.burst(impl, `warm-${impl}`, Date.now() + 100, callers, ctx.signal)
+    // unmeasured bursts, interleaved, on keys of their own: connections open, and the code every
+    // implementation runs per caller optimised by V8. After one burst it is still interpreted,
+    // and lockstep's pods spent about four times the CPU per burst they spend on a running server
+    // (`bench/timeline.ts` shows it)
+    for (let i = 0; i < warmBursts; i++) {
+      for (const impl of everyone) {
+        await fleet.burst(impl, `warm-${impl}-${i}`, Date.now() + 50, callers, ctx.signal)
+      }
     }
     await sleep(producerMs + 100)
     const shapes = [
@@ -311,7 +317,9 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         `${pods} processes (\`node --import tsx bench/pod.ts\`), each with every implementation on one redis-server, fire ${callers}`,
         `concurrent calls each at the same instant on a key with no value anywhere; the producer takes ${producerMs} ms.`,
         "Producer starts are sent to the parent over IPC as they happen and counted there. Total = the longest wait of any",
-        `caller, from the instant its process fired. ${rounds} interleaved rounds, a new key each. Peers: bentocache L1+L2+bus,`,
+        `caller, from the instant its process fired. ${rounds} interleaved rounds, a new key each, after ${warmBursts} unmeasured`,
+        "bursts per implementation on keys of their own, so that a cold key meets running servers, not code V8 has yet to",
+        "optimise (`BENCH_TIMELINE`, `bench/timeline.ts`). Peers: bentocache L1+L2+bus,",
         "cache-manager L1+`@keyv/redis`, lru-cache (in-process only), async-cache-dedupe with Redis storage.",
         "bentocache keeps its default serialised L1 here: unserialised, it crashes when values arrive from other processes.",
         "The baseline is the lock a team writes by hand (`bench/impls.ts`, `makeSetNxPoll`): in-process single-flight, then",

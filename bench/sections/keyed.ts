@@ -17,7 +17,7 @@ import { Memo, Redis } from "../../src/index.js"
 import type { BenchContext } from "../context.js"
 import { answers, answersNote, Dashboard, dashboard, settle } from "../fixtures.js"
 import { judge } from "../targets.js"
-import { blackhole, cell, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
+import { cell, cycling as cyclingOver, fmtOps, fmtRatio, interleave, ratios, type Section, summarize, throughput } from "../stats.js"
 
 const names = {
   floor: "floor: `Effect.sync(() => map.get(key(id)))`",
@@ -71,18 +71,7 @@ export const run = async (ctx: BenchContext): Promise<Section> => {
         }
         await settle(ctx.smoke ? 500 : 3_000)
       }
-      const cycling = (name: string, call: (id: number) => Promise<unknown>) => {
-        let i = 0
-        return {
-          name,
-          step: async (n: number) => {
-            for (let j = 0; j < n; j++) {
-              blackhole.value = await call(ids[i]!)
-              i = i + 1 === k ? 0 : i + 1
-            }
-          }
-        }
-      }
+      const cycling = (name: string, call: (id: number) => Promise<unknown>) => cyclingOver(name, ids, call)
       const runners = [
         cycling(names.floor, (id) => managed.runPromise(Effect.sync(() => map.get(keyOf(id))))),
         cycling(names.cache, (id) => managed.runPromise(cache.get(id))),

@@ -8,7 +8,6 @@
  * - Versions heard from notices are kept in a second bounded map, so that a reply that was on
  *   its way when the notice arrived cannot make an older value fresh again.
  */
-import type * as Exit from "effect/Exit"
 import type { Info } from "../../Memo.js"
 import * as Metrics from "../../Metrics.js"
 
@@ -23,32 +22,36 @@ export interface Served {
 }
 
 export interface Entry {
-  readonly value: unknown
-  readonly bucket: number
-  readonly fence: number
-  readonly computedAt: number
-  readonly windowMs: number
-  /** The bucket this entry answers hits in (its own, when trusted); `untrusted` when it answers none. */
-  readonly freshThrough: number
-  readonly decode: Decode
-  /** This process's answers for the key, carried across its entries (fields, not an object: the hit path is hot). */
-  hits: number
-  stales: number
-  misses: number
-  /** The hit answer of `get`, made once per entry rather than once per hit. */
-  exit: Exit.Exit<unknown> | undefined
-  /** The same for the Promise facade's `get`: an already-resolved promise of the value. */
-  resolved: Promise<unknown> | undefined
-  /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
-  retryAt: number
-  /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
-  localFailures: number
+  /*
+   * The fields a fresh hit reads come first, in the order it reads them: an entry is about 140
+   * bytes, and with 10 000 keys it is rarely in the CPU cache, so the hit touches one or two
+   * cache lines of it instead of three. Every literal below keeps this order (V8 lays fields out
+   * in the order a literal gives them).
+   */
   /**
    * The next window's value, committed early: it takes the entry's place once its window has
    * begun (`promote`), with no store call. Dropped when a value with a higher fence is published
    * or heard of, as the store drops it.
    */
   next: Entry | undefined
+  readonly windowMs: number
+  /** The bucket this entry answers hits in (its own, when trusted); `untrusted` when it answers none. */
+  readonly freshThrough: number
+  /** This process's answers for the key, carried across its entries (fields, not an object: the hit path is hot). */
+  hits: number
+  readonly value: unknown
+  /** The Promise facade's hit answer: an already-resolved promise of the value, made once per entry. */
+  resolved: Promise<unknown> | undefined
+  readonly bucket: number
+  readonly fence: number
+  readonly computedAt: number
+  readonly decode: Decode
+  stales: number
+  misses: number
+  /** No background refresh before this instant (back-off, Redis unreachable), on the runtime's clock. */
+  retryAt: number
+  /** Lookup failures in a row while the store was unreachable, which size the local back-off. */
+  localFailures: number
 }
 
 /** A value about to be published, and whether the store vouched for it being the latest. */
@@ -136,15 +139,13 @@ export const isHit = (entry: Entry, bucket: number): boolean => {
   return ahead === 0 || ahead === 1
 }
 
+/** An unnamed loader's hit count. */
+export const countL1: () => void = Metrics.requestsCounter([Metrics.label("result", "l1")])
+
 /**
  * The fresh-hit path, shared by `Memo` and the Promise facade: the entry of `key` when it
  * answers a hit at `now` (the store's clock) for a loader of `windowMs`, counted as one.
  */
-const noLabels: ReadonlyArray<never> = []
-
-/** An unnamed loader's hit count (no array made per hit). */
-export const countL1 = (): void => Metrics.requestsL1.unsafeUpdate(1, noLabels)
-
 export const hit = (
   l1: L1,
   key: string,
@@ -241,23 +242,22 @@ export const make = (capacity: number): L1 => {
     const equal = sameWindow && current.bucket === c.bucket && current.fence === c.fence
     const pending = sameWindow ? current.next : undefined
     const entry: Entry = {
+      // an early value stays only while it is ahead of this one and was claimed after it
+      next: pending !== undefined && newer(pending, c) && pending.fence > c.fence ? pending : undefined,
+      windowMs: c.windowMs,
+      freshThrough: latest ? c.bucket : Untrusted,
+      hits: current?.hits ?? 0,
       value: c.value,
+      resolved: undefined,
       bucket: c.bucket,
       fence: c.fence,
       computedAt: c.computedAt,
-      windowMs: c.windowMs,
-      freshThrough: latest ? c.bucket : Untrusted,
       decode: c.decode,
-      hits: current?.hits ?? 0,
       stales: current?.stales ?? 0,
       misses: current?.misses ?? 0,
-      exit: undefined,
-      resolved: undefined,
       // the same value again keeps its back-off; a newer one is a success
       retryAt: equal ? current.retryAt : 0,
-      localFailures: equal ? current.localFailures : 0,
-      // an early value stays only while it is ahead of this one and was claimed after it
-      next: pending !== undefined && newer(pending, c) && pending.fence > c.fence ? pending : undefined
+      localFailures: equal ? current.localFailures : 0
     }
     if (gone) return { ...entry, freshThrough: Untrusted }
     replace(key, entry)
@@ -269,21 +269,20 @@ export const make = (capacity: number): L1 => {
     if (current === undefined || current.windowMs !== c.windowMs || !newer(c, current)) return
     if (current.next !== undefined && !newer(c, current.next)) return
     current.next = {
+      next: undefined,
+      windowMs: c.windowMs,
+      freshThrough: isLatest(key, c) ? c.bucket : Untrusted,
+      hits: 0,
       value: c.value,
+      resolved: undefined,
       bucket: c.bucket,
       fence: c.fence,
       computedAt: c.computedAt,
-      windowMs: c.windowMs,
-      freshThrough: isLatest(key, c) ? c.bucket : Untrusted,
       decode: c.decode,
-      hits: 0,
       stales: 0,
       misses: 0,
-      exit: undefined,
-      resolved: undefined,
       retryAt: 0,
-      localFailures: 0,
-      next: undefined
+      localFailures: 0
     }
   }
 
