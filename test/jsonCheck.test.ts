@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Effect, Either, Option, Schema } from "effect"
 import * as fc from "fast-check"
+import { isDeepStrictEqual } from "node:util"
 import { Memo, Redis } from "../src/index.js"
 import * as JsonCheck from "../src/internal/memo/jsonCheck.js"
 import * as Testing from "../src/Testing.js"
@@ -199,4 +200,95 @@ describe("JsonCheck", () => {
         }
       }).pipe(Effect.provide(Testing.layer)))
   }
+
+  /**
+   * Schemas of the subset the check compiles, drawn at random: property names that enumerate in
+   * another order than written ("0", "10") or that objects inherit ("constructor"), optional and
+   * exact properties, unions, and `parseOptions` that change how Schema parses a struct.
+   */
+  const anySchema: fc.Arbitrary<Schema.Schema<any, any, never>> = (() => {
+    type S = Schema.Schema<any, any, never>
+    const names = ["a", "b", "0", "10", "constructor", "_tag"]
+    const leaf: fc.Arbitrary<S> = fc.oneof(
+      fc.constantFrom<S>(Schema.String, Schema.Number, Schema.Boolean, Schema.Unknown, Schema.Any, Schema.Null, Schema.Undefined),
+      fc.array(fc.constantFrom<any>("a", "1", 0, 1, true, null, ""), { minLength: 1, maxLength: 3 }).map((ls) => Schema.Literal(...(ls as [any])))
+    )
+    const parseOptions = fc.option(
+      fc.record({
+        onExcessProperty: fc.constantFrom("ignore", "error", "preserve"),
+        exact: fc.boolean(),
+        propertyOrder: fc.constantFrom("none", "original")
+      }, { requiredKeys: [] }),
+      { nil: undefined }
+    )
+    const annotated = (s: S, options: object | undefined): S => options === undefined ? s : s.annotations({ parseOptions: options })
+    const property = (type: S, kind: string) =>
+      kind === "required" ? type : kind === "optional" ? Schema.optional(type) : Schema.optionalWith(type, { exact: true })
+    return fc.letrec<{ s: S }>((tie) => ({
+      s: fc.oneof(
+        { depthSize: "small" },
+        leaf,
+        fc.tuple(
+          fc.uniqueArray(fc.tuple(fc.constantFrom(...names), fc.constantFrom("required", "optional", "exact")), { selector: (p) => p[0], maxLength: 4 }),
+          fc.array(tie("s"), { minLength: 4, maxLength: 4 }),
+          parseOptions
+        ).map(([ps, types, options]) => annotated(Schema.Struct(Object.fromEntries(ps.map(([name, kind], i) => [name, property(types[i]!, kind)]))), options)),
+        tie("s").map((s): S => Schema.Array(s)),
+        fc.tuple(fc.array(leaf, { maxLength: 2 }), tie("s"), parseOptions).map(([ps, s, options]) => annotated(Schema.Union(...ps, s), options))
+      ) as fc.Arbitrary<S>
+    })).s
+  })()
+
+  it("any schema of the subset: parsed JSON the check passes decodes to itself, a value it passes encodes to its JSON.stringify", () => {
+    let passed = 0
+    fc.assert(
+      fc.property(
+        anySchema.chain((schema) => fc.tuple(fc.constant(schema), Arbitrary.make(schema), json, fc.constantFrom("a", "0", "z"), json)),
+        ([schema, value, other, name, extra]) => {
+          const check = JsonCheck.compile(schema.ast)
+          const checkValue = JsonCheck.compile(schema.ast, "value")
+          expect(checkValue === undefined).toBe(check === undefined)
+          if (check === undefined || checkValue === undefined) return
+          // Schema cannot build the parser of every such schema (a union of structs with a literal
+          // under an inherited name): the loader's definition throws, the check is never used
+          try {
+            Schema.encodeEither(Schema.parseJson(schema))
+            Schema.decodeUnknownEither(schema)
+          } catch {
+            return
+          }
+          const encoded = Schema.encodeEither(Schema.parseJson(schema))(value)
+          const text = (() => {
+            try {
+              return JSON.stringify(value)
+            } catch {
+              return undefined
+            }
+          })()
+          // what the store gets: the encode falls back to Schema where JSON.stringify writes nothing
+          if (checkValue(value) && text !== undefined) expect(text).toBe(Either.getOrThrow(encoded))
+          const stored: Array<unknown> = [other]
+          if (Either.isRight(encoded)) {
+            const parsed: unknown = JSON.parse(encoded.right)
+            stored.push(parsed)
+            if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+              stored.push({ ...parsed, [name]: extra }, Object.fromEntries(Object.entries(parsed).reverse()))
+            }
+          }
+          for (const u of stored) {
+            const parsed: unknown = JSON.parse(JSON.stringify(u))
+            if (!check(parsed)) continue
+            passed++
+            const d = decoded(schema, parsed)
+            expect(Either.isRight(d)).toBe(true)
+            // deep-equal with the same properties in the same order, at every level
+            expect(JSON.stringify(Either.getOrThrow(d))).toBe(JSON.stringify(parsed))
+            expect(isDeepStrictEqual(Either.getOrThrow(d), parsed)).toBe(true)
+          }
+        }
+      ),
+      { numRuns: 1_000 }
+    )
+    expect(passed).toBeGreaterThan(100)
+  })
 })
