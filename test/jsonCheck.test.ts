@@ -171,6 +171,16 @@ describe("JsonCheck", () => {
         value: () => ({ x: 1, y: 2, [Symbol.for("meta")]: 3 })
       },
       {
+        name: "an optional property not enumerable, before one that is",
+        schema: Schema.Struct({ x: Schema.optional(Schema.Number), y: Schema.Number }),
+        value: () => notEnumerable({ y: 2 }, "x", 1)
+      },
+      {
+        name: "a symbol key in an element, an error for the array and what it holds",
+        schema: Schema.Array(xy).annotations({ parseOptions: { onExcessProperty: "error" } }),
+        value: () => [{ x: 1, y: 2, [Symbol.for("meta")]: 3 }]
+      },
+      {
         name: "nested: an inherited property in an array's element",
         schema: Schema.Array(xy),
         value: () => [{ x: 1, y: 2 }, Object.assign(Object.create({ y: 2 }), { x: 1 })]

@@ -13,8 +13,8 @@
  * value to encode, with the check compiled for values (`"value"`): Schema's encode would give it
  * back unchanged, so `JSON.stringify` of it is what the store gets. A value is not parsed JSON:
  * Schema reads properties that `JSON.stringify` does not write (inherited, not enumerable; a
- * symbol under `onExcessProperty`), and its copy has no `toJSON`: an object with any of them,
- * or with a prototype other than `Object.prototype`, fails the check.
+ * symbol under `onExcessProperty`), and its copy has no `toJSON`: an object with any of them
+ * fails the check (see `structCheck`).
  * A check that fails proves nothing (an extra property that decoding would drop,
  * properties in another order, or an invalid value): the caller then decodes with Schema,
  * which decides and builds the value.
@@ -49,44 +49,61 @@ const hasToJSON = (o: object): boolean => typeof (o as { readonly toJSON?: unkno
  */
 export type Source = "json" | "value"
 
-/** Whether `for…in` lists exactly the properties Schema reads and `JSON.stringify` writes. */
-const ownEnumerable = (o: object): boolean => {
-  const proto = Object.getPrototypeOf(o)
-  return (proto === Object.prototype || proto === null) && Object.keys(o).length === Reflect.ownKeys(o).length
-}
+const hasOwn = (o: object, name: string): boolean => Object.prototype.hasOwnProperty.call(o, name)
 
 /**
  * The struct's properties in their order, and nothing else: a required one missing, one out of
  * order or one the schema does not know fails the check.
+ *
+ * A value (not parsed JSON) may also have properties Schema reads and `JSON.stringify` does not
+ * write: inherited ones (Schema reads one it requires; a value with a prototype other than
+ * `Object.prototype` is left to Schema), own ones that are not enumerable (`for…in` skips them:
+ * an optional property it skips must not be own), and, where `onExcessProperty` makes Schema
+ * look at every own key (`strictKeys`), symbols and extra properties that are not enumerable.
  */
-const structCheck = (properties: ReadonlyArray<Property>, source: Source): Check => {
+const structCheck = (properties: ReadonlyArray<Property>, source: Source, strictKeys: boolean): Check => {
   const values = source === "value"
   // one function for both sources: a check of values runs beside the checks of parsed JSON,
   // and call sites that see one function stay fast
   return (u) => {
     if (typeof u !== "object" || u === null || Array.isArray(u) || hasToJSON(u)) return false
     const o = u as Record<string, unknown>
-    // a value that is not parsed JSON may have properties Schema reads and `JSON.stringify` does
-    // not write: inherited ones (Schema reads one it requires), ones not enumerable, symbols
-    // (under `onExcessProperty`). `for…in` lists inherited properties too: a value with a
-    // prototype of its own is left to Schema
-    if (values && !ownEnumerable(o)) return false
+    if (values) {
+      const proto = Object.getPrototypeOf(o)
+      if (proto !== Object.prototype && proto !== null) return false
+      if (strictKeys && Object.keys(o).length !== Reflect.ownKeys(o).length) return false
+    }
     let j = 0
     for (const key in o) {
       while (j < properties.length && properties[j]!.name !== key) {
-        if (!properties[j]!.optional) return false
+        if (!properties[j]!.optional || (values && hasOwn(o, properties[j]!.name))) return false
         j++
       }
       if (j === properties.length || !properties[j]!.check(o[key])) return false
       j++
     }
-    for (; j < properties.length; j++) if (!properties[j]!.optional) return false
+    for (; j < properties.length; j++) {
+      if (!properties[j]!.optional || (values && hasOwn(o, properties[j]!.name))) return false
+    }
     return true
   }
 }
 
 /** A check equivalent to decoding `ast` (see the module's doc), or `undefined` when it has none. */
-export const compile = (ast: AST.AST, source: Source = "json"): Check | undefined => {
+export const compile = (ast: AST.AST, source: Source = "json"): Check | undefined => go(ast, source, false)
+
+/**
+ * Whether Schema parses `ast` looking at every own key of a struct (`onExcessProperty` "error"
+ * or "preserve"): a `parseOptions` annotation holds for the node and what it contains.
+ */
+const strictKeysAt = (ast: AST.AST, outer: boolean): boolean => {
+  const options = AST.getParseOptionsAnnotation(ast)
+  if (options._tag === "None" || typeof options.value !== "object" || !("onExcessProperty" in options.value)) return outer
+  return options.value.onExcessProperty === "error" || options.value.onExcessProperty === "preserve"
+}
+
+const go = (ast: AST.AST, source: Source, outerStrictKeys: boolean): Check | undefined => {
+  const strictKeys = strictKeysAt(ast, outerStrictKeys)
   switch (ast._tag) {
     case "StringKeyword":
       return isString
@@ -108,16 +125,16 @@ export const compile = (ast: AST.AST, source: Source = "json"): Check | undefine
       const properties: Array<Property> = []
       for (const p of ast.propertySignatures) {
         if (typeof p.name !== "string" || p.name === "__proto__") return undefined
-        const check = compile(p.type, source)
+        const check = go(p.type, source, strictKeys)
         if (check === undefined) return undefined
         properties.push({ name: p.name, optional: p.isOptional, check })
       }
-      return structCheck(properties, source)
+      return structCheck(properties, source, strictKeys)
     }
     case "TupleType": {
       // `Schema.Array`: no fixed elements, one rest element
       if (ast.elements.length > 0 || ast.rest.length !== 1) return undefined
-      const item = compile(ast.rest[0]!.type, source)
+      const item = go(ast.rest[0]!.type, source, strictKeys)
       if (item === undefined) return undefined
       return (u) => {
         if (!Array.isArray(u) || hasToJSON(u)) return false
@@ -131,7 +148,7 @@ export const compile = (ast: AST.AST, source: Source = "json"): Check | undefine
       if (ast.types.filter((t) => !isPrimitive(t)).length > 1) return undefined
       const members: Array<Check> = []
       for (const t of ast.types) {
-        const check = compile(t, source)
+        const check = go(t, source, strictKeys)
         if (check === undefined) return undefined
         members.push(check)
       }
