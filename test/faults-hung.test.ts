@@ -31,8 +31,9 @@ describe("faults: a hung producer", () => {
     await b.load({ callers: CALLERS, durationMs: 1000, pauseMs: 10 })
     // whichever pod leads the next window hangs: every pod is told, and told off once one hangs
     const loading = b.load({ callers: CALLERS, durationMs: 2 * WINDOW + 500, pauseMs: 10 })
-    for (const p of b.fleet.pods) p.send({ type: "hangNextRun", on: true })
+    // a run of the current window may be under way: only the next window's hangs
     const from = b.bucketOf(Date.now()) + 1
+    for (const p of b.fleet.pods) p.send({ type: "hangNextRun", on: true, fromBucket: from })
     const hung = await b.fleet.next("start", { where: (m) => m.bucket >= from })
     for (const p of b.fleet.pods) if (p.id !== hung.id) p.send({ type: "hangNextRun", on: false })
     const stopped = await b.fleet.next("finish", { where: (m) => m.id === hung.id && m.interrupted === true, since: hung.receivedAt, timeoutMs: MAX_RUN + 3000 })

@@ -70,10 +70,12 @@ export type ToPod =
    */
   | { readonly type: "stallNextRun"; readonly ms: number }
   /**
-   * The next producer run on this pod (`on: false` cancels) hangs after its usual sleep, until
-   * it is interrupted (by `maxRun`), while the process and Redis stay healthy: its renewals go on.
+   * The next producer run on this pod of window `fromBucket` or a later one (`on: false`
+   * cancels) hangs after its usual sleep, until it is interrupted (by `maxRun`), while the
+   * process and Redis stay healthy: its renewals go on. A run of an earlier window, under way
+   * when this arrives, leaves it for the next.
    */
-  | { readonly type: "hangNextRun"; readonly on: boolean }
+  | { readonly type: "hangNextRun"; readonly on: boolean; readonly fromBucket?: number }
   /**
    * Retains about `bytesPerSecond` of heap from now on, never freed (0 stops adding): a leak on
    * purpose, to show that the soak's memory bound catches one.
@@ -241,6 +243,7 @@ let failing = false
 let producerMs = config.producerMs
 let stallNextRun = 0
 let hangNextRun = false
+let hangFrom = Number.NEGATIVE_INFINITY
 let failNextRun = false
 let leakTimer: NodeJS.Timeout | undefined
 const leaked: Array<unknown> = []
@@ -255,7 +258,7 @@ const producer = (key: string) =>
     const bucket = Window.bucketOf(wallAt, config.windowMs)
     yield* send({ type: "start", id: config.id, key, at, wallAt, bucket })
     yield* Effect.sleep(producerMs)
-    if (hangNextRun) {
+    if (hangNextRun && bucket >= hangFrom) {
       hangNextRun = false
       return yield* Effect.never.pipe(
         Effect.onInterrupt(() =>
@@ -528,6 +531,7 @@ const main = Effect.gen(function*() {
           break
         case "hangNextRun":
           hangNextRun = message.on
+          hangFrom = message.fromBucket ?? Number.NEGATIVE_INFINITY
           break
         case "heapSnapshot":
           collectGarbage()
