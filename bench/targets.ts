@@ -230,7 +230,9 @@ export const targets = {
     what: "`getMany` of 100 keys in Redis (L1 empty): time ÷ 100 `get`s one after another",
     op: "≤",
     bound: 0.2,
-    unit: "×"
+    unit: "×",
+    whenMissed:
+      "The baseline is lockstep's own L2 `get`, which got cheaper (100 of them took 14.6 ms at 08f2f90, when this ratio was 0.14×, and take 4–7 ms now). `getMany` costs 12–15 µs a key: one pipeline, but ioredis still builds a `Command` per `HMGET` and decodes 14 reply fields per key, and the garbage collector takes about a sixth of the process (`node --cpu-prof --import tsx` on a loop of `getMany` over fresh runtimes). A script returning every record in one reply would save the `Command`s, not the decoding."
   },
   "batch.cold": {
     section: "batch",
