@@ -249,7 +249,7 @@ export const targets = {
     bound: 0.9,
     unit: "×",
     whenMissed:
-      "Neither route's cost is lockstep's: in `npx tsx bench/main.ts --only=http --cpu-prof` (the explorer processes' profiles added up), lockstep's `src/` takes 0.5 % of their CPU, Effect 17.8 %, Node's sockets and HTTP 59.8 %, and `/healthz` itself runs at about a fifth of a bare `node:http` server (the section's table). With autocannon on the same two cores, three runs of the section on the same sources gave 0.90–0.98×."
+      "Neither route's cost is lockstep's: in `npx tsx bench/main.ts --only=http --cpu-prof` (the explorer processes' profiles added up), lockstep's `src/` takes 0.5 % of their CPU, Effect 17.8 %, Node's sockets and HTTP 59.8 %, and `/healthz` itself runs at about a fifth of a bare `node:http` server (the section's table). autocannon loads the same two cores: the figure moves by about a tenth between runs of the same sources (the results files in `bench/results/` of one day show it), more than lockstep's whole share."
   },
   "http.p99": {
     section: "http",
