@@ -305,14 +305,18 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
           Effect.sleep(ms),
           Effect.flatMap(Core.now(core), (at) => {
             const held = l1.entries.get(job.key)
-            if (held === undefined || held.windowMs !== job.spec.windowMs || inflight.get(job.key) !== undefined) return Effect.void
-            if (L1.isHit(held, Window.bucketOf(at, job.spec.windowMs)) || at < held.retryAt) return Effect.void
+            if (held === undefined || held.windowMs !== job.spec.windowMs || noWorker(job.key, at, held)) return Effect.void
+            if (L1.isHit(held, Window.bucketOf(at, job.spec.windowMs))) return Effect.void
             const left = untilStoreBoundary(held, at, job.spec.windowMs)
             return left === 0 ? Effect.asVoid(start(job)) : startOrWait(left)
           })
         )
       return Effect.asVoid(FiberMap.run(atStoreBoundary, job.key, startOrWait(ms), { onlyIfMissing: true }))
     }
+
+    /** No worker is to start for a held value: the key's run is under way, or it backs off. */
+    const noWorker = (key: string, at: number, held: L1.Entry): boolean =>
+      inflight.get(key) !== undefined || at < held.retryAt
 
     /** A held value answered as stale: counted by its age in windows. */
     const stale = (loader: string | undefined, at: number, held: L1.Entry): Core.Outcome => {
@@ -325,11 +329,11 @@ export const make = (store: Store, settings: Resolved): Effect.Effect<Engine, ne
     }
 
     const staleWhileRunning: Engine["staleWhileRunning"] = (key, loader, at, held) =>
-      inflight.get(key) !== undefined || at < held.retryAt ? stale(loader, at, held) : undefined
+      noWorker(key, at, held) ? stale(loader, at, held) : undefined
 
     const serveStale = <E>(job: Core.Job<E>, at: number, held: L1.Entry): Effect.Effect<Core.Outcome, E> => {
       const outcome = stale(job.spec.name, at, held)
-      if (inflight.get(job.key) !== undefined || at < held.retryAt) return Effect.succeed(outcome)
+      if (noWorker(job.key, at, held)) return Effect.succeed(outcome)
       const ms = untilStoreBoundary(held, at, job.spec.windowMs)
       return Effect.as(ms === 0 ? start(job) : startAtStoreBoundary(job, ms), outcome)
     }

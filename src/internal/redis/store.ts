@@ -30,23 +30,36 @@ const numbers = (r: ReadonlyArray<string>, from: number, count: number): Array<n
   return out
 }
 
-/**
- * The record at `at`, if any. The scripts pass on only records they checked; anything else here
- * would still be a miss, never an error, so that data can't trip the breaker.
- */
-/** A record's schema identity, when it carries one (records written before identities do not). */
-const withSchema = (stored: Stored, schema: string | null | undefined): Stored =>
-  schema === undefined || schema === null || schema === "" ? stored : { ...stored, schema }
+/** A number field of a record (`NaN` when missing or empty, which the checks below refuse). */
+const field = (x: string | null | undefined): number => (x === null || x === undefined || x === "" ? NaN : Number(x))
 
-const parseStored = (r: ReadonlyArray<string>, at: number): Option.Option<Stored> => {
-  if (r.length < at + 5) return Option.none()
-  const n = numbers(r, at, 4)
-  if (n === undefined) return Option.none()
-  const [bucket, fence, windowMs, computedAt] = n as [number, number, number, number]
-  return Number.isSafeInteger(bucket) && Number.isSafeInteger(fence) && Number.isSafeInteger(windowMs) && windowMs > 0
-    ? Option.some(withSchema({ data: r[at + 4]!, bucket, fence, windowMs, computedAt }, r[at + 5]))
-    : Option.none()
+/**
+ * The record whose fields `b f w t d` start at `at`, its schema identity at `schemaAt` (records
+ * written before identities carry none), if any. The scripts pass on only records they checked;
+ * anything else here would still be a miss, never an error, so that data can't trip the breaker.
+ * Every L2 read passes here: it reads the reply in place.
+ */
+const storedIn = (r: ReadonlyArray<string | null>, at: number, schemaAt: number): Option.Option<Stored> => {
+  const data = r[at + 4]
+  if (data === null || data === undefined) return Option.none()
+  const bucket = field(r[at])
+  const fence = field(r[at + 1])
+  const windowMs = field(r[at + 2])
+  const computedAt = field(r[at + 3])
+  if (!Number.isSafeInteger(bucket) || !Number.isSafeInteger(fence) || !Number.isSafeInteger(windowMs) || windowMs <= 0) {
+    return Option.none()
+  }
+  if (!Number.isFinite(computedAt)) return Option.none()
+  const schema = r[schemaAt]
+  return Option.some(
+    schema === null || schema === undefined || schema === ""
+      ? { data, bucket, fence, windowMs, computedAt }
+      : { data, bucket, fence, windowMs, computedAt, schema }
+  )
 }
+
+/** The record a script's reply carries at `at`, its schema identity right after it. */
+const parseStored = (r: ReadonlyArray<string>, at: number): Option.Option<Stored> => storedIn(r, at, at + 5)
 
 const asReply = (operation: string, raw: unknown): Effect.Effect<ReadonlyArray<string>, RedisError> =>
   Array.isArray(raw) && raw.length >= 3 && raw.every((x) => typeof x === "string" || Buffer.isBuffer(x))
@@ -231,32 +244,6 @@ export const decodeNotice = (message: Buffer): Notice | undefined => {
  * both (`s ps`).
  */
 const recordFields = ["b", "f", "w", "t", "d", "k", "i", "pb", "pf", "pw", "pt", "pd", "s", "ps"] as const
-
-/** A number field of a plain read (`NaN` when missing or empty, as `numbers` refuses those). */
-const field = (x: string | null | undefined): number => (x === null || x === undefined || x === "" ? NaN : Number(x))
-
-/**
- * The value of a plain read's fields `b f w t d` from `at`, its schema identity at `schemaAt`:
- * `parseStored`'s checks, without building the reply it takes (every L2 read passes here).
- */
-const storedIn = (r: ReadonlyArray<string | null>, at: number, schemaAt: number): Option.Option<Stored> => {
-  const data = r[at + 4]
-  if (data === null || data === undefined) return Option.none()
-  const bucket = field(r[at])
-  const fence = field(r[at + 1])
-  const windowMs = field(r[at + 2])
-  const computedAt = field(r[at + 3])
-  if (!Number.isSafeInteger(bucket) || !Number.isSafeInteger(fence) || !Number.isSafeInteger(windowMs) || windowMs <= 0) {
-    return Option.none()
-  }
-  if (!Number.isFinite(computedAt)) return Option.none()
-  const schema = r[schemaAt]
-  return Option.some(
-    schema === null || schema === undefined || schema === ""
-      ? { data, bucket, fence, windowMs, computedAt }
-      : { data, bucket, fence, windowMs, computedAt, schema }
-  )
-}
 
 /** A plain read's reply: what the scripts would not pass on reads as absent, as they would. */
 const decodeRead = (k: Pick<Keys.Keys, "full">, r: ReadonlyArray<string | null>): PlainRead => {
